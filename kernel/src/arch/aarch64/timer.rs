@@ -1,0 +1,27 @@
+//! The Arm generic timer: the EL1 physical timer drives the scheduler tick, and the
+//! physical counter is the kernel's monotonic clock.
+
+use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, CNTPCT_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0};
+
+/// Counter frequency as the CPU reports it (0 if firmware never set it).
+pub fn reported_frequency() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
+/// Current counter value.
+#[inline]
+pub fn counter() -> u64 {
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    CNTPCT_EL0.get()
+}
+
+/// Fires the timer interrupt when the counter reaches `deadline`.
+pub fn arm_at(deadline: u64) {
+    CNTP_CVAL_EL0.set(deadline);
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+}
+
+/// Stops the timer interrupt.
+pub fn disarm() {
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR);
+}

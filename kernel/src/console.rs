@@ -1,0 +1,164 @@
+//! The kernel console: the PL011, a log with a monotonic timestamp on every line, and
+//! interrupt-driven input.
+
+use crate::driver::pl011::Pl011;
+use crate::sched::WaitQueue;
+use crate::sync::IrqLock;
+use core::fmt::{self, Write};
+
+static UART: IrqLock<Option<Pl011>> = IrqLock::new("console", None);
+
+/// Received bytes not yet read.
+struct RxRing {
+    buf: [u8; 256],
+    head: usize,
+    len: usize,
+    dropped: usize,
+}
+
+static RX: IrqLock<RxRing> = IrqLock::new("console input", RxRing { buf: [0; 256], head: 0, len: 0, dropped: 0 });
+static RX_WAIT: WaitQueue = WaitQueue::new();
+
+pub fn init(uart: Pl011) {
+    *UART.lock() = Some(uart);
+}
+
+/// Base address of the console UART, if there is one.
+pub fn uart_base() -> Option<usize> {
+    UART.lock().as_ref().map(|u| u.base())
+}
+
+/// For the fatal-fault path only: the holder will never resume.
+pub fn force_unlock() {
+    UART.force_unlock();
+}
+
+struct Writer<'a>(&'a Pl011);
+
+impl Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.0.write_byte(b'\r');
+            }
+            self.0.write_byte(b);
+        }
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments) {
+    if let Some(uart) = UART.lock().as_ref() {
+        let _ = Writer(uart).write_fmt(args);
+    }
+}
+
+#[doc(hidden)]
+pub fn _log(level: &str, args: fmt::Arguments) {
+    let ns = crate::time::uptime_ns();
+    if let Some(uart) = UART.lock().as_ref() {
+        let mut w = Writer(uart);
+        let _ = write!(w, "[{:5}.{:06}] {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level);
+        let _ = w.write_fmt(args);
+        let _ = w.write_str("\n");
+    }
+}
+
+/// Waits until everything printed has left the UART.
+pub fn flush() {
+    if let Some(u) = UART.lock().as_ref() {
+        u.flush();
+    }
+}
+
+/// Raw output, no timestamp.
+#[macro_export]
+macro_rules! kprint {
+    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
+}
+
+/// Raw output line, no timestamp.
+#[macro_export]
+macro_rules! kprintln {
+    () => ($crate::console::_print(format_args!("\n")));
+    ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
+}
+
+/// A timestamped log line.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => ($crate::console::_log("", format_args!($($arg)*)));
+}
+
+/// A timestamped warning line.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => ($crate::console::_log("warning: ", format_args!($($arg)*)));
+}
+
+fn on_rx_interrupt(_irq: crate::irq::IrqNumber, _ctx: usize) {
+    {
+        let uart = UART.lock();
+        let Some(uart) = uart.as_ref() else { return };
+        let mut rx = RX.lock();
+        while let Some(b) = uart.read_byte() {
+            if rx.len == rx.buf.len() {
+                rx.dropped += 1;
+                continue;
+            }
+            let at = (rx.head + rx.len) % rx.buf.len();
+            rx.buf[at] = b;
+            rx.len += 1;
+        }
+        uart.clear_rx_interrupt();
+    }
+    RX_WAIT.wake_all();
+}
+
+/// Starts interrupt-driven input on `irq`.
+pub fn enable_input(irq: crate::irq::IrqNumber) -> Result<(), crate::irq::IrqError> {
+    crate::irq::register(irq, crate::irq::Handler { name: "console rx", func: on_rx_interrupt, context: 0 })?;
+    if let Some(u) = UART.lock().as_ref() {
+        u.enable_rx_interrupt();
+    }
+    Ok(())
+}
+
+/// Blocks the calling thread until a byte arrives.
+pub fn read_byte() -> u8 {
+    RX_WAIT.wait_until(|| {
+        let mut rx = RX.lock();
+        (rx.len > 0).then(|| {
+            let b = rx.buf[rx.head];
+            rx.head = (rx.head + 1) % rx.buf.len();
+            rx.len -= 1;
+            b
+        })
+    })
+}
+
+/// Reads a line (without its end) into `buf`, echoing it; returns its length.
+pub fn read_line(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    loop {
+        match read_byte() {
+            b'\r' | b'\n' => {
+                kprintln!();
+                return n;
+            }
+            0x7f | 0x08 if n > 0 => {
+                n -= 1;
+                kprint!("\x08 \x08");
+            }
+            b if b.is_ascii_graphic() || b == b' ' => {
+                if n < buf.len() {
+                    buf[n] = b;
+                    n += 1;
+                    kprint!("{}", b as char);
+                }
+            }
+            _ => {}
+        }
+    }
+}

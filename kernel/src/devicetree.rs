@@ -1,0 +1,427 @@
+//! What the kernel learns from the flattened device tree (the `fdt` crate parses the
+//! structure; this module adds address translation through `ranges`, interrupt parents,
+//! and checks). It runs before the heap exists, so it stores results in fixed arrays.
+
+use crate::arch::psci::Conduit;
+use fdt::node::FdtNode;
+use fdt::Fdt;
+
+/// A physical address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Region {
+    pub base: usize,
+    pub size: usize,
+}
+
+impl Region {
+    pub fn end(&self) -> usize {
+        self.base.saturating_add(self.size)
+    }
+    pub fn overlaps(&self, other: &Region) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+    pub fn contains(&self, other: &Region) -> bool {
+        other.base >= self.base && other.end() <= self.end()
+    }
+}
+
+impl core::fmt::Display for Region {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "[{:#x}, {:#x})", self.base, self.end())
+    }
+}
+
+/// A small fixed-capacity list (no heap yet when the device tree is read).
+#[derive(Clone, Copy)]
+pub struct List<T: Copy + Default, const N: usize> {
+    items: [T; N],
+    len: usize,
+    pub overflowed: bool,
+}
+
+impl<T: Copy + Default, const N: usize> List<T, N> {
+    pub fn new() -> Self {
+        Self { items: [T::default(); N], len: 0, overflowed: false }
+    }
+    pub fn push(&mut self, v: T) {
+        if self.len < N {
+            self.items[self.len] = v;
+            self.len += 1;
+        } else {
+            self.overflowed = true;
+        }
+    }
+    pub fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+}
+
+/// An `interrupts` specifier and the controller it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqSpec {
+    /// The matching `compatible` string of the interrupt parent.
+    pub controller: &'static str,
+    raw: [u32; 4],
+    len: usize,
+}
+
+impl IrqSpec {
+    /// A specifier a board module supplies when the device tree has none.
+    pub fn new(controller: &'static str, cells: &[u32]) -> Self {
+        let mut raw = [0; 4];
+        let len = cells.len().min(4);
+        raw[..len].copy_from_slice(&cells[..len]);
+        Self { controller, raw, len }
+    }
+
+    pub fn cells(&self) -> &[u32] {
+        &self.raw[..self.len]
+    }
+}
+
+/// A device node: its first register range (CPU address) and first interrupt.
+#[derive(Clone, Copy, Debug)]
+pub struct Device {
+    pub name: &'static str,
+    pub reg: Region,
+    pub irq: Option<IrqSpec>,
+}
+
+/// Where the initrd is, according to `/chosen`.
+#[derive(Clone, Copy, Debug)]
+pub enum InitrdInfo {
+    /// No `linux,initrd-start`/`-end`.
+    Absent,
+    Present(Region),
+    /// The properties exist but make no sense.
+    Malformed(&'static str),
+}
+
+/// Everything the kernel takes from the device tree.
+pub struct Platform {
+    pub dtb: Region,
+    pub model: &'static str,
+    pub memory: List<Region, 8>,
+    pub reserved: List<Region, 16>,
+    pub uart: Option<Device>,
+    pub uart_clock_hz: Option<u32>,
+    pub gic: Option<(Region, Region)>,
+    pub bcm_local: Option<Region>,
+    pub bcm_armctrl: Option<Region>,
+    pub timer_irq: Option<IrqSpec>,
+    pub timer_frequency: Option<u64>,
+    pub initrd: InitrdInfo,
+    pub bootargs: &'static str,
+    pub psci: Option<Conduit>,
+}
+
+impl Platform {
+    /// Nothing known: used when there is no usable device tree; the board fills it in.
+    pub fn empty() -> Self {
+        Platform {
+            dtb: Region::default(),
+            model: "(no device tree)",
+            memory: List::new(),
+            reserved: List::new(),
+            uart: None,
+            uart_clock_hz: None,
+            gic: None,
+            bcm_local: None,
+            bcm_armctrl: None,
+            timer_irq: None,
+            timer_frequency: None,
+            initrd: InitrdInfo::Absent,
+            bootargs: "",
+            psci: None,
+        }
+    }
+}
+
+/// Why no device tree could be used at all.
+#[derive(Clone, Copy, Debug)]
+pub enum DtbError {
+    /// `x0` is zero, unaligned, or outside memory the kernel can read at boot.
+    BadPointer(usize),
+    /// `fdt` refused the header (bad magic, bad sizes, ...).
+    Invalid(usize),
+}
+
+impl core::fmt::Display for DtbError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DtbError::BadPointer(p) => write!(f, "x0 = {p:#x} does not point at readable memory"),
+            DtbError::Invalid(p) => write!(f, "no valid flattened device tree at {p:#x} (bad magic or header)"),
+        }
+    }
+}
+
+const MAX_DEPTH: usize = 8;
+const FDT_MAGIC: u32 = 0xd00d_feed;
+/// Upper bound on a device tree we accept, to keep a corrupt size from running away.
+const MAX_DTB_SIZE: usize = 2 << 20;
+
+fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Reads an address or size of `cells` 32-bit cells.
+fn read_cells(bytes: &[u8], at: usize, cells: usize) -> Option<usize> {
+    match cells {
+        0 => Some(0),
+        1 => be32(bytes, at).map(|v| v as usize),
+        2 => Some(((be32(bytes, at)? as usize) << 32) | be32(bytes, at + 4)? as usize),
+        _ => None,
+    }
+}
+
+fn prop_u32(node: FdtNode<'_, 'static>, name: &str) -> Option<u32> {
+    node.property(name).and_then(|p| be32(p.value, 0))
+}
+
+fn prop_str(node: FdtNode<'_, 'static>, name: &str) -> Option<&'static str> {
+    let v = node.property(name)?.value;
+    let v = v.split(|&b| b == 0).next()?;
+    core::str::from_utf8(v).ok()
+}
+
+fn is_compatible(node: FdtNode<'_, 'static>, with: &[&str]) -> Option<&'static str> {
+    node.compatible()?.all().find(|c| with.contains(c))
+}
+
+fn enabled(node: FdtNode<'_, 'static>) -> bool {
+    !matches!(prop_str(node, "status"), Some("disabled") | Some("fail"))
+}
+
+/// One bus level on the path from the root: how its children encode addresses, and how
+/// they map to the parent bus.
+#[derive(Clone, Copy, Default)]
+struct Bus {
+    address_cells: usize,
+    size_cells: usize,
+    /// Raw `ranges` of the node that owns this bus; `None` means identity.
+    ranges: Option<&'static [u8]>,
+    parent_address_cells: usize,
+}
+
+/// Translates `addr` (on the innermost bus of `chain`) to a CPU physical address.
+fn translate(chain: &[Bus], mut addr: usize) -> Option<usize> {
+    for bus in chain.iter().rev() {
+        let Some(ranges) = bus.ranges else { continue };
+        if ranges.is_empty() {
+            continue;
+        }
+        let entry = 4 * (bus.address_cells + bus.parent_address_cells + bus.size_cells);
+        if entry == 0 {
+            return None;
+        }
+        let mut found = None;
+        let mut at = 0;
+        while at + entry <= ranges.len() {
+            let child = read_cells(ranges, at, bus.address_cells)?;
+            let parent = read_cells(ranges, at + 4 * bus.address_cells, bus.parent_address_cells)?;
+            let size = read_cells(ranges, at + 4 * (bus.address_cells + bus.parent_address_cells), bus.size_cells)?;
+            if addr >= child && addr - child < size {
+                found = Some(parent.checked_add(addr - child)?);
+                break;
+            }
+            at += entry;
+        }
+        addr = found?;
+    }
+    Some(addr)
+}
+
+struct Walker {
+    platform: Platform,
+    stdout_name: Option<&'static str>,
+    fdt: Fdt<'static>,
+}
+
+impl Walker {
+    fn reg(&self, node: FdtNode<'_, 'static>, chain: &[Bus], index: usize) -> Option<Region> {
+        let bus = chain.last()?;
+        let reg = node.property("reg")?.value;
+        let entry = 4 * (bus.address_cells + bus.size_cells);
+        if entry == 0 {
+            return None;
+        }
+        let at = index.checked_mul(entry)?;
+        let addr = read_cells(reg, at, bus.address_cells)?;
+        let size = read_cells(reg, at + 4 * bus.address_cells, bus.size_cells)?;
+        Some(Region { base: translate(chain, addr)?, size })
+    }
+
+    fn irq(&self, node: FdtNode<'_, 'static>, inherited_parent: Option<u32>, index: usize) -> Option<IrqSpec> {
+        let phandle = prop_u32(node, "interrupt-parent").or(inherited_parent)?;
+        let parent = self.fdt.find_phandle(phandle)?;
+        let cells = prop_u32(parent, "#interrupt-cells")? as usize;
+        if cells == 0 || cells > 4 {
+            return None;
+        }
+        let controller = parent.compatible()?.all().next()?;
+        let value = node.property("interrupts")?.value;
+        let mut spec = IrqSpec { controller, raw: [0; 4], len: cells };
+        for i in 0..cells {
+            spec.raw[i] = be32(value, 4 * (index * cells + i))?;
+        }
+        Some(spec)
+    }
+
+    fn visit(&mut self, node: FdtNode<'_, 'static>, chain: &[Bus], irq_parent: Option<u32>) {
+        if prop_str(node, "device_type") == Some("memory") && enabled(node) {
+            for i in 0.. {
+                match self.reg(node, chain, i) {
+                    Some(r) if r.size > 0 => self.platform.memory.push(r),
+                    _ => break,
+                }
+            }
+            return;
+        }
+        if !enabled(node) {
+            return;
+        }
+        if is_compatible(node, &["arm,pl011"]).is_some() {
+            let is_stdout = self.stdout_name == Some(node.name);
+            if self.platform.uart.is_none() || is_stdout {
+                if let Some(reg) = self.reg(node, chain, 0) {
+                    let irq = self.irq(node, irq_parent, 0);
+                    self.platform.uart = Some(Device { name: node.name, reg, irq });
+                    self.platform.uart_clock_hz = prop_u32(node, "clock-frequency");
+                }
+            }
+        } else if is_compatible(node, crate::driver::gicv2::COMPATIBLE).is_some() {
+            if let (Some(d), Some(c)) = (self.reg(node, chain, 0), self.reg(node, chain, 1)) {
+                self.platform.gic = Some((d, c));
+            }
+        } else if is_compatible(node, &[crate::driver::bcm2836_intc::LOCAL_COMPATIBLE]).is_some() {
+            self.platform.bcm_local = self.reg(node, chain, 0);
+        } else if is_compatible(node, crate::driver::bcm2836_intc::ARMCTRL_COMPATIBLE).is_some() {
+            self.platform.bcm_armctrl = self.reg(node, chain, 0);
+        } else if is_compatible(node, &["arm,armv8-timer", "arm,armv7-timer"]).is_some() {
+            // Entry 1 is the non-secure EL1 physical timer, the one QvQ uses.
+            self.platform.timer_irq = self.irq(node, irq_parent, 1);
+            self.platform.timer_frequency = prop_u32(node, "clock-frequency").map(|f| f as u64);
+        } else if is_compatible(node, &["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]).is_some() {
+            self.platform.psci = match prop_str(node, "method") {
+                Some("hvc") => Some(Conduit::Hvc),
+                Some("smc") => Some(Conduit::Smc),
+                _ => None,
+            };
+        } else if node.name == "reserved-memory" {
+            // Its children are carved out of RAM; they use this node's cell sizes.
+            let bus = Bus {
+                address_cells: prop_u32(node, "#address-cells").unwrap_or(2) as usize,
+                size_cells: prop_u32(node, "#size-cells").unwrap_or(1) as usize,
+                ranges: node.property("ranges").map(|r| r.value),
+                parent_address_cells: chain.last().map_or(2, |b| b.address_cells),
+            };
+            let mut inner = [Bus::default(); MAX_DEPTH + 1];
+            inner[..chain.len()].copy_from_slice(chain);
+            inner[chain.len()] = bus;
+            for child in node.children() {
+                if let Some(r) = self.reg(child, &inner[..=chain.len()], 0) {
+                    self.platform.reserved.push(r);
+                }
+            }
+            return;
+        }
+        if chain.len() >= MAX_DEPTH {
+            return;
+        }
+        let bus = Bus {
+            address_cells: prop_u32(node, "#address-cells").unwrap_or(2) as usize,
+            size_cells: prop_u32(node, "#size-cells").unwrap_or(1) as usize,
+            ranges: node.property("ranges").map(|r| r.value),
+            parent_address_cells: chain.last().map_or(2, |b| b.address_cells),
+        };
+        let mut inner = [Bus::default(); MAX_DEPTH + 1];
+        inner[..chain.len()].copy_from_slice(chain);
+        inner[chain.len()] = bus;
+        let child_parent = prop_u32(node, "interrupt-parent").or(irq_parent);
+        for child in node.children() {
+            self.visit(child, &inner[..=chain.len()], child_parent);
+        }
+    }
+}
+
+/// Reads `/chosen/linux,initrd-start` and `-end` (32- or 64-bit cells).
+fn initrd_info(fdt: &Fdt<'static>) -> InitrdInfo {
+    let Some(chosen) = fdt.find_node("/chosen") else { return InitrdInfo::Absent };
+    let read = |name| {
+        chosen.property(name).map(|p| match p.value.len() {
+            4 => be32(p.value, 0).map(|v| v as usize),
+            8 => read_cells(p.value, 0, 2),
+            _ => None,
+        })
+    };
+    match (read("linux,initrd-start"), read("linux,initrd-end")) {
+        (None, None) => InitrdInfo::Absent,
+        (Some(Some(start)), Some(Some(end))) if end > start => InitrdInfo::Present(Region { base: start, size: end - start }),
+        (Some(Some(_)), Some(Some(_))) => InitrdInfo::Malformed("linux,initrd-end is not above linux,initrd-start"),
+        (Some(_), None) | (None, Some(_)) => InitrdInfo::Malformed("only one of linux,initrd-start and linux,initrd-end is present"),
+        _ => InitrdInfo::Malformed("linux,initrd-start/-end are neither 32- nor 64-bit cells"),
+    }
+}
+
+/// Parses the device tree at physical address `ptr`. `readable` is RAM the boot map
+/// covers; the pointer must lie inside it before anything is read.
+pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
+    if ptr == 0 || ptr % 8 != 0 || !readable.contains(&Region { base: ptr, size: 40 }) {
+        return Err(DtbError::BadPointer(ptr));
+    }
+    // SAFETY: the 40-byte header lies in mapped RAM (checked above) and is 8-byte aligned.
+    let header = unsafe { core::slice::from_raw_parts(ptr as *const u8, 40) };
+    if be32(header, 0) != Some(FDT_MAGIC) {
+        return Err(DtbError::Invalid(ptr));
+    }
+    let size = be32(header, 4).unwrap_or(0) as usize;
+    if size < 40 || size > MAX_DTB_SIZE || !readable.contains(&Region { base: ptr, size }) {
+        return Err(DtbError::Invalid(ptr));
+    }
+    // SAFETY: the whole blob lies in mapped RAM (checked above). The frame allocator
+    // reserves it, so it stays valid and unchanged for the kernel's lifetime.
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, size) };
+    let fdt = Fdt::new(bytes).map_err(|_| DtbError::Invalid(ptr))?;
+
+    let mut reserved = List::new();
+    for r in fdt.memory_reservations() {
+        reserved.push(Region { base: r.address() as usize, size: r.size() });
+    }
+    let chosen = fdt.find_node("/chosen");
+    let stdout_name = chosen.and_then(|c| prop_str(c, "stdout-path")).and_then(|path| {
+        let path = path.split(':').next()?;
+        let path = if path.starts_with('/') { path } else { fdt.aliases()?.resolve(path)? };
+        path.rsplit('/').next()
+    });
+    let platform = Platform {
+        dtb: Region { base: ptr, size },
+        model: fdt.find_node("/").and_then(|r| prop_str(r, "model")).unwrap_or("(no model)"),
+        reserved,
+        initrd: initrd_info(&fdt),
+        bootargs: chosen.and_then(|c| prop_str(c, "bootargs")).unwrap_or(""),
+        ..Platform::empty()
+    };
+    let mut walker = Walker { platform, stdout_name, fdt: fdt.clone() };
+    if let Some(root) = fdt.find_node("/") {
+        let root_bus = Bus {
+            address_cells: prop_u32(root, "#address-cells").unwrap_or(2) as usize,
+            size_cells: prop_u32(root, "#size-cells").unwrap_or(1) as usize,
+            ranges: None,
+            parent_address_cells: 2,
+        };
+        let irq_parent = prop_u32(root, "interrupt-parent");
+        for child in root.children() {
+            walker.visit(child, &[root_bus], irq_parent);
+        }
+    }
+    Ok(walker.platform)
+}
+
+/// The value of `key=value` in the kernel command line, if present.
+pub fn bootarg<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
+    bootargs.split_ascii_whitespace().find_map(|arg| {
+        let (k, v) = arg.split_once('=').unwrap_or((arg, ""));
+        (k == key).then_some(v)
+    })
+}

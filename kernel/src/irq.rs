@@ -1,0 +1,106 @@
+//! Interrupt dispatch: one controller (chosen from the device tree) and a table of handlers
+//! that drivers register into.
+
+use crate::sync::IrqLock;
+use alloc::collections::BTreeMap;
+
+/// An interrupt number in the active controller's numbering.
+pub type IrqNumber = u32;
+
+/// What every interrupt controller driver provides.
+pub trait IrqController: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Unmasks `irq`; false if this controller has no such line.
+    fn enable(&self, irq: IrqNumber) -> bool;
+    fn disable(&self, irq: IrqNumber);
+    /// The highest-priority pending interrupt, acknowledged; `None` if spurious.
+    fn claim(&self) -> Option<IrqNumber>;
+    /// Signals the end of handling `irq`.
+    fn complete(&self, irq: IrqNumber);
+    /// Decodes a device-tree `interrupts` specifier whose parent is the controller node
+    /// with compatible string `controller`.
+    fn translate(&self, controller: &str, cells: &[u32]) -> Option<IrqNumber>;
+}
+
+/// A registered handler: a function and an opaque word it gets back.
+#[derive(Clone, Copy)]
+pub struct Handler {
+    pub name: &'static str,
+    pub func: fn(IrqNumber, usize),
+    pub context: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqError {
+    NoController,
+    AlreadyRegistered,
+    NoSuchLine,
+}
+
+impl core::fmt::Display for IrqError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            IrqError::NoController => "no interrupt controller",
+            IrqError::AlreadyRegistered => "interrupt already has a handler",
+            IrqError::NoSuchLine => "the controller has no such interrupt line",
+        })
+    }
+}
+
+static CONTROLLER: IrqLock<Option<&'static dyn IrqController>> = IrqLock::new("irq controller", None);
+static HANDLERS: IrqLock<BTreeMap<IrqNumber, Handler>> = IrqLock::new("irq handlers", BTreeMap::new());
+
+pub fn set_controller(c: &'static dyn IrqController) {
+    *CONTROLLER.lock() = Some(c);
+}
+
+pub fn controller() -> Option<&'static dyn IrqController> {
+    *CONTROLLER.lock()
+}
+
+/// Decodes a device-tree interrupt specifier with the active controller.
+pub fn translate(spec: &crate::devicetree::IrqSpec) -> Option<IrqNumber> {
+    controller()?.translate(spec.controller, spec.cells())
+}
+
+/// Installs `handler` for `irq` and unmasks it.
+pub fn register(irq: IrqNumber, handler: Handler) -> Result<(), IrqError> {
+    let c = controller().ok_or(IrqError::NoController)?;
+    {
+        let mut table = HANDLERS.lock();
+        if table.contains_key(&irq) {
+            return Err(IrqError::AlreadyRegistered);
+        }
+        table.insert(irq, handler);
+    }
+    if !c.enable(irq) {
+        HANDLERS.lock().remove(&irq);
+        return Err(IrqError::NoSuchLine);
+    }
+    Ok(())
+}
+
+/// Masks `irq` and removes its handler.
+pub fn unregister(irq: IrqNumber) {
+    if let Some(c) = controller() {
+        c.disable(irq);
+    }
+    HANDLERS.lock().remove(&irq);
+}
+
+/// Called by the exception vector on IRQ, with interrupts masked.
+pub fn handle_interrupt() {
+    let Some(c) = controller() else { return };
+    while let Some(irq) = c.claim() {
+        let handler = HANDLERS.lock().get(&irq).copied();
+        match handler {
+            Some(h) => (h.func)(irq, h.context),
+            None => {
+                // Nobody asked for it: mask it so it cannot storm.
+                c.disable(irq);
+                crate::warn!("irq: interrupt {irq} has no handler; masked it");
+            }
+        }
+        c.complete(irq);
+    }
+}

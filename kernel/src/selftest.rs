@@ -1,0 +1,136 @@
+//! Boot-time self tests, chosen with `qvq.test=NAME` on the kernel command line. The QEMU
+//! harness (`cargo xtask test`) boots one per test and judges the console and exit status.
+//! Each prints `selftest NAME: PASS` and powers off with 0, or `... FAIL: why` and 1;
+//! the fault tests end in the kernel's fault report (status 3) by design.
+
+use crate::sched::{self, Priority, WaitQueue};
+use crate::{info, kprintln};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "ticks", "threads", "waitqueue"];
+
+fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
+    info!("selftest {name}: PASS ({detail})");
+    crate::power::exit(0)
+}
+
+fn fail(name: &str, detail: core::fmt::Arguments) -> ! {
+    info!("selftest {name}: FAIL: {detail}");
+    crate::power::exit(1)
+}
+
+/// Runs the named test in the calling (init) thread. Never returns.
+pub fn run(name: &str) -> ! {
+    info!("selftest {name}: start");
+    match name {
+        "boot" => pass(name, format_args!("booted to the init thread")),
+        "fault" => {
+            // An address no page table maps: the kernel must print a decoded report.
+            let p = 0x8 as *const u64;
+            // SAFETY: deliberately unsound — this test exists to take a data abort.
+            let v = unsafe { core::ptr::read_volatile(p) };
+            fail(name, format_args!("read of an unmapped address returned {v}"))
+        }
+        "stack-overflow" => {
+            #[allow(unconditional_recursion)]
+            fn recurse(depth: u64) -> u64 {
+                let pad = [depth; 64];
+                core::hint::black_box(&pad);
+                recurse(depth + 1) + pad[3]
+            }
+            let v = recurse(0);
+            fail(name, format_args!("unbounded recursion returned {v}"))
+        }
+        "wx-write" => {
+            let text = run as usize as *mut u32;
+            // SAFETY: deliberately unsound — kernel text is mapped read-only; this must fault.
+            unsafe { core::ptr::write_volatile(text, 0xd503_201f) };
+            fail(name, format_args!("a write to kernel text succeeded"))
+        }
+        "wx-exec" => {
+            static mut DATA: [u32; 2] = [0xd65f_03c0, 0]; // `ret`
+            let f = core::ptr::addr_of!(DATA) as usize;
+            // SAFETY: deliberately unsound — data is mapped execute-never; this must fault.
+            let f: extern "C" fn() = unsafe { core::mem::transmute(f) };
+            f();
+            fail(name, format_args!("code in a data page ran"))
+        }
+        "ticks" => {
+            let t0 = crate::time::ticks();
+            let c0 = crate::time::uptime_ns();
+            sched::sleep_ms(200);
+            let (t1, c1) = (crate::time::ticks(), crate::time::uptime_ns());
+            let (ticks, ms) = (t1 - t0, (c1 - c0) / 1_000_000);
+            if !crate::time::ticking() {
+                fail(name, format_args!("the timer interrupt is not running"))
+            } else if !(18..=40).contains(&ticks) || ms < 200 {
+                fail(name, format_args!("{ticks} ticks in {ms} ms of sleep_ms(200)"))
+            } else {
+                pass(name, format_args!("{ticks} ticks during a 200 ms sleep, {ms} ms by the counter"))
+            }
+        }
+        "threads" => threads(name),
+        "waitqueue" => waitqueue(name),
+        other => fail(other, format_args!("unknown test; known: {}", NAMES.join(", "))),
+    }
+}
+
+/// Two busy threads of equal priority that never yield: only the tick can interleave them.
+fn threads(name: &str) -> ! {
+    const ROUNDS: usize = 6;
+    let trace: Arc<crate::sync::IrqLock<Vec<u8>>> = Arc::new(crate::sync::IrqLock::new("trace", Vec::new()));
+    let done = Arc::new(AtomicUsize::new(0));
+    for tag in [b'A', b'B'] {
+        let (trace, done) = (trace.clone(), done.clone());
+        let spawned = sched::spawn(if tag == b'A' { "spin-a" } else { "spin-b" }, Priority::Normal, move || {
+            for round in 0..ROUNDS {
+                // Spin ~25 ms by the counter, never yielding.
+                let until = crate::time::uptime_ns() + 25_000_000;
+                while crate::time::uptime_ns() < until {
+                    core::hint::spin_loop();
+                }
+                trace.lock().push(tag);
+                kprintln!("thread {} round {}", tag as char, round);
+            }
+            let d = done.load(Ordering::Relaxed);
+            done.store(d + 1, Ordering::Relaxed);
+        });
+        if let Err(e) = spawned {
+            fail(name, format_args!("spawn: {e}"));
+        }
+    }
+    while done.load(Ordering::Relaxed) < 2 {
+        sched::sleep_ms(20);
+    }
+    let trace = trace.lock().clone();
+    let changes = trace.windows(2).filter(|w| w[0] != w[1]).count();
+    let stats = sched::stats();
+    if changes >= 2 && stats.preemptions > 0 {
+        pass(name, format_args!("order {}, {} alternations, {} preemptions", core::str::from_utf8(&trace).unwrap_or("?"), changes, stats.preemptions))
+    } else {
+        fail(name, format_args!("no interleaving: order {}, {} preemptions", core::str::from_utf8(&trace).unwrap_or("?"), stats.preemptions))
+    }
+}
+
+/// A consumer blocks on a wait queue; a producer sleeps, then wakes it.
+fn waitqueue(name: &str) -> ! {
+    static QUEUE: WaitQueue = WaitQueue::new();
+    static READY: AtomicBool = AtomicBool::new(false);
+    let before = crate::time::ticks();
+    if let Err(e) = sched::spawn("producer", Priority::Normal, || {
+        sched::sleep_ms(50);
+        READY.store(true, Ordering::Relaxed);
+        QUEUE.wake_all();
+    }) {
+        fail(name, format_args!("spawn: {e}"));
+    }
+    QUEUE.wait_until(|| READY.load(Ordering::Relaxed).then_some(()));
+    let waited = crate::time::ticks() - before;
+    if waited >= 5 {
+        pass(name, format_args!("blocked {waited} ticks until woken"))
+    } else {
+        fail(name, format_args!("woke after only {waited} ticks"))
+    }
+}
