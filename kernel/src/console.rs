@@ -23,11 +23,6 @@ pub fn init(uart: Pl011) {
     *UART.lock() = Some(uart);
 }
 
-/// Base address of the console UART, if there is one.
-pub fn uart_base() -> Option<usize> {
-    UART.lock().as_ref().map(|u| u.base())
-}
-
 /// For the fatal-fault path only: the holder will never resume.
 pub fn force_unlock() {
     UART.force_unlock();

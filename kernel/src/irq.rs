@@ -80,12 +80,11 @@ pub fn register(irq: IrqNumber, handler: Handler) -> Result<(), IrqError> {
     Ok(())
 }
 
-/// Masks `irq` and removes its handler.
-pub fn unregister(irq: IrqNumber) {
-    if let Some(c) = controller() {
-        c.disable(irq);
+/// (irq, handler name) for every registered handler.
+pub fn for_each_handler(mut f: impl FnMut(IrqNumber, &'static str)) {
+    for (irq, h) in HANDLERS.lock().iter() {
+        f(*irq, h.name);
     }
-    HANDLERS.lock().remove(&irq);
 }
 
 /// Called by the exception vector on IRQ, with interrupts masked.

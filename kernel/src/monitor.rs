@@ -2,7 +2,7 @@
 
 use crate::{kprint, kprintln};
 
-const HELP: &str = "commands: help, uptime, threads, mem, initrd, poweroff";
+const HELP: &str = "commands: help, uptime, threads, irqs, mem, initrd, poweroff";
 
 pub fn run(initrd: Option<&'static [u8]>) -> ! {
     kprintln!("QvQ kernel monitor. {HELP}");
@@ -27,6 +27,13 @@ pub fn run(initrd: Option<&'static [u8]>) -> ! {
                 let s = crate::sched::stats();
                 kprintln!("{} threads, {} switches, {} preemptions", s.threads, s.switches, s.preemptions);
                 crate::sched::for_each_thread(|id, prio, state, name| kprintln!("  {id:<6} {prio:<7?} {state:<9?} {name}"));
+            }
+            "irqs" => {
+                match crate::irq::controller() {
+                    Some(c) => kprintln!("controller: {}", c.name()),
+                    None => kprintln!("no interrupt controller"),
+                }
+                crate::irq::for_each_handler(|irq, name| kprintln!("  irq {irq:<4} {name}"));
             }
             "mem" => {
                 let (used, size) = crate::memory::heap::usage();

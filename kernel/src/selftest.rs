@@ -9,7 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "ticks", "threads", "waitqueue"];
+pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "ticks", "threads", "priorities", "waitqueue"];
 
 fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: PASS ({detail})");
@@ -44,7 +44,7 @@ pub fn run(name: &str) -> ! {
             fail(name, format_args!("unbounded recursion returned {v}"))
         }
         "wx-write" => {
-            let text = run as usize as *mut u32;
+            let text = run as *const () as *mut u32;
             // SAFETY: deliberately unsound — kernel text is mapped read-only; this must fault.
             unsafe { core::ptr::write_volatile(text, 0xd503_201f) };
             fail(name, format_args!("a write to kernel text succeeded"))
@@ -72,6 +72,7 @@ pub fn run(name: &str) -> ! {
             }
         }
         "threads" => threads(name),
+        "priorities" => priorities(name),
         "waitqueue" => waitqueue(name),
         other => fail(other, format_args!("unknown test; known: {}", NAMES.join(", "))),
     }
@@ -114,6 +115,33 @@ fn threads(name: &str) -> ! {
     }
 }
 
+/// A high-priority thread preempts a busy normal one the tick it wakes; a low-priority
+/// thread gets nothing while a normal one is runnable, even one that keeps yielding.
+fn priorities(name: &str) -> ! {
+    static HIGH_WOKE: AtomicBool = AtomicBool::new(false);
+    static LOW_RAN: AtomicBool = AtomicBool::new(false);
+    let high = sched::spawn("high", Priority::High, || {
+        sched::sleep_ms(30);
+        HIGH_WOKE.store(true, Ordering::Relaxed);
+    });
+    let low = sched::spawn("low", Priority::Low, || LOW_RAN.store(true, Ordering::Relaxed));
+    if let Some(e) = high.err().or(low.err()) {
+        fail(name, format_args!("spawn: {e}"));
+    }
+    // Busy for 100 ms, yielding all the while: only equal or higher priorities may run.
+    let until = crate::time::uptime_ns() + 100_000_000;
+    while crate::time::uptime_ns() < until {
+        sched::yield_now();
+    }
+    let (high_ran, low_ran_early) = (HIGH_WOKE.load(Ordering::Relaxed), LOW_RAN.load(Ordering::Relaxed));
+    sched::sleep_ms(20);
+    let low_ran_later = LOW_RAN.load(Ordering::Relaxed);
+    match (high_ran, low_ran_early, low_ran_later) {
+        (true, false, true) => pass(name, format_args!("high preempted a busy normal thread; low ran only once normal slept")),
+        _ => fail(name, format_args!("high ran: {high_ran}, low ran while normal was busy: {low_ran_early}, low ran after: {low_ran_later}")),
+    }
+}
+
 /// A consumer blocks on a wait queue; a producer sleeps, then wakes it.
 fn waitqueue(name: &str) -> ! {
     static QUEUE: WaitQueue = WaitQueue::new();
@@ -122,7 +150,7 @@ fn waitqueue(name: &str) -> ! {
     if let Err(e) = sched::spawn("producer", Priority::Normal, || {
         sched::sleep_ms(50);
         READY.store(true, Ordering::Relaxed);
-        QUEUE.wake_all();
+        QUEUE.wake_one();
     }) {
         fail(name, format_args!("spawn: {e}"));
     }

@@ -42,8 +42,6 @@ register_structs! {
     }
 }
 
-pub const LOCAL_SIZE: usize = 0x100;
-pub const ARMCTRL_SIZE: usize = 0x200;
 pub const LOCAL_COMPATIBLE: &str = "brcm,bcm2836-l1-intc";
 pub const ARMCTRL_COMPATIBLE: &[&str] = &["brcm,bcm2836-armctrl-ic", "brcm,bcm2835-armctrl-ic"];
 

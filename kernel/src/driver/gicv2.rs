@@ -33,9 +33,6 @@ register_structs! {
     }
 }
 
-pub const DISTRIBUTOR_SIZE: usize = 0x1000;
-pub const CPU_INTERFACE_SIZE: usize = 0x2000;
-
 /// Device-tree `compatible` strings this driver handles.
 pub const COMPATIBLE: &[&str] = &["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a9-gic", "arm,arm11mp-gic"];
 

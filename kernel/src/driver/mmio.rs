@@ -17,10 +17,6 @@ impl<R> Mmio<R> {
     pub const unsafe fn new(base: usize) -> Self {
         Self { base, _regs: PhantomData }
     }
-
-    pub fn base(&self) -> usize {
-        self.base
-    }
 }
 
 impl<R> Deref for Mmio<R> {

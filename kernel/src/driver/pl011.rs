@@ -45,9 +45,6 @@ register_structs! {
     }
 }
 
-/// Size of the register window the driver needs mapped.
-pub const MMIO_SIZE: usize = 0x1000;
-
 pub struct Pl011 {
     regs: Mmio<Registers>,
 }
@@ -58,10 +55,6 @@ impl Pl011 {
     pub const unsafe fn new(base: usize) -> Self {
         // SAFETY: forwarded to the caller.
         Self { regs: unsafe { Mmio::new(base) } }
-    }
-
-    pub fn base(&self) -> usize {
-        self.regs.base()
     }
 
     /// 115200 8N1 with FIFOs. `clock_hz` is the UART reference clock; QEMU ignores the

@@ -238,16 +238,6 @@ pub fn free_frames() -> usize {
     FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
 }
 
-/// Maps an MMIO range for a kernel driver (identity); returns its address.
-pub fn map_device(r: Region) -> Result<usize, MapError> {
-    let r = page_region(r);
-    let mut space = KERNEL_SPACE.lock();
-    let space = space.as_mut().ok_or(MapError::NoTableMemory)?;
-    space.map(r.base, r.base, r.size, Attributes { mem: MemType::Device, access: Access::ReadWrite }, &mut FrameTables)?;
-    mmu::flush_tlb();
-    Ok(r.base)
-}
-
 fn set_page(va: usize, mapped: bool) -> Result<(), MapError> {
     let mut space = KERNEL_SPACE.lock();
     let space = space.as_mut().ok_or(MapError::NoTableMemory)?;

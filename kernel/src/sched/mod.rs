@@ -55,6 +55,7 @@ struct Thread {
     state: State,
     context: TrapFrame,
     stack: Stack,
+    /// Counter value a sleeping thread waits for.
     wake_at: u64,
 }
 
@@ -204,7 +205,7 @@ pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, priority: Priority, f: F)
     let entry: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(f));
     let mut context = TrapFrame::default();
     context.x[0] = Box::into_raw(entry) as u64;
-    context.elr = thread_start as usize as u64;
+    context.elr = thread_start as *const () as u64;
     context.sp = stack.top() as u64;
     context.spsr = SPSR_EL1T_IRQS_ON;
 
@@ -271,14 +272,14 @@ pub fn block_current() {
     }
 }
 
-/// Sleeps for at least `ms` milliseconds (rounded up to whole ticks).
+/// Sleeps for at least `ms` milliseconds; wakes on the first tick after that.
 pub fn sleep_ms(ms: u64) {
-    let ticks = (ms * crate::time::TICK_HZ).div_ceil(1000).max(1);
+    let deadline = crate::arch::timer::counter() + crate::time::ms_to_counter(ms);
     if let Some(s) = SCHED.lock().as_mut() {
         let cur = s.current;
         if let Some(t) = s.thread(cur) {
             t.state = State::Sleeping;
-            t.wake_at = crate::time::ticks() + ticks;
+            t.wake_at = deadline;
         }
     }
     reschedule();
@@ -306,7 +307,7 @@ pub fn current() -> Option<ThreadId> {
 
 /// From the tick interrupt: wakes sleepers, ends time slices.
 pub fn tick() {
-    let now = crate::time::ticks();
+    let now = crate::arch::timer::counter();
     let mut guard = SCHED.lock();
     let Some(s) = guard.as_mut() else { return };
     for i in 0..s.slots.len() as u16 {

@@ -49,8 +49,6 @@ pub struct Syndrome {
 
 pub const EC_UNKNOWN: u64 = 0x00;
 pub const EC_SVC64: u64 = 0x15;
-pub const EC_INSTR_ABORT_SAME_EL: u64 = 0x21;
-pub const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
 
 impl Syndrome {
     pub fn read() -> Self {

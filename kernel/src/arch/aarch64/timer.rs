@@ -20,8 +20,3 @@ pub fn arm_at(deadline: u64) {
     CNTP_CVAL_EL0.set(deadline);
     CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
 }
-
-/// Stops the timer interrupt.
-pub fn disarm() {
-    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR);
-}

@@ -1,0 +1,213 @@
+//! Booting QEMU: the command line for each board, an interactive `run`, and the test
+//! harness's session (send input, wait for output with a timeout, exit status, transcript).
+
+use crate::image::Built;
+use crate::Board;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything one QEMU boot needs.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub board: Board,
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub dtb: Option<PathBuf>,
+    pub append: String,
+    pub extra: Vec<String>,
+}
+
+impl Boot {
+    pub fn from_build(board: Board, b: &Built) -> Self {
+        Boot { board, kernel: b.kernel.clone(), initrd: Some(b.initrd.clone()), dtb: b.dtb.clone(), append: String::new(), extra: Vec::new() }
+    }
+
+    /// QEMU's arguments. The console is the first serial port on stdio; semihosting lets
+    /// the kernel end the run with an exit status.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = match self.board {
+            Board::Virt => ["-M", "virt", "-cpu", "cortex-a53", "-m", "256M"].map(String::from).to_vec(),
+            Board::Rpi3 => ["-M", "raspi3b"].map(String::from).to_vec(),
+        };
+        a.extend(["-nographic", "-semihosting", "-kernel"].map(String::from));
+        a.push(self.kernel.display().to_string());
+        if let Some(d) = &self.dtb {
+            a.push("-dtb".into());
+            a.push(d.display().to_string());
+        }
+        if let Some(i) = &self.initrd {
+            a.push("-initrd".into());
+            a.push(i.display().to_string());
+        }
+        if !self.append.is_empty() {
+            a.push("-append".into());
+            a.push(self.append.clone());
+        }
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    pub fn command_line(&self) -> String {
+        let quote = |s: &String| if s.contains(' ') || s.is_empty() { format!("'{s}'") } else { s.clone() };
+        std::iter::once("qemu-system-aarch64".to_string()).chain(self.args().iter().map(quote)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// `cargo xtask run`: QEMU in the foreground with the console on this terminal.
+pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb: bool, append: &str) -> Result<bool, String> {
+    let mut boot = Boot::from_build(board, built);
+    if let Some(i) = initrd {
+        if !i.is_file() {
+            return Err(format!("--initrd {}: no such file", i.display()));
+        }
+        boot.initrd = Some(i);
+    }
+    boot.append = append.to_string();
+    if gdb {
+        boot.extra.extend(["-s", "-S"].map(String::from));
+        eprintln!("xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'", out_elf(board).display());
+    }
+    println!("{}", boot.command_line());
+    println!("(quit QEMU: Ctrl-A then X)");
+    let status = Command::new("qemu-system-aarch64").args(boot.args()).status().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    Ok(status.success())
+}
+
+fn out_elf(board: Board) -> PathBuf {
+    crate::image::out_dir(board).join("kernel.elf")
+}
+
+/// A running QEMU whose console the test reads and writes.
+pub struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    output: Arc<(Mutex<Output>, Condvar)>,
+    /// Output before this offset has been matched already.
+    cursor: usize,
+    pub command_line: String,
+}
+
+struct Output {
+    text: String,
+    /// Set once both stdout and stderr have closed.
+    closed: bool,
+    open_streams: usize,
+}
+
+impl Session {
+    pub fn start(boot: &Boot) -> Result<Session, String> {
+        let mut child = Command::new("qemu-system-aarch64")
+            .args(boot.args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start QEMU: {e}"))?;
+        let output = Arc::new((Mutex::new(Output { text: String::new(), closed: false, open_streams: 2 }), Condvar::new()));
+        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            let output = output.clone();
+            std::thread::spawn(move || pump(stream, &output));
+        }
+        Ok(Session { stdin: child.stdin.take(), child, output, cursor: 0, command_line: boot.command_line() })
+    }
+
+    /// Waits until `pattern` appears after the previous match.
+    pub fn expect(&mut self, pattern: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cond) = &*self.output;
+        let mut out = lock.lock().unwrap();
+        loop {
+            if let Some(at) = out.text[self.cursor..].find(pattern) {
+                self.cursor += at + pattern.len();
+                return Ok(());
+            }
+            let now = Instant::now();
+            if out.closed || now >= deadline {
+                let why = if out.closed { "QEMU exited" } else { "timed out" };
+                return Err(format!("{why} waiting for {pattern:?}"));
+            }
+            out = cond.wait_timeout(out, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Types `text` on the console.
+    pub fn send(&mut self, text: &str) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("console input closed")?;
+        // Slowly, like a person: the UART FIFO is small and QEMU drops what does not fit.
+        for b in text.bytes() {
+            stdin.write_all(&[b]).and_then(|_| stdin.flush()).map_err(|e| format!("cannot write to QEMU: {e}"))?;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
+    /// Waits for QEMU to exit; kills it on timeout. Returns its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<i32, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                // Let the pump threads drain the pipes.
+                let (lock, cond) = &*self.output;
+                let mut out = lock.lock().unwrap();
+                while !out.closed {
+                    let (o, t) = cond.wait_timeout(out, Duration::from_secs(2)).unwrap();
+                    out = o;
+                    if t.timed_out() {
+                        break;
+                    }
+                }
+                return Ok(status.code().unwrap_or(-1));
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!("QEMU still running after {} s; killed", timeout.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn transcript(&self) -> String {
+        self.output.0.lock().unwrap().text.clone()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn pump(mut stream: Box<dyn Read + Send>, output: &(Mutex<Output>, Condvar)) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let mut out = output.0.lock().unwrap();
+                out.text.push_str(&String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
+                output.1.notify_all();
+            }
+        }
+    }
+    let mut out = output.0.lock().unwrap();
+    out.open_streams -= 1;
+    out.closed = out.open_streams == 0;
+    output.1.notify_all();
+}
+
+/// Writes a DTS that includes `base` and applies `changes` on top, and compiles it.
+pub fn dtb_variant(base: &Path, changes: &str, dir: &Path, name: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let dts = dir.join(format!("{name}.dts"));
+    let dtb = dir.join(format!("{name}.dtb"));
+    std::fs::write(&dts, format!("/include/ \"{}\"\n{changes}\n", base.display())).map_err(|e| e.to_string())?;
+    crate::image::compile_dts(&dts, &dtb)?;
+    Ok(dtb)
+}

@@ -1,0 +1,131 @@
+//! Building the boot artefacts: kernel8.img (raw image with the arm64 Linux header),
+//! initrd.img, and for rpi3 the device tree QEMU gets with `-dtb`.
+
+use crate::setup::KERNEL_TARGET;
+use crate::Board;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Paths of what `build` made.
+pub struct Built {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub dtb: Option<PathBuf>,
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+pub fn out_dir(board: Board) -> PathBuf {
+    workspace_root().join("target/qvq").join(board.name())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the kernel ELF for `board`; returns its path.
+fn build_kernel_elf(board: Board) -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let status = cargo()
+        .current_dir(&root)
+        .args(["build", "--release", "--package", "qvq-kernel", "--target", KERNEL_TARGET, "--features", board.name()])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the kernel for {} failed", board.name()));
+    }
+    Ok(root.join("target").join(KERNEL_TARGET).join("release/qvq-kernel"))
+}
+
+fn u16_at(b: &[u8], at: usize) -> Result<u64, String> {
+    b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as u64).ok_or_else(|| "ELF truncated".to_string())
+}
+fn u32_at(b: &[u8], at: usize) -> Result<u64, String> {
+    b.get(at..at + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap()) as u64).ok_or_else(|| "ELF truncated".to_string())
+}
+fn u64_at(b: &[u8], at: usize) -> Result<u64, String> {
+    b.get(at..at + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap())).ok_or_else(|| "ELF truncated".to_string())
+}
+
+/// Lays the ELF's loadable bytes out flat from the lowest load address, as a boot loader
+/// expects a raw image. BSS is not included (its size is in the header's image_size).
+pub fn elf_to_raw_image(elf: &[u8]) -> Result<Vec<u8>, String> {
+    if elf.get(..4) != Some(b"\x7fELF") || elf.get(4) != Some(&2) {
+        return Err("kernel is not an ELF64 file".into());
+    }
+    let phoff = u64_at(elf, 0x20)? as usize;
+    let phentsize = u16_at(elf, 0x36)? as usize;
+    let phnum = u16_at(elf, 0x38)? as usize;
+    let mut segments = Vec::new();
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(elf, ph)? != 1 {
+            continue; // not PT_LOAD
+        }
+        let (offset, paddr, filesz) = (u64_at(elf, ph + 8)?, u64_at(elf, ph + 24)?, u64_at(elf, ph + 32)?);
+        if filesz > 0 {
+            segments.push((paddr, offset as usize, filesz as usize));
+        }
+    }
+    let base = segments.iter().map(|s| s.0).min().ok_or("kernel ELF has no loadable bytes")?;
+    let end = segments.iter().map(|s| s.0 + s.2 as u64).max().unwrap();
+    let mut image = vec![0u8; (end - base) as usize];
+    for (paddr, offset, filesz) in segments {
+        let at = (paddr - base) as usize;
+        let src = elf.get(offset..offset + filesz).ok_or("segment outside the ELF file")?;
+        image[at..at + filesz].copy_from_slice(src);
+    }
+    if image.get(0x38..0x3c) != Some(b"ARM\x64") {
+        return Err("kernel image lacks the arm64 Image header magic at 0x38".into());
+    }
+    Ok(image)
+}
+
+/// Packs the board's initrd. Until the domain manager exists it holds no domains.
+fn build_initrd(path: &Path) -> Result<(), String> {
+    let entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let img = initrd::pack(&entries).map_err(|e| e.to_string())?;
+    std::fs::write(path, img).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Compiles a DTS file with dtc.
+pub fn compile_dts(dts: &Path, dtb: &Path) -> Result<(), String> {
+    let out = Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(dtb)
+        .arg(dts)
+        .output()
+        .map_err(|e| format!("cannot run dtc: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("dtc failed on {}:\n{}", dts.display(), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+pub fn rpi3_dts() -> PathBuf {
+    workspace_root().join("kernel/src/bsp/rpi3/rpi3.dts")
+}
+
+pub fn build(board: Board) -> Result<Built, String> {
+    let out = out_dir(board);
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let elf_path = build_kernel_elf(board)?;
+    let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
+    let kernel = out.join("kernel8.img");
+    std::fs::write(&kernel, elf_to_raw_image(&elf)?).map_err(|e| format!("cannot write {}: {e}", kernel.display()))?;
+    std::fs::write(out.join("kernel.elf"), &elf).map_err(|e| format!("cannot write kernel.elf: {e}"))?;
+    let initrd = out.join("initrd.img");
+    build_initrd(&initrd)?;
+    let dtb = match board {
+        Board::Rpi3 => {
+            let dtb = out.join("rpi3.dtb");
+            compile_dts(&rpi3_dts(), &dtb)?;
+            Some(dtb)
+        }
+        Board::Virt => None,
+    };
+    Ok(Built { kernel, initrd, dtb })
+}

@@ -1,0 +1,103 @@
+//! `cargo xtask`: builds, packs, boots and tests QvQ. Run `cargo xtask --help`.
+
+mod dist;
+mod harness;
+mod image;
+mod setup;
+mod tests;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Board {
+    /// QEMU `-M virt -cpu cortex-a53`
+    Virt,
+    /// Raspberry Pi 3 (QEMU `-M raspi3b`, or a real board via `dist`)
+    Rpi3,
+}
+
+impl Board {
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Virt => "virt",
+            Board::Rpi3 => "rpi3",
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, boot, test and package QvQ", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build target/qvq/<board>/kernel8.img and initrd.img (and rpi3.dtb for rpi3).
+    Build {
+        #[arg(long, value_enum, default_value = "virt")]
+        board: Board,
+    },
+    /// Build, then boot QEMU with the console on this terminal (quit: Ctrl-A then X).
+    Run {
+        #[arg(long, value_enum, default_value = "virt")]
+        board: Board,
+        /// Boot this initrd instead of the one the build packs.
+        #[arg(long)]
+        initrd: Option<PathBuf>,
+        /// Wait for gdb on localhost:1234 before the first instruction.
+        #[arg(long)]
+        gdb: bool,
+        /// Kernel command line (e.g. `qvq.test=threads`).
+        #[arg(long, default_value = "")]
+        append: String,
+    },
+    /// Host unit tests of every host crate, then QEMU boot tests on both boards.
+    Test {
+        /// Only run QEMU tests whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Skip the host unit tests.
+        #[arg(long)]
+        qemu_only: bool,
+    },
+    /// Make a Raspberry Pi 3 boot folder (kernel8.img, initrd.img, config.txt).
+    Dist {
+        #[arg(long, value_enum, default_value = "rpi3")]
+        board: Board,
+        /// Folder to fill (created if missing).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build { board } => setup::ensure_build_tools(board).and_then(|_| image::build(board)).map(|b| {
+            println!("built {}", b.kernel.display());
+            println!("built {}", b.initrd.display());
+            if let Some(d) = &b.dtb {
+                println!("built {}", d.display());
+            }
+            true
+        }),
+        Command::Run { board, initrd, gdb, append } => setup::ensure_build_tools(board)
+            .and_then(|_| setup::ensure_qemu())
+            .and_then(|_| image::build(board))
+            .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
+        Command::Test { filter, qemu_only } => tests::run_all(filter.as_deref(), qemu_only),
+        Command::Dist { board, out } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out)).map(|_| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

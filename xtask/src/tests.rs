@@ -1,0 +1,332 @@
+//! `cargo xtask test`: host unit tests, then QEMU boot tests on both boards. The last line
+//! printed is `N passed, N failed`.
+
+use crate::harness::{dtb_variant, Boot, Session};
+use crate::image::{self, Built};
+use crate::Board;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// One step of a console conversation.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Wait for this text (after the previous match).
+    Expect(&'static str),
+    /// Type this.
+    Send(&'static str),
+}
+use Step::{Expect, Send};
+
+/// How a test changes the standard boot.
+#[derive(Clone, Copy)]
+enum Setup {
+    Standard,
+    NoInitrd,
+    /// rpi3: no `-dtb`, so the kernel gets an ATAG pointer instead of a device tree.
+    NoDtb,
+    /// rpi3: the project DTS with these changes applied.
+    DtsChanges(&'static str),
+}
+
+struct QemuTest {
+    name: &'static str,
+    boards: &'static [Board],
+    append: &'static str,
+    setup: Setup,
+    steps: &'static [Step],
+    exit_status: i32,
+}
+
+const BOTH: &[Board] = &[Board::Virt, Board::Rpi3];
+const RPI3: &[Board] = &[Board::Rpi3];
+/// Exit status of a kernel fault report (kernel/src/exception.rs).
+const FAULT: i32 = 3;
+
+const BANNER: Step = Expect("QvQ 0.1.0 - a language-isolated microkernel for AArch64");
+
+fn qemu_tests() -> Vec<QemuTest> {
+    vec![
+        QemuTest {
+            name: "boot-to-banner",
+            boards: BOTH,
+            append: "qvq.test=boot",
+            setup: Setup::Standard,
+            steps: &[BANNER, Expect("memory: "), Expect("text RX, rodata R, data RW+XN"), Expect("initrd: 0 entries"), Expect("QvQ ready"), Expect("selftest boot: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "kernel-fault-is-reported",
+            boards: BOTH,
+            append: "qvq.test=fault",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("KERNEL FAULT: data abort (same EL) [EC 0x25], translation fault at level"),
+                Expect("on read in thread \"init\""),
+                Expect("FAR 0x0000000000000008"),
+                Expect("ELR 0x"),
+                Expect("x30"),
+                Expect("power off (status 3)"),
+            ],
+            exit_status: FAULT,
+        },
+        QemuTest {
+            name: "stack-overflow-hits-guard-page",
+            boards: BOTH,
+            append: "qvq.test=stack-overflow",
+            setup: Setup::Standard,
+            steps: &[Expect("KERNEL FAULT: data abort (same EL)"), Expect("on write in thread \"init\""), Expect("is in the guard page of thread \"init\""), Expect("stack overflow")],
+            exit_status: FAULT,
+        },
+        QemuTest {
+            name: "kernel-text-is-not-writable",
+            boards: BOTH,
+            append: "qvq.test=wx-write",
+            setup: Setup::Standard,
+            steps: &[Expect("KERNEL FAULT: data abort (same EL) [EC 0x25], permission fault"), Expect("on write")],
+            exit_status: FAULT,
+        },
+        QemuTest {
+            name: "kernel-data-is-not-executable",
+            boards: BOTH,
+            append: "qvq.test=wx-exec",
+            setup: Setup::Standard,
+            steps: &[Expect("KERNEL FAULT: instruction abort (same EL) [EC 0x21], permission fault")],
+            exit_status: FAULT,
+        },
+        QemuTest {
+            name: "timer-ticks",
+            boards: BOTH,
+            append: "qvq.test=ticks",
+            setup: Setup::Standard,
+            steps: &[Expect("timer: generic timer"), Expect("100 Hz tick on irq"), Expect("selftest ticks: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "two-threads-preempt-each-other",
+            boards: BOTH,
+            append: "qvq.test=threads",
+            setup: Setup::Standard,
+            // The order of the rounds varies; the kernel itself checks that they interleave.
+            steps: &[Expect("selftest threads: start"), Expect("round 0"), Expect("round 1"), Expect("selftest threads: PASS"), Expect("alternations")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "priorities-preempt-and-starve-correctly",
+            boards: BOTH,
+            append: "qvq.test=priorities",
+            setup: Setup::Standard,
+            steps: &[Expect("selftest priorities: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "wait-queue-blocks-and-wakes",
+            boards: BOTH,
+            append: "qvq.test=waitqueue",
+            setup: Setup::Standard,
+            steps: &[Expect("selftest waitqueue: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "missing-initrd-is-reported",
+            boards: BOTH,
+            append: "qvq.test=boot",
+            setup: Setup::NoInitrd,
+            steps: &[BANNER, Expect("warning: initrd: none (no linux,initrd-start in /chosen)"), Expect("selftest boot: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "unknown-selftest-fails-cleanly",
+            boards: &[Board::Virt],
+            append: "qvq.test=nonsense",
+            setup: Setup::Standard,
+            steps: &[Expect("selftest nonsense: FAIL: unknown test; known: boot, fault")],
+            exit_status: 1,
+        },
+        QemuTest {
+            name: "console-input-by-interrupt",
+            boards: BOTH,
+            append: "",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("console: input on irq"),
+                Expect("qvq> "),
+                Send("uptime\r"),
+                Expect("up "),
+                Expect("qvq> "),
+                Send("frobnicate\r"),
+                Expect("unknown command 'frobnicate'. commands: help"),
+                Expect("qvq> "),
+                Send("irqs\r"),
+                Expect("controller: "),
+                Expect("timer"),
+                Expect("console rx"),
+                Send("threads now\r"),
+                Expect("threads: takes no arguments"),
+                Expect("qvq> "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "no-device-tree-falls-back-to-board",
+            boards: RPI3,
+            append: "",
+            setup: Setup::NoDtb,
+            steps: &[
+                Expect("warning: devicetree: no valid flattened device tree at"),
+                Expect("falling back to rpi3 board defaults"),
+                Expect("no memory node; using the board's RAM layout"),
+                Expect("qvq> "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "dt-without-uart-uses-board-uart",
+            boards: RPI3,
+            append: "qvq.test=boot",
+            setup: Setup::DtsChanges("/ { aliases { /delete-property/ serial0; }; chosen { /delete-property/ stdout-path; }; };\n/delete-node/ &uart0;"),
+            steps: &[Expect("warning: devicetree: no arm,pl011 node; using the board's UART"), Expect("console: PL011 at 0x3f201000 (board default)"), Expect("selftest boot: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "dt-without-timer-or-intc-uses-board",
+            boards: RPI3,
+            append: "qvq.test=ticks",
+            setup: Setup::DtsChanges(
+                "&uart0 { /delete-property/ interrupt-parent; /delete-property/ interrupts; };\n/delete-node/ &intc;\n/delete-node/ &local_intc;\n/ { /delete-property/ interrupt-parent; /delete-node/ timer; };",
+            ),
+            steps: &[
+                Expect("no interrupt controller node; using the board's"),
+                Expect("no arm,armv8-timer node; using the board's timer interrupt"),
+                Expect("selftest ticks: PASS"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "initrd-outside-ram-is-refused",
+            boards: RPI3,
+            append: "qvq.test=boot",
+            setup: Setup::DtsChanges("/ { chosen { linux,initrd-start = <0x3e000000>; linux,initrd-end = <0x3e001000>; }; };"),
+            steps: &[Expect("warning: initrd: [0x3e000000, 0x3e001000) lies outside RAM; ignored"), Expect("selftest boot: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "initrd-overlapping-kernel-is-refused",
+            boards: RPI3,
+            append: "qvq.test=boot",
+            setup: Setup::DtsChanges("/ { chosen { linux,initrd-start = <0x80000>; linux,initrd-end = <0x90000>; }; };"),
+            steps: &[Expect("warning: initrd: [0x80000, 0x90000) overlaps the kernel image"), Expect("selftest boot: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "malformed-initrd-range-is-refused",
+            boards: RPI3,
+            append: "qvq.test=boot",
+            setup: Setup::DtsChanges("/ { chosen { linux,initrd-start = <0x2000000>; }; };"),
+            steps: &[Expect("warning: initrd: ignored: only one of linux,initrd-start and linux,initrd-end is present"), Expect("selftest boot: PASS")],
+            exit_status: 0,
+        },
+    ]
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String> {
+    let mut boot = Boot::from_build(board, built);
+    boot.append = t.append.to_string();
+    match t.setup {
+        Setup::Standard => {}
+        Setup::NoInitrd => boot.initrd = None,
+        Setup::NoDtb => boot.dtb = None,
+        Setup::DtsChanges(changes) => {
+            let dir = image::out_dir(board).join("test-dtbs");
+            boot.dtb = Some(dtb_variant(&image::rpi3_dts(), changes, &dir, t.name)?);
+            boot.initrd = None;
+        }
+    }
+    let mut s = Session::start(&boot)?;
+    let result = (|| {
+        for step in t.steps {
+            match *step {
+                Expect(p) => s.expect(p, TIMEOUT)?,
+                Send(text) => s.send(text)?,
+            }
+        }
+        let status = s.wait_exit(TIMEOUT)?;
+        if status != t.exit_status {
+            return Err(format!("QEMU exit status {status}, expected {}", t.exit_status));
+        }
+        Ok(())
+    })();
+    result.map_err(|e| format!("{e}\n--- command ---\n{}\n--- console transcript ---\n{}--- end of transcript ---", s.command_line, s.transcript()))
+}
+
+/// Runs `cargo test` for the host crates; returns (passed, failed) from its summaries.
+fn host_tests() -> (usize, usize) {
+    println!("== host unit tests (cargo test) ==");
+    let root = image::workspace_root();
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(&root).args(["test", "--workspace", "--exclude", "qvq-kernel"]).output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            println!("cannot run cargo test: {e}");
+            return (0, 1);
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (mut passed, mut failed) = (0, 0);
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let num = |key: &str| rest.split(';').find_map(|p| p.trim().strip_suffix(key).and_then(|n| n.trim().rsplit(' ').next()?.parse::<usize>().ok())).unwrap_or(0);
+            passed += num(" passed");
+            failed += num(" failed");
+        }
+    }
+    if !out.status.success() {
+        print!("{stdout}");
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        failed = failed.max(1);
+    }
+    println!("host: {passed} passed, {failed} failed");
+    (passed, failed)
+}
+
+pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
+    crate::setup::ensure_rust_target()?;
+    crate::setup::ensure_qemu()?;
+    let (mut passed, mut failed) = if qemu_only { (0, 0) } else { host_tests() };
+
+    for board in [Board::Virt, Board::Rpi3] {
+        let tests: Vec<_> = qemu_tests().into_iter().filter(|t| t.boards.contains(&board) && filter.is_none_or(|f| t.name.contains(f))).collect();
+        if tests.is_empty() {
+            continue;
+        }
+        println!("== QEMU tests on {} ==", board.name());
+        let built = match image::build(board) {
+            Ok(b) => b,
+            Err(e) => {
+                println!("build for {} failed: {e}", board.name());
+                failed += tests.len();
+                continue;
+            }
+        };
+        for t in &tests {
+            let start = Instant::now();
+            match run_qemu_test(t, board, &built) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("ok   {}/{} ({:.1} s)", board.name(), t.name, start.elapsed().as_secs_f32());
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("FAIL {}/{}: {e}", board.name(), t.name);
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
