@@ -14,6 +14,7 @@ mod devicetree;
 mod driver;
 mod exception;
 mod irq;
+mod keyring;
 mod memory;
 mod monitor;
 mod power;
@@ -111,12 +112,13 @@ pub extern "C" fn kernel_entry(dtb: usize, entry_el: u64) -> ! {
         // keeps it reserved for the kernel's lifetime.
         unsafe { core::slice::from_raw_parts(r.base as *const u8, r.size) }
     });
+    keyring::log();
     if let Some(bytes) = initrd_bytes {
         match initrd::Archive::parse(bytes) {
             Ok(a) => {
                 info!("initrd: {} entries", a.len());
                 for e in a.entries() {
-                    info!("initrd:   {} ({} bytes)", e.name, e.data.len());
+                    check_envelope(e.name, e.data);
                 }
             }
             Err(e) => warn!("initrd: rejected: {e}"),
@@ -158,6 +160,29 @@ fn check_initrd(p: &Platform) -> Option<Region> {
     } else {
         info!("initrd: {r}, {} bytes", r.size);
         Some(r)
+    }
+}
+
+/// Verifies one initrd envelope with the trusted loader and logs the outcome.
+fn check_envelope(name: &str, bytes: &[u8]) {
+    let mut ring = loader::Keyring::new();
+    for (_, key) in keyring::TRUSTED_KEYS {
+        ring.add(*key);
+    }
+    let revoked = loader::Revocations { keys: keyring::REVOKED_KEYS.to_vec(), digests: keyring::REVOKED_DIGESTS.to_vec() };
+    match loader::verify(bytes, &ring, &revoked) {
+        Ok(d) => {
+            let id = &d.key_id;
+            info!(
+                "initrd: {name}: verified {} {} (key id {:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}), {} bytes in memory, {} relocations",
+                d.manifest.name,
+                d.manifest.version,
+                id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7],
+                d.elf.layout().size,
+                d.elf.relocation_count()
+            )
+        }
+        Err(e) => warn!("initrd: {name}: rejected: {e}"),
     }
 }
 

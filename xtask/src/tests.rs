@@ -22,6 +22,8 @@ use Step::{Expect, Send};
 enum Setup {
     Standard,
     NoInitrd,
+    /// The standard initrd with one bit of the sample envelope's manifest flipped.
+    TamperedInitrd,
     /// rpi3: no `-dtb`, so the kernel gets an ATAG pointer instead of a device tree.
     NoDtb,
     /// rpi3: the project DTS with these changes applied.
@@ -51,7 +53,7 @@ fn qemu_tests() -> Vec<QemuTest> {
             boards: BOTH,
             append: "qvq.test=boot",
             setup: Setup::Standard,
-            steps: &[BANNER, Expect("memory: "), Expect("text RX, rodata R, data RW+XN"), Expect("initrd: 0 entries"), Expect("QvQ ready"), Expect("selftest boot: PASS")],
+            steps: &[BANNER, Expect("memory: "), Expect("text RX, rodata R, data RW+XN"), Expect("keyring: trusts dev (key id "), Expect("initrd: 1 entries"), Expect("initrd: sample.qvd: verified sample 0.1.0 (key id "), Expect("relocations"), Expect("QvQ ready"), Expect("selftest boot: PASS")],
             exit_status: 0,
         },
         QemuTest {
@@ -132,6 +134,14 @@ fn qemu_tests() -> Vec<QemuTest> {
             append: "qvq.test=boot",
             setup: Setup::NoInitrd,
             steps: &[BANNER, Expect("warning: initrd: none (no linux,initrd-start in /chosen)"), Expect("selftest boot: PASS")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "tampered-domain-is-rejected",
+            boards: BOTH,
+            append: "qvq.test=boot",
+            setup: Setup::TamperedInitrd,
+            steps: &[Expect("warning: initrd: sample.qvd: rejected: bad signature"), Expect("selftest boot: PASS")],
             exit_status: 0,
         },
         QemuTest {
@@ -241,6 +251,13 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
         Setup::Standard => {}
         Setup::NoInitrd => boot.initrd = None,
         Setup::NoDtb => boot.dtb = None,
+        Setup::TamperedInitrd => {
+            let mut entries = image::initrd_entries()?;
+            entries[0].1[84] ^= 0x01; // first manifest byte: the signature no longer matches
+            let path = image::out_dir(board).join("tampered-initrd.img");
+            image::write_initrd(&path, &entries)?;
+            boot.initrd = Some(path);
+        }
         Setup::DtsChanges(changes) => {
             let dir = image::out_dir(board).join("test-dtbs");
             boot.dtb = Some(dtb_variant(&image::rpi3_dts(), changes, &dir, t.name)?);
@@ -267,8 +284,20 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
 /// Runs `cargo test` for the host crates; returns (passed, failed) from its summaries.
 fn host_tests() -> (usize, usize) {
     println!("== host unit tests (cargo test) ==");
+    // The signed-domain chain tests need a real domain ELF built for the kernel's target.
+    let sample = match image::build_domain_elf("sample") {
+        Ok(p) => p,
+        Err(e) => {
+            println!("{e}");
+            return (0, 1);
+        }
+    };
     let root = image::workspace_root();
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(&root).args(["test", "--workspace", "--exclude", "qvq-kernel"]).output();
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .env("QVQ_SAMPLE_DOMAIN_ELF", &sample)
+        .args(["test", "--workspace", "--exclude", "qvq-kernel", "--", "--show-output"])
+        .output();
     let out = match out {
         Ok(o) => o,
         Err(e) => {
@@ -279,6 +308,9 @@ fn host_tests() -> (usize, usize) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (mut passed, mut failed) = (0, 0);
     for line in stdout.lines() {
+        if line.contains("single-bit flips") {
+            println!("{line}");
+        }
         if let Some(rest) = line.strip_prefix("test result: ") {
             let num = |key: &str| rest.split(';').find_map(|p| p.trim().strip_suffix(key).and_then(|n| n.trim().rsplit(' ').next()?.parse::<usize>().ok())).unwrap_or(0);
             passed += num(" passed");

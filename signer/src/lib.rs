@@ -1,0 +1,203 @@
+//! The host side of QvQ's trust chain: keys (PKCS#8 / SubjectPublicKeyInfo PEM, the forms
+//! OpenSSL reads and writes), domain manifests written as TOML, signing, keyrings and
+//! revocation lists read from a directory. `qvq-sign`, xtask and the kernel's build
+//! script all use this library.
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use loader::envelope::{assemble, key_id, statement, KeyId};
+use loader::manifest::{InterfaceRef, Manifest, RestartPolicy, Version};
+use loader::{ElfImage, Keyring, Revocations};
+use serde::Deserialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use loader;
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses 64 hex digits into 32 bytes.
+pub fn unhex32(s: &str) -> Result<[u8; 32], String> {
+    let s = s.trim();
+    if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not 64 hex digits"));
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
+    SigningKey::from_pkcs8_pem(&read_text(path)?).map_err(|e| format!("{}: not a PKCS#8 PEM Ed25519 private key ({e})", path.display()))
+}
+
+pub fn read_public_key(path: &Path) -> Result<VerifyingKey, String> {
+    VerifyingKey::from_public_key_pem(&read_text(path)?).map_err(|e| format!("{}: not a SubjectPublicKeyInfo PEM Ed25519 public key ({e})", path.display()))
+}
+
+/// Key id of a public key: SHA-256 of its 32 raw bytes.
+pub fn public_key_id(key: &VerifyingKey) -> KeyId {
+    key_id(&key.to_bytes())
+}
+
+/// `PREFIX.key.pem` and `PREFIX.pub.pem` for a key prefix.
+pub fn key_paths(prefix: &Path) -> (PathBuf, PathBuf) {
+    let name = prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    (prefix.with_file_name(format!("{name}.key.pem")), prefix.with_file_name(format!("{name}.pub.pem")))
+}
+
+/// Makes a new key pair at `PREFIX.key.pem` (mode 0600) and `PREFIX.pub.pem`. Refuses to
+/// overwrite either unless `force`.
+pub fn keygen(prefix: &Path, force: bool) -> Result<(PathBuf, PathBuf, KeyId), String> {
+    let (private, public) = key_paths(prefix);
+    for p in [&private, &public] {
+        if p.exists() && !force {
+            return Err(format!("{} exists; pass --force to replace it", p.display()));
+        }
+    }
+    if let Some(dir) = private.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+    let key = SigningKey::from_bytes(&seed);
+    let pem = key.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).map_err(|e| e.to_string())?;
+    write_private(&private, pem.as_bytes())?;
+    let pub_pem = key.verifying_key().to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).map_err(|e| e.to_string())?;
+    fs::write(&public, pub_pem).map_err(|e| format!("cannot write {}: {e}", public.display()))?;
+    Ok((private, public, public_key_id(&key.verifying_key())))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// `domain.toml`: the human-written form of a manifest.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestToml {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub exports: Vec<InterfaceToml>,
+    #[serde(default)]
+    pub imports: Vec<InterfaceToml>,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Bytes; a multiple of 4096.
+    pub heap_limit: u32,
+    /// Bytes; a multiple of 4096.
+    pub stack_size: u32,
+    #[serde(default = "default_restart")]
+    pub restart: String,
+    #[serde(default)]
+    pub toolchain: String,
+    #[serde(default)]
+    pub safe_rust_checked: bool,
+}
+
+fn default_restart() -> String {
+    "restart".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceToml {
+    pub name: String,
+    /// 64 hex digits.
+    pub hash: String,
+}
+
+impl ManifestToml {
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let t: ManifestToml = toml::from_str(text).map_err(|e| e.to_string())?;
+        t.into_manifest()
+    }
+
+    pub fn into_manifest(self) -> Result<Manifest, String> {
+        let iface = |list: Vec<InterfaceToml>| -> Result<Vec<InterfaceRef>, String> {
+            list.into_iter().map(|i| Ok(InterfaceRef { hash: unhex32(&i.hash).map_err(|e| format!("interface {}: hash {e}", i.name))?, name: i.name })).collect()
+        };
+        let m = Manifest {
+            version: Version::parse(&self.version).ok_or_else(|| format!("version {:?} is not MAJOR.MINOR.PATCH", self.version))?,
+            name: self.name,
+            exports: iface(self.exports)?,
+            imports: iface(self.imports)?,
+            devices: self.devices,
+            heap_limit: self.heap_limit,
+            stack_size: self.stack_size,
+            restart: RestartPolicy::from_name(&self.restart).ok_or_else(|| format!("restart {:?} is not restart, hold or fatal", self.restart))?,
+            toolchain: self.toolchain,
+            safe_rust_checked: self.safe_rust_checked,
+        };
+        m.encode().map_err(|e| e.to_string())?;
+        Ok(m)
+    }
+}
+
+/// Validates `elf` exactly as the kernel will, then wraps it with `manifest` in an
+/// envelope signed by `key`.
+pub fn sign(manifest: &Manifest, elf: &[u8], key: &SigningKey) -> Result<Vec<u8>, String> {
+    ElfImage::parse(elf).map_err(|e| format!("the kernel would reject this ELF: {e}"))?;
+    let m = manifest.encode().map_err(|e| format!("invalid manifest: {e}"))?;
+    let elf_len = u32::try_from(elf.len()).map_err(|_| "ELF larger than 4 GiB".to_string())?;
+    let sig = key.sign(&statement(&m, elf_len, &loader::sha256(elf)));
+    Ok(assemble(&m, elf, &public_key_id(&key.verifying_key()), &sig.to_bytes()))
+}
+
+/// `revoked.toml`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedToml {
+    /// Hex key ids (SHA-256 of the raw public key).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Hex SHA-256 digests of domain ELFs.
+    #[serde(default)]
+    pub digests: Vec<String>,
+}
+
+pub fn read_revocations(path: &Path) -> Result<Revocations, String> {
+    let t: RevokedToml = toml::from_str(&read_text(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let parse = |v: Vec<String>| v.iter().map(|s| unhex32(s).map_err(|e| format!("{}: {e}", path.display()))).collect::<Result<Vec<_>, _>>();
+    Ok(Revocations { keys: parse(t.keys)?, digests: parse(t.digests)? })
+}
+
+/// Every `*.pub.pem` in `dir` (sorted by name), and `dir/revoked.toml` if present.
+pub fn read_keyring_dir(dir: &Path) -> Result<(Keyring, Vec<(PathBuf, KeyId)>, Revocations), String> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| format!("cannot read keyring directory {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".pub.pem"))
+        .collect();
+    paths.sort();
+    let mut ring = Keyring::new();
+    let mut ids = Vec::new();
+    for p in paths {
+        let key = read_public_key(&p)?;
+        ring.add(key.to_bytes()).ok_or_else(|| format!("{}: not a valid Ed25519 point", p.display()))?;
+        ids.push((p, public_key_id(&key)));
+    }
+    let revoked = dir.join("revoked.toml");
+    let revoked = if revoked.exists() { read_revocations(&revoked)? } else { Revocations::default() };
+    Ok((ring, ids, revoked))
+}
