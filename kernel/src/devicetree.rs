@@ -232,6 +232,21 @@ fn translate(chain: &[Bus], mut addr: usize) -> Option<usize> {
     Some(addr)
 }
 
+/// The bus chain seen by `node`'s children: `chain` plus the bus `node` defines.
+/// `chain` is at most `MAX_DEPTH` long (the walk stops deeper), so this always fits.
+fn child_chain(node: FdtNode<'_, 'static>, chain: &[Bus]) -> ([Bus; MAX_DEPTH + 1], usize) {
+    let mut inner = [Bus::default(); MAX_DEPTH + 1];
+    let depth = chain.len().min(MAX_DEPTH);
+    inner[..depth].copy_from_slice(&chain[..depth]);
+    inner[depth] = Bus {
+        address_cells: prop_u32(node, "#address-cells").unwrap_or(2) as usize,
+        size_cells: prop_u32(node, "#size-cells").unwrap_or(1) as usize,
+        ranges: node.property("ranges").map(|r| r.value),
+        parent_address_cells: chain.last().map_or(2, |b| b.address_cells),
+    };
+    (inner, depth + 1)
+}
+
 struct Walker {
     platform: Platform,
     stdout_name: Option<&'static str>,
@@ -310,17 +325,9 @@ impl Walker {
             };
         } else if node.name == "reserved-memory" {
             // Its children are carved out of RAM; they use this node's cell sizes.
-            let bus = Bus {
-                address_cells: prop_u32(node, "#address-cells").unwrap_or(2) as usize,
-                size_cells: prop_u32(node, "#size-cells").unwrap_or(1) as usize,
-                ranges: node.property("ranges").map(|r| r.value),
-                parent_address_cells: chain.last().map_or(2, |b| b.address_cells),
-            };
-            let mut inner = [Bus::default(); MAX_DEPTH + 1];
-            inner[..chain.len()].copy_from_slice(chain);
-            inner[chain.len()] = bus;
+            let (inner, depth) = child_chain(node, chain);
             for child in node.children() {
-                if let Some(r) = self.reg(child, &inner[..=chain.len()], 0) {
+                if let Some(r) = self.reg(child, &inner[..depth], 0) {
                     self.platform.reserved.push(r);
                 }
             }
@@ -329,18 +336,10 @@ impl Walker {
         if chain.len() >= MAX_DEPTH {
             return;
         }
-        let bus = Bus {
-            address_cells: prop_u32(node, "#address-cells").unwrap_or(2) as usize,
-            size_cells: prop_u32(node, "#size-cells").unwrap_or(1) as usize,
-            ranges: node.property("ranges").map(|r| r.value),
-            parent_address_cells: chain.last().map_or(2, |b| b.address_cells),
-        };
-        let mut inner = [Bus::default(); MAX_DEPTH + 1];
-        inner[..chain.len()].copy_from_slice(chain);
-        inner[chain.len()] = bus;
+        let (inner, depth) = child_chain(node, chain);
         let child_parent = prop_u32(node, "interrupt-parent").or(irq_parent);
         for child in node.children() {
-            self.visit(child, &inner[..=chain.len()], child_parent);
+            self.visit(child, &inner[..depth], child_parent);
         }
     }
 }
