@@ -17,12 +17,14 @@ pub struct Boot {
     pub initrd: Option<PathBuf>,
     pub dtb: Option<PathBuf>,
     pub append: String,
+    /// Lets the kernel end the run with an exit status (on by default).
+    pub semihosting: bool,
     pub extra: Vec<String>,
 }
 
 impl Boot {
     pub fn from_build(board: Board, b: &Built) -> Self {
-        Boot { board, kernel: b.kernel.clone(), initrd: Some(b.initrd.clone()), dtb: b.dtb.clone(), append: String::new(), extra: Vec::new() }
+        Boot { board, kernel: b.kernel.clone(), initrd: Some(b.initrd.clone()), dtb: b.dtb.clone(), append: String::new(), semihosting: true, extra: Vec::new() }
     }
 
     /// QEMU's arguments. The console is the first serial port on stdio; semihosting lets
@@ -32,7 +34,11 @@ impl Boot {
             Board::Virt => ["-M", "virt", "-cpu", "cortex-a53", "-m", "256M"].map(String::from).to_vec(),
             Board::Rpi3 => ["-M", "raspi3b"].map(String::from).to_vec(),
         };
-        a.extend(["-nographic", "-semihosting", "-kernel"].map(String::from));
+        a.push("-nographic".into());
+        if self.semihosting {
+            a.push("-semihosting".into());
+        }
+        a.push("-kernel".into());
         a.push(self.kernel.display().to_string());
         if let Some(d) = &self.dtb {
             a.push("-dtb".into());

@@ -22,6 +22,8 @@ use Step::{Expect, Send};
 enum Setup {
     Standard,
     NoInitrd,
+    /// QEMU without `-semihosting`: power-off must go through PSCI.
+    NoSemihosting,
     /// The standard initrd with one bit of the sample envelope's manifest flipped.
     TamperedInitrd,
     /// rpi3: no `-dtb`, so the kernel gets an ATAG pointer instead of a device tree.
@@ -179,6 +181,14 @@ fn qemu_tests() -> Vec<QemuTest> {
             exit_status: 0,
         },
         QemuTest {
+            name: "poweroff-without-semihosting-uses-psci",
+            boards: &[Board::Virt],
+            append: "",
+            setup: Setup::NoSemihosting,
+            steps: &[Expect("semihosting: not available"), Expect("qvq> "), Send("poweroff\r"), Expect("power off (status 0)")],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "no-device-tree-falls-back-to-board",
             boards: RPI3,
             append: "",
@@ -251,6 +261,7 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
         Setup::Standard => {}
         Setup::NoInitrd => boot.initrd = None,
         Setup::NoDtb => boot.dtb = None,
+        Setup::NoSemihosting => boot.semihosting = false,
         Setup::TamperedInitrd => {
             let mut entries = image::initrd_entries()?;
             entries[0].1[84] ^= 0x01; // first manifest byte: the signature no longer matches
