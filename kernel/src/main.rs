@@ -11,6 +11,7 @@ mod arch;
 mod bsp;
 mod console;
 mod devicetree;
+mod domain;
 mod driver;
 mod exception;
 mod irq;
@@ -180,10 +181,38 @@ fn check_envelope(name: &str, bytes: &[u8]) {
                 id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7],
                 d.elf.layout().size,
                 d.elf.relocation_count()
-            )
+            );
+            match domain::load(&d) {
+                Ok(img) => {
+                    info!("initrd: {name}: loaded at {:#x} ({} bytes), segments mapped {}", img.base, img.size, segment_perms(&d));
+                    if d.manifest.name == "sample" {
+                        // The chain's test fixture: a plain `extern "C" fn(usize) -> usize`.
+                        // SAFETY: the image was verified against the keyring, relocated and
+                        // mapped RX at `entry`; the sample's entry has exactly this ABI.
+                        let f: extern "C" fn(usize) -> usize = unsafe { core::mem::transmute(img.entry) };
+                        info!("initrd: {name}: entry(1) returned {}", f(1));
+                    }
+                }
+                Err(e) => warn!("initrd: {name}: rejected: {e}"),
+            }
         }
         Err(e) => warn!("initrd: {name}: rejected: {e}"),
     }
+}
+
+fn segment_perms(d: &loader::VerifiedDomain) -> alloc::string::String {
+    let mut s = alloc::string::String::new();
+    for seg in d.elf.segments() {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(match seg.permission {
+            loader::Permission::R => "R",
+            loader::Permission::RW => "RW",
+            loader::Permission::RX => "RX",
+        });
+    }
+    s
 }
 
 fn init_interrupts(p: &Platform) {

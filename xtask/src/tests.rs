@@ -55,7 +55,7 @@ fn qemu_tests() -> Vec<QemuTest> {
             boards: BOTH,
             append: "qvq.test=boot",
             setup: Setup::Standard,
-            steps: &[BANNER, Expect("memory: "), Expect("text RX, rodata R, data RW+XN"), Expect("keyring: trusts dev (key id "), Expect("initrd: 1 entries"), Expect("initrd: sample.qvd: verified sample 0.1.0 (key id "), Expect("relocations"), Expect("QvQ ready"), Expect("selftest boot: PASS")],
+            steps: &[BANNER, Expect("memory: "), Expect("text RX, rodata R, data RW+XN"), Expect("keyring: trusts dev (key id "), Expect("initrd: 1 entries"), Expect("initrd: sample.qvd: verified sample 0.1.0 (key id "), Expect("relocations"), Expect("sample.qvd: loaded at 0x"), Expect("segments mapped R RX RW"), Expect("sample.qvd: entry(1) returned 31"), Expect("QvQ ready"), Expect("selftest boot: PASS")],
             exit_status: 0,
         },
         QemuTest {

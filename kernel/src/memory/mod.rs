@@ -238,6 +238,15 @@ pub fn free_frames() -> usize {
     FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
 }
 
+/// Changes the permission of `[base, base+size)` (page aligned, kernel RAM).
+pub fn protect(base: usize, size: usize, access: Access) -> Result<(), MapError> {
+    let mut space = KERNEL_SPACE.lock();
+    let space = space.as_mut().ok_or(MapError::NoTableMemory)?;
+    space.map(base, base, size, Attributes { mem: MemType::Normal, access }, &mut FrameTables)?;
+    mmu::flush_tlb();
+    Ok(())
+}
+
 fn set_page(va: usize, mapped: bool) -> Result<(), MapError> {
     let mut space = KERNEL_SPACE.lock();
     let space = space.as_mut().ok_or(MapError::NoTableMemory)?;

@@ -46,3 +46,16 @@ macro_rules! linker_symbol {
         core::ptr::addr_of!($name) as usize
     }};
 }
+
+/// Makes instructions just written through the data cache visible to instruction fetch.
+pub fn sync_icache(base: usize, size: usize) {
+    const LINE: usize = 64;
+    let mut a = base & !(LINE - 1);
+    while a < base + size {
+        // SAFETY: cache maintenance by address on mapped memory has no other effect.
+        unsafe { core::arch::asm!("dc cvau, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += LINE;
+    }
+    // SAFETY: barriers and instruction-cache invalidation only.
+    unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack, preserves_flags)) };
+}
