@@ -42,22 +42,93 @@ impl Write for Writer<'_> {
     }
 }
 
+/// Up to 512 bytes of formatted output (longer lines are cut).
+struct LineBuf {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Once the console driver domain runs, the kernel's output goes through it.
+#[derive(Clone, Copy)]
+struct Handover {
+    proxy: interfaces::console::Proxy,
+    domain: crate::domain::DomainId,
+}
+
+static HANDOVER: IrqLock<Option<Handover>> = IrqLock::new("console handover", None);
+static WRITING_TO_DOMAIN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Routes kernel output through the console domain from now on. The kernel keeps writing
+/// to the UART itself only where calling a domain is impossible: with interrupts masked
+/// (fault reports, interrupt handlers, code holding a lock) or from the console domain.
+pub fn hand_over(proxy: interfaces::console::Proxy, domain: crate::domain::DomainId) {
+    crate::info!("console: handing over to the console domain");
+    *HANDOVER.lock() = Some(Handover { proxy, domain });
+}
+
+fn to_domain(bytes: &[u8]) -> bool {
+    use core::sync::atomic::Ordering;
+    use interfaces::console::Console;
+    if crate::arch::cpu::irqs_masked() || WRITING_TO_DOMAIN.load(Ordering::Relaxed) {
+        return false;
+    }
+    let Some(h) = *HANDOVER.lock() else { return false };
+    if crate::domain::current() == h.domain {
+        return false;
+    }
+    WRITING_TO_DOMAIN.store(true, Ordering::Relaxed);
+    let ok = crate::domain::as_kernel(|| {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (text, n) = interfaces::Text::from_bytes(rest);
+            if h.proxy.write(interfaces::RRef::new(text)).is_err() {
+                return false;
+            }
+            rest = &rest[n..];
+        }
+        true
+    });
+    WRITING_TO_DOMAIN.store(false, Ordering::Relaxed);
+    ok
+}
+
+fn emit(bytes: &[u8]) {
+    if to_domain(bytes) {
+        return;
+    }
+    if let Some(uart) = UART.lock().as_ref() {
+        let _ = Writer(uart).write_str(core::str::from_utf8(bytes).unwrap_or("<?>\n"));
+    }
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
-    if let Some(uart) = UART.lock().as_ref() {
-        let _ = Writer(uart).write_fmt(args);
-    }
+    let mut b = LineBuf { buf: [0; 512], len: 0 };
+    let _ = b.write_fmt(args);
+    emit(&b.buf[..b.len]);
 }
 
 #[doc(hidden)]
 pub fn _log(level: &str, args: fmt::Arguments) {
     let ns = crate::time::uptime_ns();
-    if let Some(uart) = UART.lock().as_ref() {
-        let mut w = Writer(uart);
-        let _ = write!(w, "[{:5}.{:06}] {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level);
-        let _ = w.write_fmt(args);
-        let _ = w.write_str("\n");
+    let mut b = LineBuf { buf: [0; 512], len: 0 };
+    let _ = write!(b, "[{:5}.{:06}] {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level);
+    let _ = b.write_fmt(args);
+    if b.len == b.buf.len() {
+        b.buf[b.len - 1] = b'\n';
+    } else {
+        let _ = b.write_str("\n");
     }
+    emit(&b.buf[..b.len]);
 }
 
 /// Waits until everything printed has left the UART.
@@ -113,7 +184,7 @@ fn on_rx_interrupt(_irq: crate::irq::IrqNumber, _ctx: usize) {
 
 /// Starts interrupt-driven input on `irq`.
 pub fn enable_input(irq: crate::irq::IrqNumber) -> Result<(), crate::irq::IrqError> {
-    crate::irq::register(irq, crate::irq::Handler { name: "console rx", func: on_rx_interrupt, context: 0 })?;
+    crate::irq::register(irq, crate::irq::Handler { name: "console rx", func: on_rx_interrupt, context: 0, owner: 0 })?;
     if let Some(u) = UART.lock().as_ref() {
         u.enable_rx_interrupt();
     }

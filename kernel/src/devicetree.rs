@@ -251,6 +251,9 @@ struct Walker {
     platform: Platform,
     stdout_name: Option<&'static str>,
     fdt: Fdt<'static>,
+    /// `find_device`: the compatible string looked for, and the first enabled match.
+    target: Option<&'static str>,
+    found: Option<Device>,
 }
 
 impl Walker {
@@ -295,6 +298,13 @@ impl Walker {
         }
         if !enabled(node) {
             return;
+        }
+        if let Some(t) = self.target {
+            if self.found.is_none() && is_compatible(node, &[t]).is_some() {
+                if let Some(reg) = self.reg(node, chain, 0) {
+                    self.found = Some(Device { name: node.name, reg, irq: self.irq(node, irq_parent, 0) });
+                }
+            }
         }
         if is_compatible(node, &["arm,pl011"]).is_some() {
             let is_stdout = self.stdout_name == Some(node.name);
@@ -401,7 +411,33 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
         bootargs: chosen.and_then(|c| prop_str(c, "bootargs")).unwrap_or(""),
         ..Platform::empty()
     };
-    let mut walker = Walker { platform, stdout_name, fdt: fdt.clone() };
+    let walker = walk(Walker { platform, stdout_name, fdt: fdt.clone(), target: None, found: None });
+    DTB.store(bytes.as_ptr() as usize, core::sync::atomic::Ordering::Relaxed);
+    DTB_SIZE.store(size, core::sync::atomic::Ordering::Relaxed);
+    Ok(walker.platform)
+}
+
+static DTB: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+static DTB_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The first enabled node compatible with `compatible` in the boot device tree: its first
+/// register range (CPU address) and first interrupt. For device grants.
+pub fn find_device(compatible: &str) -> Option<Device> {
+    let (ptr, size) = (DTB.load(core::sync::atomic::Ordering::Relaxed), DTB_SIZE.load(core::sync::atomic::Ordering::Relaxed));
+    if ptr == 0 {
+        return None;
+    }
+    // SAFETY: the same validated, reserved blob `parse` accepted.
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, size) };
+    let fdt = Fdt::new(bytes).ok()?;
+    // The walker keeps &'static strs; compatible strings of the query live only for this
+    // call, so compare against the tree's own copy.
+    let stored: &'static str = fdt.all_nodes().filter_map(|n| n.compatible()).flat_map(|c| c.all()).find(|c| *c == compatible)?;
+    walk(Walker { platform: Platform::empty(), stdout_name: None, fdt: fdt.clone(), target: Some(stored), found: None }).found
+}
+
+fn walk(mut walker: Walker) -> Walker {
+    let fdt = walker.fdt.clone();
     if let Some(root) = fdt.find_node("/") {
         let root_bus = Bus {
             address_cells: prop_u32(root, "#address-cells").unwrap_or(2) as usize,
@@ -414,7 +450,7 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
             walker.visit(child, &[root_bus], irq_parent);
         }
     }
-    Ok(walker.platform)
+    walker
 }
 
 /// The value of `key=value` in the kernel command line, if present.

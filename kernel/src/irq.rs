@@ -28,6 +28,8 @@ pub struct Handler {
     pub name: &'static str,
     pub func: fn(IrqNumber, usize),
     pub context: usize,
+    /// The domain the interrupt is delivered to (0: the kernel itself).
+    pub owner: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,22 @@ pub fn register(irq: IrqNumber, handler: Handler) -> Result<(), IrqError> {
         return Err(IrqError::NoSuchLine);
     }
     Ok(())
+}
+
+/// Like `register`, but replaces a handler the kernel itself installed: this is how a
+/// driver domain takes over a device the kernel drove during boot (the console).
+pub fn register_taking_over(irq: IrqNumber, handler: Handler) -> Result<(), IrqError> {
+    {
+        let mut table = HANDLERS.lock();
+        match table.get(&irq) {
+            Some(h) if h.owner != 0 => return Err(IrqError::AlreadyRegistered),
+            Some(_) => {
+                table.remove(&irq);
+            }
+            None => {}
+        }
+    }
+    register(irq, handler)
 }
 
 /// (irq, handler name) for every registered handler.

@@ -118,9 +118,6 @@ pub extern "C" fn kernel_entry(dtb: usize, entry_el: u64) -> ! {
         match initrd::Archive::parse(bytes) {
             Ok(a) => {
                 info!("initrd: {} entries", a.len());
-                for e in a.entries() {
-                    check_envelope(e.name, e.data);
-                }
             }
             Err(e) => warn!("initrd: rejected: {e}"),
         }
@@ -128,7 +125,8 @@ pub extern "C" fn kernel_entry(dtb: usize, entry_el: u64) -> ! {
 
     sched::init();
     let bootargs = platform.bootargs;
-    if let Err(e) = sched::spawn("init", sched::Priority::Normal, move || init_thread(bootargs, initrd_bytes)) {
+    let uart_device = platform.uart;
+    if let Err(e) = sched::spawn("init", sched::Priority::Normal, move || init_thread(bootargs, initrd_bytes, uart_device)) {
         warn!("sched: cannot start the init thread: {e}");
         power::exit(exception::FAULT_EXIT_STATUS);
     }
@@ -164,57 +162,6 @@ fn check_initrd(p: &Platform) -> Option<Region> {
     }
 }
 
-/// Verifies one initrd envelope with the trusted loader and logs the outcome.
-fn check_envelope(name: &str, bytes: &[u8]) {
-    let mut ring = loader::Keyring::new();
-    for (_, key) in keyring::TRUSTED_KEYS {
-        ring.add(*key);
-    }
-    let revoked = loader::Revocations { keys: keyring::REVOKED_KEYS.to_vec(), digests: keyring::REVOKED_DIGESTS.to_vec() };
-    match loader::verify(bytes, &ring, &revoked) {
-        Ok(d) => {
-            let id = &d.key_id;
-            info!(
-                "initrd: {name}: verified {} {} (key id {:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}), {} bytes in memory, {} relocations",
-                d.manifest.name,
-                d.manifest.version,
-                id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7],
-                d.elf.layout().size,
-                d.elf.relocation_count()
-            );
-            match domain::load(&d) {
-                Ok(img) => {
-                    info!("initrd: {name}: loaded at {:#x} ({} bytes), segments mapped {}", img.base, img.size, segment_perms(&d));
-                    if d.manifest.name == "sample" {
-                        // The chain's test fixture: a plain `extern "C" fn(usize) -> usize`.
-                        // SAFETY: the image was verified against the keyring, relocated and
-                        // mapped RX at `entry`; the sample's entry has exactly this ABI.
-                        let f: extern "C" fn(usize) -> usize = unsafe { core::mem::transmute(img.entry) };
-                        info!("initrd: {name}: entry(1) returned {}", f(1));
-                    }
-                }
-                Err(e) => warn!("initrd: {name}: rejected: {e}"),
-            }
-        }
-        Err(e) => warn!("initrd: {name}: rejected: {e}"),
-    }
-}
-
-fn segment_perms(d: &loader::VerifiedDomain) -> alloc::string::String {
-    let mut s = alloc::string::String::new();
-    for seg in d.elf.segments() {
-        if !s.is_empty() {
-            s.push(' ');
-        }
-        s.push_str(match seg.permission {
-            loader::Permission::R => "R",
-            loader::Permission::RW => "RW",
-            loader::Permission::RX => "RX",
-        });
-    }
-    s
-}
-
 fn init_interrupts(p: &Platform) {
     use alloc::boxed::Box;
     let controller: &'static dyn irq::IrqController = if let Some((d, c)) = p.gic {
@@ -247,11 +194,19 @@ fn init_interrupts(p: &Platform) {
     }
 }
 
-fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>) {
+fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Option<devicetree::Device>) {
+    domain::boot(initrd, uart);
+    if let Some(console) = domain::manager::exporter_of(interfaces::console::NAME) {
+        match interfaces::console::import() {
+            Ok(proxy) => console::hand_over(proxy, console),
+            Err(e) => warn!("console: cannot import the console domain's interface ({e})"),
+        }
+    }
     let s = sched::stats();
     info!("QvQ ready: {} threads, tick {} Hz", s.threads, time::TICK_HZ);
     match devicetree::bootarg(bootargs, "qvq.test") {
         Some(name) => selftest::run(name),
+        None if domain::manager::shell_running() => {}
         None => monitor::run(initrd),
     }
 }

@@ -119,12 +119,22 @@ fn default_restart() -> String {
     "restart".into()
 }
 
+/// An interface in `domain.toml`: a bare name (its hash comes from QvQ's IDL,
+/// `domains/interfaces`) or an explicit `{ name, hash }`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InterfaceToml {
-    pub name: String,
-    /// 64 hex digits.
-    pub hash: String,
+#[serde(untagged)]
+pub enum InterfaceToml {
+    Name(String),
+    Explicit {
+        name: String,
+        /// 64 hex digits.
+        hash: String,
+    },
+}
+
+/// The hash QvQ's IDL gives interface `name`.
+pub fn idl_hash(name: &str) -> Option<[u8; 32]> {
+    interfaces::ALL.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
 }
 
 impl ManifestToml {
@@ -135,7 +145,15 @@ impl ManifestToml {
 
     pub fn into_manifest(self) -> Result<Manifest, String> {
         let iface = |list: Vec<InterfaceToml>| -> Result<Vec<InterfaceRef>, String> {
-            list.into_iter().map(|i| Ok(InterfaceRef { hash: unhex32(&i.hash).map_err(|e| format!("interface {}: hash {e}", i.name))?, name: i.name })).collect()
+            list.into_iter()
+                .map(|i| match i {
+                    InterfaceToml::Name(name) => {
+                        let hash = idl_hash(&name).ok_or_else(|| format!("interface {name} is not defined in domains/interfaces; give its hash explicitly"))?;
+                        Ok(InterfaceRef { name, hash })
+                    }
+                    InterfaceToml::Explicit { name, hash } => Ok(InterfaceRef { hash: unhex32(&hash).map_err(|e| format!("interface {name}: hash {e}"))?, name }),
+                })
+                .collect()
         };
         let m = Manifest {
             version: Version::parse(&self.version).ok_or_else(|| format!("version {:?} is not MAJOR.MINOR.PATCH", self.version))?,

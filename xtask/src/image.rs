@@ -83,52 +83,40 @@ pub fn elf_to_raw_image(elf: &[u8]) -> Result<Vec<u8>, String> {
     Ok(image)
 }
 
-/// The local development key (made on first use; git-ignored). Returns the private key path.
+/// The local development key (made on first use; git-ignored). Returns the private key
+/// path. Also makes this machine's revoked test key: trusted like the dev key but listed
+/// in keys/dev/revoked.toml, so tests can show a revoked signer is refused.
 pub fn ensure_dev_key() -> Result<PathBuf, String> {
-    let prefix = workspace_root().join("keys/dev/dev");
-    let (private, public) = qvq_sign::key_paths(&prefix);
-    if !private.exists() || !public.exists() {
-        let (_, _, id) = qvq_sign::keygen(&prefix, true)?;
-        eprintln!("xtask: made the local development key {} (key id {})", private.display(), qvq_sign::hex(&id));
+    let dev = workspace_root().join("keys/dev");
+    let make = |name: &str| -> Result<(PathBuf, [u8; 32]), String> {
+        let prefix = dev.join(name);
+        let (private, public) = qvq_sign::key_paths(&prefix);
+        if !private.exists() || !public.exists() {
+            let (_, _, id) = qvq_sign::keygen(&prefix, true)?;
+            eprintln!("xtask: made the local key {} (key id {})", private.display(), qvq_sign::hex(&id));
+        }
+        let id = qvq_sign::public_key_id(&qvq_sign::read_public_key(&public)?);
+        Ok((private, id))
+    };
+    let (private, _) = make("dev")?;
+    let (_, revoked_id) = make("revoked-test")?;
+    let revoked = dev.join("revoked.toml");
+    let text = format!("# This machine's revoked test key (made by xtask; git-ignored).\nkeys = [\"{}\"]\n", qvq_sign::hex(&revoked_id));
+    if std::fs::read_to_string(&revoked).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&revoked, text).map_err(|e| format!("cannot write {}: {e}", revoked.display()))?;
     }
     Ok(private)
 }
 
-/// Builds the domain workspace (`domains/`, its own flags in domains/.cargo/config.toml)
-/// and returns the ELF of `name`.
+/// The private key of this machine's revoked test key.
+pub fn revoked_test_key() -> PathBuf {
+    workspace_root().join("keys/dev/revoked-test.key.pem")
+}
+
+/// Builds the sample domain (the signed-domain chain's test fixture) and returns its ELF.
 pub fn build_domain_elf(name: &str) -> Result<PathBuf, String> {
-    let domains = workspace_root().join("domains");
-    let target_dir = workspace_root().join("target/domains");
-    let status = cargo()
-        .current_dir(&domains)
-        .args(["build", "--release", "--target", KERNEL_TARGET, "--package", name, "--target-dir"])
-        .arg(&target_dir)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("building domain {name} failed"));
-    }
-    Ok(target_dir.join(KERNEL_TARGET).join("release").join(name))
+    Ok(crate::domains::build_elves(&[name])?.remove(0))
 }
-
-/// Builds and signs `name` with the development key into target/qvq/domains/NAME.qvd.
-pub fn sign_domain(name: &str) -> Result<PathBuf, String> {
-    let elf_path = build_domain_elf(name)?;
-    let key = qvq_sign::read_signing_key(&ensure_dev_key()?)?;
-    let manifest_path = workspace_root().join("domains").join(name).join("domain.toml");
-    let text = std::fs::read_to_string(&manifest_path).map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
-    let manifest = qvq_sign::ManifestToml::parse(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
-    let envelope = qvq_sign::sign(&manifest, &elf, &key).map_err(|e| format!("{name}: {e}"))?;
-    let out = workspace_root().join("target/qvq/domains");
-    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let qvd = out.join(format!("{name}.qvd"));
-    std::fs::write(&qvd, envelope).map_err(|e| format!("cannot write {}: {e}", qvd.display()))?;
-    Ok(qvd)
-}
-
-/// Domains every board's initrd carries, in boot order.
-pub const INITRD_DOMAINS: &[&str] = &["sample"];
 
 /// Packs `(entry name, envelope)` pairs into an initrd image at `path`.
 pub fn write_initrd(path: &Path, entries: &[(String, Vec<u8>)]) -> Result<(), String> {
@@ -136,16 +124,9 @@ pub fn write_initrd(path: &Path, entries: &[(String, Vec<u8>)]) -> Result<(), St
     std::fs::write(path, img).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// The signed domains of the board's initrd.
-pub fn initrd_entries() -> Result<Vec<(String, Vec<u8>)>, String> {
-    INITRD_DOMAINS
-        .iter()
-        .map(|name| {
-            let qvd = sign_domain(name)?;
-            let bytes = std::fs::read(&qvd).map_err(|e| format!("cannot read {}: {e}", qvd.display()))?;
-            Ok((format!("{name}.qvd"), bytes))
-        })
-        .collect()
+/// The signed domains of the board's initrd, in recipe order.
+pub fn initrd_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
+    crate::domains::signed_initrd_entries(board, &ensure_dev_key()?)
 }
 
 /// Compiles a DTS file with dtc.
@@ -177,7 +158,7 @@ pub fn build(board: Board) -> Result<Built, String> {
     std::fs::write(&kernel, elf_to_raw_image(&elf)?).map_err(|e| format!("cannot write {}: {e}", kernel.display()))?;
     std::fs::write(out.join("kernel.elf"), &elf).map_err(|e| format!("cannot write kernel.elf: {e}"))?;
     let initrd = out.join("initrd.img");
-    write_initrd(&initrd, &initrd_entries()?)?;
+    write_initrd(&initrd, &initrd_entries(board)?)?;
     let dtb = match board {
         Board::Rpi3 => {
             let dtb = out.join("rpi3.dtb");

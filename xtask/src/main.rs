@@ -1,6 +1,7 @@
 //! `cargo xtask`: builds, packs, boots and tests QvQ. Run `cargo xtask --help`.
 
 mod dist;
+mod domains;
 mod harness;
 mod image;
 mod setup;

@@ -263,7 +263,7 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
         Setup::NoDtb => boot.dtb = None,
         Setup::NoSemihosting => boot.semihosting = false,
         Setup::TamperedInitrd => {
-            let mut entries = image::initrd_entries()?;
+            let mut entries = image::initrd_entries(board)?;
             entries[0].1[84] ^= 0x01; // first manifest byte: the signature no longer matches
             let path = image::out_dir(board).join("tampered-initrd.img");
             image::write_initrd(&path, &entries)?;

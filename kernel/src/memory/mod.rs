@@ -247,6 +247,16 @@ pub fn protect(base: usize, size: usize, access: Access) -> Result<(), MapError>
     Ok(())
 }
 
+/// Maps an MMIO range (identity, Device-nGnRE, RW, never executable); returns its page base.
+pub fn map_device(r: Region) -> Result<usize, MapError> {
+    let r = page_region(r);
+    let mut space = KERNEL_SPACE.lock();
+    let space = space.as_mut().ok_or(MapError::NoTableMemory)?;
+    space.map(r.base, r.base, r.size, Attributes { mem: MemType::Device, access: Access::ReadWrite }, &mut FrameTables)?;
+    mmu::flush_tlb();
+    Ok(r.base)
+}
+
 fn set_page(va: usize, mapped: bool) -> Result<(), MapError> {
     let mut space = KERNEL_SPACE.lock();
     let space = space.as_mut().ok_or(MapError::NoTableMemory)?;

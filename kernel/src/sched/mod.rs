@@ -57,6 +57,8 @@ struct Thread {
     stack: Stack,
     /// Counter value a sleeping thread waits for.
     wake_at: u64,
+    /// Which domain it runs and its continuation list (see `domain`).
+    domain: crate::domain::Context,
 }
 
 struct Slot {
@@ -138,6 +140,7 @@ impl Scheduler {
         let mut reap = false;
         if let Some(t) = self.thread(cur) {
             t.context = *frame;
+            t.domain = crate::domain::save_context();
             match t.state {
                 State::Running => {
                     t.state = State::Ready;
@@ -156,6 +159,7 @@ impl Scheduler {
         let t = self.thread(next).expect("picked thread exists");
         t.state = State::Running;
         *frame = t.context;
+        crate::domain::restore_context(t.domain);
         if next != cur {
             self.switches += 1;
         }
@@ -222,7 +226,7 @@ pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, priority: Priority, f: F)
     let slot = &mut s.slots[index];
     slot.generation = slot.generation.wrapping_add(1);
     let id = ThreadId { index: index as u16, generation: slot.generation };
-    slot.thread = Some(Box::new(Thread { id, name: String::from(name), priority, state: State::Blocked, context, stack, wake_at: 0 }));
+    slot.thread = Some(Box::new(Thread { id, name: String::from(name), priority, state: State::Blocked, context, stack, wake_at: 0, domain: crate::domain::Context::default() }));
     s.make_ready(index as u16);
     Ok(id)
 }
@@ -236,6 +240,7 @@ pub fn start() -> ! {
         s.current = next;
         let t = s.thread(next).expect("picked thread exists");
         t.state = State::Running;
+        crate::domain::restore_context(t.domain);
         Box::new(t.context)
     };
     crate::arch::exception::enter_first_thread(&frame)

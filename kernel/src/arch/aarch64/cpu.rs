@@ -22,6 +22,11 @@ pub fn irq_restore(s: IrqState) {
     DAIF.set(s.0);
 }
 
+/// True when IRQs are masked on this core (inside a lock or an exception handler).
+pub fn irqs_masked() -> bool {
+    DAIF.get() & (1 << 7) != 0
+}
+
 /// Waits for an interrupt (returns at once if one is pending).
 #[inline(always)]
 pub fn wait_for_interrupt() {

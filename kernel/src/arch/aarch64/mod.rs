@@ -8,3 +8,4 @@ pub mod timer;
 
 core::arch::global_asm!(include_str!("boot.s"));
 core::arch::global_asm!(include_str!("vectors.s"));
+core::arch::global_asm!(include_str!("continuation.s"));

@@ -1,0 +1,55 @@
+//! The test domain: calls that succeed, move shared-heap data, and fail on purpose (the
+//! failures are what crash recovery is tested with).
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use runtime::interfaces::hello::{self, Hello};
+use runtime::interfaces::{Numbers, RRef, RpcError, RpcResult};
+
+struct HelloDomain;
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let pad = [depth; 32];
+    recurse(core::hint::black_box(depth + 1)) + core::hint::black_box(pad)[1]
+}
+
+impl Hello for HelloDomain {
+    fn ping(&self, x: u64) -> RpcResult<u64> {
+        Ok(x.wrapping_add(1))
+    }
+
+    fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64> {
+        Ok(numbers.0.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+    }
+
+    fn fail(&self, how: u32) -> RpcResult<u64> {
+        match how {
+            0 => panic!("asked to panic"),
+            1 => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(core::hint::black_box(alloc::vec![1u8; 4096]));
+                }
+            }
+            2 => Ok(recurse(0)),
+            3 => loop {
+                core::hint::spin_loop();
+            },
+            _ => Err(RpcError::Refused),
+        }
+    }
+}
+
+static HELLO: HelloDomain = HelloDomain;
+
+fn init() -> Result<(), &'static str> {
+    hello::export(&HELLO).map_err(|_| "cannot export Hello")?;
+    Ok(())
+}
+
+runtime::entry!(init);

@@ -1,0 +1,72 @@
+//! The table of kernel services every domain's entry point receives. `#[repr(C)]`, so the
+//! kernel and separately compiled domains agree on it; `ABI_VERSION` changes with it.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+pub const ABI_VERSION: u32 = 1;
+
+/// Called by the kernel's proxy inside the callee's context: unpacks `data` (the caller's
+/// argument frame) and calls the callee's `table` with its `state`.
+pub type InvokeFn = unsafe extern "C" fn(data: *mut u8, table: *const (), state: *const ());
+
+/// A device granted by the domain's signed manifest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeviceGrant {
+    pub mmio_base: usize,
+    pub mmio_size: usize,
+    /// 1 if the device's interrupt is delivered to this domain.
+    pub has_irq: u32,
+}
+
+#[repr(C)]
+pub struct KernelServices {
+    pub abi_version: u32,
+    pub domain_id: u32,
+    /// The private heap (the manifest's `heap_limit` bytes).
+    pub heap_base: usize,
+    pub heap_size: usize,
+    /// Writes one log line, prefixed with the domain's name.
+    pub log: extern "C" fn(ptr: *const u8, len: usize),
+    /// Reports a panic; the kernel unwinds to the caller of the current call.
+    pub panic: extern "C" fn(ptr: *const u8, len: usize) -> !,
+    /// Registers an export (must be in the manifest). 0 or a negative error.
+    pub export: extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const ()) -> i32,
+    /// A slot for an import (must be in the manifest), or a negative error.
+    pub import: extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64,
+    /// The trusted proxy: 0 when the call completed, else an `RpcError` code.
+    pub proxy_call: unsafe extern "C" fn(slot: u32, invoke: InvokeFn, data: *mut u8) -> u32,
+    /// Starts a thread of this domain running `entry(arg)`.
+    pub spawn: extern "C" fn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32,
+    pub sleep_ms: extern "C" fn(ms: u64),
+    pub yield_now: extern "C" fn(),
+    pub uptime_ns: extern "C" fn() -> u64,
+    /// Events: counters a thread can wait on until they move past a value it has seen.
+    pub event_new: extern "C" fn() -> i64,
+    pub event_wait: extern "C" fn(event: u32, seen: u64) -> u64,
+    pub event_signal: extern "C" fn(event: u32),
+    /// The `index`-th device grant; 0 or a negative error.
+    pub device: extern "C" fn(index: u32, out: *mut DeviceGrant) -> i32,
+    /// Blocks until the device's interrupt fires; the line stays masked until `irq_done`.
+    pub irq_wait: extern "C" fn(index: u32) -> i32,
+    pub irq_done: extern "C" fn(index: u32),
+    /// The shared heap: blocks are recorded with their owning domain.
+    pub rref_alloc: extern "C" fn(size: usize, align: usize) -> *mut u8,
+    pub rref_free: extern "C" fn(ptr: *mut u8),
+    /// Records the calling domain as the owner (called when an `RRef` crosses a call).
+    pub rref_claim: extern "C" fn(ptr: *mut u8),
+}
+
+static SERVICES: AtomicPtr<KernelServices> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Set once by the runtime's entry point (or by the kernel for itself).
+pub fn set_services(s: &'static KernelServices) {
+    SERVICES.store(s as *const KernelServices as *mut KernelServices, Ordering::Release);
+}
+
+/// The kernel services of this domain.
+pub fn services() -> &'static KernelServices {
+    let p = SERVICES.load(Ordering::Acquire);
+    // SAFETY: only ever set from a `&'static KernelServices`.
+    unsafe { p.as_ref() }.expect("kernel services used before the domain's entry point ran")
+}

@@ -1,0 +1,251 @@
+//! QvQ's interface definitions and the kernel/domain ABI (trusted; shared by the kernel and
+//! every domain).
+//!
+//! Each interface is declared once with [`interface!`]. From the declaration come the
+//! Rust trait, a `#[repr(C)]` table of `extern "C"` functions, the callee-side adapter
+//! (`table_for`), the caller-side proxy (`Proxy`, which calls through the kernel's trusted
+//! `proxy_call`), `export`/`import` helpers, and `HASH`: SHA-256 of the declaration's text,
+//! the same in every separate build.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod abi;
+pub mod rref;
+pub mod sha256;
+mod types;
+
+pub use abi::{services, set_services, DeviceGrant, InvokeFn, KernelServices, ABI_VERSION};
+pub use rref::{CrossDomain, RRef, RRefable};
+pub use types::*;
+
+/// Why a cross-domain call failed.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpcError {
+    /// The callee crashed during the call (the call was unwound).
+    Crashed = 1,
+    /// The callee is not running (crashed earlier, held, or never started).
+    Unavailable = 2,
+    /// The caller may not use this slot.
+    NotAllowed = 3,
+    /// The callee refused the request (bad argument, busy, ...).
+    Refused = 4,
+}
+
+impl RpcError {
+    pub fn from_code(code: u32) -> RpcError {
+        match code {
+            1 => RpcError::Crashed,
+            2 => RpcError::Unavailable,
+            3 => RpcError::NotAllowed,
+            _ => RpcError::Refused,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            RpcError::Crashed => "callee crashed",
+            RpcError::Unavailable => "callee unavailable",
+            RpcError::NotAllowed => "not allowed",
+            RpcError::Refused => "refused",
+        }
+    }
+}
+
+impl core::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What every cross-domain method returns.
+pub type RpcResult<T> = Result<T, RpcError>;
+
+/// `RpcResult` with a fixed C layout, for the function tables.
+#[repr(C)]
+pub enum Ret<T> {
+    Ok(T),
+    Err(RpcError),
+}
+
+impl<T> From<RpcResult<T>> for Ret<T> {
+    fn from(r: RpcResult<T>) -> Self {
+        match r {
+            Ok(v) => Ret::Ok(v),
+            Err(e) => Ret::Err(e),
+        }
+    }
+}
+
+impl<T> From<Ret<T>> for RpcResult<T> {
+    fn from(r: Ret<T>) -> Self {
+        match r {
+            Ret::Ok(v) => Ok(v),
+            Ret::Err(e) => Err(e),
+        }
+    }
+}
+
+/// Declares an interface. See the crate documentation; the interfaces QvQ has are below.
+#[macro_export]
+macro_rules! interface {
+    (
+        $(#[$doc:meta])*
+        pub mod $module:ident : $name:ident {
+            $( $(#[$mdoc:meta])* fn $method:ident(&self $(, $arg:ident : $argty:ty)* ) -> RpcResult<$ret:ty>; )*
+        }
+    ) => {
+        $(#[$doc])*
+        pub mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::{CrossDomain, Ret, RpcError, RpcResult, RRef};
+
+            /// The interface's name, as manifests list it.
+            pub const NAME: &str = stringify!($name);
+            /// The declaration's text, which `HASH` covers.
+            pub const TEXT: &str = stringify!($name { $( fn $method(&self $(, $arg : $argty)*) -> RpcResult<$ret>; )* });
+            /// SHA-256 of `TEXT` without whitespace.
+            pub const HASH: [u8; 32] = $crate::sha256::sha256_compact(TEXT);
+
+            pub trait $name: Sync {
+                $( $(#[$mdoc])* fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret>; )*
+            }
+
+            /// The function table a callee exports.
+            #[repr(C)]
+            pub struct Table {
+                $( pub $method: unsafe extern "C" fn(state: *const () $(, $arg: $argty)*) -> Ret<$ret>, )*
+            }
+
+            /// The callee-side adapter: a table calling `T`'s methods.
+            pub fn table_for<T: $name + 'static>() -> Table {
+                $(
+                    #[allow(improper_ctypes_definitions)]
+                    unsafe extern "C" fn $method<T: $name>(state: *const () $(, $arg: $argty)*) -> Ret<$ret> {
+                        // Arguments now belong to the callee.
+                        $( CrossDomain::claim(&$arg); )*
+                        // SAFETY: the kernel passes back the `state` given to `export`, a `&'static T`.
+                        let this = unsafe { &*(state as *const T) };
+                        this.$method($($arg),*).into()
+                    }
+                )*
+                Table { $( $method: $method::<T>, )* }
+            }
+
+            /// The caller-side proxy: each call goes through the kernel's `proxy_call`.
+            #[derive(Clone, Copy, Debug)]
+            pub struct Proxy {
+                slot: u32,
+            }
+
+            impl Proxy {
+                pub const fn from_slot(slot: u32) -> Self {
+                    Proxy { slot }
+                }
+                pub fn slot(&self) -> u32 {
+                    self.slot
+                }
+            }
+
+            impl $name for Proxy {
+                $(
+                    fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret> {
+                        struct Frame {
+                            args: core::mem::ManuallyDrop<($($argty,)*)>,
+                            taken: bool,
+                            ret: Option<Ret<$ret>>,
+                        }
+                        unsafe extern "C" fn invoke(data: *mut u8, table: *const (), state: *const ()) {
+                            // SAFETY: `data` is the `Frame` below, alive for the whole call;
+                            // `table` is the callee's exported `Table` for this interface.
+                            let (frame, table) = unsafe { (&mut *(data as *mut Frame), &*(table as *const Table)) };
+                            frame.taken = true;
+                            #[allow(unused_parens)]
+                            let ($($arg,)*) = unsafe { core::mem::ManuallyDrop::take(&mut frame.args) };
+                            frame.ret = Some(unsafe { (table.$method)(state $(, $arg)*) });
+                        }
+                        let mut frame = Frame { args: core::mem::ManuallyDrop::new(($($arg,)*)), taken: false, ret: None };
+                        // SAFETY: `invoke` matches `frame`'s type; the kernel calls it at most once.
+                        let code = unsafe { ($crate::services().proxy_call)(self.slot, invoke, &mut frame as *mut Frame as *mut u8) };
+                        match (code, frame.ret.take()) {
+                            (0, Some(r)) => {
+                                let r: RpcResult<$ret> = r.into();
+                                if let Ok(v) = &r {
+                                    CrossDomain::claim(v);
+                                }
+                                r
+                            }
+                            (code, _) => {
+                                if !frame.taken {
+                                    // Never delivered: the arguments are still ours.
+                                    // SAFETY: not taken, so still initialised and owned here.
+                                    unsafe { core::mem::ManuallyDrop::drop(&mut frame.args) };
+                                }
+                                Err(RpcError::from_code(code))
+                            }
+                        }
+                    }
+                )*
+            }
+
+            /// Exports `object` as this interface of the calling domain.
+            pub fn export<T: $name + 'static>(object: &'static T) -> Result<(), i32> {
+                let table: &'static Table = alloc::boxed::Box::leak(alloc::boxed::Box::new(table_for::<T>()));
+                let r = ($crate::services().export)(NAME.as_ptr(), NAME.len(), &HASH, table as *const Table as *const (), object as *const T as *const ());
+                if r == 0 { Ok(()) } else { Err(r) }
+            }
+
+            /// A proxy to the export this domain's manifest imports under this name and hash.
+            pub fn import() -> Result<Proxy, i64> {
+                let r = ($crate::services().import)(NAME.as_ptr(), NAME.len(), &HASH);
+                if r < 0 { Err(r) } else { Ok(Proxy::from_slot(r as u32)) }
+            }
+        }
+    };
+}
+
+interface! {
+    /// A character console. The PL011 driver domain exports it.
+    pub mod console: Console {
+        /// Writes `text` (its first `len` bytes).
+        fn write(&self, text: RRef<Text>) -> RpcResult<()>;
+        /// Waits for the next received byte.
+        fn read_byte(&self) -> RpcResult<u8>;
+    }
+}
+
+interface! {
+    /// The kernel's introspection and control interface, exported by the kernel itself.
+    pub mod kernel: Kernel {
+        fn domain_count(&self) -> RpcResult<u32>;
+        fn domain_info(&self, index: u32) -> RpcResult<RRef<DomainInfo>>;
+        fn free_frames(&self) -> RpcResult<u64>;
+        fn poweroff(&self, status: u32) -> RpcResult<()>;
+    }
+}
+
+interface! {
+    /// The test domain's interface: calls that succeed, move data, or fail on purpose.
+    pub mod hello: Hello {
+        fn ping(&self, x: u64) -> RpcResult<u64>;
+        fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64>;
+        /// `how`: 0 panic, 1 allocate without bound, 2 recurse without bound, 3 loop forever.
+        fn fail(&self, how: u32) -> RpcResult<u64>;
+    }
+}
+
+/// Every interface QvQ defines: (name, hash). Build tools resolve manifest entries with it.
+pub const ALL: &[(&str, [u8; 32])] = &[(console::NAME, console::HASH), (kernel::NAME, kernel::HASH), (hello::NAME, hello::HASH)];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interface_hashes_are_distinct_and_cover_the_text() {
+        assert_ne!(super::console::HASH, super::hello::HASH);
+        let compact: std::string::String = super::console::TEXT.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        assert_eq!(super::console::HASH, super::sha256::sha256(compact.as_bytes()));
+        assert!(compact.starts_with("Console{fnwrite(&self,text:RRef<Text>)->RpcResult<()>;"), "{compact}");
+    }
+}

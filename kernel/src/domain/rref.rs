@@ -1,0 +1,63 @@
+//! The shared heap: `RRef` blocks, each recorded with the domain that owns it. Blocks come
+//! from the kernel heap; the registry frees a dead domain's blocks.
+
+use super::DomainId;
+use crate::sync::IrqLock;
+use alloc::collections::BTreeMap;
+use core::alloc::Layout;
+
+struct Block {
+    owner: DomainId,
+    layout: Layout,
+}
+
+static REGISTRY: IrqLock<BTreeMap<usize, Block>> = IrqLock::new("shared heap", BTreeMap::new());
+
+/// Upper bound on one block (a safety net against a confused caller).
+const MAX_BLOCK: usize = 1 << 20;
+
+pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
+    let Ok(layout) = Layout::from_size_align(size.max(1), align.max(1)) else { return core::ptr::null_mut() };
+    if layout.size() > MAX_BLOCK {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: non-zero size.
+    let p = unsafe { alloc::alloc::alloc(layout) };
+    if !p.is_null() {
+        REGISTRY.lock().insert(p as usize, Block { owner, layout });
+    }
+    p
+}
+
+/// Frees a block its owner drops. Refuses (and reports) anything else.
+pub fn free(by: DomainId, p: *mut u8) -> bool {
+    let mut reg = REGISTRY.lock();
+    match reg.get(&(p as usize)) {
+        Some(b) if b.owner == by => {
+            let layout = b.layout;
+            reg.remove(&(p as usize));
+            drop(reg);
+            // SAFETY: allocated by `alloc` with this layout, and now unregistered.
+            unsafe { alloc::alloc::dealloc(p, layout) };
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Records `to` as the owner of `p` (a proxy moved it).
+pub fn claim(to: DomainId, p: *mut u8) -> bool {
+    match REGISTRY.lock().get_mut(&(p as usize)) {
+        Some(b) => {
+            b.owner = to;
+            true
+        }
+        None => false,
+    }
+}
+
+/// (blocks, bytes) owned by `d`.
+pub fn usage(d: DomainId) -> (usize, usize) {
+    let reg = REGISTRY.lock();
+    reg.values().filter(|b| b.owner == d).fold((0, 0), |(n, s), b| (n + 1, s + b.layout.size()))
+}

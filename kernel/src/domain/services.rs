@@ -1,0 +1,162 @@
+//! The `KernelServices` table: what a domain may ask of the kernel. Every function acts for
+//! the domain the current thread is running (`super::current()`), never for one the
+//! caller names.
+
+use super::{current, manager};
+use interfaces::{DeviceGrant, InvokeFn, KernelServices, RpcError, ABI_VERSION};
+
+pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize) -> KernelServices {
+    KernelServices {
+        abi_version: ABI_VERSION,
+        domain_id: domain,
+        heap_base,
+        heap_size,
+        log,
+        panic,
+        export,
+        import,
+        proxy_call,
+        spawn,
+        sleep_ms,
+        yield_now,
+        uptime_ns,
+        event_new,
+        event_wait,
+        event_signal,
+        device,
+        irq_wait,
+        irq_done,
+        rref_alloc,
+        rref_free,
+        rref_claim,
+    }
+}
+
+/// Borrows a domain-supplied string. The pointer comes from the trusted runtime or the
+/// generated interface code (domains are safe Rust and cannot forge one).
+fn text<'a>(ptr: *const u8, len: usize, max: usize) -> &'a str {
+    if ptr.is_null() {
+        return "";
+    }
+    // SAFETY: see above; the length is bounded.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr, len.min(max)) };
+    core::str::from_utf8(bytes).unwrap_or("<not UTF-8>")
+}
+
+extern "C" fn log(ptr: *const u8, len: usize) {
+    crate::info!("{}: {}", manager::name(current()), text(ptr, len, 1024).trim_end());
+}
+
+extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
+    let d = current();
+    manager::crashed(d, &alloc::format!("panicked: {}", text(ptr, len, 256)));
+    super::unwind(d, RpcError::Crashed as u32)
+}
+
+extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const ()) -> i32 {
+    // SAFETY: `hash` points at the interface's `HASH` constant (generated code).
+    let hash = unsafe { &*hash };
+    manager::export(current(), text(name, name_len, 64), hash, table as usize, state as usize)
+}
+
+extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64 {
+    // SAFETY: as in `export`.
+    let hash = unsafe { &*hash };
+    manager::import(current(), text(name, name_len, 64), hash)
+}
+
+/// The trusted proxy: checks the slot and that the callee is alive, counts the call,
+/// enters the callee behind a continuation, and undoes all of it on return or crash.
+unsafe extern "C" fn proxy_call(slot: u32, invoke: InvokeFn, data: *mut u8) -> u32 {
+    let (callee, table, state) = match manager::enter(current(), slot) {
+        Ok(t) => t,
+        Err(e) => return e as u32,
+    };
+    let code = super::call_into(callee, invoke, data, table as *const (), state as *const ());
+    manager::leave(slot);
+    code
+}
+
+struct ThreadCall {
+    entry: extern "C" fn(usize),
+    arg: usize,
+}
+
+unsafe extern "C" fn invoke_thread(data: *mut u8, _: *const (), _: *const ()) {
+    // SAFETY: `data` is the `ThreadCall` of the spawning closure below.
+    let call = unsafe { &*(data as *const ThreadCall) };
+    (call.entry)(call.arg);
+}
+
+extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32 {
+    let d = current();
+    let name = alloc::format!("{}:{}", manager::name(d), text(name, name_len, 32));
+    let thread_name = name.clone();
+    let r = crate::sched::spawn(&thread_name, crate::sched::Priority::Normal, move || {
+        let mut call = ThreadCall { entry, arg };
+        if super::call_into(d, invoke_thread, &mut call as *mut ThreadCall as *mut u8, core::ptr::null(), core::ptr::null()) != 0 {
+            crate::info!("thread {name} ended: its domain crashed");
+        }
+    });
+    if r.is_ok() {
+        0
+    } else {
+        -1
+    }
+}
+
+extern "C" fn sleep_ms(ms: u64) {
+    crate::sched::sleep_ms(ms)
+}
+
+extern "C" fn yield_now() {
+    crate::sched::yield_now()
+}
+
+extern "C" fn uptime_ns() -> u64 {
+    crate::time::uptime_ns()
+}
+
+extern "C" fn event_new() -> i64 {
+    manager::event_new()
+}
+
+extern "C" fn event_wait(event: u32, seen: u64) -> u64 {
+    manager::event_wait(event, seen)
+}
+
+extern "C" fn event_signal(event: u32) {
+    manager::event_signal(event)
+}
+
+extern "C" fn device(index: u32, out: *mut DeviceGrant) -> i32 {
+    let mut g = DeviceGrant::default();
+    let r = manager::device(current(), index, &mut g);
+    if r == 0 && !out.is_null() {
+        // SAFETY: `out` is the runtime's `DeviceGrant` on its stack.
+        unsafe { out.write(g) };
+    }
+    r
+}
+
+extern "C" fn irq_wait(index: u32) -> i32 {
+    manager::irq_wait(current(), index)
+}
+
+extern "C" fn irq_done(index: u32) {
+    manager::irq_done(current(), index)
+}
+
+extern "C" fn rref_alloc(size: usize, align: usize) -> *mut u8 {
+    super::rref::alloc(current(), size, align)
+}
+
+extern "C" fn rref_free(ptr: *mut u8) {
+    if !super::rref::free(current(), ptr) {
+        crate::warn!("{}: freed a shared-heap block it does not own; ignored", manager::name(current()));
+    }
+}
+
+extern "C" fn rref_claim(ptr: *mut u8) {
+    super::rref::claim(current(), ptr);
+}

@@ -1,0 +1,155 @@
+//! Building domains: compile each as a static PIE, check that it is safe Rust with only
+//! allow-listed dependencies, sign it with the local development key (manifest from its
+//! `domain.toml`, device grants and restart policy from the board recipe), and pack the
+//! board's initrd in recipe order.
+
+use crate::image::workspace_root;
+use crate::setup::KERNEL_TARGET;
+use crate::Board;
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Crates a domain may depend on (directly or not): the trusted runtime and interface
+/// definitions, and the audited allocator the runtime uses.
+pub const ALLOWED_DEPENDENCIES: &[&str] = &["qvq-runtime", "qvq-interfaces", "linked_list_allocator"];
+
+/// One `[[domain]]` of `initrd/<board>.toml`.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RecipeEntry {
+    pub name: String,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    pub restart: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recipe {
+    domain: Vec<RecipeEntry>,
+}
+
+pub fn recipe(board: Board) -> Result<Vec<RecipeEntry>, String> {
+    let path = workspace_root().join("initrd").join(format!("{}.toml", board.name()));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let r: Recipe = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(r.domain)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn domains_dir() -> PathBuf {
+    workspace_root().join("domains")
+}
+
+/// Builds the given domain packages; returns each ELF's path.
+pub fn build_elves(names: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let target_dir = workspace_root().join("target/domains");
+    let mut cmd = cargo();
+    cmd.current_dir(domains_dir()).args(["build", "--release", "--target", KERNEL_TARGET, "--target-dir"]).arg(&target_dir);
+    for n in names {
+        cmd.args(["--package", n]);
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building domains {} failed", names.join(", ")));
+    }
+    Ok(names.iter().map(|n| target_dir.join(KERNEL_TARGET).join("release").join(n)).collect())
+}
+
+/// The crate root says `#![forbid(unsafe_code)]`.
+pub fn check_forbids_unsafe(name: &str) -> Result<(), String> {
+    let root = domains_dir().join(name).join("src/main.rs");
+    let text = std::fs::read_to_string(&root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+    let forbids = text.lines().map(|l| l.split("//").next().unwrap_or("").replace(' ', "")).any(|l| l == "#![forbid(unsafe_code)]");
+    if forbids {
+        Ok(())
+    } else {
+        Err(format!("domain {name}: {} lacks #![forbid(unsafe_code)]; refusing to sign it", root.display()))
+    }
+}
+
+/// Every crate `name` depends on, directly or not, is on the allow-list.
+pub fn check_dependencies(name: &str) -> Result<(), String> {
+    let out = cargo()
+        .current_dir(domains_dir())
+        .args(["metadata", "--format-version", "1", "--filter-platform", KERNEL_TARGET])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let names: HashMap<&str, &str> = meta["packages"].as_array().into_iter().flatten().filter_map(|p| Some((p["id"].as_str()?, p["name"].as_str()?))).collect();
+    let nodes: HashMap<&str, Vec<&str>> = meta["resolve"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| Some((n["id"].as_str()?, n["dependencies"].as_array()?.iter().filter_map(|d| d.as_str()).collect())))
+        .collect();
+    let root = names.iter().find(|(_, n)| **n == name).map(|(id, _)| *id).ok_or_else(|| format!("no domain package named {name}"))?;
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        for dep in nodes.get(id).into_iter().flatten() {
+            if seen.insert(*dep) {
+                let dep_name = names.get(dep).copied().unwrap_or(dep);
+                if !ALLOWED_DEPENDENCIES.contains(&dep_name) {
+                    return Err(format!(
+                        "domain {name} depends on {dep_name}, which is not on the allow-list ({}); refusing to sign it",
+                        ALLOWED_DEPENDENCIES.join(", ")
+                    ));
+                }
+                stack.push(dep);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn toolchain() -> String {
+    Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+}
+
+/// The manifest of `name`: its domain.toml, with the recipe's grants and restart policy.
+pub fn manifest(name: &str, entry: Option<&RecipeEntry>, safe_checked: bool) -> Result<qvq_sign::loader::Manifest, String> {
+    let path = domains_dir().join(name).join("domain.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut m: qvq_sign::ManifestToml = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(e) = entry {
+        m.devices = e.devices.clone();
+        if let Some(r) = &e.restart {
+            m.restart = r.clone();
+        }
+    }
+    m.toolchain = toolchain();
+    m.safe_rust_checked = safe_checked;
+    m.into_manifest().map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Checks, builds and signs the recipe's domains with `key`; writes
+/// target/qvq/domains/<name>.qvd and returns (entry name, envelope) in recipe order.
+pub fn signed_initrd_entries(board: Board, key: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let entries = recipe(board)?;
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    for n in &names {
+        check_forbids_unsafe(n)?;
+        check_dependencies(n)?;
+    }
+    let elves = build_elves(&names)?;
+    let key = qvq_sign::read_signing_key(key)?;
+    let out_dir = workspace_root().join("target/qvq/domains");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (entry, elf_path) in entries.iter().zip(elves) {
+        let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
+        let envelope = qvq_sign::sign(&manifest(&entry.name, Some(entry), true)?, &elf, &key).map_err(|e| format!("{}: {e}", entry.name))?;
+        std::fs::write(out_dir.join(format!("{}.qvd", entry.name)), &envelope).map_err(|e| e.to_string())?;
+        out.push((format!("{}.qvd", entry.name), envelope));
+    }
+    Ok(out)
+}
