@@ -195,6 +195,9 @@ fn init_interrupts(p: &Platform) {
 }
 
 fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Option<devicetree::Device>) {
+    // Boot every domain before any thread a domain starts gets the CPU, so the boot log
+    // is complete before the shell's prompt.
+    sched::set_priority(sched::Priority::High);
     domain::boot(initrd, uart);
     if let Some(console) = domain::manager::exporter_of(interfaces::console::NAME) {
         match interfaces::console::import() {
@@ -204,6 +207,7 @@ fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Opti
     }
     let s = sched::stats();
     info!("QvQ ready: {} threads, tick {} Hz", s.threads, time::TICK_HZ);
+    sched::set_priority(sched::Priority::Normal);
     match devicetree::bootarg(bootargs, "qvq.test") {
         Some(name) => selftest::run(name),
         None if domain::manager::shell_running() => {}

@@ -9,7 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "ticks", "threads", "priorities", "waitqueue"];
+pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "domain-wx-write", "domain-wx-exec", "ticks", "threads", "priorities", "waitqueue"];
 
 fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: PASS ({detail})");
@@ -57,6 +57,25 @@ pub fn run(name: &str) -> ! {
             f();
             fail(name, format_args!("code in a data page ran"))
         }
+        "domain-wx-write" => match crate::domain::manager::segment_of("hello", loader::Permission::RX) {
+            Some(code) => {
+                info!("selftest {name}: writing to the hello domain's code at {code:#x}");
+                // SAFETY: deliberately unsound — domain code is mapped read-only; this must fault.
+                unsafe { core::ptr::write_volatile(code as *mut u32, 0) };
+                fail(name, format_args!("a write to domain code succeeded"))
+            }
+            None => fail(name, format_args!("the hello domain is not loaded")),
+        },
+        "domain-wx-exec" => match crate::domain::manager::segment_of("hello", loader::Permission::RW) {
+            Some(data) => {
+                info!("selftest {name}: jumping into the hello domain's data at {data:#x}");
+                // SAFETY: deliberately unsound — domain data is mapped execute-never; this must fault.
+                let f: extern "C" fn() = unsafe { core::mem::transmute(data) };
+                f();
+                fail(name, format_args!("domain data ran as code"))
+            }
+            None => fail(name, format_args!("the hello domain is not loaded")),
+        },
         "ticks" => {
             let t0 = crate::time::ticks();
             let c0 = crate::time::uptime_ns();

@@ -61,12 +61,16 @@ pub fn build_elves(names: &[&str]) -> Result<Vec<PathBuf>, String> {
     Ok(names.iter().map(|n| target_dir.join(KERNEL_TARGET).join("release").join(n)).collect())
 }
 
+/// True if crate-root source `text` carries `#![forbid(unsafe_code)]` (outside comments).
+pub fn forbids_unsafe_code(text: &str) -> bool {
+    text.lines().map(|l| l.split("//").next().unwrap_or("").replace(' ', "")).any(|l| l == "#![forbid(unsafe_code)]")
+}
+
 /// The crate root says `#![forbid(unsafe_code)]`.
 pub fn check_forbids_unsafe(name: &str) -> Result<(), String> {
     let root = domains_dir().join(name).join("src/main.rs");
     let text = std::fs::read_to_string(&root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
-    let forbids = text.lines().map(|l| l.split("//").next().unwrap_or("").replace(' ', "")).any(|l| l == "#![forbid(unsafe_code)]");
-    if forbids {
+    if forbids_unsafe_code(&text) {
         Ok(())
     } else {
         Err(format!("domain {name}: {} lacks #![forbid(unsafe_code)]; refusing to sign it", root.display()))
@@ -84,12 +88,20 @@ pub fn check_dependencies(name: &str) -> Result<(), String> {
         return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    allowed_dependencies_only(&meta, name)
+}
+
+/// Walks `cargo metadata` output from package `name` through every dependency.
+pub fn allowed_dependencies_only(meta: &serde_json::Value, name: &str) -> Result<(), String> {
     let names: HashMap<&str, &str> = meta["packages"].as_array().into_iter().flatten().filter_map(|p| Some((p["id"].as_str()?, p["name"].as_str()?))).collect();
+    // Edges that only exist for tests (dev-dependencies) never reach a domain's image;
+    // normal and build dependencies do (build scripts run code at build time).
+    let linked = |d: &&serde_json::Value| d["dep_kinds"].as_array().is_none_or(|k| k.iter().any(|k| k["kind"].as_str() != Some("dev")));
     let nodes: HashMap<&str, Vec<&str>> = meta["resolve"]["nodes"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|n| Some((n["id"].as_str()?, n["dependencies"].as_array()?.iter().filter_map(|d| d.as_str()).collect())))
+        .filter_map(|n| Some((n["id"].as_str()?, n["deps"].as_array()?.iter().filter(linked).filter_map(|d| d["pkg"].as_str()).collect())))
         .collect();
     let root = names.iter().find(|(_, n)| **n == name).map(|(id, _)| *id).ok_or_else(|| format!("no domain package named {name}"))?;
     let mut seen = BTreeSet::new();
@@ -152,4 +164,53 @@ pub fn signed_initrd_entries(board: Board, key: &Path) -> Result<Vec<(String, Ve
         out.push((format!("{}.qvd", entry.name), envelope));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crate_roots_must_forbid_unsafe_code() {
+        assert!(forbids_unsafe_code("#![no_std]\n#![forbid(unsafe_code)]\nfn main() {}"));
+        assert!(!forbids_unsafe_code("#![no_std]\n// #![forbid(unsafe_code)]\n"));
+        assert!(!forbids_unsafe_code("#![deny(unsafe_code)]"));
+        for d in ["console", "hello", "shell", "rogue"] {
+            check_forbids_unsafe(d).unwrap();
+        }
+    }
+
+    fn meta(deps: &[(&str, &[&str])]) -> serde_json::Value {
+        let packages: Vec<_> = deps.iter().map(|(n, _)| serde_json::json!({"id": format!("{n} 0.1.0"), "name": n})).collect();
+        let edge = |x: &&str| {
+            let (name, kind) = x.split_once(':').map_or((*x, None), |(n, k)| (n, Some(k)));
+            serde_json::json!({"pkg": format!("{name} 0.1.0"), "dep_kinds": [{"kind": kind}]})
+        };
+        let nodes: Vec<_> = deps.iter().map(|(n, d)| serde_json::json!({"id": format!("{n} 0.1.0"), "deps": d.iter().map(edge).collect::<Vec<_>>()})).collect();
+        let packages: Vec<_> = packages.into_iter().chain(deps.iter().flat_map(|(_, d)| d.iter()).filter_map(|x| x.split_once(':')).map(|(n, _)| serde_json::json!({"id": format!("{n} 0.1.0"), "name": n}))).collect();
+        serde_json::json!({"packages": packages, "resolve": {"nodes": nodes}})
+    }
+
+    #[test]
+    fn dependencies_outside_the_allow_list_are_named() {
+        let ok = meta(&[("dom", &["qvq-runtime"]), ("qvq-runtime", &["qvq-interfaces", "linked_list_allocator"]), ("qvq-interfaces", &[]), ("linked_list_allocator", &[])]);
+        assert_eq!(allowed_dependencies_only(&ok, "dom"), Ok(()));
+        let bad = meta(&[("dom", &["qvq-runtime", "evil-helper"]), ("qvq-runtime", &[]), ("evil-helper", &["libc"]), ("libc", &[])]);
+        let err = allowed_dependencies_only(&bad, "dom").unwrap_err();
+        assert!(err.contains("depends on evil-helper, which is not on the allow-list"), "{err}");
+        let deep = meta(&[("dom", &["qvq-runtime"]), ("qvq-runtime", &["sneaky"]), ("sneaky", &[])]);
+        assert!(allowed_dependencies_only(&deep, "dom").unwrap_err().contains("sneaky"));
+        // A dev-dependency is never linked into the domain; a build-dependency runs code.
+        let dev = meta(&[("dom", &["qvq-runtime", "testkit:dev"]), ("qvq-runtime", &[])]);
+        assert_eq!(allowed_dependencies_only(&dev, "dom"), Ok(()));
+        let build = meta(&[("dom", &["qvq-runtime", "codegen:build"]), ("qvq-runtime", &[])]);
+        assert!(allowed_dependencies_only(&build, "dom").unwrap_err().contains("codegen"));
+    }
+
+    #[test]
+    fn the_real_domains_pass_the_dependency_check() {
+        for d in ["console", "hello", "shell"] {
+            check_dependencies(d).unwrap();
+        }
+    }
 }

@@ -26,6 +26,9 @@ enum Setup {
     NoSemihosting,
     /// The standard initrd with one bit of the sample envelope's manifest flipped.
     TamperedInitrd,
+    /// The standard initrd plus unsigned, tampered, wrong-key, revoked, malformed and
+    /// over-privileged domains.
+    RejectionInitrd,
     /// rpi3: no `-dtb`, so the kernel gets an ATAG pointer instead of a device tree.
     NoDtb,
     /// rpi3: the project DTS with these changes applied.
@@ -55,7 +58,21 @@ fn qemu_tests() -> Vec<QemuTest> {
             boards: BOTH,
             append: "qvq.test=boot",
             setup: Setup::Standard,
-            steps: &[BANNER, Expect("memory: "), Expect("text RX, rodata R, data RW+XN"), Expect("keyring: trusts dev (key id "), Expect("initrd: 1 entries"), Expect("initrd: sample.qvd: verified sample 0.1.0 (key id "), Expect("relocations"), Expect("sample.qvd: loaded at 0x"), Expect("segments mapped R RX RW"), Expect("sample.qvd: entry(1) returned 31"), Expect("QvQ ready"), Expect("selftest boot: PASS")],
+            steps: &[
+                BANNER,
+                Expect("memory: "),
+                Expect("text RX, rodata R, data RW+XN"),
+                Expect("keyring: trusts dev (key id "),
+                Expect("initrd: 3 entries"),
+                Expect("domain console 0.1.0 verified (key id "),
+                Expect("domain console started: exports Console"),
+                Expect("domain hello 0.1.0 verified (key id "),
+                Expect("domain shell 0.1.0 verified (key id "),
+                Expect("domain shell started: exports -; imports Console, Kernel, Hello"),
+                Expect("console: handing over to the console domain"),
+                Expect("QvQ ready"),
+                Expect("selftest boot: PASS"),
+            ],
             exit_status: 0,
         },
         QemuTest {
@@ -143,7 +160,12 @@ fn qemu_tests() -> Vec<QemuTest> {
             boards: BOTH,
             append: "qvq.test=boot",
             setup: Setup::TamperedInitrd,
-            steps: &[Expect("warning: initrd: sample.qvd: rejected: bad signature"), Expect("selftest boot: PASS")],
+            steps: &[
+                Expect("domain console rejected: bad signature"),
+                Expect("domain hello started"),
+                Expect("domain shell rejected: imports Console, which no running domain exports"),
+                Expect("selftest boot: PASS"),
+            ],
             exit_status: 0,
         },
         QemuTest {
@@ -155,10 +177,10 @@ fn qemu_tests() -> Vec<QemuTest> {
             exit_status: 1,
         },
         QemuTest {
-            name: "console-input-by-interrupt",
+            name: "kernel-monitor-without-domains",
             boards: BOTH,
             append: "",
-            setup: Setup::Standard,
+            setup: Setup::NoInitrd,
             steps: &[
                 Expect("console: input on irq"),
                 Expect("qvq> "),
@@ -185,8 +207,90 @@ fn qemu_tests() -> Vec<QemuTest> {
             boards: &[Board::Virt],
             append: "",
             setup: Setup::NoSemihosting,
-            steps: &[Expect("semihosting: not available"), Expect("qvq> "), Send("poweroff\r"), Expect("power off (status 0)")],
+            steps: &[Expect("semihosting: not available"), Expect("qvq$ "), Send("poweroff\r"), Expect("power off (status 0)")],
             exit_status: 0,
+        },
+        QemuTest {
+            name: "shell-domain-answers-interactively",
+            boards: BOTH,
+            append: "",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("QvQ shell."),
+                Expect("qvq$ "),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Expect("qvq$ "),
+                Send("hello sum\r"),
+                Expect("hello sum 1..8: 36"),
+                Expect("qvq$ "),
+                Send("domains\r"),
+                Expect("0   kernel"),
+                Expect("console      0.1.0    running"),
+                Expect("hello        0.1.0    running"),
+                Expect("shell        0.1.0    running"),
+                Expect("qvq$ "),
+                Send("hello ping x\r"),
+                Expect("usage: hello ping N"),
+                Expect("qvq$ "),
+                Send("mem now\r"),
+                Expect("mem: takes no arguments"),
+                Expect("qvq$ "),
+                Send("launch\r"),
+                Expect("unknown command 'launch'. commands: help"),
+                Expect("qvq$ "),
+                Send("hello panic\r"),
+                Expect("domain hello crashed: panicked"),
+                Expect("hello panic: error: callee crashed"),
+                Expect("qvq$ "),
+                Send("hello ping 1\r"),
+                Expect("hello ping: error: callee unavailable"),
+                Expect("qvq$ "),
+                Send("mem\r"),
+                Expect("free frames"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "bad-domains-rejected-each-with-its-reason",
+            boards: BOTH,
+            append: "",
+            setup: Setup::RejectionInitrd,
+            steps: &[
+                Expect("domain unsigned rejected: bad magic"),
+                Expect("domain tampered rejected: bad signature"),
+                Expect("domain wrongkey rejected: unknown key"),
+                Expect("domain revoked rejected: revoked key"),
+                Expect("domain malformed rejected: truncated envelope"),
+                Expect("domain rogue rejected: imports Hello, which its signed manifest does not declare"),
+                Expect("domain rogue rejected: initialisation failed"),
+                Expect("qvq$ "),
+                Send("hello ping 6\r"),
+                Expect("hello ping 6: 7"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "domain-code-is-not-writable",
+            boards: BOTH,
+            append: "qvq.test=domain-wx-write",
+            setup: Setup::Standard,
+            steps: &[Expect("writing to the hello domain's code"), Expect("KERNEL FAULT: data abort (same EL) [EC 0x25], permission fault"), Expect("on write")],
+            exit_status: FAULT,
+        },
+        QemuTest {
+            name: "domain-data-is-not-executable",
+            boards: BOTH,
+            append: "qvq.test=domain-wx-exec",
+            setup: Setup::Standard,
+            steps: &[Expect("jumping into the hello domain's data"), Expect("KERNEL FAULT: instruction abort (same EL) [EC 0x21], permission fault")],
+            exit_status: FAULT,
         },
         QemuTest {
             name: "no-device-tree-falls-back-to-board",
@@ -252,6 +356,31 @@ fn qemu_tests() -> Vec<QemuTest> {
     ]
 }
 
+/// The board's domains followed by one domain for each way of being refused.
+fn rejection_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut entries = image::initrd_entries(board)?;
+    let hello_elf = std::fs::read(image::build_domain_elf("hello")?).map_err(|e| e.to_string())?;
+    let manifest = crate::domains::manifest("hello", None, true)?;
+    let hello = entries.iter().find(|e| e.0 == "hello.qvd").map(|e| e.1.clone()).ok_or("no hello in the recipe")?;
+    let mut tampered = hello.clone();
+    tampered[84] ^= 0x01;
+    let scratch = image::out_dir(board).join("throwaway");
+    let (key, _, _) = qvq_sign::keygen(&scratch.join("wrong"), true)?;
+    let wrong = qvq_sign::sign(&manifest, &hello_elf, &qvq_sign::read_signing_key(&key)?)?;
+    let revoked = qvq_sign::sign(&manifest, &hello_elf, &qvq_sign::read_signing_key(&image::revoked_test_key())?)?;
+    let rogue_elf = std::fs::read(image::build_domain_elf("rogue")?).map_err(|e| e.to_string())?;
+    let rogue = qvq_sign::sign(&crate::domains::manifest("rogue", None, true)?, &rogue_elf, &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?)?;
+    entries.extend([
+        ("unsigned.qvd".to_string(), hello_elf),
+        ("tampered.qvd".to_string(), tampered),
+        ("wrongkey.qvd".to_string(), wrong),
+        ("revoked.qvd".to_string(), revoked),
+        ("malformed.qvd".to_string(), hello[..100].to_vec()),
+        ("rogue.qvd".to_string(), rogue),
+    ]);
+    Ok(entries)
+}
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String> {
@@ -262,6 +391,11 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
         Setup::NoInitrd => boot.initrd = None,
         Setup::NoDtb => boot.dtb = None,
         Setup::NoSemihosting => boot.semihosting = false,
+        Setup::RejectionInitrd => {
+            let path = image::out_dir(board).join("rejection-initrd.img");
+            image::write_initrd(&path, &rejection_entries(board)?)?;
+            boot.initrd = Some(path);
+        }
         Setup::TamperedInitrd => {
             let mut entries = image::initrd_entries(board)?;
             entries[0].1[84] ^= 0x01; // first manifest byte: the signature no longer matches
@@ -292,24 +426,14 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
     result.map_err(|e| format!("{e}\n--- command ---\n{}\n--- console transcript ---\n{}--- end of transcript ---", s.command_line, s.transcript()))
 }
 
-/// Runs `cargo test` for the host crates; returns (passed, failed) from its summaries.
-fn host_tests() -> (usize, usize) {
-    println!("== host unit tests (cargo test) ==");
-    // The signed-domain chain tests need a real domain ELF built for the kernel's target.
-    let sample = match image::build_domain_elf("sample") {
-        Ok(p) => p,
-        Err(e) => {
-            println!("{e}");
-            return (0, 1);
-        }
-    };
-    let root = image::workspace_root();
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&root)
-        .env("QVQ_SAMPLE_DOMAIN_ELF", &sample)
-        .args(["test", "--workspace", "--exclude", "qvq-kernel", "--", "--show-output"])
-        .output();
-    let out = match out {
+/// Runs `cargo test` in `dir` with `args`; returns (passed, failed) from its summaries.
+fn cargo_test(dir: &std::path::Path, args: &[&str], env: &[(&str, &std::path::Path)]) -> (usize, usize) {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(dir).arg("test").args(args).args(["--", "--show-output"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = match cmd.output() {
         Ok(o) => o,
         Err(e) => {
             println!("cannot run cargo test: {e}");
@@ -333,6 +457,25 @@ fn host_tests() -> (usize, usize) {
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
         failed = failed.max(1);
     }
+    (passed, failed)
+}
+
+/// Host tests: the root workspace's crates, then the interface crate of the domain
+/// workspace (whose compile-fail tests check `RRef` ownership).
+fn host_tests() -> (usize, usize) {
+    println!("== host unit tests (cargo test) ==");
+    // The signed-domain chain tests need a real domain ELF built for the kernel's target.
+    let sample = match image::build_domain_elf("sample") {
+        Ok(p) => p,
+        Err(e) => {
+            println!("{e}");
+            return (0, 1);
+        }
+    };
+    let root = image::workspace_root();
+    let (p1, f1) = cargo_test(&root, &["--workspace", "--exclude", "qvq-kernel"], &[("QVQ_SAMPLE_DOMAIN_ELF", &sample)]);
+    let (p2, f2) = cargo_test(&root.join("domains"), &["--package", "qvq-interfaces"], &[]);
+    let (passed, failed) = (p1 + p2, f1 + f2);
     println!("host: {passed} passed, {failed} failed");
     (passed, failed)
 }

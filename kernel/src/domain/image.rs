@@ -10,6 +10,8 @@ pub struct LoadedImage {
     pub base: usize,
     pub size: usize,
     pub entry: usize,
+    /// (address, permission) of each mapped segment.
+    pub segments: alloc::vec::Vec<(usize, Permission)>,
 }
 
 #[derive(Debug)]
@@ -67,5 +69,6 @@ pub fn load(d: &VerifiedDomain) -> Result<LoadedImage, LoadFailure> {
         };
         memory::protect(base + s.offset as usize, s.size as usize, access).map_err(LoadFailure::Map)?;
     }
-    Ok(LoadedImage { base, size, entry: base + d.elf.entry() as usize })
+    let segments = segments.iter().map(|s| (base + s.offset as usize, s.permission)).collect();
+    Ok(LoadedImage { base, size, entry: base + d.elf.entry() as usize, segments })
 }

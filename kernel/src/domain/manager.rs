@@ -267,6 +267,13 @@ pub fn info(index: u32) -> Option<DomainInfo> {
     })
 }
 
+/// Address of the first segment of domain `name` mapped with `perm` (for the W^X tests).
+pub fn segment_of(name: &str, perm: loader::Permission) -> Option<usize> {
+    let m = MANAGER.lock();
+    let d = m.domains.iter().find(|d| d.name == name)?;
+    d.image.as_ref()?.segments.iter().find(|s| s.1 == perm).map(|s| s.0)
+}
+
 /// True if a domain named `shell` is running (then the kernel monitor stays off).
 pub fn shell_running() -> bool {
     MANAGER.lock().domains.iter().any(|d| d.name == "shell" && d.state == State::Running)

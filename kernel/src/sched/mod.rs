@@ -290,6 +290,18 @@ pub fn sleep_ms(ms: u64) {
     reschedule();
 }
 
+/// Changes the calling thread's priority (and lets a now-higher thread run).
+pub fn set_priority(p: Priority) {
+    if let Some(s) = SCHED.lock().as_mut() {
+        let cur = s.current;
+        if let Some(t) = s.thread(cur) {
+            t.priority = p;
+        }
+        s.need_resched = true;
+    }
+    reschedule();
+}
+
 /// Makes a blocked or sleeping thread ready. False if it is gone or was not waiting.
 pub fn wake(id: ThreadId) -> bool {
     let mut guard = SCHED.lock();

@@ -1,0 +1,10 @@
+use interfaces::hello::{Hello, Proxy};
+use interfaces::{Numbers, RRef};
+
+fn main() {
+    let hello = Proxy::from_slot(0);
+    let numbers = RRef::new(Numbers([1; 8]));
+    let _ = hello.sum(numbers);
+    // `numbers` moved into the call: the callee owns it now.
+    let _ = numbers.0[0];
+}
