@@ -8,6 +8,7 @@
 extern crate alloc;
 
 mod arch;
+mod bench;
 mod bsp;
 mod console;
 mod devicetree;
@@ -33,6 +34,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[no_mangle]
 pub extern "C" fn kernel_entry(dtb: usize, entry_el: u64) -> ! {
     arch::exception::install_vectors();
+    arch::pmu::enable();
     memory::early_init();
     let semihosting = arch::semihosting::probe();
     let (mut platform, dt_error) = match devicetree::parse(dtb, memory::boot_readable_ram()) {

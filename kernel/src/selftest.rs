@@ -9,7 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "domain-wx-write", "domain-wx-exec", "ticks", "threads", "priorities", "waitqueue"];
+pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "domain-wx-write", "domain-wx-exec", "ticks", "threads", "priorities", "waitqueue", "bench"];
 
 fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: PASS ({detail})");
@@ -76,6 +76,7 @@ pub fn run(name: &str) -> ! {
             }
             None => fail(name, format_args!("the hello domain is not loaded")),
         },
+        "bench" => crate::bench::run(),
         "ticks" => {
             let t0 = crate::time::ticks();
             let c0 = crate::time::uptime_ns();

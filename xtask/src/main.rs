@@ -1,5 +1,6 @@
 //! `cargo xtask`: builds, packs, boots and tests QvQ. Run `cargo xtask --help`.
 
+mod bench;
 mod dist;
 mod domains;
 mod harness;
@@ -65,6 +66,8 @@ enum Command {
         #[arg(long)]
         qemu_only: bool,
     },
+    /// Instruction counts of calls, proxies and domain loading (QEMU virt, -icount shift=0).
+    Bench,
     /// Make a Raspberry Pi 3 boot folder (kernel8.img, initrd.img, config.txt).
     Dist {
         #[arg(long, value_enum, default_value = "rpi3")]
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
             .and_then(|_| image::build(board))
             .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
         Command::Test { filter, qemu_only } => tests::run_all(filter.as_deref(), qemu_only),
+        Command::Bench => bench::bench(),
         Command::Dist { board, out } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out)).map(|_| true),
     };
     match result {

@@ -19,6 +19,10 @@ fn recurse(depth: u64) -> u64 {
 }
 
 impl Hello for HelloDomain {
+    fn nop(&self) -> RpcResult<()> {
+        Ok(())
+    }
+
     fn ping(&self, x: u64) -> RpcResult<u64> {
         Ok(x.wrapping_add(1))
     }

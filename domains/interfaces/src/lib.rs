@@ -229,6 +229,8 @@ interface! {
 interface! {
     /// The test domain's interface: calls that succeed, move data, or fail on purpose.
     pub mod hello: Hello {
+        /// Does nothing (the cost of a call itself).
+        fn nop(&self) -> RpcResult<()>;
         fn ping(&self, x: u64) -> RpcResult<u64>;
         fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64>;
         /// `how`: 0 panic, 1 allocate without bound, 2 recurse without bound, 3 loop forever.

@@ -38,9 +38,11 @@ struct Domain {
     state: State,
     image: Option<LoadedImage>,
     grants: Vec<Grant>,
-    calls_served: u64,
     restarts: u32,
     generation: u32,
+    /// Instructions (PMU cycles under `-icount shift=0`) to verify and to load it.
+    verify_cost: u64,
+    load_cost: u64,
 }
 
 struct Export {
@@ -51,14 +53,6 @@ struct Export {
     state: usize,
 }
 
-struct Slot {
-    owner: DomainId,
-    callee: DomainId,
-    table: usize,
-    state: usize,
-    in_flight: u32,
-}
-
 struct Event {
     count: u64,
     waiters: &'static WaitQueue,
@@ -67,11 +61,12 @@ struct Event {
 struct Manager {
     domains: Vec<Domain>,
     exports: Vec<Export>,
-    slots: Vec<Slot>,
+    /// Slots handed out so far (the slot table itself is `proxy`'s).
+    slots: usize,
     events: Vec<Event>,
 }
 
-static MANAGER: IrqLock<Manager> = IrqLock::new("domains", Manager { domains: Vec::new(), exports: Vec::new(), slots: Vec::new(), events: Vec::new() });
+static MANAGER: IrqLock<Manager> = IrqLock::new("domains", Manager { domains: Vec::new(), exports: Vec::new(), slots: 0, events: Vec::new() });
 
 fn short(id: &[u8; 32]) -> String {
     id[..8].iter().map(|b| alloc::format!("{b:02x}")).collect()
@@ -82,7 +77,10 @@ fn kernel_manifest() -> Manifest {
         name: "kernel".into(),
         version: Version { major: 0, minor: 1, patch: 0 },
         exports: alloc::vec![InterfaceRef { name: interfaces::kernel::NAME.into(), hash: interfaces::kernel::HASH }],
-        imports: alloc::vec![InterfaceRef { name: interfaces::console::NAME.into(), hash: interfaces::console::HASH }],
+        imports: alloc::vec![
+            InterfaceRef { name: interfaces::console::NAME.into(), hash: interfaces::console::HASH },
+            InterfaceRef { name: interfaces::hello::NAME.into(), hash: interfaces::hello::HASH },
+        ],
         devices: Vec::new(),
         heap_limit: 4096,
         stack_size: 4096,
@@ -99,29 +97,6 @@ pub fn name(d: DomainId) -> String {
 
 // --- calls --------------------------------------------------------------------------
 
-/// The proxy's entry check: the slot belongs to `caller` and its callee is running.
-pub fn enter(caller: DomainId, slot: u32) -> Result<(DomainId, usize, usize), RpcError> {
-    let mut m = MANAGER.lock();
-    let s = m.slots.get_mut(slot as usize).ok_or(RpcError::NotAllowed)?;
-    if s.owner != caller {
-        return Err(RpcError::NotAllowed);
-    }
-    let (callee, table, state) = (s.callee, s.table, s.state);
-    let d = m.domains.iter_mut().find(|d| d.id == callee).ok_or(RpcError::Unavailable)?;
-    if d.state != State::Running {
-        return Err(RpcError::Unavailable);
-    }
-    d.calls_served += 1;
-    m.slots[slot as usize].in_flight += 1;
-    Ok((callee, table, state))
-}
-
-pub fn leave(slot: u32) {
-    if let Some(s) = MANAGER.lock().slots.get_mut(slot as usize) {
-        s.in_flight = s.in_flight.saturating_sub(1);
-    }
-}
-
 /// Records that `d` crashed; later calls to it fail with `Unavailable`.
 pub fn crashed(d: DomainId, cause: &str) {
     let name = {
@@ -130,6 +105,7 @@ pub fn crashed(d: DomainId, cause: &str) {
         match m.domains.iter_mut().find(|x| x.id == d) {
             Some(x) => {
                 x.state = State::Crashed;
+                super::proxy::set_running(d, false);
                 x.name.clone()
             }
             None => return,
@@ -170,9 +146,13 @@ pub fn import(d: DomainId, name: &str, hash: &[u8; 32]) -> i64 {
         return -2;
     }
     let Some(e) = m.exports.iter().find(|e| e.name == name && e.hash == *hash) else { return -3 };
-    let slot = Slot { owner: d, callee: e.domain, table: e.table, state: e.state, in_flight: 0 };
-    m.slots.push(slot);
-    (m.slots.len() - 1) as i64
+    let (callee, table, state) = (e.domain, e.table, e.state);
+    let index = m.slots;
+    if !super::proxy::set_slot(index, d, callee, table, state) {
+        return -4;
+    }
+    m.slots += 1;
+    index as i64
 }
 
 // --- events and device interrupts ---------------------------------------------------
@@ -261,7 +241,7 @@ pub fn info(index: u32) -> Option<DomainInfo> {
         name,
         version: [v.major, v.minor, v.patch],
         key_id,
-        calls_served: d.calls_served,
+        calls_served: super::proxy::calls_served(d.id),
         restarts: d.restarts,
         generation: d.generation,
     })
@@ -272,6 +252,16 @@ pub fn segment_of(name: &str, perm: loader::Permission) -> Option<usize> {
     let m = MANAGER.lock();
     let d = m.domains.iter().find(|d| d.name == name)?;
     d.image.as_ref()?.segments.iter().find(|s| s.1 == perm).map(|s| s.0)
+}
+
+/// (name, instructions to verify, instructions to load) of every started domain.
+pub fn boot_costs() -> Vec<(String, u64, u64)> {
+    MANAGER.lock().domains.iter().filter(|d| d.id != KERNEL).map(|d| (d.name.clone(), d.verify_cost, d.load_cost)).collect()
+}
+
+/// The table and state `name` is exported with (for measuring a plain indirect call).
+pub fn export_of(name: &str) -> Option<(usize, usize)> {
+    MANAGER.lock().exports.iter().find(|e| e.name == name).map(|e| (e.table, e.state))
 }
 
 /// True if a domain named `shell` is running (then the kernel monitor stays off).
@@ -333,9 +323,10 @@ fn grants(id: DomainId, m: &Manifest, uart: Option<Device>) -> Result<Vec<Grant>
     Ok(out)
 }
 
-fn start(v: &loader::VerifiedDomain, uart: Option<Device>) -> bool {
+fn start(v: &loader::VerifiedDomain, uart: Option<Device>, verify_cost: u64) -> bool {
     let m = &v.manifest;
     let id = MANAGER.lock().domains.len() as DomainId;
+    let load_start = crate::arch::pmu::cycles();
     let img = match image::load(v) {
         Ok(i) => i,
         Err(e) => {
@@ -356,6 +347,7 @@ fn start(v: &loader::VerifiedDomain, uart: Option<Device>) -> bool {
         }
     };
     let services: &'static KernelServices = Box::leak(Box::new(super::services::table(id, heap, m.heap_limit as usize)));
+    let load_cost = crate::arch::pmu::cycles() - load_start;
     info!(
         "domain {} {} verified (key id {}), loaded at {:#x}: {} bytes, segments {}, {} relocations, heap {} KiB",
         m.name,
@@ -368,7 +360,12 @@ fn start(v: &loader::VerifiedDomain, uart: Option<Device>) -> bool {
         m.heap_limit / 1024
     );
     let entry = img.entry;
-    MANAGER.lock().domains.push(Domain { id, name: m.name.clone(), manifest: m.clone(), key_id: v.key_id, state: State::Running, image: Some(img), grants, calls_served: 0, restarts: 0, generation: 1 });
+    if id as usize >= super::proxy::MAX_DOMAINS {
+        reject(&m.name, "too many domains");
+        return false;
+    }
+    super::proxy::set_running(id, true);
+    MANAGER.lock().domains.push(Domain { id, name: m.name.clone(), manifest: m.clone(), key_id: v.key_id, state: State::Running, image: Some(img), grants, restarts: 0, generation: 1, verify_cost, load_cost });
 
     let mut call = InitCall { entry, services, result: -1 };
     let code = call_into(id, invoke_init, &mut call as *mut InitCall as *mut u8, core::ptr::null(), core::ptr::null());
@@ -387,6 +384,7 @@ fn start(v: &loader::VerifiedDomain, uart: Option<Device>) -> bool {
             if let Some(d) = mm.domains.iter_mut().find(|d| d.id == id) {
                 d.state = State::Rejected;
             }
+            super::proxy::set_running(id, false);
         }
         reject(&m.name, &why);
         return false;
@@ -399,9 +397,10 @@ fn start(v: &loader::VerifiedDomain, uart: Option<Device>) -> bool {
 /// Registers the kernel as domain 0 (exporting `Kernel`), then verifies and starts every
 /// domain in `initrd`, providers before their importers.
 pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
+    super::proxy::set_running(KERNEL, true);
     {
         let mut m = MANAGER.lock();
-        m.domains.push(Domain { id: KERNEL, name: "kernel".into(), manifest: kernel_manifest(), key_id: [0; 32], state: State::Running, image: None, grants: Vec::new(), calls_served: 0, restarts: 0, generation: 1 });
+        m.domains.push(Domain { id: KERNEL, name: "kernel".into(), manifest: kernel_manifest(), key_id: [0; 32], state: State::Running, image: None, grants: Vec::new(), restarts: 0, generation: 1, verify_cost: 0, load_cost: 0 });
     }
     interfaces::set_services(Box::leak(Box::new(super::services::table(KERNEL, 0, 0))));
     if let Err(e) = super::kernel_iface::export() {
@@ -416,28 +415,31 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
         }
     };
     let (ring, revoked) = keyring();
-    let mut pending: Vec<loader::VerifiedDomain<'static>> = Vec::new();
+    let mut pending: Vec<(loader::VerifiedDomain<'static>, u64)> = Vec::new();
     for entry in archive.entries() {
         let stem = entry.name.strip_suffix(".qvd").unwrap_or(entry.name);
-        match loader::verify(entry.data, &ring, &revoked) {
+        let t0 = crate::arch::pmu::cycles();
+        let verified = loader::verify(entry.data, &ring, &revoked);
+        let cost = crate::arch::pmu::cycles() - t0;
+        match verified {
             Err(e) => reject(stem, &e.to_string()),
-            Ok(v) if pending.iter().any(|p| p.manifest.name == v.manifest.name) => reject(stem, "a domain with this name is already in the initrd"),
+            Ok(v) if pending.iter().any(|p| p.0.manifest.name == v.manifest.name) => reject(stem, "a domain with this name is already in the initrd"),
             Ok(v) if v.manifest.name == "kernel" => reject(stem, "the name \"kernel\" is reserved"),
-            Ok(v) => pending.push(v),
+            Ok(v) => pending.push((v, cost)),
         }
     }
     // Start providers before importers: a domain starts once every import it declares is
     // exported (with the same hash) by the kernel or a started domain.
     loop {
-        let ready = pending.iter().position(|v| {
+        let ready = pending.iter().position(|(v, _)| {
             let m = MANAGER.lock();
             v.manifest.imports.iter().all(|i| m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash))
         });
         let Some(i) = ready else { break };
-        let v = pending.remove(i);
-        start(&v, uart);
+        let (v, cost) = pending.remove(i);
+        start(&v, uart, cost);
     }
-    for v in pending {
+    for (v, _) in pending {
         let m = MANAGER.lock();
         let missing = v.manifest.imports.iter().find(|i| !m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash)).map_or(String::new(), |i| i.name.clone());
         drop(m);

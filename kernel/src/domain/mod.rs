@@ -10,6 +10,7 @@
 
 mod image;
 mod kernel_iface;
+mod proxy;
 pub mod manager;
 mod rref;
 mod services;
@@ -87,15 +88,25 @@ extern "C" {
 
 /// Runs `invoke(data, table, state)` as domain `domain`. Returns 0, or the error code the
 /// call was unwound with if `domain` crashed during it.
+#[inline(always)]
 pub fn call_into(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32 {
     let caller = CURRENT.load(Ordering::Relaxed);
-    let mut cont = Continuation { regs: [0; 12], sp: 0, daif: 0, domain, caller, prev: CONT_HEAD.load(Ordering::Relaxed) };
-    CONT_HEAD.store(&mut cont as *mut Continuation as usize, Ordering::Relaxed);
+    let prev = CONT_HEAD.load(Ordering::Relaxed);
+    // The register part is filled by qvq_call_with_continuation before anything reads it.
+    let mut cont = core::mem::MaybeUninit::<Continuation>::uninit();
+    let c = cont.as_mut_ptr();
+    // SAFETY: writes to fields of our own uninitialised local through a raw pointer.
+    unsafe {
+        core::ptr::addr_of_mut!((*c).domain).write(domain);
+        core::ptr::addr_of_mut!((*c).caller).write(caller);
+        core::ptr::addr_of_mut!((*c).prev).write(prev);
+    }
+    CONT_HEAD.store(c as usize, Ordering::Relaxed);
     CURRENT.store(domain, Ordering::Relaxed);
     // SAFETY: `cont` outlives the call (it is unlinked below, and a resume returns here);
     // `invoke` is either kernel code or a proxy's `invoke` matched to `data`.
-    let code = unsafe { qvq_call_with_continuation(&mut cont, invoke, data, table, state) };
-    CONT_HEAD.store(cont.prev, Ordering::Relaxed);
+    let code = unsafe { qvq_call_with_continuation(c, invoke, data, table, state) };
+    CONT_HEAD.store(prev, Ordering::Relaxed);
     CURRENT.store(caller, Ordering::Relaxed);
     code
 }

@@ -68,13 +68,11 @@ extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) ->
 /// The trusted proxy: checks the slot and that the callee is alive, counts the call,
 /// enters the callee behind a continuation, and undoes all of it on return or crash.
 unsafe extern "C" fn proxy_call(slot: u32, invoke: InvokeFn, data: *mut u8) -> u32 {
-    let (callee, table, state) = match manager::enter(current(), slot) {
+    let (callee, table, state) = match super::proxy::enter(current(), slot) {
         Ok(t) => t,
         Err(e) => return e as u32,
     };
-    let code = super::call_into(callee, invoke, data, table as *const (), state as *const ());
-    manager::leave(slot);
-    code
+    super::call_into(callee, invoke, data, table as *const (), state as *const ())
 }
 
 struct ThreadCall {

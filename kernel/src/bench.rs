@@ -1,0 +1,102 @@
+//! `qvq.test=bench`: instruction counts per operation, for `cargo xtask bench`. Under QEMU
+//! `-icount shift=0` the PMU cycle counter counts guest instructions exactly, so every run
+//! of the same image prints the same numbers. Each figure is (loop with the operation −
+//! the same loop without it) / iterations.
+
+use crate::arch::pmu::cycles;
+use crate::kprintln;
+use core::hint::black_box;
+use interfaces::hello::{self, Hello};
+use interfaces::{Numbers, RRef};
+
+const N: u64 = 1000;
+
+#[inline(never)]
+fn direct(x: u64) -> u64 {
+    black_box(x) + 1
+}
+
+fn per_op(with: u64, without: u64) -> u64 {
+    with.saturating_sub(without) / N
+}
+
+fn measure(mut f: impl FnMut(u64)) -> u64 {
+    f(0); // warm up (first-touch effects)
+    let t0 = cycles();
+    for i in 0..N {
+        f(i);
+    }
+    cycles() - t0
+}
+
+/// Prints `bench: <name>: <instructions>` lines, then powers off.
+pub fn run() -> ! {
+    let empty = measure(|i| {
+        black_box(i);
+    });
+    let direct_call = per_op(measure(|i| {
+        black_box(direct(black_box(i)));
+    }), empty);
+
+    let Some((table, state)) = crate::domain::manager::export_of(hello::NAME) else {
+        crate::warn!("bench: the hello domain is not running");
+        crate::power::exit(1)
+    };
+    // SAFETY: `table` is the Hello table the hello domain exported (generated code).
+    let table = unsafe { &*(table as *const hello::Table) };
+    let indirect = per_op(
+        measure(|i| {
+            // SAFETY: the exported table's own state pointer, as the proxy would pass it.
+            black_box(unsafe { (table.nop)(black_box(state as *const ())) });
+            black_box(i);
+        }),
+        empty,
+    );
+    let proxy = match hello::import() {
+        Ok(p) => p,
+        Err(e) => {
+            crate::warn!("bench: cannot import Hello ({e})");
+            crate::power::exit(1)
+        }
+    };
+    let proxied = per_op(
+        measure(|i| {
+            let _ = black_box(proxy.nop());
+            black_box(i);
+        }),
+        empty,
+    );
+    let rref_alone = per_op(
+        measure(|i| {
+            drop(black_box(RRef::new(Numbers([i; 8]))));
+        }),
+        empty,
+    );
+    let with_rref = per_op(
+        measure(|i| {
+            let _ = black_box(proxy.sum(RRef::new(Numbers([i; 8]))));
+        }),
+        empty,
+    );
+    let service = per_op(
+        measure(|i| {
+            black_box((interfaces::services().uptime_ns)());
+            black_box(i);
+        }),
+        empty,
+    );
+
+    kprintln!("bench: direct call: {direct_call}");
+    kprintln!("bench: indirect call through an interface table: {indirect}");
+    kprintln!("bench: cross-domain call through the proxy, no arguments: {proxied}");
+    kprintln!("bench: proxy overhead over the indirect call: {}", proxied.saturating_sub(indirect));
+    kprintln!("bench: cross-domain call moving one RRef (incl. its allocation and free): {with_rref}");
+    kprintln!("bench: RRef allocation and free alone: {rref_alone}");
+    kprintln!("bench: kernel service call (uptime_ns): {service}");
+    for (name, verify, load) in crate::domain::manager::boot_costs() {
+        kprintln!("bench: verify domain {name}: {verify}");
+        kprintln!("bench: load domain {name}: {load}");
+    }
+    kprintln!("bench: reset to all domains started: {}", crate::time::uptime_ns());
+    crate::power::exit(0)
+}
