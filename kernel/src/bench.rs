@@ -59,6 +59,16 @@ pub fn run() -> ! {
             crate::power::exit(1)
         }
     };
+    // The figures mean something only if the calls succeed.
+    let check = |what: &str, ok: bool| {
+        if !ok {
+            crate::warn!("bench: {what} failed");
+            crate::power::exit(1)
+        }
+    };
+    check("proxy call", proxy.nop() == Ok(()));
+    check("proxy call with an argument", proxy.ping(41) == Ok(42));
+    check("proxy call moving an RRef", proxy.sum(RRef::new(Numbers([1; 8]))) == Ok(8));
     let proxied = per_op(
         measure(|i| {
             let _ = black_box(proxy.nop());

@@ -5,10 +5,6 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 pub const ABI_VERSION: u32 = 1;
 
-/// Called by the kernel's proxy inside the callee's context: unpacks `data` (the caller's
-/// argument frame) and calls the callee's `table` with its `state`.
-pub type InvokeFn = unsafe extern "C" fn(data: *mut u8, table: *const (), state: *const ());
-
 /// A device granted by the domain's signed manifest.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,8 +30,14 @@ pub struct KernelServices {
     pub export: extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const ()) -> i32,
     /// A slot for an import (must be in the manifest), or a negative error.
     pub import: extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64,
-    /// The trusted proxy: 0 when the call completed, else an `RpcError` code.
-    pub proxy_call: unsafe extern "C" fn(slot: u32, invoke: InvokeFn, data: *mut u8) -> u32,
+    /// Address of the kernel's proxy trampoline. Generated proxies call it as
+    /// `extern "C" fn(slot << 8 | method index, the method's arguments...) -> the method's
+    /// return type`; it checks the slot, pushes a continuation and calls the callee's
+    /// table entry with the callee's state. Arguments: at most 6, each register-sized.
+    pub proxy_call: usize,
+    /// The calling thread's proxy status after a call: 0 done, else an `RpcError` code
+    /// (then the returned value is garbage and must not be used).
+    pub proxy_status: *const u32,
     /// Starts a thread of this domain running `entry(arg)`.
     pub spawn: extern "C" fn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32,
     pub sleep_ms: extern "C" fn(ms: u64),
@@ -69,4 +71,26 @@ pub fn services() -> &'static KernelServices {
     let p = SERVICES.load(Ordering::Acquire);
     // SAFETY: only ever set from a `&'static KernelServices`.
     unsafe { p.as_ref() }.expect("kernel services used before the domain's entry point ran")
+}
+
+/// `services()` without the check, for the proxies' hot path: a proxy exists only in code
+/// that runs after the entry point set the services (a domain) or after the kernel did.
+#[inline(always)]
+pub fn services_unchecked() -> &'static KernelServices {
+    // SAFETY: see above; the pointer, once set, is a `&'static KernelServices`.
+    unsafe { &*SERVICES.load(Ordering::Relaxed) }
+}
+
+/// The out-of-line end of a proxy call that failed with `status`: clears the status word,
+/// and gives the arguments back to the caller unless the callee had them (it crashed).
+#[cold]
+#[inline(never)]
+pub fn failed_call<A, T>(status: u32, args: core::mem::ManuallyDrop<A>) -> crate::RpcResult<T> {
+    // SAFETY: the kernel's per-thread status word; the failure has been read.
+    unsafe { core::ptr::write_volatile(services().proxy_status as *mut u32, 0) };
+    let e = crate::RpcError::from_code(status);
+    if e != crate::RpcError::Crashed {
+        drop(core::mem::ManuallyDrop::into_inner(args));
+    }
+    Err(e)
 }

@@ -15,7 +15,7 @@ pub mod rref;
 pub mod sha256;
 mod types;
 
-pub use abi::{services, set_services, DeviceGrant, InvokeFn, KernelServices, ABI_VERSION};
+pub use abi::{services, set_services, DeviceGrant, KernelServices, ABI_VERSION};
 pub use rref::{CrossDomain, RRef, RRefable};
 pub use types::*;
 
@@ -137,55 +137,47 @@ macro_rules! interface {
             /// The caller-side proxy: each call goes through the kernel's `proxy_call`.
             #[derive(Clone, Copy, Debug)]
             pub struct Proxy {
-                slot: u32,
+                /// The slot number, shifted as the trampoline takes it (`slot << 8`).
+                shifted_slot: u32,
             }
 
             impl Proxy {
                 pub const fn from_slot(slot: u32) -> Self {
-                    Proxy { slot }
+                    Proxy { shifted_slot: slot << 8 }
                 }
                 pub fn slot(&self) -> u32 {
-                    self.slot
+                    self.shifted_slot >> 8
                 }
             }
 
             impl $name for Proxy {
                 $(
                     fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret> {
-                        struct Frame {
-                            args: core::mem::ManuallyDrop<($($argty,)*)>,
-                            taken: bool,
-                            ret: Option<Ret<$ret>>,
+                        type Trampoline = unsafe extern "C" fn(u32 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
+                        const METHOD: u32 = (core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>()) as u32;
+                        let services = $crate::abi::services_unchecked();
+                        // Our copy of the arguments: dropped only if the call never reached the callee.
+                        let args = core::mem::ManuallyDrop::new(($($arg,)*));
+                        // SAFETY: `proxy_call` is the kernel's trampoline with this calling
+                        // convention (see `KernelServices::proxy_call`); the arguments are
+                        // moved into the call (our copy is not used again unless it failed).
+                        let ret = unsafe {
+                            let f: Trampoline = core::mem::transmute(services.proxy_call);
+                            #[allow(unused_parens, clippy::unused_unit)]
+                            let ($($arg,)*) = core::ptr::read(&*args);
+                            f(self.shifted_slot | METHOD $(, $arg)*)
+                        };
+                        // SAFETY: the kernel's per-thread status word, written by the trampoline.
+                        let status = unsafe { core::ptr::read_volatile(services.proxy_status) };
+                        if status != 0 {
+                            return $crate::abi::failed_call(status, args);
                         }
-                        unsafe extern "C" fn invoke(data: *mut u8, table: *const (), state: *const ()) {
-                            // SAFETY: `data` is the `Frame` below, alive for the whole call;
-                            // `table` is the callee's exported `Table` for this interface.
-                            let (frame, table) = unsafe { (&mut *(data as *mut Frame), &*(table as *const Table)) };
-                            frame.taken = true;
-                            #[allow(unused_parens)]
-                            let ($($arg,)*) = unsafe { core::mem::ManuallyDrop::take(&mut frame.args) };
-                            frame.ret = Some(unsafe { (table.$method)(state $(, $arg)*) });
+                        // SAFETY: status 0: the callee returned this value.
+                        let r: RpcResult<$ret> = unsafe { ret.assume_init() }.into();
+                        if let Ok(v) = &r {
+                            CrossDomain::claim(v);
                         }
-                        let mut frame = Frame { args: core::mem::ManuallyDrop::new(($($arg,)*)), taken: false, ret: None };
-                        // SAFETY: `invoke` matches `frame`'s type; the kernel calls it at most once.
-                        let code = unsafe { ($crate::services().proxy_call)(self.slot, invoke, &mut frame as *mut Frame as *mut u8) };
-                        match (code, frame.ret.take()) {
-                            (0, Some(r)) => {
-                                let r: RpcResult<$ret> = r.into();
-                                if let Ok(v) = &r {
-                                    CrossDomain::claim(v);
-                                }
-                                r
-                            }
-                            (code, _) => {
-                                if !frame.taken {
-                                    // Never delivered: the arguments are still ours.
-                                    // SAFETY: not taken, so still initialised and owned here.
-                                    unsafe { core::mem::ManuallyDrop::drop(&mut frame.args) };
-                                }
-                                Err(RpcError::from_code(code))
-                            }
-                        }
+                        r
                     }
                 )*
             }

@@ -13,7 +13,7 @@ use crate::{info, warn};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use interfaces::{DeviceGrant, DomainInfo, KernelServices, RpcError};
+use interfaces::{DeviceGrant, DomainInfo, KernelServices};
 use loader::manifest::{InterfaceRef, Manifest, RestartPolicy, Version};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,7 +105,7 @@ pub fn crashed(d: DomainId, cause: &str) {
         match m.domains.iter_mut().find(|x| x.id == d) {
             Some(x) => {
                 x.state = State::Crashed;
-                super::proxy::set_running(d, false);
+                super::proxy::set_callee_live(d, false);
                 x.name.clone()
             }
             None => return,
@@ -360,11 +360,7 @@ fn start(v: &loader::VerifiedDomain, uart: Option<Device>, verify_cost: u64) -> 
         m.heap_limit / 1024
     );
     let entry = img.entry;
-    if id as usize >= super::proxy::MAX_DOMAINS {
-        reject(&m.name, "too many domains");
-        return false;
-    }
-    super::proxy::set_running(id, true);
+
     MANAGER.lock().domains.push(Domain { id, name: m.name.clone(), manifest: m.clone(), key_id: v.key_id, state: State::Running, image: Some(img), grants, restarts: 0, generation: 1, verify_cost, load_cost });
 
     let mut call = InitCall { entry, services, result: -1 };
@@ -384,7 +380,7 @@ fn start(v: &loader::VerifiedDomain, uart: Option<Device>, verify_cost: u64) -> 
             if let Some(d) = mm.domains.iter_mut().find(|d| d.id == id) {
                 d.state = State::Rejected;
             }
-            super::proxy::set_running(id, false);
+            super::proxy::set_callee_live(id, false);
         }
         reject(&m.name, &why);
         return false;
@@ -397,7 +393,6 @@ fn start(v: &loader::VerifiedDomain, uart: Option<Device>, verify_cost: u64) -> 
 /// Registers the kernel as domain 0 (exporting `Kernel`), then verifies and starts every
 /// domain in `initrd`, providers before their importers.
 pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
-    super::proxy::set_running(KERNEL, true);
     {
         let mut m = MANAGER.lock();
         m.domains.push(Domain { id: KERNEL, name: "kernel".into(), manifest: kernel_manifest(), key_id: [0; 32], state: State::Running, image: None, grants: Vec::new(), restarts: 0, generation: 1, verify_cost: 0, load_cost: 0 });

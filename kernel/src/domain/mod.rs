@@ -18,113 +18,118 @@ mod services;
 pub use manager::boot;
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use interfaces::InvokeFn;
 
 /// A domain's number; 0 is the kernel.
 pub type DomainId = u32;
 pub const KERNEL: DomainId = 0;
 
-// The running thread's domain context. Plain loads/stores only; the scheduler saves and
-// restores them on every switch (see `save_context`).
-static CURRENT: AtomicU32 = AtomicU32::new(KERNEL);
-static CONT_HEAD: AtomicUsize = AtomicUsize::new(0);
+/// The running thread's domain state, read and written by the proxy trampoline
+/// (continuation.s) and saved/restored per thread by the scheduler. Layout shared with asm.
+#[repr(C)]
+pub struct Ctx {
+    current: AtomicU32,
+    /// Outcome of the thread's last proxy call: 0, or an `RpcError` code.
+    status: AtomicU32,
+    /// Innermost live `Continuation` of this thread, or 0.
+    continuations: AtomicUsize,
+}
+
+#[no_mangle]
+static QVQ_DOMAIN_CTX: Ctx = Ctx { current: AtomicU32::new(KERNEL), status: AtomicU32::new(0), continuations: AtomicUsize::new(0) };
+
+/// Where the generated proxies read their call's outcome.
+pub fn proxy_status_address() -> *const u32 {
+    QVQ_DOMAIN_CTX.status.as_ptr()
+}
 
 /// The domain whose code the current thread is running.
 pub fn current() -> DomainId {
-    CURRENT.load(Ordering::Relaxed)
+    QVQ_DOMAIN_CTX.current.load(Ordering::Relaxed)
 }
 
 /// Per-thread domain state, kept by the scheduler.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Context {
     domain: DomainId,
+    status: u32,
     continuations: usize,
 }
 
-impl Context {
-    pub fn in_domain(domain: DomainId) -> Self {
-        Context { domain, continuations: 0 }
-    }
-    pub fn domain(&self) -> DomainId {
-        self.domain
-    }
-}
-
 pub fn save_context() -> Context {
-    Context { domain: CURRENT.load(Ordering::Relaxed), continuations: CONT_HEAD.load(Ordering::Relaxed) }
+    let c = &QVQ_DOMAIN_CTX;
+    Context { domain: c.current.load(Ordering::Relaxed), status: c.status.load(Ordering::Relaxed), continuations: c.continuations.load(Ordering::Relaxed) }
 }
 
-pub fn restore_context(c: Context) {
-    CURRENT.store(c.domain, Ordering::Relaxed);
-    CONT_HEAD.store(c.continuations, Ordering::Relaxed);
+pub fn restore_context(x: Context) {
+    let c = &QVQ_DOMAIN_CTX;
+    c.current.store(x.domain, Ordering::Relaxed);
+    c.status.store(x.status, Ordering::Relaxed);
+    c.continuations.store(x.continuations, Ordering::Relaxed);
 }
 
 /// Runs `f` as the kernel (domain 0), e.g. to log through the console domain while the
 /// thread is inside another domain's call.
 pub fn as_kernel<R>(f: impl FnOnce() -> R) -> R {
-    let saved = CURRENT.load(Ordering::Relaxed);
-    CURRENT.store(KERNEL, Ordering::Relaxed);
+    let saved = QVQ_DOMAIN_CTX.current.load(Ordering::Relaxed);
+    QVQ_DOMAIN_CTX.current.store(KERNEL, Ordering::Relaxed);
     let r = f();
-    CURRENT.store(saved, Ordering::Relaxed);
+    QVQ_DOMAIN_CTX.current.store(saved, Ordering::Relaxed);
     r
 }
 
-/// Where a call into `domain` resumes if `domain` crashes. Lives on the caller's stack for
-/// the duration of the call; the layout up to `daif` is shared with continuation.s.
+/// Where a call into a domain resumes if that domain crashes: a frame the proxy
+/// trampoline (or `call_into`) pushes on the caller's stack. Layout shared with
+/// continuation.s.
 #[repr(C)]
 struct Continuation {
-    regs: [u64; 12],
-    sp: u64,
-    daif: u64,
-    domain: DomainId,
+    fp_lr: [u64; 2],
+    callee_saved: [u64; 10],
+    /// The caller's `Ctx` at the call: current domain, status, continuation list. (The
+    /// domain called is the next inner continuation's `caller`, or the current domain.)
     caller: DomainId,
+    caller_status: u32,
     prev: usize,
+    _unused: [u64; 2],
 }
+
+const _: () = assert!(core::mem::size_of::<Continuation>() == 128);
+
+/// How the kernel itself enters a domain: `invoke(data, table, state)`.
+pub type InvokeFn = unsafe extern "C" fn(data: *mut u8, table: *const (), state: *const ());
 
 extern "C" {
-    fn qvq_call_with_continuation(cont: *mut Continuation, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32;
+    fn qvq_call_with_continuation(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32;
     fn qvq_resume_continuation(cont: *const Continuation, code: u32) -> !;
+    /// The proxy trampoline; domains reach it through `KernelServices::proxy_call`.
+    pub fn qvq_proxy_call();
 }
 
-/// Runs `invoke(data, table, state)` as domain `domain`. Returns 0, or the error code the
-/// call was unwound with if `domain` crashed during it.
-#[inline(always)]
+/// Runs `invoke(data, table, state)` as domain `domain`, behind a continuation. Returns 0,
+/// or the error code the call was unwound with if `domain` crashed during it.
 pub fn call_into(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32 {
-    let caller = CURRENT.load(Ordering::Relaxed);
-    let prev = CONT_HEAD.load(Ordering::Relaxed);
-    // The register part is filled by qvq_call_with_continuation before anything reads it.
-    let mut cont = core::mem::MaybeUninit::<Continuation>::uninit();
-    let c = cont.as_mut_ptr();
-    // SAFETY: writes to fields of our own uninitialised local through a raw pointer.
-    unsafe {
-        core::ptr::addr_of_mut!((*c).domain).write(domain);
-        core::ptr::addr_of_mut!((*c).caller).write(caller);
-        core::ptr::addr_of_mut!((*c).prev).write(prev);
-    }
-    CONT_HEAD.store(c as usize, Ordering::Relaxed);
-    CURRENT.store(domain, Ordering::Relaxed);
-    // SAFETY: `cont` outlives the call (it is unlinked below, and a resume returns here);
-    // `invoke` is either kernel code or a proxy's `invoke` matched to `data`.
-    let code = unsafe { qvq_call_with_continuation(c, invoke, data, table, state) };
-    CONT_HEAD.store(prev, Ordering::Relaxed);
-    CURRENT.store(caller, Ordering::Relaxed);
-    code
+    // SAFETY: the trampoline keeps the continuation on this stack for the whole call and
+    // unlinks it on return; `invoke` matches `data`.
+    unsafe { qvq_call_with_continuation(domain, invoke, data, table, state) }
 }
 
 /// Unwinds the current thread to the innermost call into `domain`, making it return
 /// `code`. Must be called with no kernel lock held. If the thread never entered `domain`
 /// through a call (it cannot happen: every entry goes through `call_into`), ends it.
 fn unwind(domain: DomainId, code: u32) -> ! {
-    let mut c = CONT_HEAD.load(Ordering::Relaxed) as *const Continuation;
+    let ctx = &QVQ_DOMAIN_CTX;
+    let mut c = ctx.continuations.load(Ordering::Relaxed) as *const Continuation;
+    let mut called = ctx.current.load(Ordering::Relaxed);
     // SAFETY: the list links live `Continuation`s on this thread's stack, innermost first.
     while let Some(cont) = unsafe { c.as_ref() } {
-        if cont.domain == domain {
-            CONT_HEAD.store(cont.prev, Ordering::Relaxed);
-            CURRENT.store(cont.caller, Ordering::Relaxed);
+        if called == domain {
+            ctx.continuations.store(cont.prev, Ordering::Relaxed);
+            ctx.current.store(cont.caller, Ordering::Relaxed);
+            ctx.status.store(code, Ordering::Relaxed);
             // SAFETY: `cont` is live and was filled by qvq_call_with_continuation on this
             // thread; everything between it and here belongs to the crashed domain.
             unsafe { qvq_resume_continuation(cont, code) }
         }
+        called = cont.caller;
         c = cont.prev as *const Continuation;
     }
     crate::warn!("domain {domain}: no call to unwind to; ending the thread");

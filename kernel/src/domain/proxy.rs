@@ -1,66 +1,56 @@
-//! The proxy's hot data: fixed tables read without taking the manager's lock. Entries are
-//! written only by the manager (under its lock) when a slot is created or a domain changes
-//! state; the call path only reads them.
+//! The proxy's slot table, read by the trampoline in continuation.s without any lock.
+//! Entries are written only by the manager (under its lock): when a domain imports an
+//! interface, and when a callee stops (then its slots go dead, so calls fail at once).
 //!
-//! Calls in flight into a domain are not counted here: they are exactly the live
-//! continuations into it (`super::calls_in_flight`), which costs the call path nothing.
-//! `calls_served` is a statistic bumped without masking interrupts: if a thread is
-//! preempted between its load and store by another caller of the same domain, one call
-//! goes uncounted.
+//! Calls in flight into a domain are not counted on the call path: they are exactly the
+//! live continuations into it. `calls` is a statistic bumped without masking interrupts:
+//! if a caller is preempted between its load and store by another caller of the same slot,
+//! one call goes uncounted.
 
 use super::DomainId;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use interfaces::RpcError;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 pub const MAX_SLOTS: usize = 256;
-pub const MAX_DOMAINS: usize = 64;
 
-struct Slot {
-    owner: AtomicU32,
-    callee: AtomicU32,
+/// Layout shared with continuation.s.
+#[repr(C, align(64))]
+pub struct Slot {
     table: AtomicUsize,
     state: AtomicUsize,
+    /// Who may call through the slot now: `owner` while the callee runs, else NOBODY.
+    caller: AtomicU32,
+    owner: AtomicU32,
+    callee: AtomicU32,
+    _pad: u32,
+    calls: AtomicU64,
 }
 
-const EMPTY: u32 = u32::MAX;
+const NOBODY: u32 = u32::MAX;
 
-static SLOTS: [Slot; MAX_SLOTS] = [const { Slot { owner: AtomicU32::new(EMPTY), callee: AtomicU32::new(EMPTY), table: AtomicUsize::new(0), state: AtomicUsize::new(0) } }; MAX_SLOTS];
-static RUNNING: [AtomicU8; MAX_DOMAINS] = [const { AtomicU8::new(0) }; MAX_DOMAINS];
-static CALLS_SERVED: [AtomicU64; MAX_DOMAINS] = [const { AtomicU64::new(0) }; MAX_DOMAINS];
+#[no_mangle]
+static QVQ_SLOTS: [Slot; MAX_SLOTS] = [const {
+    Slot { table: AtomicUsize::new(0), state: AtomicUsize::new(0), caller: AtomicU32::new(NOBODY), owner: AtomicU32::new(NOBODY), callee: AtomicU32::new(NOBODY), _pad: 0, calls: AtomicU64::new(0) }
+}; MAX_SLOTS];
 
 /// Fills slot `index` (manager only).
 pub fn set_slot(index: usize, owner: DomainId, callee: DomainId, table: usize, state: usize) -> bool {
-    let Some(s) = SLOTS.get(index) else { return false };
+    let Some(s) = QVQ_SLOTS.get(index) else { return false };
     s.table.store(table, Relaxed);
     s.state.store(state, Relaxed);
     s.callee.store(callee, Relaxed);
     s.owner.store(owner, Relaxed);
+    s.caller.store(owner, Relaxed);
     true
 }
 
-/// Whether calls into `d` are accepted (manager only).
-pub fn set_running(d: DomainId, running: bool) {
-    if let Some(r) = RUNNING.get(d as usize) {
-        r.store(running as u8, Relaxed);
+/// Makes every slot into `callee` accept (or refuse) calls (manager only).
+pub fn set_callee_live(callee: DomainId, live: bool) {
+    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee) {
+        s.caller.store(if live { s.owner.load(Relaxed) } else { NOBODY }, Relaxed);
     }
 }
 
+/// Calls served by `d` through its slots.
 pub fn calls_served(d: DomainId) -> u64 {
-    CALLS_SERVED.get(d as usize).map_or(0, |c| c.load(Relaxed))
-}
-
-/// The proxy's checks: the slot belongs to `caller`, the callee runs. Counts the call.
-#[inline(always)]
-pub fn enter(caller: DomainId, slot: u32) -> Result<(DomainId, usize, usize), RpcError> {
-    let s = SLOTS.get(slot as usize).ok_or(RpcError::NotAllowed)?;
-    if s.owner.load(Relaxed) != caller {
-        return Err(RpcError::NotAllowed);
-    }
-    let callee = s.callee.load(Relaxed);
-    let counter = CALLS_SERVED.get(callee as usize).ok_or(RpcError::Unavailable)?;
-    if RUNNING[callee as usize].load(Relaxed) == 0 {
-        return Err(RpcError::Unavailable);
-    }
-    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
-    Ok((callee, s.table.load(Relaxed), s.state.load(Relaxed)))
+    QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == d).map(|s| s.calls.load(Relaxed)).sum()
 }

@@ -3,7 +3,7 @@
 //! caller names.
 
 use super::{current, manager};
-use interfaces::{DeviceGrant, InvokeFn, KernelServices, RpcError, ABI_VERSION};
+use interfaces::{DeviceGrant, KernelServices, RpcError, ABI_VERSION};
 
 pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize) -> KernelServices {
     KernelServices {
@@ -15,7 +15,8 @@ pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize) -> Ker
         panic,
         export,
         import,
-        proxy_call,
+        proxy_call: super::qvq_proxy_call as *const () as usize,
+        proxy_status: super::proxy_status_address(),
         spawn,
         sleep_ms,
         yield_now,
@@ -63,16 +64,6 @@ extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) ->
     // SAFETY: as in `export`.
     let hash = unsafe { &*hash };
     manager::import(current(), text(name, name_len, 64), hash)
-}
-
-/// The trusted proxy: checks the slot and that the callee is alive, counts the call,
-/// enters the callee behind a continuation, and undoes all of it on return or crash.
-unsafe extern "C" fn proxy_call(slot: u32, invoke: InvokeFn, data: *mut u8) -> u32 {
-    let (callee, table, state) = match super::proxy::enter(current(), slot) {
-        Ok(t) => t,
-        Err(e) => return e as u32,
-    };
-    super::call_into(callee, invoke, data, table as *const (), state as *const ())
 }
 
 struct ThreadCall {
