@@ -24,6 +24,10 @@ fn run_once(boot: &Boot) -> Result<Vec<(String, u64)>, String> {
         .collect())
 }
 
+/// The proxy may add at most this many instructions to an indirect call (issue target;
+/// RedLeaf's proxy costs 124 cycles on x86).
+const PROXY_TARGET: u64 = 48;
+
 fn get(rows: &[(String, u64)], name: &str) -> u64 {
     rows.iter().find(|r| r.0 == name).map_or(0, |r| r.1)
 }
@@ -68,5 +72,8 @@ pub fn bench() -> Result<bool, String> {
     println!();
     println!("deterministic: {}", if deterministic { "yes (two runs, identical counts)" } else { "NO: the two runs differ" });
     println!("proxy overhead: {overhead} instructions over the indirect call (target: at most 48)");
-    Ok(deterministic)
+    if overhead > PROXY_TARGET {
+        println!("bench: the proxy overhead target is NOT met");
+    }
+    Ok(deterministic && overhead <= PROXY_TARGET)
 }

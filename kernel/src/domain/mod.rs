@@ -87,7 +87,7 @@ struct Continuation {
     /// The caller's `Ctx` at the call: current domain, status, continuation list. (The
     /// domain called is the next inner continuation's `caller`, or the current domain.)
     caller: DomainId,
-    caller_status: u32,
+    _caller_status: u32,
     prev: usize,
     _unused: [u64; 2],
 }

@@ -55,9 +55,3 @@ pub fn claim(to: DomainId, p: *mut u8) -> bool {
         None => false,
     }
 }
-
-/// (blocks, bytes) owned by `d`.
-pub fn usage(d: DomainId) -> (usize, usize) {
-    let reg = REGISTRY.lock();
-    reg.values().filter(|b| b.owner == d).fold((0, 0), |(n, s), b| (n + 1, s + b.layout.size()))
-}
