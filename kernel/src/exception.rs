@@ -14,6 +14,21 @@ pub enum Origin {
     Kernel,
 }
 
+/// Why domain code faulted, for the "domain NAME crashed: CAUSE" line.
+pub fn domain_fault_cause(frame: &TrapFrame, syn: &Syndrome) -> alloc::string::String {
+    if syn.is_abort() {
+        if crate::memory::guard_page_owner(syn.far as usize).is_some() {
+            return alloc::format!("stack overflow (hit the guard page at {:#x})", syn.far);
+        }
+        let fsc = (syn.esr & 0x3f) >> 2;
+        if fsc == 0b0011 {
+            return alloc::format!("W^X violation: {syn} at {:#x} (ELR {:#x})", syn.far, frame.elr);
+        }
+        return alloc::format!("{syn} at {:#x} (ELR {:#x})", syn.far, frame.elr);
+    }
+    alloc::format!("{syn} at ELR {:#x}", frame.elr)
+}
+
 pub fn fatal(frame: &TrapFrame, kind: Kind, syn: Option<Syndrome>, origin: Origin) -> ! {
     let _ = crate::arch::cpu::irq_save();
     // The console lock may be held by whatever faulted; the report must still get out.

@@ -98,6 +98,14 @@ pub fn register_taking_over(irq: IrqNumber, handler: Handler) -> Result<(), IrqE
     register(irq, handler)
 }
 
+/// Masks `irq` and removes its handler.
+pub fn unregister(irq: IrqNumber) {
+    if let Some(c) = controller() {
+        c.disable(irq);
+    }
+    HANDLERS.lock().remove(&irq);
+}
+
 /// (irq, handler name) for every registered handler.
 pub fn for_each_handler(mut f: impl FnMut(IrqNumber, &'static str)) {
     for (irq, h) in HANDLERS.lock().iter() {

@@ -200,6 +200,10 @@ fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Opti
     // Boot every domain before any thread a domain starts gets the CPU, so the boot log
     // is complete before the shell's prompt.
     sched::set_priority(sched::Priority::High);
+    let number = |key| devicetree::bootarg(bootargs, key).and_then(|v| v.parse::<u64>().ok());
+    if number("qvq.restart_limit").is_some() || number("qvq.restart_window_ms").is_some() {
+        domain::manager::set_restart_rate_limit(number("qvq.restart_limit").unwrap_or(3) as usize, number("qvq.restart_window_ms").unwrap_or(1000));
+    }
     domain::boot(initrd, uart);
     if let Some(console) = domain::manager::exporter_of(interfaces::console::NAME) {
         match interfaces::console::import() {

@@ -9,7 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "domain-wx-write", "domain-wx-exec", "ticks", "threads", "priorities", "waitqueue", "bench"];
+pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "domain-wx-write", "domain-wx-exec", "ticks", "threads", "priorities", "waitqueue", "bench", "crash-loop"];
 
 fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: PASS ({detail})");
@@ -77,6 +77,7 @@ pub fn run(name: &str) -> ! {
             None => fail(name, format_args!("the hello domain is not loaded")),
         },
         "bench" => crate::bench::run(),
+        "crash-loop" => crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();
             let c0 = crate::time::uptime_ns();
@@ -159,6 +160,43 @@ fn priorities(name: &str) -> ! {
     match (high_ran, low_ran_early, low_ran_later) {
         (true, false, true) => pass(name, format_args!("high preempted a busy normal thread; low ran only once normal slept")),
         _ => fail(name, format_args!("high ran: {high_ran}, low ran while normal was busy: {low_ran_early}, low ran after: {low_ran_later}")),
+    }
+}
+
+/// Crashes the hello domain 1000 times (each restarted by policy) and checks that free
+/// frames, kernel heap use and shared-heap use return exactly to where they started.
+fn crash_loop(name: &str) -> ! {
+    use interfaces::hello::{self, Hello};
+    const ROUNDS: u32 = 1000;
+    let proxy = match hello::import() {
+        Ok(p) => p,
+        Err(e) => fail(name, format_args!("cannot import Hello ({e})")),
+    };
+    let crash_and_wait = |round: u32| {
+        if proxy.fail(0) != Err(interfaces::RpcError::Crashed) {
+            fail(name, format_args!("round {round}: the panicking call did not fail with Crashed"));
+        }
+        // The restarter (a higher-priority thread) brings it back; wait for it.
+        for _ in 0..1000 {
+            if proxy.ping(round as u64) == Ok(round as u64 + 1) {
+                return;
+            }
+            sched::yield_now();
+        }
+        fail(name, format_args!("round {round}: hello did not come back"))
+    };
+    // One round first, so every lazily grown kernel table has its final size.
+    crash_and_wait(0);
+    let measure = || (crate::memory::free_frames(), crate::memory::heap::usage().0, crate::domain::manager::shared_heap_bytes());
+    let before = measure();
+    for round in 1..=ROUNDS {
+        crash_and_wait(round);
+    }
+    let after = measure();
+    if before == after {
+        pass(name, format_args!("{ROUNDS} crash-and-restart rounds; free frames {}, kernel heap {} bytes used, shared heap {} bytes: unchanged", after.0, after.1, after.2))
+    } else {
+        fail(name, format_args!("after {ROUNDS} rounds (free frames, kernel heap used, shared heap) went from {before:?} to {after:?}"))
     }
 }
 

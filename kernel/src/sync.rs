@@ -13,6 +13,8 @@ use core::ops::{Deref, DerefMut};
 pub struct IrqLock<T> {
     name: &'static str,
     held: UnsafeCell<bool>,
+    /// Where the current holder took it (for the re-entry panic message).
+    taken_at: UnsafeCell<Option<&'static core::panic::Location<'static>>>,
     value: UnsafeCell<T>,
 }
 
@@ -22,19 +24,27 @@ unsafe impl<T: Send> Sync for IrqLock<T> {}
 
 impl<T> IrqLock<T> {
     pub const fn new(name: &'static str, value: T) -> Self {
-        Self { name, held: UnsafeCell::new(false), value: UnsafeCell::new(value) }
+        Self { name, held: UnsafeCell::new(false), taken_at: UnsafeCell::new(None), value: UnsafeCell::new(value) }
     }
 
+    #[track_caller]
     pub fn lock(&self) -> IrqGuard<'_, T> {
         let saved = irq_save();
         // SAFETY: IRQs are masked and the core is the only one running, so nothing else
         // touches `held` concurrently.
         let held = unsafe { &mut *self.held.get() };
         if *held {
+            // SAFETY: as above.
+            let at = unsafe { *self.taken_at.get() };
             irq_restore(saved);
-            panic!("lock `{}` taken while already held", self.name);
+            match at {
+                Some(at) => panic!("lock `{}` taken while already held (taken at {at})", self.name),
+                None => panic!("lock `{}` taken while already held", self.name),
+            }
         }
         *held = true;
+        // SAFETY: as above; we hold the lock now.
+        unsafe { *self.taken_at.get() = Some(core::panic::Location::caller()) };
         IrqGuard { lock: self, saved }
     }
 

@@ -50,6 +50,7 @@ pub fn ticking() -> bool {
 
 fn advance() {
     TICKS.store(TICKS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    crate::domain::watchdog_tick();
     crate::sched::tick();
 }
 

@@ -139,6 +139,29 @@ impl Session {
         }
     }
 
+    /// Waits until every one of `patterns` appears after the previous match, in any order;
+    /// continues after the last of them.
+    pub fn expect_all(&mut self, patterns: &[&str], timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cond) = &*self.output;
+        let mut out = lock.lock().unwrap();
+        loop {
+            let rest = &out.text[self.cursor..];
+            let found: Vec<Option<usize>> = patterns.iter().map(|p| rest.find(p).map(|at| at + p.len())).collect();
+            if found.iter().all(Option::is_some) {
+                self.cursor += found.into_iter().flatten().max().unwrap_or(0);
+                return Ok(());
+            }
+            let now = Instant::now();
+            if out.closed || now >= deadline {
+                let missing: Vec<&&str> = patterns.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(p, _)| p).collect();
+                let why = if out.closed { "QEMU exited" } else { "timed out" };
+                return Err(format!("{why} waiting for {missing:?} (any order)"));
+            }
+            out = cond.wait_timeout(out, deadline - now).unwrap().0;
+        }
+    }
+
     /// Types `text` on the console.
     pub fn send(&mut self, text: &str) -> Result<(), String> {
         let stdin = self.stdin.as_mut().ok_or("console input closed")?;

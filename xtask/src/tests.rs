@@ -14,8 +14,10 @@ enum Step {
     Expect(&'static str),
     /// Type this.
     Send(&'static str),
+    /// Wait for all of these, in any order (output of different threads).
+    ExpectAll(&'static [&'static str]),
 }
-use Step::{Expect, Send};
+use Step::{Expect, ExpectAll, Send};
 
 /// How a test changes the standard boot.
 #[derive(Clone, Copy)]
@@ -26,6 +28,8 @@ enum Setup {
     NoSemihosting,
     /// The standard initrd with one bit of the sample envelope's manifest flipped.
     TamperedInitrd,
+    /// The standard initrd, with the hello domain's restart policy set to `fatal`.
+    FatalHello,
     /// The standard initrd plus unsigned, tampered, wrong-key, revoked, malformed and
     /// over-privileged domains.
     RejectionInitrd,
@@ -239,12 +243,12 @@ fn qemu_tests() -> Vec<QemuTest> {
                 Send("launch\r"),
                 Expect("unknown command 'launch'. commands: help"),
                 Expect("qvq$ "),
-                Send("hello panic\r"),
+                Send("crash hello panic\r"),
                 Expect("domain hello crashed: panicked"),
-                Expect("hello panic: error: callee crashed"),
-                Expect("qvq$ "),
+                Expect("domain hello reclaimed: 28 KiB image, 64 KiB heap"),
+                ExpectAll(&["crash hello panic: error: callee crashed", "domain hello restarted: generation 2"]),
                 Send("hello ping 1\r"),
-                Expect("hello ping: error: callee unavailable"),
+                Expect("hello ping 1: 2"),
                 Expect("qvq$ "),
                 Send("mem\r"),
                 Expect("free frames"),
@@ -275,6 +279,99 @@ fn qemu_tests() -> Vec<QemuTest> {
                 Expect("power off (status 0)"),
             ],
             exit_status: 0,
+        },
+        QemuTest {
+            name: "every-failure-kind-crashes-only-the-domain",
+            boards: BOTH,
+            append: "qvq.restart_limit=0",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("qvq$ "),
+                Send("crash hello panic\r"),
+                Expect("domain hello crashed: panicked: panicked at"),
+                Expect("domain hello reclaimed: 28 KiB image, 64 KiB heap"),
+                ExpectAll(&["crash hello panic: error: callee crashed", "domain hello restarted: generation 2"]),
+                Send("crash hello oom\r"),
+                Expect("domain hello crashed: panicked: private heap exhausted: a 4096-byte allocation failed"),
+                ExpectAll(&["crash hello oom: error: callee crashed", "domain hello restarted: generation 3"]),
+                Send("crash hello overflow\r"),
+                Expect("domain hello crashed: stack overflow (hit the guard page at"),
+                ExpectAll(&["crash hello overflow: error: callee crashed", "domain hello restarted: generation 4"]),
+                Send("crash hello fault\r"),
+                Expect("domain hello crashed: data abort (same EL) [EC 0x25], translation fault at level"),
+                ExpectAll(&["crash hello fault: error: callee crashed", "domain hello restarted: generation 5"]),
+                Send("crash hello loop\r"),
+                Expect("domain hello crashed: a call ran past its CPU budget (100 ms); taken back at the timer interrupt"),
+                ExpectAll(&["crash hello loop: error: callee crashed", "domain hello restarted: generation 6"]),
+                Send("hello ping 9\r"),
+                Expect("hello ping 9: 10"),
+                Expect("qvq$ "),
+                Send("domains\r"),
+                Expect("hello        0.1.0    running   "),
+                Expect("6      6         5"),
+                Expect("qvq$ "),
+                Send("crash hello\r"),
+                Expect("usage: crash hello panic|oom|overflow|fault|loop"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "restart-rate-limit-holds-then-restart-command",
+            boards: BOTH,
+            append: "qvq.restart_window_ms=60000",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("qvq$ "),
+                Send("crash hello panic\r"),
+                ExpectAll(&["callee crashed", "restarted: generation 2"]),
+                Send("crash hello panic\r"),
+                ExpectAll(&["callee crashed", "restarted: generation 3"]),
+                Send("crash hello panic\r"),
+                ExpectAll(&["callee crashed", "restarted: generation 4"]),
+                Send("crash hello panic\r"),
+                ExpectAll(&["domain hello held: it crashed more than 3 times within 60000 ms", "crash hello panic: error: callee crashed"]),
+                Send("hello ping 1\r"),
+                Expect("hello ping: error: callee unavailable"),
+                Expect("qvq$ "),
+                Send("domains\r"),
+                Expect("hello        0.1.0    held"),
+                Expect("qvq$ "),
+                Send("restart hello\r"),
+                ExpectAll(&["restart: hello is restarting", "domain hello restarted: generation 5"]),
+                Send("hello ping 1\r"),
+                Expect("hello ping 1: 2"),
+                Expect("qvq$ "),
+                Send("restart nobody\r"),
+                Expect("restart: no domain named nobody"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "crash-and-restart-1000-times-returns-all-memory",
+            boards: BOTH,
+            append: "qvq.test=crash-loop qvq.restart_limit=0",
+            setup: Setup::Standard,
+            steps: &[Expect("selftest crash-loop: PASS (1000 crash-and-restart rounds"), Expect(": unchanged)")],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "fatal-domain-crash-powers-off",
+            boards: &[Board::Virt],
+            append: "",
+            setup: Setup::FatalHello,
+            steps: &[
+                Expect("qvq$ "),
+                Send("crash hello panic\r"),
+                Expect("domain hello crashed: panicked"),
+                Expect("domain hello is fatal to the system: powering off"),
+            ],
+            exit_status: FAULT,
         },
         QemuTest {
             name: "domain-code-is-not-writable",
@@ -391,6 +488,19 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
         Setup::NoInitrd => boot.initrd = None,
         Setup::NoDtb => boot.dtb = None,
         Setup::NoSemihosting => boot.semihosting = false,
+        Setup::FatalHello => {
+            let mut entries = image::initrd_entries(board)?;
+            let elf = std::fs::read(image::build_domain_elf("hello")?).map_err(|e| e.to_string())?;
+            let entry = crate::domains::RecipeEntry { name: "hello".into(), devices: vec![], restart: Some("fatal".into()) };
+            let manifest = crate::domains::manifest("hello", Some(&entry), true)?;
+            let signed = qvq_sign::sign(&manifest, &elf, &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?)?;
+            for e in entries.iter_mut().filter(|e| e.0 == "hello.qvd") {
+                e.1 = signed.clone();
+            }
+            let path = image::out_dir(board).join("fatal-initrd.img");
+            image::write_initrd(&path, &entries)?;
+            boot.initrd = Some(path);
+        }
         Setup::RejectionInitrd => {
             let path = image::out_dir(board).join("rejection-initrd.img");
             image::write_initrd(&path, &rejection_entries(board)?)?;
@@ -414,6 +524,7 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
         for step in t.steps {
             match *step {
                 Expect(p) => s.expect(p, TIMEOUT)?,
+                ExpectAll(ps) => s.expect_all(ps, TIMEOUT)?,
                 Send(text) => s.send(text)?,
             }
         }

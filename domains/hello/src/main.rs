@@ -44,6 +44,7 @@ impl Hello for HelloDomain {
             3 => loop {
                 core::hint::spin_loop();
             },
+            4 => Ok(runtime::fault_injection::read_unmapped()),
             _ => Err(RpcError::Refused),
         }
     }

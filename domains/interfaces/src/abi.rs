@@ -59,6 +59,12 @@ pub struct KernelServices {
     pub rref_claim: extern "C" fn(ptr: *mut u8),
 }
 
+// SAFETY: the table is immutable after the kernel builds it; `proxy_status` points at a
+// kernel static that only the running thread's proxies read and write.
+unsafe impl Send for KernelServices {}
+// SAFETY: as above.
+unsafe impl Sync for KernelServices {}
+
 static SERVICES: AtomicPtr<KernelServices> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Set once by the runtime's entry point (or by the kernel for itself).

@@ -214,6 +214,8 @@ interface! {
         fn domain_count(&self) -> RpcResult<u32>;
         fn domain_info(&self, index: u32) -> RpcResult<RRef<DomainInfo>>;
         fn free_frames(&self) -> RpcResult<u64>;
+        /// Restarts domain `id` (crashed, held, or running) from its verified image.
+        fn restart(&self, id: u32) -> RpcResult<()>;
         fn poweroff(&self, status: u32) -> RpcResult<()>;
     }
 }
@@ -225,7 +227,8 @@ interface! {
         fn nop(&self) -> RpcResult<()>;
         fn ping(&self, x: u64) -> RpcResult<u64>;
         fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64>;
-        /// `how`: 0 panic, 1 allocate without bound, 2 recurse without bound, 3 loop forever.
+        /// `how`: 0 panic, 1 allocate without bound, 2 recurse without bound, 3 loop
+        /// forever, 4 a fault in trusted code (the runtime's fault injector).
         fn fail(&self, how: u32) -> RpcResult<u64>;
     }
 }

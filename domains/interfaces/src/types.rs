@@ -50,6 +50,9 @@ pub struct DomainInfo {
     pub calls_served: u64,
     pub restarts: u32,
     pub generation: u32,
+    /// Its private heap (the manifest's limit), and what it owns on the shared heap.
+    pub heap_bytes: u64,
+    pub shared_bytes: u64,
 }
 
 // SAFETY: integers and byte arrays only.

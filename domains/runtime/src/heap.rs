@@ -1,6 +1,6 @@
 //! The domain's private heap: the region the kernel reserved for it (the signed
 //! manifest's `heap_limit`), managed by `linked_list_allocator`. When it is used up,
-//! allocation fails and the domain panics: the kernel treats that as a crash.
+//! allocation reports a crash to the kernel, which unwinds the call and reclaims the heap.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -26,11 +26,19 @@ pub(crate) fn init(base: usize, size: usize) {
 // SAFETY: blocks come from the one `Heap`, accessed with interrupts masked.
 unsafe impl GlobalAlloc for DomainHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        crate::without_interrupts(|| {
+        let p = crate::without_interrupts(|| {
             // SAFETY: exclusive access (interrupts masked, one core).
             let heap = unsafe { &mut *self.0.get() };
             heap.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
-        })
+        });
+        if p.is_null() {
+            // The manifest's limit is reached: that is a crash of this domain.
+            let mut b = crate::log::LineBuf::new();
+            let _ = core::fmt::write(&mut b, format_args!("private heap exhausted: a {}-byte allocation failed", layout.size()));
+            let msg = b.as_bytes();
+            (interfaces::services().panic)(msg.as_ptr(), msg.len());
+        }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

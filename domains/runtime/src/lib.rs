@@ -55,6 +55,16 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     (services().panic)(text.as_ptr(), text.len())
 }
 
+/// Deliberate faults in trusted code, for crash-recovery tests: what a bug in a trusted
+/// crate would do. Safe Rust in a domain cannot fault by itself.
+pub mod fault_injection {
+    /// Reads an address no page table maps: a data abort while this domain runs.
+    pub fn read_unmapped() -> u64 {
+        // SAFETY: deliberately unsound — the test wants the MMU to fault here.
+        unsafe { core::ptr::read_volatile(0x8 as *const u64) }
+    }
+}
+
 /// Starts a thread of this domain running `f`.
 pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), i32> {
     extern "C" fn trampoline(arg: usize) {
@@ -102,14 +112,16 @@ impl Event {
     }
 }
 
-/// Masks interrupts for a short critical section (domains run at EL1 on one core).
+/// Masks interrupts for a short critical section (domains run at EL1 on one core). The
+/// asm is a compiler memory barrier (no `nomem`), so the section's memory accesses stay
+/// between the mask and the unmask.
 pub(crate) fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     let daif: u64;
     // SAFETY: reading DAIF and masking IRQ/FIQ only affects this core's interrupt mask.
-    unsafe { core::arch::asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nomem, nostack)) };
+    unsafe { core::arch::asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nostack)) };
     let r = f();
     // SAFETY: restores the mask read above.
-    unsafe { core::arch::asm!("msr daif, {}", in(reg) daif, options(nomem, nostack)) };
+    unsafe { core::arch::asm!("msr daif, {}", in(reg) daif, options(nostack)) };
     r
 }
 

@@ -13,7 +13,7 @@ use runtime::interfaces::hello::{self, Hello};
 use runtime::interfaces::kernel::{self, Kernel};
 use runtime::interfaces::{Numbers, RRef, Text};
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello panic | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | crash hello panic|oom|overflow|fault|loop | restart NAME | poweroff";
 
 struct Shell {
     console: console::Proxy,
@@ -62,18 +62,19 @@ impl Shell {
             Ok(n) => n,
             Err(e) => return self.print(&format!("domains: {e}\n")),
         };
-        self.print("ID  NAME         VERSION  STATE     KEY ID            CALLS  RESTARTS\n");
+        self.print("ID  NAME         VERSION  STATE     KEY ID            GEN  CALLS  RESTARTS\n");
         for i in 0..count {
             if let Ok(d) = self.kernel.domain_info(i) {
                 let key: String = d.key_id.iter().map(|b| format!("{b:02x}")).collect();
                 let v = d.version;
                 self.print(&format!(
-                    "{:<3} {:<12} {:<8} {:<9} {:<16}  {:>5}  {:>8}\n",
+                    "{:<3} {:<12} {:<8} {:<9} {:<16}  {:>3}  {:>5}  {:>8}\n",
                     d.id,
                     d.name(),
                     format!("{}.{}.{}", v[0], v[1], v[2]),
                     d.state_name(),
                     key,
+                    d.generation,
                     d.calls_served,
                     d.restarts
                 ));
@@ -97,11 +98,51 @@ impl Shell {
                     Err(e) => self.print(&format!("hello sum: error: {e}\n")),
                 }
             }
-            ["panic"] => match self.hello.fail(0) {
-                Ok(v) => self.print(&format!("hello panic: returned {v}?\n")),
-                Err(e) => self.print(&format!("hello panic: error: {e}\n")),
+            _ => self.print("usage: hello ping N | hello sum\n"),
+        }
+    }
+
+    fn crash(&self, args: &[&str]) {
+        let how = match args {
+            ["hello", "panic"] => 0,
+            ["hello", "oom"] => 1,
+            ["hello", "overflow"] => 2,
+            ["hello", "loop"] => 3,
+            ["hello", "fault"] => 4,
+            _ => return self.print("usage: crash hello panic|oom|overflow|fault|loop\n"),
+        };
+        match self.hello.fail(how) {
+            Ok(v) => self.print(&format!("crash: the call returned {v}?\n")),
+            Err(e) => self.print(&format!("crash hello {}: error: {e}\n", args[1])),
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<u32> {
+        let count = self.kernel.domain_count().ok()?;
+        (0..count).find(|i| self.kernel.domain_info(*i).is_ok_and(|d| d.name() == name))
+    }
+
+    fn restart(&self, name: &str) {
+        match self.find(name) {
+            None => self.print(&format!("restart: no domain named {name}\n")),
+            Some(id) => match self.kernel.restart(id) {
+                Ok(()) => self.print(&format!("restart: {name} is restarting\n")),
+                Err(e) => self.print(&format!("restart {name}: error: {e}\n")),
             },
-            _ => self.print("usage: hello ping N | hello sum | hello panic\n"),
+        }
+    }
+
+    fn mem(&self) {
+        match self.kernel.free_frames() {
+            Ok(n) => self.print(&format!("{n} free frames ({} KiB)\n", n * 4)),
+            Err(e) => return self.print(&format!("mem: {e}\n")),
+        }
+        let count = self.kernel.domain_count().unwrap_or(0);
+        self.print("NAME         HEAP KiB  SHARED BYTES\n");
+        for i in 0..count {
+            if let Ok(d) = self.kernel.domain_info(i) {
+                self.print(&format!("{:<12} {:>8}  {:>12}\n", d.name(), d.heap_bytes / 1024, d.shared_bytes));
+            }
         }
     }
 
@@ -120,11 +161,11 @@ impl Shell {
                 [] => {}
                 ["help"] => self.print(&format!("{HELP}\n")),
                 ["domains"] => self.domains(),
-                ["mem"] => match self.kernel.free_frames() {
-                    Ok(n) => self.print(&format!("{n} free frames ({} KiB)\n", n * 4)),
-                    Err(e) => self.print(&format!("mem: {e}\n")),
-                },
+                ["mem"] => self.mem(),
                 ["hello", rest @ ..] => self.hello(rest),
+                ["crash", rest @ ..] => self.crash(rest),
+                ["restart", name] => self.restart(name),
+                ["restart", ..] => self.print("usage: restart NAME\n"),
                 ["poweroff"] => {
                     let _ = self.kernel.poweroff(0);
                 }

@@ -3,7 +3,7 @@
 
 use crate::memory::{self, Access, PAGE_SIZE};
 use loader::elf::Permission;
-use loader::VerifiedDomain;
+use loader::ElfImage;
 
 /// A domain image in memory.
 pub struct LoadedImage {
@@ -32,9 +32,8 @@ impl core::fmt::Display for LoadFailure {
 }
 
 /// "R RX RW": the permission of each segment, in order.
-pub fn describe_segments(d: &VerifiedDomain) -> alloc::string::String {
-    let names: alloc::vec::Vec<&str> = d
-        .elf
+pub fn describe_segments(elf: &ElfImage) -> alloc::string::String {
+    let names: alloc::vec::Vec<&str> = elf
         .segments()
         .iter()
         .map(|s| match s.permission {
@@ -48,12 +47,12 @@ pub fn describe_segments(d: &VerifiedDomain) -> alloc::string::String {
 
 /// Copies, relocates and maps a verified domain. Relocations are applied while the pages
 /// are still writable; permissions are set afterwards.
-pub fn load(d: &VerifiedDomain) -> Result<LoadedImage, LoadFailure> {
-    let size = d.elf.layout().size as usize;
+pub fn load(elf: &ElfImage) -> Result<LoadedImage, LoadFailure> {
+    let size = elf.layout().size as usize;
     let base = memory::alloc_frames(size / PAGE_SIZE).ok_or(LoadFailure::NoMemory(size))?;
     // SAFETY: freshly allocated frames, identity mapped RW, owned by this image alone.
     let dest = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, size) };
-    let segments = match d.elf.load_into(dest, base as u64) {
+    let segments = match elf.load_into(dest, base as u64) {
         Ok(s) => s,
         Err(e) => {
             memory::free_frames_at(base, size / PAGE_SIZE);
@@ -70,5 +69,14 @@ pub fn load(d: &VerifiedDomain) -> Result<LoadedImage, LoadFailure> {
         memory::protect(base + s.offset as usize, s.size as usize, access).map_err(LoadFailure::Map)?;
     }
     let segments = segments.iter().map(|s| (base + s.offset as usize, s.permission)).collect();
-    Ok(LoadedImage { base, size, entry: base + d.elf.entry() as usize, segments })
+    Ok(LoadedImage { base, size, entry: base + elf.entry() as usize, segments })
+}
+
+impl LoadedImage {
+    /// Gives the image's frames back (made writable again first: they return to the pool
+    /// as ordinary RAM). Nothing may run the image any more.
+    pub fn free(self) {
+        let _ = memory::protect(self.base, self.size, Access::ReadWrite);
+        memory::free_frames_at(self.base, self.size / PAGE_SIZE);
+    }
 }

@@ -18,6 +18,14 @@ impl Kernel for KernelInterface {
         Ok(crate::memory::free_frames() as u64)
     }
 
+    fn restart(&self, id: u32) -> RpcResult<()> {
+        if super::manager::request_restart(id) {
+            Ok(())
+        } else {
+            Err(RpcError::Refused)
+        }
+    }
+
     fn poweroff(&self, status: u32) -> RpcResult<()> {
         crate::power::exit(status)
     }

@@ -2,6 +2,11 @@
 //! wires each import to the export with the same name and interface hash (only if the
 //! importer's signed manifest lists it), grants devices the manifest names, and keeps the
 //! table the shell's `domains` command shows. Every refusal is one `rejected` log line.
+//!
+//! When a domain fails, `crashed` marks it dead (its slots refuse calls at once),
+//! reclaims its instance (image, heap, shared-heap blocks, interrupt routes) and applies its
+//! restart policy: the restarter thread re-instantiates it from the verified image kept in
+//! memory, and re-points its callers' slots to the new instance.
 
 use super::image::{self, LoadedImage};
 use super::{call_into, DomainId, KERNEL};
@@ -13,6 +18,7 @@ use crate::{info, warn};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
 use interfaces::{DeviceGrant, DomainInfo, KernelServices};
 use loader::manifest::{InterfaceRef, Manifest, RestartPolicy, Version};
 
@@ -21,6 +27,7 @@ pub enum State {
     Running,
     Crashed,
     Rejected,
+    Held,
 }
 
 struct Grant {
@@ -30,16 +37,28 @@ struct Grant {
     irq_waiters: &'static WaitQueue,
 }
 
+/// What one run of a domain owns; all of it is reclaimed when the domain dies.
+struct Instance {
+    image: LoadedImage,
+    heap: (usize, usize),
+    services: Box<KernelServices>,
+    grants: Vec<Grant>,
+}
+
 struct Domain {
     id: DomainId,
     name: String,
     manifest: Manifest,
     key_id: [u8; 32],
+    /// The verified ELF, kept (in the reserved initrd) for restarts, and its digest.
+    elf: &'static [u8],
+    digest: [u8; 32],
     state: State,
-    image: Option<LoadedImage>,
-    grants: Vec<Grant>,
+    instance: Option<Instance>,
     restarts: u32,
     generation: u32,
+    /// Uptimes (ns) of the latest crashes, for the restart rate limit.
+    recent_crashes: Vec<u64>,
     /// Instructions (PMU cycles under `-icount shift=0`) to verify and to load it.
     verify_cost: u64,
     load_cost: u64,
@@ -53,7 +72,17 @@ struct Export {
     state: usize,
 }
 
+/// Which interface a slot was made for, to re-point it after a restart.
+struct SlotRecord {
+    index: usize,
+    owner: DomainId,
+    callee: DomainId,
+    name: String,
+    hash: [u8; 32],
+}
+
 struct Event {
+    owner: DomainId,
     count: u64,
     waiters: &'static WaitQueue,
 }
@@ -61,26 +90,45 @@ struct Event {
 struct Manager {
     domains: Vec<Domain>,
     exports: Vec<Export>,
-    /// Slots handed out so far (the slot table itself is `proxy`'s).
-    slots: usize,
+    slots: Vec<SlotRecord>,
     events: Vec<Event>,
+    restart_queue: Vec<DomainId>,
+    uart: Option<Device>,
 }
 
-static MANAGER: IrqLock<Manager> = IrqLock::new("domains", Manager { domains: Vec::new(), exports: Vec::new(), slots: 0, events: Vec::new() });
+static MANAGER: IrqLock<Manager> = IrqLock::new("domains", Manager { domains: Vec::new(), exports: Vec::new(), slots: Vec::new(), events: Vec::new(), restart_queue: Vec::new(), uart: None });
+static RESTARTS_PENDING: WaitQueue = WaitQueue::new();
+
+/// Per domain: 1 once it died, until it runs again (checked on every return to a thread).
+const MAX_DOMAINS: usize = 64;
+static DEAD: [AtomicU8; MAX_DOMAINS] = [const { AtomicU8::new(0) }; MAX_DOMAINS];
+
+/// More than `limit` crashes within `window` and a `restart` domain is held instead.
+/// Defaults 3 in 1 s; `qvq.restart_limit=N` (0: no limit) and `qvq.restart_window_ms=T`
+/// on the command line change them.
+static RATE_LIMIT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(3);
+static RATE_WINDOW_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1_000_000_000);
+
+pub fn set_restart_rate_limit(limit: usize, window_ms: u64) {
+    RATE_LIMIT.store(limit, Ordering::Relaxed);
+    RATE_WINDOW_NS.store(window_ms.saturating_mul(1_000_000), Ordering::Relaxed);
+}
+
+pub fn is_dead(d: DomainId) -> bool {
+    DEAD.get(d as usize).is_some_and(|x| x.load(Ordering::Relaxed) != 0)
+}
 
 fn short(id: &[u8; 32]) -> String {
     id[..8].iter().map(|b| alloc::format!("{b:02x}")).collect()
 }
 
 fn kernel_manifest() -> Manifest {
+    let iface = |name: &str, hash: [u8; 32]| InterfaceRef { name: name.into(), hash };
     Manifest {
         name: "kernel".into(),
         version: Version { major: 0, minor: 1, patch: 0 },
-        exports: alloc::vec![InterfaceRef { name: interfaces::kernel::NAME.into(), hash: interfaces::kernel::HASH }],
-        imports: alloc::vec![
-            InterfaceRef { name: interfaces::console::NAME.into(), hash: interfaces::console::HASH },
-            InterfaceRef { name: interfaces::hello::NAME.into(), hash: interfaces::hello::HASH },
-        ],
+        exports: alloc::vec![iface(interfaces::kernel::NAME, interfaces::kernel::HASH)],
+        imports: alloc::vec![iface(interfaces::console::NAME, interfaces::console::HASH), iface(interfaces::hello::NAME, interfaces::hello::HASH)],
         devices: Vec::new(),
         heap_limit: 4096,
         stack_size: 4096,
@@ -92,26 +140,84 @@ fn kernel_manifest() -> Manifest {
 
 /// Name of domain `d` (for log lines).
 pub fn name(d: DomainId) -> String {
-    MANAGER.lock().domains.iter().find(|x| x.id == d).map_or_else(|| alloc::format!("domain#{d}"), |x| x.name.clone())
+    MANAGER.lock().domains.get(d as usize).map_or_else(|| alloc::format!("domain#{d}"), |x| x.name.clone())
 }
 
-// --- calls --------------------------------------------------------------------------
+// --- failure ------------------------------------------------------------------------
 
-/// Records that `d` crashed; later calls to it fail with `Unavailable`.
+/// Domain `d` failed with `cause`: stop calls into it, reclaim what it owned, and apply
+/// its restart policy. No code of the domain runs after this (threads still inside it are
+/// unwound before they next run). Called with no kernel lock held.
 pub fn crashed(d: DomainId, cause: &str) {
-    let name = {
+    if d == KERNEL || is_dead(d) {
+        return;
+    }
+    if let Some(x) = DEAD.get(d as usize) {
+        x.store(1, Ordering::Relaxed);
+    }
+    super::proxy::set_callee_live(d, false);
+    let (name, instance, policy, wake) = {
         let mut m = MANAGER.lock();
         m.exports.retain(|e| e.domain != d);
-        match m.domains.iter_mut().find(|x| x.id == d) {
-            Some(x) => {
-                x.state = State::Crashed;
-                super::proxy::set_callee_live(d, false);
-                x.name.clone()
-            }
-            None => return,
+        let wake: Vec<&'static WaitQueue> = m.events.iter().filter(|e| e.owner == d).map(|e| e.waiters).collect();
+        let Some(dom) = m.domains.get_mut(d as usize) else { return };
+        dom.state = State::Crashed;
+        let now = crate::time::uptime_ns();
+        let (limit, window) = (RATE_LIMIT.load(Ordering::Relaxed), RATE_WINDOW_NS.load(Ordering::Relaxed));
+        dom.recent_crashes.retain(|t| now.saturating_sub(*t) < window);
+        if dom.recent_crashes.len() > limit {
+            dom.recent_crashes.remove(0); // only the latest `limit + 1` matter
         }
+        dom.recent_crashes.push(now);
+        let policy = if dom.manifest.restart == RestartPolicy::Restart && limit > 0 && dom.recent_crashes.len() > limit { None } else { Some(dom.manifest.restart) };
+        (dom.name.clone(), dom.instance.take(), policy, wake)
     };
     warn!("domain {name} crashed: {cause}");
+    if let Some(inst) = instance {
+        reclaim(d, &name, inst);
+    }
+    for q in wake {
+        q.wake_all();
+    }
+    match policy {
+        Some(RestartPolicy::Restart) => {
+            MANAGER.lock().restart_queue.push(d);
+            RESTARTS_PENDING.wake_all();
+        }
+        Some(RestartPolicy::Hold) => hold(d, &name, "its restart policy is hold"),
+        Some(RestartPolicy::Fatal) => {
+            warn!("domain {name} is fatal to the system: powering off");
+            crate::power::exit(crate::exception::FAULT_EXIT_STATUS)
+        }
+        None => {
+            let (limit, window) = (RATE_LIMIT.load(Ordering::Relaxed), RATE_WINDOW_NS.load(Ordering::Relaxed));
+            hold(d, &name, &alloc::format!("it crashed more than {limit} times within {} ms", window / 1_000_000))
+        }
+    }
+}
+
+fn hold(d: DomainId, name: &str, why: &str) {
+    if let Some(dom) = MANAGER.lock().domains.get_mut(d as usize) {
+        dom.state = State::Held;
+    }
+    warn!("domain {name} held: {why}");
+}
+
+fn reclaim(d: DomainId, name: &str, inst: Instance) {
+    let (image_kib, heap_kib) = (inst.image.size / 1024, inst.heap.1 * crate::memory::PAGE_SIZE / 1024);
+    let mut irqs = 0;
+    for g in &inst.grants {
+        if let Some(n) = g.irq {
+            crate::irq::unregister(n);
+            irqs += 1;
+        }
+        g.irq_waiters.wake_all();
+    }
+    let (blocks, bytes) = super::rref::free_all_owned_by(d);
+    inst.image.free();
+    crate::memory::free_frames_at(inst.heap.0, inst.heap.1);
+    drop(inst.services);
+    info!("domain {name} reclaimed: {image_kib} KiB image, {heap_kib} KiB heap, {blocks} shared-heap blocks ({bytes} bytes), {irqs} interrupt routes");
 }
 
 // --- exports and imports ------------------------------------------------------------
@@ -122,7 +228,7 @@ fn declared(list: &[InterfaceRef], name: &str, hash: &[u8; 32]) -> bool {
 
 pub fn export(d: DomainId, name: &str, hash: &[u8; 32], table: usize, state: usize) -> i32 {
     let mut m = MANAGER.lock();
-    let Some(dom) = m.domains.iter().find(|x| x.id == d) else { return -1 };
+    let Some(dom) = m.domains.get(d as usize) else { return -1 };
     if !declared(&dom.manifest.exports, name, hash) {
         let n = dom.name.clone();
         drop(m);
@@ -138,7 +244,7 @@ pub fn export(d: DomainId, name: &str, hash: &[u8; 32], table: usize, state: usi
 
 pub fn import(d: DomainId, name: &str, hash: &[u8; 32]) -> i64 {
     let mut m = MANAGER.lock();
-    let Some(dom) = m.domains.iter().find(|x| x.id == d) else { return -1 };
+    let Some(dom) = m.domains.get(d as usize) else { return -1 };
     if !declared(&dom.manifest.imports, name, hash) {
         let n = dom.name.clone();
         drop(m);
@@ -147,19 +253,19 @@ pub fn import(d: DomainId, name: &str, hash: &[u8; 32]) -> i64 {
     }
     let Some(e) = m.exports.iter().find(|e| e.name == name && e.hash == *hash) else { return -3 };
     let (callee, table, state) = (e.domain, e.table, e.state);
-    let index = m.slots;
+    let index = m.slots.len();
     if !super::proxy::set_slot(index, d, callee, table, state) {
         return -4;
     }
-    m.slots += 1;
+    m.slots.push(SlotRecord { index, owner: d, callee, name: name.to_string(), hash: *hash });
     index as i64
 }
 
 // --- events and device interrupts ---------------------------------------------------
 
-pub fn event_new() -> i64 {
+pub fn event_new(owner: DomainId) -> i64 {
     let mut m = MANAGER.lock();
-    m.events.push(Event { count: 0, waiters: Box::leak(Box::new(WaitQueue::new())) });
+    m.events.push(Event { owner, count: 0, waiters: Box::leak(Box::new(WaitQueue::new())) });
     (m.events.len() - 1) as i64
 }
 
@@ -178,39 +284,43 @@ pub fn event_signal(e: u32) {
     q.wake_all();
 }
 
+fn grant<R>(m: &mut Manager, d: DomainId, index: u32, f: impl FnOnce(&mut Grant) -> R) -> Option<R> {
+    m.domains.get_mut(d as usize)?.instance.as_mut()?.grants.get_mut(index as usize).map(f)
+}
+
 pub fn device(d: DomainId, index: u32, out: &mut DeviceGrant) -> i32 {
-    let m = MANAGER.lock();
-    let Some(g) = m.domains.iter().find(|x| x.id == d).and_then(|x| x.grants.get(index as usize)) else { return -1 };
-    *out = DeviceGrant { mmio_base: g.mmio.base, mmio_size: g.mmio.size, has_irq: g.irq.is_some() as u32 };
-    0
+    let mut m = MANAGER.lock();
+    match grant(&mut m, d, index, |g| DeviceGrant { mmio_base: g.mmio.base, mmio_size: g.mmio.size, has_irq: g.irq.is_some() as u32 }) {
+        Some(g) => {
+            *out = g;
+            0
+        }
+        None => -1,
+    }
 }
 
 fn on_granted_irq(irq: IrqNumber, ctx: usize) {
     if let Some(c) = crate::irq::controller() {
         c.disable(irq); // stays masked until the domain says irq_done
     }
-    let (d, index) = ((ctx >> 16) as DomainId, ctx & 0xffff);
-    let q = {
-        let mut m = MANAGER.lock();
-        let Some(g) = m.domains.iter_mut().find(|x| x.id == d).and_then(|x| x.grants.get_mut(index)) else { return };
+    let (d, index) = ((ctx >> 16) as DomainId, (ctx & 0xffff) as u32);
+    let q = grant(&mut MANAGER.lock(), d, index, |g| {
         g.irq_pending = true;
         g.irq_waiters
-    };
-    q.wake_all();
+    });
+    if let Some(q) = q {
+        q.wake_all();
+    }
 }
 
 pub fn irq_wait(d: DomainId, index: u32) -> i32 {
-    let Some(q) = MANAGER.lock().domains.iter().find(|x| x.id == d).and_then(|x| x.grants.get(index as usize)).filter(|g| g.irq.is_some()).map(|g| g.irq_waiters) else { return -1 };
-    q.wait_until(|| {
-        let mut m = MANAGER.lock();
-        let g = m.domains.iter_mut().find(|x| x.id == d)?.grants.get_mut(index as usize)?;
-        core::mem::take(&mut g.irq_pending).then_some(())
-    });
+    let Some(Some(q)) = grant(&mut MANAGER.lock(), d, index, |g| g.irq.map(|_| g.irq_waiters)) else { return -1 };
+    q.wait_until(|| grant(&mut MANAGER.lock(), d, index, |g| core::mem::take(&mut g.irq_pending).then_some(())).flatten());
     0
 }
 
 pub fn irq_done(d: DomainId, index: u32) {
-    let irq = MANAGER.lock().domains.iter().find(|x| x.id == d).and_then(|x| x.grants.get(index as usize)).and_then(|g| g.irq);
+    let irq = grant(&mut MANAGER.lock(), d, index, |g| g.irq).flatten();
     if let (Some(irq), Some(c)) = (irq, crate::irq::controller()) {
         c.enable(irq);
     }
@@ -237,6 +347,7 @@ pub fn info(index: u32) -> Option<DomainInfo> {
             State::Running => 0,
             State::Crashed => 1,
             State::Rejected => 2,
+            State::Held => 3,
         },
         name,
         version: [v.major, v.minor, v.patch],
@@ -244,14 +355,51 @@ pub fn info(index: u32) -> Option<DomainInfo> {
         calls_served: super::proxy::calls_served(d.id),
         restarts: d.restarts,
         generation: d.generation,
+        heap_bytes: d.instance.as_ref().map_or(0, |i| (i.heap.1 * crate::memory::PAGE_SIZE) as u64),
+        shared_bytes: super::rref::owned_by(d.id).1 as u64,
     })
 }
 
-/// Address of the first segment of domain `name` mapped with `perm` (for the W^X tests).
-pub fn segment_of(name: &str, perm: loader::Permission) -> Option<usize> {
+/// Bytes on the shared heap, all owners together.
+pub fn shared_heap_bytes() -> usize {
     let m = MANAGER.lock();
-    let d = m.domains.iter().find(|d| d.name == name)?;
-    d.image.as_ref()?.segments.iter().find(|s| s.1 == perm).map(|s| s.0)
+    let ids: Vec<DomainId> = m.domains.iter().map(|d| d.id).collect();
+    drop(m);
+    ids.into_iter().map(|d| super::rref::owned_by(d).1).sum()
+}
+
+/// The running domain that exports `name`, if any.
+pub fn exporter_of(name: &str) -> Option<DomainId> {
+    MANAGER.lock().exports.iter().find(|e| e.name == name).map(|e| e.domain)
+}
+
+/// Restarts domain `id` on request (the shell's `restart`): a crashed or held domain is
+/// queued for the restarter; a running one is stopped first (as if it had crashed, but
+/// always restarted). False for the kernel, a rejected domain, or no such domain.
+pub fn request_restart(id: DomainId) -> bool {
+    let state = match MANAGER.lock().domains.get(id as usize) {
+        Some(d) if d.id != KERNEL => d.state,
+        _ => return false,
+    };
+    match state {
+        State::Rejected => return false,
+        State::Running => {
+            // Stop it the way a crash would, but keep the policy out of it.
+            let policy = core::mem::replace(&mut MANAGER.lock().domains[id as usize].manifest.restart, RestartPolicy::Restart);
+            crashed(id, "restart requested");
+            MANAGER.lock().domains[id as usize].manifest.restart = policy;
+            return true;
+        }
+        State::Crashed | State::Held => {}
+    }
+    let mut m = MANAGER.lock();
+    let d = &mut m.domains[id as usize];
+    d.state = State::Crashed;
+    d.recent_crashes.clear();
+    m.restart_queue.push(id);
+    drop(m);
+    RESTARTS_PENDING.wake_all();
+    true
 }
 
 /// (name, instructions to verify, instructions to load) of every started domain.
@@ -264,17 +412,19 @@ pub fn export_of(name: &str) -> Option<(usize, usize)> {
     MANAGER.lock().exports.iter().find(|e| e.name == name).map(|e| (e.table, e.state))
 }
 
+/// Address of the first segment of domain `name` mapped with `perm` (for the W^X tests).
+pub fn segment_of(name: &str, perm: loader::Permission) -> Option<usize> {
+    let m = MANAGER.lock();
+    let d = m.domains.iter().find(|d| d.name == name)?;
+    d.instance.as_ref()?.image.segments.iter().find(|s| s.1 == perm).map(|s| s.0)
+}
+
 /// True if a domain named `shell` is running (then the kernel monitor stays off).
 pub fn shell_running() -> bool {
     MANAGER.lock().domains.iter().any(|d| d.name == "shell" && d.state == State::Running)
 }
 
-/// The running domain that exports `name`, if any.
-pub fn exporter_of(name: &str) -> Option<DomainId> {
-    MANAGER.lock().exports.iter().find(|e| e.name == name).map(|e| e.domain)
-}
-
-// --- boot ---------------------------------------------------------------------------
+// --- starting -----------------------------------------------------------------------
 
 fn keyring() -> (loader::Keyring, loader::Revocations) {
     let mut ring = loader::Keyring::new();
@@ -291,7 +441,7 @@ struct InitCall {
 }
 
 unsafe extern "C" fn invoke_init(data: *mut u8, _table: *const (), _state: *const ()) {
-    // SAFETY: `data` is the `InitCall` in `start`; `entry` is the verified, relocated,
+    // SAFETY: `data` is the `InitCall` in `run_init`; `entry` is the verified, relocated,
     // RX-mapped entry point of a domain built with the runtime's `entry!` (this ABI).
     unsafe {
         let call = &mut *(data as *mut InitCall);
@@ -304,84 +454,127 @@ fn reject(name: &str, why: &str) {
     warn!("domain {name} rejected: {why}");
 }
 
-/// Grants the devices `m` names. `uart` is the console UART the kernel knows (used when
-/// the device tree has no `arm,pl011` node).
+/// Grants the devices `m` names. The console UART the kernel knows is used when the
+/// device tree has no `arm,pl011` node.
 fn grants(id: DomainId, m: &Manifest, uart: Option<Device>) -> Result<Vec<Grant>, String> {
     let mut out = Vec::new();
     for (index, compatible) in m.devices.iter().enumerate() {
         let dev = crate::devicetree::find_device(compatible)
             .or_else(|| uart.filter(|_| compatible == "arm,pl011"))
             .ok_or_else(|| alloc::format!("device {compatible:?} is not in the device tree"))?;
-        let mmio = crate::memory::map_device(dev.reg).map_err(|e| alloc::format!("cannot map {compatible}: {e:?}"))?;
+        crate::memory::map_device(dev.reg).map_err(|e| alloc::format!("cannot map {compatible}: {e:?}"))?;
         let irq = dev.irq.and_then(|s| crate::irq::translate(&s));
         if let Some(n) = irq {
             let h = crate::irq::Handler { name: "domain device", func: on_granted_irq, context: ((id as usize) << 16) | index, owner: id };
             crate::irq::register_taking_over(n, h).map_err(|e| alloc::format!("cannot route irq {n} of {compatible}: {e}"))?;
         }
-        out.push(Grant { mmio: Region { base: mmio + (dev.reg.base & 0xfff), size: dev.reg.size }, irq, irq_pending: false, irq_waiters: Box::leak(Box::new(WaitQueue::new())) });
+        out.push(Grant { mmio: dev.reg, irq, irq_pending: false, irq_waiters: Box::leak(Box::new(WaitQueue::new())) });
     }
     Ok(out)
 }
 
-fn start(v: &loader::VerifiedDomain, uart: Option<Device>, verify_cost: u64) -> bool {
-    let m = &v.manifest;
-    let id = MANAGER.lock().domains.len() as DomainId;
-    let load_start = crate::arch::pmu::cycles();
-    let img = match image::load(v) {
-        Ok(i) => i,
-        Err(e) => {
-            reject(&m.name, &alloc::format!("cannot load: {e}"));
-            return false;
-        }
-    };
+/// Loads an instance of domain `id` from its verified ELF; returns it and its entry.
+fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage) -> Result<(Instance, usize), String> {
+    let img = image::load(elf).map_err(|e| alloc::format!("cannot load: {e}"))?;
     let heap_pages = m.heap_limit as usize / crate::memory::PAGE_SIZE;
     let Some(heap) = crate::memory::alloc_frames(heap_pages) else {
-        reject(&m.name, "no memory for its heap");
-        return false;
+        img.free();
+        return Err("no memory for its heap".into());
     };
+    let uart = MANAGER.lock().uart;
     let grants = match grants(id, m, uart) {
         Ok(g) => g,
+        Err(why) => {
+            img.free();
+            crate::memory::free_frames_at(heap, heap_pages);
+            return Err(why);
+        }
+    };
+    let services = Box::new(super::services::table(id, heap, m.heap_limit as usize));
+    let entry = img.entry;
+    Ok((Instance { image: img, heap: (heap, heap_pages), services, grants }, entry))
+}
+
+/// Calls the domain's initialisation; checks it exported what it declared.
+fn run_init(id: DomainId, m: &Manifest, entry: usize) -> Result<(), String> {
+    let services = MANAGER.lock().domains[id as usize].instance.as_ref().map(|i| &*i.services as *const KernelServices).ok_or("no instance")?;
+    let mut call = InitCall { entry, services, result: -1 };
+    let code = call_into(id, invoke_init, &mut call as *mut InitCall as *mut u8, core::ptr::null(), core::ptr::null());
+    if code != 0 {
+        return Err("crashed during initialisation".into());
+    }
+    if call.result != 0 {
+        return Err(alloc::format!("initialisation failed (code {})", call.result));
+    }
+    let mm = MANAGER.lock();
+    match m.exports.iter().find(|e| !mm.exports.iter().any(|x| x.domain == id && x.name == e.name)) {
+        Some(e) => Err(alloc::format!("did not export {}, which its manifest declares", e.name)),
+        None => Ok(()),
+    }
+}
+
+/// Takes `id` out of service for good (a failed start or restart).
+fn retire(id: DomainId, state: State) {
+    if let Some(x) = DEAD.get(id as usize) {
+        x.store(1, Ordering::Relaxed);
+    }
+    super::proxy::set_callee_live(id, false);
+    let (name, inst) = {
+        let mut m = MANAGER.lock();
+        m.exports.retain(|e| e.domain != id);
+        let d = &mut m.domains[id as usize];
+        d.state = state;
+        (d.name.clone(), d.instance.take())
+    };
+    if let Some(inst) = inst {
+        reclaim(id, &name, inst);
+    }
+}
+
+fn start(v: &loader::VerifiedDomain<'static>, elf: &'static [u8], verify_cost: u64) -> bool {
+    let m = &v.manifest;
+    let id = MANAGER.lock().domains.len() as DomainId;
+    if id as usize >= MAX_DOMAINS {
+        reject(&m.name, "too many domains");
+        return false;
+    }
+    let load_start = crate::arch::pmu::cycles();
+    let (inst, entry) = match instantiate(id, m, &v.elf) {
+        Ok(x) => x,
         Err(why) => {
             reject(&m.name, &why);
             return false;
         }
     };
-    let services: &'static KernelServices = Box::leak(Box::new(super::services::table(id, heap, m.heap_limit as usize)));
     let load_cost = crate::arch::pmu::cycles() - load_start;
     info!(
         "domain {} {} verified (key id {}), loaded at {:#x}: {} bytes, segments {}, {} relocations, heap {} KiB",
         m.name,
         m.version,
         short(&v.key_id),
-        img.base,
-        img.size,
-        image::describe_segments(v),
+        inst.image.base,
+        inst.image.size,
+        image::describe_segments(&v.elf),
         v.elf.relocation_count(),
         m.heap_limit / 1024
     );
-    let entry = img.entry;
-
-    MANAGER.lock().domains.push(Domain { id, name: m.name.clone(), manifest: m.clone(), key_id: v.key_id, state: State::Running, image: Some(img), grants, restarts: 0, generation: 1, verify_cost, load_cost });
-
-    let mut call = InitCall { entry, services, result: -1 };
-    let code = call_into(id, invoke_init, &mut call as *mut InitCall as *mut u8, core::ptr::null(), core::ptr::null());
-    let failure = if code != 0 {
-        Some(String::from("crashed during initialisation"))
-    } else if call.result != 0 {
-        Some(alloc::format!("initialisation failed (code {})", call.result))
-    } else {
-        let mm = MANAGER.lock();
-        m.exports.iter().find(|e| !mm.exports.iter().any(|x| x.domain == id && x.name == e.name)).map(|e| alloc::format!("did not export {}, which its manifest declares", e.name))
-    };
-    if let Some(why) = failure {
-        {
-            let mut mm = MANAGER.lock();
-            mm.exports.retain(|e| e.domain != id);
-            if let Some(d) = mm.domains.iter_mut().find(|d| d.id == id) {
-                d.state = State::Rejected;
-            }
-            super::proxy::set_callee_live(id, false);
-        }
+    MANAGER.lock().domains.push(Domain {
+        id,
+        name: m.name.clone(),
+        manifest: m.clone(),
+        key_id: v.key_id,
+        elf,
+        digest: v.elf_digest,
+        state: State::Running,
+        instance: Some(inst),
+        restarts: 0,
+        generation: 1,
+        recent_crashes: Vec::new(),
+        verify_cost,
+        load_cost,
+    });
+    if let Err(why) = run_init(id, m, entry) {
+        retire(id, State::Rejected);
         reject(&m.name, &why);
         return false;
     }
@@ -390,16 +583,93 @@ fn start(v: &loader::VerifiedDomain, uart: Option<Device>, verify_cost: u64) -> 
     true
 }
 
+/// Re-instantiates crashed domain `id` from its kept image: digest re-checked, no new
+/// signature check. Re-points every slot into it to the new instance.
+fn restart(id: DomainId) {
+    let (name, manifest, elf, digest) = {
+        let m = MANAGER.lock();
+        let d = &m.domains[id as usize];
+        if d.state != State::Crashed {
+            return;
+        }
+        (d.name.clone(), d.manifest.clone(), d.elf, d.digest)
+    };
+    if loader::sha256(elf) != digest {
+        hold(id, &name, "its image in memory no longer matches the verified digest");
+        return;
+    }
+    let parsed = match loader::ElfImage::parse(elf) {
+        Ok(p) => p,
+        Err(e) => return hold(id, &name, &alloc::format!("its image no longer parses: {e}")),
+    };
+    let (inst, entry) = match instantiate(id, &manifest, &parsed) {
+        Ok(x) => x,
+        Err(why) => return hold(id, &name, &alloc::format!("restart failed: {why}")),
+    };
+    let generation = {
+        let mut m = MANAGER.lock();
+        let d = &mut m.domains[id as usize];
+        d.instance = Some(inst);
+        d.state = State::Running;
+        d.generation += 1;
+        d.restarts += 1;
+        d.generation
+    };
+    DEAD[id as usize].store(0, Ordering::Relaxed);
+    if let Err(why) = run_init(id, &manifest, entry) {
+        retire(id, State::Held);
+        warn!("domain {name} held: restart failed: {why}");
+        return;
+    }
+    let m = MANAGER.lock();
+    for s in m.slots.iter().filter(|s| s.callee == id) {
+        if let Some(e) = m.exports.iter().find(|e| e.domain == id && e.name == s.name && e.hash == s.hash) {
+            super::proxy::set_slot(s.index, s.owner, id, e.table, e.state);
+        }
+    }
+    drop(m);
+    info!("domain {name} restarted: generation {generation}");
+}
+
+/// Restarts crashed domains as `crashed` queues them.
+fn restarter() {
+    loop {
+        let id = RESTARTS_PENDING.wait_until(|| {
+            let mut m = MANAGER.lock();
+            (!m.restart_queue.is_empty()).then(|| m.restart_queue.remove(0))
+        });
+        restart(id);
+    }
+}
+
 /// Registers the kernel as domain 0 (exporting `Kernel`), then verifies and starts every
 /// domain in `initrd`, providers before their importers.
 pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
     {
         let mut m = MANAGER.lock();
-        m.domains.push(Domain { id: KERNEL, name: "kernel".into(), manifest: kernel_manifest(), key_id: [0; 32], state: State::Running, image: None, grants: Vec::new(), restarts: 0, generation: 1, verify_cost: 0, load_cost: 0 });
+        m.uart = uart;
+        m.domains.push(Domain {
+            id: KERNEL,
+            name: "kernel".into(),
+            manifest: kernel_manifest(),
+            key_id: [0; 32],
+            elf: &[],
+            digest: [0; 32],
+            state: State::Running,
+            instance: None,
+            restarts: 0,
+            generation: 1,
+            recent_crashes: Vec::new(),
+            verify_cost: 0,
+            load_cost: 0,
+        });
     }
     interfaces::set_services(Box::leak(Box::new(super::services::table(KERNEL, 0, 0))));
     if let Err(e) = super::kernel_iface::export() {
         warn!("domains: the kernel cannot export its interface ({e})");
+    }
+    if let Err(e) = crate::sched::spawn("restarter", crate::sched::Priority::High, restarter) {
+        warn!("domains: no restarter thread ({e}); crashed domains stay down");
     }
     let Some(bytes) = initrd else { return };
     let archive = match initrd::Archive::parse(bytes) {
@@ -410,7 +680,7 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
         }
     };
     let (ring, revoked) = keyring();
-    let mut pending: Vec<(loader::VerifiedDomain<'static>, u64)> = Vec::new();
+    let mut pending: Vec<(loader::VerifiedDomain<'static>, &'static [u8], u64)> = Vec::new();
     for entry in archive.entries() {
         let stem = entry.name.strip_suffix(".qvd").unwrap_or(entry.name);
         let t0 = crate::arch::pmu::cycles();
@@ -420,21 +690,24 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
             Err(e) => reject(stem, &e.to_string()),
             Ok(v) if pending.iter().any(|p| p.0.manifest.name == v.manifest.name) => reject(stem, "a domain with this name is already in the initrd"),
             Ok(v) if v.manifest.name == "kernel" => reject(stem, "the name \"kernel\" is reserved"),
-            Ok(v) => pending.push((v, cost)),
+            Ok(v) => {
+                let elf = loader::envelope::Envelope::parse(entry.data).map(|e| e.elf).unwrap_or(&[]);
+                pending.push((v, elf, cost))
+            }
         }
     }
     // Start providers before importers: a domain starts once every import it declares is
     // exported (with the same hash) by the kernel or a started domain.
     loop {
-        let ready = pending.iter().position(|(v, _)| {
+        let ready = pending.iter().position(|(v, _, _)| {
             let m = MANAGER.lock();
             v.manifest.imports.iter().all(|i| m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash))
         });
         let Some(i) = ready else { break };
-        let (v, cost) = pending.remove(i);
-        start(&v, uart, cost);
+        let (v, elf, cost) = pending.remove(i);
+        start(&v, elf, cost);
     }
-    for (v, _) in pending {
+    for (v, _, _) in pending {
         let m = MANAGER.lock();
         let missing = v.manifest.imports.iter().find(|i| !m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash)).map_or(String::new(), |i| i.name.clone());
         drop(m);

@@ -17,7 +17,9 @@ mod services;
 
 pub use manager::boot;
 
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use crate::arch::exception::TrapFrame;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use interfaces::RpcError;
 
 /// A domain's number; 0 is the kernel.
 pub type DomainId = u32;
@@ -32,10 +34,22 @@ pub struct Ctx {
     status: AtomicU32,
     /// Innermost live `Continuation` of this thread, or 0.
     continuations: AtomicUsize,
+    /// Watchdog: the call seen at the last tick (its continuation and the callee's call
+    /// count) and for how many consecutive ticks it has been running.
+    watch_cont: AtomicUsize,
+    watch_calls: AtomicU64,
+    watch_ticks: AtomicU32,
 }
 
 #[no_mangle]
-static QVQ_DOMAIN_CTX: Ctx = Ctx { current: AtomicU32::new(KERNEL), status: AtomicU32::new(0), continuations: AtomicUsize::new(0) };
+static QVQ_DOMAIN_CTX: Ctx = Ctx {
+    current: AtomicU32::new(KERNEL),
+    status: AtomicU32::new(0),
+    continuations: AtomicUsize::new(0),
+    watch_cont: AtomicUsize::new(0),
+    watch_calls: AtomicU64::new(0),
+    watch_ticks: AtomicU32::new(0),
+};
 
 /// Where the generated proxies read their call's outcome.
 pub fn proxy_status_address() -> *const u32 {
@@ -53,11 +67,21 @@ pub struct Context {
     domain: DomainId,
     status: u32,
     continuations: usize,
+    watch_cont: usize,
+    watch_calls: u64,
+    watch_ticks: u32,
 }
 
 pub fn save_context() -> Context {
     let c = &QVQ_DOMAIN_CTX;
-    Context { domain: c.current.load(Ordering::Relaxed), status: c.status.load(Ordering::Relaxed), continuations: c.continuations.load(Ordering::Relaxed) }
+    Context {
+        domain: c.current.load(Ordering::Relaxed),
+        status: c.status.load(Ordering::Relaxed),
+        continuations: c.continuations.load(Ordering::Relaxed),
+        watch_cont: c.watch_cont.load(Ordering::Relaxed),
+        watch_calls: c.watch_calls.load(Ordering::Relaxed),
+        watch_ticks: c.watch_ticks.load(Ordering::Relaxed),
+    }
 }
 
 pub fn restore_context(x: Context) {
@@ -65,6 +89,9 @@ pub fn restore_context(x: Context) {
     c.current.store(x.domain, Ordering::Relaxed);
     c.status.store(x.status, Ordering::Relaxed);
     c.continuations.store(x.continuations, Ordering::Relaxed);
+    c.watch_cont.store(x.watch_cont, Ordering::Relaxed);
+    c.watch_calls.store(x.watch_calls, Ordering::Relaxed);
+    c.watch_ticks.store(x.watch_ticks, Ordering::Relaxed);
 }
 
 /// Runs `f` as the kernel (domain 0), e.g. to log through the console domain while the
@@ -89,8 +116,12 @@ struct Continuation {
     caller: DomainId,
     _caller_status: u32,
     prev: usize,
-    _unused: [u64; 2],
+    /// `KERNEL_ENTRY` when the kernel entered the domain (not a call: no CPU budget).
+    kind: u64,
+    _unused: u64,
 }
+
+const KERNEL_ENTRY: u64 = 0x5254;
 
 const _: () = assert!(core::mem::size_of::<Continuation>() == 128);
 
@@ -112,10 +143,9 @@ pub fn call_into(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *cons
     unsafe { qvq_call_with_continuation(domain, invoke, data, table, state) }
 }
 
-/// Unwinds the current thread to the innermost call into `domain`, making it return
-/// `code`. Must be called with no kernel lock held. If the thread never entered `domain`
-/// through a call (it cannot happen: every entry goes through `call_into`), ends it.
-fn unwind(domain: DomainId, code: u32) -> ! {
+/// Finds the innermost continuation into `domain` on this thread and makes it the point
+/// to resume: the thread's context becomes the caller's, with proxy status `code`.
+fn take_continuation(domain: DomainId, code: u32) -> Option<*const Continuation> {
     let ctx = &QVQ_DOMAIN_CTX;
     let mut c = ctx.continuations.load(Ordering::Relaxed) as *const Continuation;
     let mut called = ctx.current.load(Ordering::Relaxed);
@@ -125,13 +155,96 @@ fn unwind(domain: DomainId, code: u32) -> ! {
             ctx.continuations.store(cont.prev, Ordering::Relaxed);
             ctx.current.store(cont.caller, Ordering::Relaxed);
             ctx.status.store(code, Ordering::Relaxed);
-            // SAFETY: `cont` is live and was filled by qvq_call_with_continuation on this
-            // thread; everything between it and here belongs to the crashed domain.
-            unsafe { qvq_resume_continuation(cont, code) }
+            ctx.watch_ticks.store(0, Ordering::Relaxed);
+            return Some(c);
         }
         called = cont.caller;
         c = cont.prev as *const Continuation;
     }
-    crate::warn!("domain {domain}: no call to unwind to; ending the thread");
-    crate::sched::exit()
+    None
+}
+
+/// Unwinds the current thread to the innermost call into `domain`, making it return
+/// `code`. Must be called with no kernel lock held.
+fn unwind(domain: DomainId, code: u32) -> ! {
+    match take_continuation(domain, code) {
+        // SAFETY: a live continuation of this thread; everything between it and here
+        // belongs to the crashed domain.
+        Some(c) => unsafe { qvq_resume_continuation(c, code) },
+        None => {
+            crate::warn!("domain {domain}: no call to unwind to; ending the thread");
+            crate::sched::exit()
+        }
+    }
+}
+
+/// Makes the trap return into the innermost continuation into `domain` instead of where
+/// it was taken. False if the thread never entered `domain`.
+fn redirect(frame: &mut TrapFrame, domain: DomainId, code: u32) -> bool {
+    let Some(c) = take_continuation(domain, code) else { return false };
+    frame.elr = qvq_resume_continuation as *const () as u64;
+    frame.x[0] = c as u64;
+    frame.x[1] = code as u64;
+    // EL1t with interrupts masked; the resume path re-enables them.
+    frame.spsr = crate::arch::exception::SPSR_EL1T_IRQS_ON | (0b11 << 6);
+    true
+}
+
+/// A synchronous exception or the watchdog caught domain code: the current domain
+/// crashed. Returns false (a kernel fault) if the kernel itself was running.
+pub fn crash_in_trap(frame: &mut TrapFrame, cause: &str) -> bool {
+    let d = current();
+    if d == KERNEL {
+        return false;
+    }
+    manager::crashed(d, cause);
+    redirect(frame, d, RpcError::Crashed as u32)
+}
+
+/// On every return to a thread: a thread about to run code of a dead domain (it was
+/// preempted or blocked inside it) is unwound to its call into that domain instead.
+pub fn before_resume(frame: &mut TrapFrame) {
+    let d = current();
+    if d != KERNEL && manager::is_dead(d) {
+        redirect(frame, d, RpcError::Crashed as u32);
+    }
+}
+
+/// Ticks a call may run before the watchdog ends it (100 ms at 100 Hz).
+pub const CALL_BUDGET_TICKS: u32 = 10;
+static WATCHDOG_FIRED: AtomicBool = AtomicBool::new(false);
+
+/// From the timer tick, for the interrupted thread: counts how long the same call into a
+/// domain has been running; past the budget, flags it for `watchdog_fired`.
+pub fn watchdog_tick() {
+    let ctx = &QVQ_DOMAIN_CTX;
+    let d = ctx.current.load(Ordering::Relaxed);
+    let head = ctx.continuations.load(Ordering::Relaxed);
+    // SAFETY: `head` is this thread's innermost live continuation, if any.
+    let in_call = d != KERNEL && !manager::is_dead(d) && unsafe { (head as *const Continuation).as_ref() }.is_some_and(|c| c.kind != KERNEL_ENTRY);
+    if !in_call {
+        ctx.watch_ticks.store(0, Ordering::Relaxed);
+        return;
+    }
+    // The same call if neither the continuation nor the callee's call count changed.
+    let calls = proxy::calls_served(d);
+    if ctx.watch_cont.load(Ordering::Relaxed) == head && ctx.watch_calls.load(Ordering::Relaxed) == calls {
+        let t = ctx.watch_ticks.load(Ordering::Relaxed) + 1;
+        ctx.watch_ticks.store(t, Ordering::Relaxed);
+        if t > CALL_BUDGET_TICKS {
+            WATCHDOG_FIRED.store(true, Ordering::Relaxed);
+        }
+    } else {
+        ctx.watch_cont.store(head, Ordering::Relaxed);
+        ctx.watch_calls.store(calls, Ordering::Relaxed);
+        ctx.watch_ticks.store(1, Ordering::Relaxed);
+    }
+}
+
+/// True (once) if the watchdog flagged the interrupted thread's call.
+pub fn watchdog_fired() -> bool {
+    // Plain load and store: called from the IRQ path with interrupts masked.
+    let fired = WATCHDOG_FIRED.load(Ordering::Relaxed);
+    WATCHDOG_FIRED.store(false, Ordering::Relaxed);
+    fired
 }

@@ -45,6 +45,31 @@ pub fn free(by: DomainId, p: *mut u8) -> bool {
     }
 }
 
+/// Frees every block `d` owns (it died); returns (blocks, bytes).
+pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
+    let owned: alloc::vec::Vec<(usize, Layout)> = {
+        let mut reg = REGISTRY.lock();
+        let v: alloc::vec::Vec<(usize, Layout)> = reg.iter().filter(|(_, b)| b.owner == d).map(|(p, b)| (*p, b.layout)).collect();
+        for (p, _) in &v {
+            reg.remove(p);
+        }
+        v
+    };
+    let bytes = owned.iter().map(|(_, l)| l.size()).sum();
+    for (p, layout) in &owned {
+        // SAFETY: allocated by `alloc` with this layout and now unregistered; its owner is
+        // dead, so nothing uses it.
+        unsafe { alloc::alloc::dealloc(*p as *mut u8, *layout) };
+    }
+    (owned.len(), bytes)
+}
+
+/// (blocks, bytes) owned by `d`.
+pub fn owned_by(d: DomainId) -> (usize, usize) {
+    let reg = REGISTRY.lock();
+    reg.values().filter(|b| b.owner == d).fold((0, 0), |(n, s), b| (n + 1, s + b.layout.size()))
+}
+
 /// Records `to` as the owner of `p` (a proxy moved it).
 pub fn claim(to: DomainId, p: *mut u8) -> bool {
     match REGISTRY.lock().get_mut(&(p as usize)) {

@@ -50,7 +50,11 @@ extern "C" fn log(ptr: *const u8, len: usize) {
 
 extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
     let d = current();
-    manager::crashed(d, &alloc::format!("panicked: {}", text(ptr, len, 256)));
+    // Handle the crash as the kernel: otherwise an interrupt meanwhile would find this
+    // thread "inside" the dead domain and unwind it before the reclamation is done.
+    let cause = alloc::format!("panicked: {}", text(ptr, len, 256));
+    super::as_kernel(|| manager::crashed(d, &cause));
+    drop(cause);
     super::unwind(d, RpcError::Crashed as u32)
 }
 
@@ -107,7 +111,7 @@ extern "C" fn uptime_ns() -> u64 {
 }
 
 extern "C" fn event_new() -> i64 {
-    manager::event_new()
+    manager::event_new(current())
 }
 
 extern "C" fn event_wait(event: u32, seen: u64) -> u64 {

@@ -2,7 +2,9 @@
 //
 // Continuation frame (128 bytes, at sp while a call is in progress; `domain::Continuation`):
 //   0 x29, x30 | 16 x19, x20 | 32 x21, x22 | 48 x23, x24 | 64 x25, x26 | 80 x27, x28
-//   96 the caller's QVQ_DOMAIN_CTX (current, status, continuations: 16 bytes) | 112 unused
+//   96 the caller's QVQ_DOMAIN_CTX (current, status, continuations: 16 bytes)
+//   112 KERNEL_ENTRY if the kernel itself entered the domain (initialisation, a domain
+//   thread): those are not calls and have no CPU budget. Cleared when the frame goes.
 // The domain a continuation called is not stored: it is the caller recorded in the next
 // inner continuation, or, for the innermost, the current domain.
 //
@@ -17,6 +19,7 @@
 // restoring a saved mask.
 
 .equ CONT_SIZE, 128
+.equ KERNEL_ENTRY_LO, 0x5254
 .equ ERR_UNAVAILABLE, 2
 .equ ERR_NOT_ALLOWED, 3
 
@@ -56,10 +59,9 @@ qvq_proxy_call:
     str     x12, [x9, #32]
     SAVE_CONTINUATION
     stp     x11, x13, [sp, #96]         // the caller's context, restored on return
-    ldr     w12, [x9, #24]              // callee
-    str     w12, [x10]
+    ldr     w12, [x9, #24]              // callee (zero-extended: status 0)
     mov     x13, sp
-    str     x13, [x10, #8]
+    stp     x12, x13, [x10]             // current = callee, status 0, continuations = this
     and     w17, w0, #0xff              // method index
     ldp     x13, x0, [x9]               // table, state
     ldr     x16, [x13, x17, lsl #3]
@@ -89,6 +91,8 @@ qvq_call_with_continuation:
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
     ldp     x11, x13, [x10]
     stp     x11, x13, [sp, #96]
+    mov     x11, #KERNEL_ENTRY_LO
+    str     x11, [sp, #112]
     str     w0, [x10]
     mov     x13, sp
     str     x13, [x10, #8]
@@ -101,6 +105,7 @@ qvq_call_with_continuation:
     adrp    x10, QVQ_DOMAIN_CTX
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
     stp     x11, x13, [x10]
+    str     xzr, [sp, #112]
     mov     x0, #0
     ldp     x29, x30, [sp, #0]
     add     sp, sp, #CONT_SIZE
@@ -119,6 +124,7 @@ qvq_resume_continuation:
     ldp     x23, x24, [sp, #48]
     ldp     x25, x26, [sp, #64]
     ldp     x27, x28, [sp, #80]
+    str     xzr, [sp, #112]
     msr     daifclr, #3
     mov     x0, x1
     ldp     x29, x30, [sp, #0]

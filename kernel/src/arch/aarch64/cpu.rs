@@ -1,25 +1,30 @@
 //! Small CPU primitives: interrupt masking, waiting, the core id.
 
 use aarch64_cpu::asm;
-use aarch64_cpu::registers::{Readable, Writeable, DAIF};
+use aarch64_cpu::registers::{Readable, DAIF};
 
 /// Saved interrupt mask, restored by [`irq_restore`].
 #[derive(Clone, Copy)]
 pub struct IrqState(u64);
 
+// Both are compiler memory barriers (no `nomem`): memory accesses of a critical section
+// must not move across the instructions that mask and unmask interrupts, or another
+// context could see the section half done (e.g. a lock still marked held).
+
 /// Masks IRQs (and FIQs) and returns the previous state.
 #[inline(always)]
 pub fn irq_save() -> IrqState {
-    let s = IrqState(DAIF.get());
-    // SAFETY: masking interrupts has no memory-safety effect; `daifset` touches only PSTATE.
-    unsafe { core::arch::asm!("msr daifset, #3", options(nomem, nostack, preserves_flags)) };
-    s
+    let daif: u64;
+    // SAFETY: reads DAIF and masks interrupts; PSTATE only.
+    unsafe { core::arch::asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nostack, preserves_flags)) };
+    IrqState(daif)
 }
 
 /// Restores a state from [`irq_save`].
 #[inline(always)]
 pub fn irq_restore(s: IrqState) {
-    DAIF.set(s.0);
+    // SAFETY: writes back a DAIF value read by `irq_save`; PSTATE only.
+    unsafe { core::arch::asm!("msr daif, {}", in(reg) s.0, options(nostack, preserves_flags)) };
 }
 
 /// True when IRQs are masked on this core (inside a lock or an exception handler).

@@ -134,18 +134,25 @@ fn try_fixup(frame: &mut TrapFrame, syn: &Syndrome) -> bool {
 #[no_mangle]
 extern "C" fn trap_from_thread(frame: &mut TrapFrame, kind: u64) {
     match Kind::from_raw(kind) {
-        Kind::Irq => crate::irq::handle_interrupt(),
+        Kind::Irq => {
+            crate::irq::handle_interrupt();
+            if crate::domain::watchdog_fired() {
+                let cause = alloc::format!("a call ran past its CPU budget ({} ms); taken back at the timer interrupt", crate::domain::CALL_BUDGET_TICKS as u64 * 1000 / crate::time::TICK_HZ);
+                crate::domain::crash_in_trap(frame, &cause);
+            }
+        }
         Kind::Sync => {
             let syn = Syndrome::read();
             if syn.class() == EC_SVC64 {
                 crate::sched::syscall(frame);
-            } else if !try_fixup(frame, &syn) {
+            } else if !try_fixup(frame, &syn) && !crate::domain::crash_in_trap(frame, &crate::exception::domain_fault_cause(frame, &syn)) {
                 crate::exception::fatal(frame, Kind::Sync, Some(syn), crate::exception::Origin::Thread);
             }
         }
         k => crate::exception::fatal(frame, k, None, crate::exception::Origin::Thread),
     }
     crate::sched::preempt_if_needed(frame);
+    crate::domain::before_resume(frame);
 }
 
 /// Exceptions taken on the exception stack (boot code or a handler). Fatal unless fixed up.
