@@ -31,6 +31,7 @@ fn measure(mut f: impl FnMut(u64)) -> u64 {
 
 /// Prints `bench: <name>: <instructions>` lines, then powers off.
 pub fn run() -> ! {
+    let ready_at = crate::time::uptime_ns();
     let empty = measure(|i| {
         black_box(i);
     });
@@ -88,6 +89,15 @@ pub fn run() -> ! {
         }),
         empty,
     );
+    let shadow = hello::Shadow::new(proxy);
+    check("shadow call", shadow.nop() == Ok(()));
+    let shadowed = per_op(
+        measure(|i| {
+            let _ = black_box(shadow.nop());
+            black_box(i);
+        }),
+        empty,
+    );
     let service = per_op(
         measure(|i| {
             black_box((interfaces::services().uptime_ns)());
@@ -102,11 +112,27 @@ pub fn run() -> ! {
     kprintln!("bench: proxy overhead over the indirect call: {}", proxied.saturating_sub(indirect));
     kprintln!("bench: cross-domain call moving one RRef (incl. its allocation and free): {with_rref}");
     kprintln!("bench: RRef allocation and free alone: {rref_alone}");
+    kprintln!("bench: cross-domain call through a shadow proxy, no arguments: {shadowed}");
     kprintln!("bench: kernel service call (uptime_ns): {service}");
+    // Recovery: from the crash to the first call the restarted domain answers. Counts every
+    // instruction on the core meanwhile (reclaiming, the restarter thread, re-initialising).
+    let id = crate::domain::manager::exporter_of(hello::NAME).unwrap_or(0);
+    let t0 = cycles();
+    crate::domain::manager::crashed(id, "crash injected by the benchmark");
+    let mut tries = 0u32;
+    while proxy.ping(1) != Ok(2) {
+        tries += 1;
+        if tries > 300 {
+            crate::warn!("bench: hello did not come back");
+            crate::power::exit(1)
+        }
+        crate::sched::sleep_ms(10);
+    }
+    kprintln!("bench: crash to first successful call on the restarted domain: {}", cycles() - t0);
     for (name, verify, load) in crate::domain::manager::boot_costs() {
         kprintln!("bench: verify domain {name}: {verify}");
         kprintln!("bench: load domain {name}: {load}");
     }
-    kprintln!("bench: reset to all domains started: {}", crate::time::uptime_ns());
+    kprintln!("bench: reset to all domains started: {}", ready_at);
     crate::power::exit(0)
 }

@@ -167,6 +167,9 @@ fn on_rx_interrupt(_irq: crate::irq::IrqNumber, _ctx: usize) {
     {
         let uart = UART.lock();
         let Some(uart) = uart.as_ref() else { return };
+        // Clear first, then drain: a byte arriving after the drain raises a new interrupt
+        // instead of having its interrupt cleared unseen.
+        uart.clear_rx_interrupt();
         let mut rx = RX.lock();
         while let Some(b) = uart.read_byte() {
             if rx.len == rx.buf.len() {
@@ -177,7 +180,6 @@ fn on_rx_interrupt(_irq: crate::irq::IrqNumber, _ctx: usize) {
             rx.buf[at] = b;
             rx.len += 1;
         }
-        uart.clear_rx_interrupt();
     }
     RX_WAIT.wake_all();
 }

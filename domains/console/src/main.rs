@@ -88,6 +88,9 @@ fn receive(irq: Device) {
     while irq.wait_irq() {
         CONSOLE.uart.with(|u| {
             if let Some(uart) = u.as_ref() {
+                // Clear first, then drain: a byte arriving after the drain raises a new
+                // interrupt instead of having its interrupt cleared unseen.
+                uart.mmio.write32(ICR, INT_RX_RT);
                 while uart.mmio.read32(FR) & FR_RXFE == 0 {
                     let b = (uart.mmio.read32(DR) & 0xff) as u8;
                     CONSOLE.rx.with(|r| {
@@ -98,7 +101,6 @@ fn receive(irq: Device) {
                         }
                     });
                 }
-                uart.mmio.write32(ICR, INT_RX_RT);
             }
         });
         irq.irq_done();

@@ -87,6 +87,21 @@ pub fn services_unchecked() -> &'static KernelServices {
     unsafe { &*SERVICES.load(Ordering::Relaxed) }
 }
 
+/// The shadow proxies' retry: makes `call` again every few milliseconds while the callee is
+/// unavailable (being restarted), for up to a second; returns the first other result. `call`
+/// returns `None` if its arguments cannot be replayed.
+#[cold]
+pub fn await_restart<T>(mut call: impl FnMut() -> Option<crate::RpcResult<T>>) -> Option<crate::RpcResult<T>> {
+    for _ in 0..200 {
+        (services().sleep_ms)(5);
+        match call()? {
+            Err(crate::RpcError::Unavailable) => continue,
+            r => return Some(r),
+        }
+    }
+    None
+}
+
 /// The out-of-line end of a proxy call that failed with `status`: clears the status word,
 /// and gives the arguments back to the caller unless the callee had them (it crashed).
 #[cold]

@@ -16,7 +16,7 @@ pub mod sha256;
 mod types;
 
 pub use abi::{services, set_services, DeviceGrant, KernelServices, ABI_VERSION};
-pub use rref::{CrossDomain, RRef, RRefable};
+pub use rref::{CrossDomain, RRef, RRefable, Replayable};
 pub use types::*;
 
 /// Why a cross-domain call failed.
@@ -182,6 +182,44 @@ macro_rules! interface {
                 )*
             }
 
+            /// A shadow proxy for idempotent methods: if the callee crashes (or is down), it
+            /// waits for the restart and makes the call once more, so the caller does not
+            /// see the failure. Calls whose arguments cannot be replayed (an `RRef`) fail
+            /// as with the plain proxy.
+            #[derive(Clone, Copy, Debug)]
+            pub struct Shadow {
+                proxy: Proxy,
+            }
+
+            impl Shadow {
+                pub const fn new(proxy: Proxy) -> Self {
+                    Shadow { proxy }
+                }
+            }
+
+            impl $name for Shadow {
+                $(
+                    fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret> {
+                        #[allow(unused_parens)]
+                        let originals = ($($crate::Replayable::replay(&$arg),)*);
+                        let first = self.proxy.$method($($arg),*);
+                        match first {
+                            Err(RpcError::Crashed) | Err(RpcError::Unavailable) => {
+                                #[allow(irrefutable_let_patterns)]
+                                let ($(Some($arg),)*) = originals else { return first };
+                                let _ = ($(&$arg,)*);
+                                $crate::abi::await_restart(|| {
+                                    let ($($arg,)*) = ($($crate::Replayable::replay(&$arg)?,)*);
+                                    Some(self.proxy.$method($($arg),*))
+                                })
+                                .unwrap_or(first)
+                            }
+                            r => r,
+                        }
+                    }
+                )*
+            }
+
             /// Exports `object` as this interface of the calling domain.
             pub fn export<T: $name + 'static>(object: &'static T) -> Result<(), i32> {
                 let table: &'static Table = alloc::boxed::Box::leak(alloc::boxed::Box::new(table_for::<T>()));
@@ -216,6 +254,8 @@ interface! {
         fn free_frames(&self) -> RpcResult<u64>;
         /// Restarts domain `id` (crashed, held, or running) from its verified image.
         fn restart(&self, id: u32) -> RpcResult<()>;
+        /// Fault injection: domain `id` crashes now, as if it had panicked.
+        fn crash(&self, id: u32) -> RpcResult<()>;
         fn poweroff(&self, status: u32) -> RpcResult<()>;
     }
 }

@@ -73,6 +73,23 @@ impl<T: RRefable> Drop for RRef<T> {
     }
 }
 
+/// Arguments a shadow proxy can pass again after the callee restarted: plain values can,
+/// an `RRef` cannot (it went to the crashed callee and was reclaimed with it).
+pub trait Replayable: Sized {
+    fn replay(&self) -> Option<Self>;
+}
+
+macro_rules! plain_replayable {
+    ($($t:ty),*) => { $( impl Replayable for $t { fn replay(&self) -> Option<Self> { Some(*self) } } )* };
+}
+plain_replayable!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, bool, char);
+
+impl<T: RRefable> Replayable for RRef<T> {
+    fn replay(&self) -> Option<Self> {
+        None
+    }
+}
+
 /// Values that may be passed to or returned from a cross-domain call. `claim` runs in the
 /// receiving domain and records it as the new owner of anything on the shared heap.
 pub trait CrossDomain {

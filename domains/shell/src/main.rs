@@ -13,7 +13,7 @@ use runtime::interfaces::hello::{self, Hello};
 use runtime::interfaces::kernel::{self, Kernel};
 use runtime::interfaces::{Numbers, RRef, Text};
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | crash hello panic|oom|overflow|fault|loop | restart NAME | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | crash hello panic|oom|overflow|fault|loop | crash NAME | restart NAME | poweroff";
 
 struct Shell {
     console: console::Proxy,
@@ -109,7 +109,16 @@ impl Shell {
             ["hello", "overflow"] => 2,
             ["hello", "loop"] => 3,
             ["hello", "fault"] => 4,
-            _ => return self.print("usage: crash hello panic|oom|overflow|fault|loop\n"),
+            [name] => {
+                return match self.find(name) {
+                    None => self.print(&format!("crash: no domain named {name}\n")),
+                    Some(id) => match self.kernel.crash(id) {
+                        Ok(()) => self.print(&format!("crash: {name} crashed\n")),
+                        Err(e) => self.print(&format!("crash {name}: error: {e}\n")),
+                    },
+                };
+            }
+            _ => return self.print("usage: crash hello panic|oom|overflow|fault|loop | crash NAME\n"),
         };
         match self.hello.fail(how) {
             Ok(v) => self.print(&format!("crash: the call returned {v}?\n")),

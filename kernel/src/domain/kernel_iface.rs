@@ -26,6 +26,14 @@ impl Kernel for KernelInterface {
         }
     }
 
+    fn crash(&self, id: u32) -> RpcResult<()> {
+        if id == super::KERNEL || super::manager::info(id).is_none_or(|d| d.state != 0) {
+            return Err(RpcError::Refused);
+        }
+        super::manager::crashed(id, "crash injected from the shell");
+        Ok(())
+    }
+
     fn poweroff(&self, status: u32) -> RpcResult<()> {
         crate::power::exit(status)
     }

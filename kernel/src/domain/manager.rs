@@ -594,6 +594,18 @@ fn restart(id: DomainId) {
         }
         (d.name.clone(), d.manifest.clone(), d.elf, d.digest)
     };
+    // Let every thread that was inside the dead instance be unwound first (they were woken
+    // at the crash and are unwound when they next run); only then may a new instance take
+    // the domain's number.
+    let mut waited = 0;
+    while crate::sched::count_other_threads(|c| super::context_inside(c, id)) > 0 {
+        if waited >= 100 {
+            hold(id, &name, "threads are still inside its dead instance after 1 s");
+            return;
+        }
+        crate::sched::sleep_ms(10);
+        waited += 1;
+    }
     if loader::sha256(elf) != digest {
         hold(id, &name, "its image in memory no longer matches the verified digest");
         return;

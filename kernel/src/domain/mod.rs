@@ -210,6 +210,24 @@ pub fn before_resume(frame: &mut TrapFrame) {
     }
 }
 
+/// True if the thread whose saved context is `ctx` is running code of `d` or is in a
+/// call chain that passes through `d` (it will be unwound before it runs again).
+pub fn context_inside(ctx: &Context, d: DomainId) -> bool {
+    if ctx.domain == d {
+        return true;
+    }
+    let mut c = ctx.continuations as *const Continuation;
+    // SAFETY: a switched-out thread's continuation list links live frames on its stack,
+    // which nothing changes while it does not run (we hold the scheduler's view of it).
+    while let Some(cont) = unsafe { c.as_ref() } {
+        if cont.caller == d {
+            return true;
+        }
+        c = cont.prev as *const Continuation;
+    }
+    false
+}
+
 /// Ticks a call may run before the watchdog ends it (100 ms at 100 Hz).
 pub const CALL_BUDGET_TICKS: u32 = 10;
 static WATCHDOG_FIRED: AtomicBool = AtomicBool::new(false);
