@@ -9,7 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "domain-wx-write", "domain-wx-exec", "ticks", "threads", "priorities", "waitqueue", "bench", "crash-loop", "shadow"];
+pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "domain-wx-write", "domain-wx-exec", "ticks", "threads", "priorities", "waitqueue", "bench", "crash-loop", "shadow", "threads-crash"];
 
 fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: PASS ({detail})");
@@ -79,6 +79,7 @@ pub fn run(name: &str) -> ! {
         "bench" => crate::bench::run(),
         "crash-loop" => crash_loop(name),
         "shadow" => shadow(name),
+        "threads-crash" => threads_crash(name),
         "ticks" => {
             let t0 = crate::time::ticks();
             let c0 = crate::time::uptime_ns();
@@ -199,6 +200,79 @@ fn crash_loop(name: &str) -> ! {
         pass(name, format_args!("{ROUNDS} crash-and-restart rounds; free frames {}, kernel heap {} bytes used, shared heap {} bytes: unchanged", after.0, after.1, after.2))
     } else {
         fail(name, format_args!("after {ROUNDS} rounds (free frames, kernel heap used, shared heap) went from {before:?} to {after:?}"))
+    }
+}
+
+/// Three threads call the test domain in a loop; one of them makes it panic now and then,
+/// and this thread crashes it five more times: every call ends with the right answer or an
+/// error (never a hang or a wrong answer), and after the last restart every thread's calls
+/// succeed again. (Errors are counted; the restarter usually wins the race, so the other
+/// threads mostly see answers.)
+fn threads_crash(name: &str) -> ! {
+    use interfaces::hello::{self, Hello};
+    use interfaces::RpcError;
+    const THREADS: usize = 3;
+    let Ok(proxy) = hello::import() else { fail(name, format_args!("cannot import Hello")) };
+    let stop = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let results = Arc::new(crate::sync::IrqLock::new("results", [(0u32, 0u32, 0u32); THREADS]));
+    for t in 0..THREADS {
+        let (stop, finished, results) = (stop.clone(), finished.clone(), results.clone());
+        let spawned = sched::spawn("caller", Priority::Normal, move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let r = proxy.ping(i);
+                let mut res = results.lock();
+                match r {
+                    Ok(v) if v == i + 1 => res[t].0 += 1,
+                    Err(RpcError::Crashed) | Err(RpcError::Unavailable) => res[t].1 += 1,
+                    _ => res[t].2 += 1,
+                }
+                drop(res);
+                i += 1;
+                // Thread 0 also crashes hello itself now and then (a panic inside its call).
+                if t == 0 && i % 200 == 0 && proxy.fail(0) == Err(RpcError::Crashed) {
+                    results.lock()[t].1 += 1;
+                }
+                sched::yield_now();
+            }
+            // After the last restart, calls succeed again.
+            for _ in 0..300 {
+                if proxy.ping(7) == Ok(8) {
+                    break;
+                }
+                sched::sleep_ms(10);
+            }
+            if proxy.ping(7) != Ok(8) {
+                results.lock()[t].2 += 1;
+            }
+            let f = finished.load(Ordering::Relaxed);
+            finished.store(f + 1, Ordering::Relaxed);
+        });
+        if let Err(e) = spawned {
+            fail(name, format_args!("spawn: {e}"));
+        }
+    }
+    for _ in 0..5 {
+        sched::sleep_ms(60);
+        if let Some(id) = crate::domain::manager::exporter_of(hello::NAME) {
+            crate::domain::manager::crashed(id, "crash injected by selftest threads-crash");
+        }
+    }
+    sched::sleep_ms(60);
+    stop.store(true, Ordering::Relaxed);
+    for _ in 0..500 {
+        if finished.load(Ordering::Relaxed) == THREADS {
+            break;
+        }
+        sched::sleep_ms(10);
+    }
+    let res = *results.lock();
+    let (ok, errors, wrong): (u32, u32, u32) = res.iter().fold((0, 0, 0), |a, r| (a.0 + r.0, a.1 + r.1, a.2 + r.2));
+    if finished.load(Ordering::Relaxed) == THREADS && wrong == 0 && ok > 0 && errors > 0 {
+        pass(name, format_args!("{THREADS} threads, 5 injected crashes and panics from one of them: {ok} calls answered, {errors} got an error, none wrong or hung"))
+    } else {
+        fail(name, format_args!("finished {} of {THREADS}; {ok} answered, {errors} errors, {wrong} wrong", finished.load(Ordering::Relaxed)))
     }
 }
 

@@ -273,8 +273,18 @@ interface! {
     }
 }
 
+interface! {
+    /// A domain in the middle: it calls the test domain on the caller's behalf (nested
+    /// calls: the shell calls relay, relay calls hello).
+    pub mod relay: Relay {
+        /// Calls `hello.fail(how)`; reports how that call ended (0 it returned, 1 the callee
+        /// crashed, 2 it was unavailable) and that relay itself carried on.
+        fn relay_fail(&self, how: u32) -> RpcResult<u32>;
+    }
+}
+
 /// Every interface QvQ defines: (name, hash). Build tools resolve manifest entries with it.
-pub const ALL: &[(&str, [u8; 32])] = &[(console::NAME, console::HASH), (kernel::NAME, kernel::HASH), (hello::NAME, hello::HASH)];
+pub const ALL: &[(&str, [u8; 32])] = &[(console::NAME, console::HASH), (kernel::NAME, kernel::HASH), (hello::NAME, hello::HASH), (relay::NAME, relay::HASH)];
 
 #[cfg(test)]
 mod tests {

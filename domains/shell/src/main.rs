@@ -11,14 +11,16 @@ use alloc::string::String;
 use runtime::interfaces::console::{self, Console};
 use runtime::interfaces::hello::{self, Hello};
 use runtime::interfaces::kernel::{self, Kernel};
+use runtime::interfaces::relay::{self, Relay};
 use runtime::interfaces::{Numbers, RRef, Text};
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | crash hello panic|oom|overflow|fault|loop | crash NAME | restart NAME | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | poweroff";
 
 struct Shell {
     console: console::Proxy,
     kernel: kernel::Proxy,
     hello: hello::Proxy,
+    relay: relay::Proxy,
 }
 
 impl Shell {
@@ -174,6 +176,15 @@ impl Shell {
                 ["hello", rest @ ..] => self.hello(rest),
                 ["crash", rest @ ..] => self.crash(rest),
                 ["restart", name] => self.restart(name),
+                ["relay", how @ ("panic" | "fault")] => {
+                    let code = if *how == "panic" { 0 } else { 4 };
+                    match self.relay.relay_fail(code) {
+                        Ok(1) => self.print("relay: hello crashed inside relay's call; relay answered normally\n"),
+                        Ok(o) => self.print(&format!("relay: outcome {o}\n")),
+                        Err(e) => self.print(&format!("relay: error: {e}\n")),
+                    }
+                }
+                ["relay", ..] => self.print("usage: relay panic|fault\n"),
                 ["restart", ..] => self.print("usage: restart NAME\n"),
                 ["poweroff"] => {
                     let _ = self.kernel.poweroff(0);
@@ -190,6 +201,7 @@ fn init() -> Result<(), &'static str> {
         console: console::import().map_err(|_| "cannot import Console")?,
         kernel: kernel::import().map_err(|_| "cannot import Kernel")?,
         hello: hello::import().map_err(|_| "cannot import Hello")?,
+        relay: relay::import().map_err(|_| "cannot import Relay")?,
     };
     runtime::spawn("shell", move || shell.run()).map_err(|_| "cannot start the shell thread")?;
     Ok(())
