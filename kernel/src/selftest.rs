@@ -287,6 +287,7 @@ fn shadow(name: &str) -> ! {
         fail(name, format_args!("the shadow's normal path failed"));
     }
     let Some(id) = crate::domain::manager::exporter_of(hello::NAME) else { fail(name, format_args!("no hello")) };
+    let generation_before = proxy.generation();
     // With interrupts masked nothing can switch to the restarter between the crash and the
     // plain call, so the plain proxy sees the failure window for certain.
     let masked = crate::arch::cpu::irq_save();
@@ -294,10 +295,11 @@ fn shadow(name: &str) -> ! {
     let plain = proxy.ping(5);
     crate::arch::cpu::irq_restore(masked);
     let shadowed = shadow.ping(5);
-    if plain == Err(RpcError::Unavailable) && shadowed == Ok(6) {
-        pass(name, format_args!("plain proxy: {plain:?}; shadow proxy: {shadowed:?} after the restart"))
+    let generation_after = proxy.generation();
+    if plain == Err(RpcError::Unavailable) && shadowed == Ok(6) && generation_after == generation_before + 1 {
+        pass(name, format_args!("plain proxy: {plain:?}; shadow proxy: {shadowed:?} after the restart; handle generation {generation_before} -> {generation_after}"))
     } else {
-        fail(name, format_args!("plain proxy: {plain:?}; shadow proxy: {shadowed:?}"))
+        fail(name, format_args!("plain proxy: {plain:?}; shadow proxy: {shadowed:?}; handle generation {generation_before} -> {generation_after}"))
     }
 }
 

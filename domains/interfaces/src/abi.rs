@@ -38,6 +38,9 @@ pub struct KernelServices {
     /// The calling thread's proxy status after a call: 0 done, else an `RpcError` code
     /// (then the returned value is garbage and must not be used).
     pub proxy_status: *const u32,
+    /// The generation of the instance a slot of the caller's now reaches (it grows by one
+    /// with every restart of the callee); 0 for a slot that is not the caller's.
+    pub slot_generation: extern "C" fn(slot: u32) -> u32,
     /// Starts a thread of this domain running `entry(arg)`.
     pub spawn: extern "C" fn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32,
     pub sleep_ms: extern "C" fn(ms: u64),

@@ -148,6 +148,11 @@ macro_rules! interface {
                 pub fn slot(&self) -> u32 {
                     self.shifted_slot >> 8
                 }
+                /// The generation of the callee instance this handle reaches now: when it
+                /// changes, the caller talks to a restarted instance.
+                pub fn generation(&self) -> u32 {
+                    ($crate::services().slot_generation)(self.slot())
+                }
             }
 
             impl $name for Proxy {

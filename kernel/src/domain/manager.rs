@@ -368,6 +368,12 @@ pub fn shared_heap_bytes() -> usize {
     ids.into_iter().map(|d| super::rref::owned_by(d).1).sum()
 }
 
+/// The generation of the callee of `owner`'s slot `slot` (0 if the slot is not theirs).
+pub fn slot_generation(owner: DomainId, slot: u32) -> u32 {
+    let m = MANAGER.lock();
+    m.slots.iter().find(|s| s.index == slot as usize && s.owner == owner).and_then(|s| m.domains.get(s.callee as usize)).map_or(0, |d| d.generation)
+}
+
 /// The running domain that exports `name`, if any.
 pub fn exporter_of(name: &str) -> Option<DomainId> {
     MANAGER.lock().exports.iter().find(|e| e.name == name).map(|e| e.domain)

@@ -17,6 +17,7 @@ pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize) -> Ker
         import,
         proxy_call: super::qvq_proxy_call as *const () as usize,
         proxy_status: super::proxy_status_address(),
+        slot_generation,
         spawn,
         sleep_ms,
         yield_now,
@@ -68,6 +69,10 @@ extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) ->
     // SAFETY: as in `export`.
     let hash = unsafe { &*hash };
     manager::import(current(), text(name, name_len, 64), hash)
+}
+
+extern "C" fn slot_generation(slot: u32) -> u32 {
+    manager::slot_generation(current(), slot)
 }
 
 struct ThreadCall {
