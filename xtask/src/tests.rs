@@ -658,7 +658,9 @@ fn host_tests() -> (usize, usize) {
     };
     let root = image::workspace_root();
     let (p1, f1) = cargo_test(&root, &["--workspace", "--exclude", "qvq-kernel"], &[("QVQ_SAMPLE_DOMAIN_ELF", &sample)]);
-    let (p2, f2) = cargo_test(&root.join("domains"), &["--package", "qvq-interfaces"], &[]);
+    // Host builds of the domain workspace (and trybuild's) go under the root target/.
+    let host_dir = root.join("target/domains-host");
+    let (p2, f2) = cargo_test(&root.join("domains"), &["--package", "qvq-interfaces"], &[("CARGO_TARGET_DIR", &host_dir)]);
     let (passed, failed) = (p1 + p2, f1 + f2);
     println!("host: {passed} passed, {failed} failed");
     (passed, failed)
