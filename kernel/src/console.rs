@@ -219,12 +219,10 @@ pub fn read_line(buf: &mut [u8]) -> usize {
                 n -= 1;
                 kprint!("\x08 \x08");
             }
-            b if b.is_ascii_graphic() || b == b' ' => {
-                if n < buf.len() {
-                    buf[n] = b;
-                    n += 1;
-                    kprint!("{}", b as char);
-                }
+            b if (b.is_ascii_graphic() || b == b' ') && n < buf.len() => {
+                buf[n] = b;
+                n += 1;
+                kprint!("{}", b as char);
             }
             _ => {}
         }

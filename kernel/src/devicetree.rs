@@ -376,7 +376,7 @@ fn initrd_info(fdt: &Fdt<'static>) -> InitrdInfo {
 /// Parses the device tree at physical address `ptr`. `readable` is RAM the boot map
 /// covers; the pointer must lie inside it before anything is read.
 pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
-    if ptr == 0 || ptr % 8 != 0 || !readable.contains(&Region { base: ptr, size: 40 }) {
+    if ptr == 0 || !ptr.is_multiple_of(8) || !readable.contains(&Region { base: ptr, size: 40 }) {
         return Err(DtbError::BadPointer(ptr));
     }
     // SAFETY: the 40-byte header lies in mapped RAM (checked above) and is 8-byte aligned.
@@ -385,7 +385,7 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
         return Err(DtbError::Invalid(ptr));
     }
     let size = be32(header, 4).unwrap_or(0) as usize;
-    if size < 40 || size > MAX_DTB_SIZE || !readable.contains(&Region { base: ptr, size }) {
+    if !(40..=MAX_DTB_SIZE).contains(&size) || !readable.contains(&Region { base: ptr, size }) {
         return Err(DtbError::Invalid(ptr));
     }
     // SAFETY: the whole blob lies in mapped RAM (checked above). The frame allocator
@@ -411,7 +411,7 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
         bootargs: chosen.and_then(|c| prop_str(c, "bootargs")).unwrap_or(""),
         ..Platform::empty()
     };
-    let walker = walk(Walker { platform, stdout_name, fdt: fdt.clone(), target: None, found: None });
+    let walker = walk(Walker { platform, stdout_name, fdt, target: None, found: None });
     DTB.store(bytes.as_ptr() as usize, core::sync::atomic::Ordering::Relaxed);
     DTB_SIZE.store(size, core::sync::atomic::Ordering::Relaxed);
     Ok(walker.platform)
@@ -433,11 +433,11 @@ pub fn find_device(compatible: &str) -> Option<Device> {
     // The walker keeps &'static strs; compatible strings of the query live only for this
     // call, so compare against the tree's own copy.
     let stored: &'static str = fdt.all_nodes().filter_map(|n| n.compatible()).flat_map(|c| c.all()).find(|c| *c == compatible)?;
-    walk(Walker { platform: Platform::empty(), stdout_name: None, fdt: fdt.clone(), target: Some(stored), found: None }).found
+    walk(Walker { platform: Platform::empty(), stdout_name: None, fdt, target: Some(stored), found: None }).found
 }
 
 fn walk(mut walker: Walker) -> Walker {
-    let fdt = walker.fdt.clone();
+    let fdt = walker.fdt;
     if let Some(root) = fdt.find_node("/") {
         let root_bus = Bus {
             address_cells: prop_u32(root, "#address-cells").unwrap_or(2) as usize,

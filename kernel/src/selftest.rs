@@ -28,7 +28,7 @@ pub fn run(name: &str) -> ! {
         "boot" => pass(name, format_args!("booted to the init thread")),
         "fault" => {
             // An address no page table maps: the kernel must print a decoded report.
-            let p = 0x8 as *const u64;
+            let p = core::ptr::dangling::<u64>();
             // SAFETY: deliberately unsound — this test exists to take a data abort.
             let v = unsafe { core::ptr::read_volatile(p) };
             fail(name, format_args!("read of an unmapped address returned {v}"))
@@ -231,7 +231,7 @@ fn threads_crash(name: &str) -> ! {
                 drop(res);
                 i += 1;
                 // Thread 0 also crashes hello itself now and then (a panic inside its call).
-                if t == 0 && i % 200 == 0 && proxy.fail(0) == Err(RpcError::Crashed) {
+                if t == 0 && i.is_multiple_of(200) && proxy.fail(0) == Err(RpcError::Crashed) {
                     results.lock()[t].1 += 1;
                 }
                 sched::yield_now();

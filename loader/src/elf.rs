@@ -388,7 +388,7 @@ impl<'a> ElfImage<'a> {
         if (dest.len() as u64) < self.span {
             return Err(ElfError::DestinationTooSmall { need: self.span, have: dest.len() as u64 });
         }
-        if base % PAGE_SIZE != 0 || base.checked_add(self.span).is_none() {
+        if !base.is_multiple_of(PAGE_SIZE) || base.checked_add(self.span).is_none() {
             return Err(ElfError::BadBase(base));
         }
         let dest = &mut dest[..self.span as usize];

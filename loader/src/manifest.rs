@@ -168,10 +168,10 @@ fn printable(c: u8) -> bool {
 }
 
 fn check_limits(heap: u32, stack: u32) -> Result<(), ManifestError> {
-    if heap == 0 || heap > MAX_HEAP || heap % 4096 != 0 {
+    if heap == 0 || heap > MAX_HEAP || !heap.is_multiple_of(4096) {
         return Err(ManifestError::HeapLimit(heap));
     }
-    if !(4096..=MAX_STACK).contains(&stack) || stack % 4096 != 0 {
+    if !(4096..=MAX_STACK).contains(&stack) || !stack.is_multiple_of(4096) {
         return Err(ManifestError::StackSize(stack));
     }
     Ok(())

@@ -80,7 +80,7 @@ impl FrameAllocator {
             if self.is_used(i) {
                 run = 0;
                 // Skip whole used words quickly.
-                if i % 64 == 0 && self.bitmap[i / 64] == u64::MAX {
+                if i.is_multiple_of(64) && self.bitmap[i / 64] == u64::MAX {
                     i += 64;
                     continue;
                 }

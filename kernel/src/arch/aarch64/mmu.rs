@@ -128,7 +128,7 @@ impl AddressSpace {
 
     fn update(&mut self, va: usize, size: usize, target: Option<(usize, u64)>, tables: &mut dyn TableSource) -> Result<(), MapError> {
         let end = va.checked_add(size).ok_or(MapError::OutOfRange)?;
-        if va % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || target.is_some_and(|(pa, _)| pa % PAGE_SIZE != 0) {
+        if !va.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) || target.is_some_and(|(pa, _)| pa % PAGE_SIZE != 0) {
             return Err(MapError::Misaligned);
         }
         if end > VA_LIMIT {
@@ -156,7 +156,7 @@ fn update_level(table: *mut Table, level: u32, mut va: usize, end: usize, mut ta
         // SAFETY: `table` is a live table of this address space (see `AddressSpace`), and
         // `idx < 512`.
         let entry = unsafe { &mut (*table).0[idx] };
-        let whole_block = va % block == 0 && next - va == block && target.is_none_or(|(pa, _)| pa % block == 0);
+        let whole_block = va.is_multiple_of(block) && next - va == block && target.is_none_or(|(pa, _)| pa % block == 0);
         if whole_block {
             *entry = match target {
                 Some((pa, bits)) => {
