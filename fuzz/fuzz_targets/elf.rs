@@ -7,7 +7,8 @@ fuzz_target!(|data: &[u8]| {
         let size = img.layout().size as usize;
         if size <= 1 << 24 {
             let mut mem = vec![0u8; size];
-            img.load_into(&mut mem, 0x4000_0000).expect("a validated image loads into a buffer of layout().size");
+            img.load_into(&mut mem, 0x4000_0000)
+                .expect("a validated image loads into a buffer of layout().size");
         }
     }
 });

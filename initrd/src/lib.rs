@@ -141,7 +141,14 @@ fn parse_entry(bytes: &[u8], offset: usize, index: u32) -> Result<(Entry<'_>, us
     }
     let next = align_up(data_end).ok_or(truncated.clone())?;
     check_padding(bytes, data_end, next, index)?;
-    Ok((Entry { name, data, data_offset: data_start }, next))
+    Ok((
+        Entry {
+            name,
+            data,
+            data_offset: data_start,
+        },
+        next,
+    ))
 }
 
 /// Name and next offset of an entry that `parse_entry` has already accepted.
@@ -209,7 +216,12 @@ impl<'a> Archive<'a> {
 
     /// The entries, in archive order.
     pub fn entries(&self) -> Entries<'a> {
-        Entries { bytes: self.bytes, offset: ARCHIVE_HEADER_LEN, remaining: self.count, index: 0 }
+        Entries {
+            bytes: self.bytes,
+            offset: ARCHIVE_HEADER_LEN,
+            remaining: self.count,
+            index: 0,
+        }
     }
 
     /// The entry called `name`, if any.

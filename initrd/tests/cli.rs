@@ -24,7 +24,10 @@ fn pack_list_extract_round_trip() {
     let o = run(&["list", img.to_str().unwrap()]);
     assert!(o.status.success());
     let listing = text(&o);
-    assert!(listing.contains("a.qvd") && listing.contains("11") && listing.contains("b.qvd") && listing.contains("1000"), "{listing}");
+    assert!(
+        listing.contains("a.qvd") && listing.contains("11") && listing.contains("b.qvd") && listing.contains("1000"),
+        "{listing}"
+    );
     let out = dir.join("out");
     assert!(run(&["extract", img.to_str().unwrap(), out.to_str().unwrap()]).status.success());
     assert_eq!(std::fs::read(out.join("a.qvd")).unwrap(), b"first entry");

@@ -35,9 +35,12 @@ pub fn run() -> ! {
     let empty = measure(|i| {
         black_box(i);
     });
-    let direct_call = per_op(measure(|i| {
-        black_box(direct(black_box(i)));
-    }), empty);
+    let direct_call = per_op(
+        measure(|i| {
+            black_box(direct(black_box(i)));
+        }),
+        empty,
+    );
 
     let Some((table, state)) = crate::domain::manager::export_of(hello::NAME) else {
         crate::warn!("bench: the hello domain is not running");

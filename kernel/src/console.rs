@@ -16,7 +16,15 @@ struct RxRing {
     dropped: usize,
 }
 
-static RX: IrqLock<RxRing> = IrqLock::new("console input", RxRing { buf: [0; 256], head: 0, len: 0, dropped: 0 });
+static RX: IrqLock<RxRing> = IrqLock::new(
+    "console input",
+    RxRing {
+        buf: [0; 256],
+        head: 0,
+        len: 0,
+        dropped: 0,
+    },
+);
 static RX_WAIT: WaitQueue = WaitQueue::new();
 
 pub fn init(uart: Pl011) {
@@ -186,7 +194,15 @@ fn on_rx_interrupt(_irq: crate::irq::IrqNumber, _ctx: usize) {
 
 /// Starts interrupt-driven input on `irq`.
 pub fn enable_input(irq: crate::irq::IrqNumber) -> Result<(), crate::irq::IrqError> {
-    crate::irq::register(irq, crate::irq::Handler { name: "console rx", func: on_rx_interrupt, context: 0, owner: 0 })?;
+    crate::irq::register(
+        irq,
+        crate::irq::Handler {
+            name: "console rx",
+            func: on_rx_interrupt,
+            context: 0,
+            owner: 0,
+        },
+    )?;
     if let Some(u) = UART.lock().as_ref() {
         u.enable_rx_interrupt();
     }

@@ -41,7 +41,11 @@ pub struct List<T: Copy + Default, const N: usize> {
 
 impl<T: Copy + Default, const N: usize> List<T, N> {
     pub fn new() -> Self {
-        Self { items: [T::default(); N], len: 0, overflowed: false }
+        Self {
+            items: [T::default(); N],
+            len: 0,
+            overflowed: false,
+        }
     }
     pub fn push(&mut self, v: T) {
         if self.len < N {
@@ -267,7 +271,10 @@ impl Walker {
         let at = index.checked_mul(entry)?;
         let addr = read_cells(reg, at, bus.address_cells)?;
         let size = read_cells(reg, at + 4 * bus.address_cells, bus.size_cells)?;
-        Some(Region { base: translate(chain, addr)?, size })
+        Some(Region {
+            base: translate(chain, addr)?,
+            size,
+        })
     }
 
     fn irq(&self, node: FdtNode<'_, 'static>, inherited_parent: Option<u32>, index: usize) -> Option<IrqSpec> {
@@ -279,7 +286,11 @@ impl Walker {
         }
         let controller = parent.compatible()?.all().next()?;
         let value = node.property("interrupts")?.value;
-        let mut spec = IrqSpec { controller, raw: [0; 4], len: cells };
+        let mut spec = IrqSpec {
+            controller,
+            raw: [0; 4],
+            len: cells,
+        };
         for i in 0..cells {
             spec.raw[i] = be32(value, 4 * (index * cells + i))?;
         }
@@ -302,7 +313,11 @@ impl Walker {
         if let Some(t) = self.target {
             if self.found.is_none() && is_compatible(node, &[t]).is_some() {
                 if let Some(reg) = self.reg(node, chain, 0) {
-                    self.found = Some(Device { name: node.name, reg, irq: self.irq(node, irq_parent, 0) });
+                    self.found = Some(Device {
+                        name: node.name,
+                        reg,
+                        irq: self.irq(node, irq_parent, 0),
+                    });
                 }
             }
         }
@@ -366,7 +381,10 @@ fn initrd_info(fdt: &Fdt<'static>) -> InitrdInfo {
     };
     match (read("linux,initrd-start"), read("linux,initrd-end")) {
         (None, None) => InitrdInfo::Absent,
-        (Some(Some(start)), Some(Some(end))) if end > start => InitrdInfo::Present(Region { base: start, size: end - start }),
+        (Some(Some(start)), Some(Some(end))) if end > start => InitrdInfo::Present(Region {
+            base: start,
+            size: end - start,
+        }),
         (Some(Some(_)), Some(Some(_))) => InitrdInfo::Malformed("linux,initrd-end is not above linux,initrd-start"),
         (Some(_), None) | (None, Some(_)) => InitrdInfo::Malformed("only one of linux,initrd-start and linux,initrd-end is present"),
         _ => InitrdInfo::Malformed("linux,initrd-start/-end are neither 32- nor 64-bit cells"),
@@ -395,7 +413,10 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
 
     let mut reserved = List::new();
     for r in fdt.memory_reservations() {
-        reserved.push(Region { base: r.address() as usize, size: r.size() });
+        reserved.push(Region {
+            base: r.address() as usize,
+            size: r.size(),
+        });
     }
     let chosen = fdt.find_node("/chosen");
     let stdout_name = chosen.and_then(|c| prop_str(c, "stdout-path")).and_then(|path| {
@@ -411,7 +432,13 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
         bootargs: chosen.and_then(|c| prop_str(c, "bootargs")).unwrap_or(""),
         ..Platform::empty()
     };
-    let walker = walk(Walker { platform, stdout_name, fdt, target: None, found: None });
+    let walker = walk(Walker {
+        platform,
+        stdout_name,
+        fdt,
+        target: None,
+        found: None,
+    });
     DTB.store(bytes.as_ptr() as usize, core::sync::atomic::Ordering::Relaxed);
     DTB_SIZE.store(size, core::sync::atomic::Ordering::Relaxed);
     Ok(walker.platform)
@@ -423,7 +450,10 @@ static DTB_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsi
 /// The first enabled node compatible with `compatible` in the boot device tree: its first
 /// register range (CPU address) and first interrupt. For device grants.
 pub fn find_device(compatible: &str) -> Option<Device> {
-    let (ptr, size) = (DTB.load(core::sync::atomic::Ordering::Relaxed), DTB_SIZE.load(core::sync::atomic::Ordering::Relaxed));
+    let (ptr, size) = (
+        DTB.load(core::sync::atomic::Ordering::Relaxed),
+        DTB_SIZE.load(core::sync::atomic::Ordering::Relaxed),
+    );
     if ptr == 0 {
         return None;
     }
@@ -432,8 +462,19 @@ pub fn find_device(compatible: &str) -> Option<Device> {
     let fdt = Fdt::new(bytes).ok()?;
     // The walker keeps &'static strs; compatible strings of the query live only for this
     // call, so compare against the tree's own copy.
-    let stored: &'static str = fdt.all_nodes().filter_map(|n| n.compatible()).flat_map(|c| c.all()).find(|c| *c == compatible)?;
-    walk(Walker { platform: Platform::empty(), stdout_name: None, fdt, target: Some(stored), found: None }).found
+    let stored: &'static str = fdt
+        .all_nodes()
+        .filter_map(|n| n.compatible())
+        .flat_map(|c| c.all())
+        .find(|c| *c == compatible)?;
+    walk(Walker {
+        platform: Platform::empty(),
+        stdout_name: None,
+        fdt,
+        target: Some(stored),
+        found: None,
+    })
+    .found
 }
 
 fn walk(mut walker: Walker) -> Walker {

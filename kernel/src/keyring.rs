@@ -13,7 +13,17 @@ pub fn log() {
     }
     for (name, key) in TRUSTED_KEYS {
         let id = key_id(key);
-        crate::info!("keyring: trusts {name} (key id {:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x})", id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]);
+        crate::info!(
+            "keyring: trusts {name} (key id {:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x})",
+            id[0],
+            id[1],
+            id[2],
+            id[3],
+            id[4],
+            id[5],
+            id[6],
+            id[7]
+        );
     }
     crate::info!("keyring: {} revoked keys, {} revoked domain digests", REVOKED_KEYS.len(), REVOKED_DIGESTS.len());
 }

@@ -172,7 +172,9 @@ fn init_interrupts(p: &Platform) {
         Box::leak(Box::new(unsafe { driver::gicv2::GicV2::new(d.base, c.base) }))
     } else if let Some(local) = p.bcm_local {
         // SAFETY: as above, for the BCM2836/BCM2835 controllers.
-        Box::leak(Box::new(unsafe { driver::bcm2836_intc::Bcm2836Intc::new(local.base, p.bcm_armctrl.map(|r| r.base)) }))
+        Box::leak(Box::new(unsafe {
+            driver::bcm2836_intc::Bcm2836Intc::new(local.base, p.bcm_armctrl.map(|r| r.base))
+        }))
     } else {
         warn!("irq: no interrupt controller; running without interrupts (no preemption, polled time)");
         return;
@@ -202,7 +204,10 @@ fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Opti
     sched::set_priority(sched::Priority::High);
     let number = |key| devicetree::bootarg(bootargs, key).and_then(|v| v.parse::<u64>().ok());
     if number("qvq.restart_limit").is_some() || number("qvq.restart_window_ms").is_some() {
-        domain::manager::set_restart_rate_limit(number("qvq.restart_limit").unwrap_or(3) as usize, number("qvq.restart_window_ms").unwrap_or(1000));
+        domain::manager::set_restart_rate_limit(
+            number("qvq.restart_limit").unwrap_or(3) as usize,
+            number("qvq.restart_window_ms").unwrap_or(1000),
+        );
     }
     domain::boot(initrd, uart);
     if let Some(console) = domain::manager::exporter_of(interfaces::console::NAME) {

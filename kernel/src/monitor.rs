@@ -37,7 +37,11 @@ pub fn run(initrd: Option<&'static [u8]>) -> ! {
             }
             "mem" => {
                 let (used, size) = crate::memory::heap::usage();
-                kprintln!("{} free frames ({} KiB); kernel heap {used} of {size} bytes used", crate::memory::free_frames(), crate::memory::free_frames() * 4);
+                kprintln!(
+                    "{} free frames ({} KiB); kernel heap {used} of {size} bytes used",
+                    crate::memory::free_frames(),
+                    crate::memory::free_frames() * 4
+                );
             }
             "initrd" => match initrd.map(initrd::Archive::parse) {
                 None => kprintln!("no initrd"),

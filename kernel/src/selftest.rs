@@ -9,7 +9,23 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-pub const NAMES: &[&str] = &["boot", "fault", "stack-overflow", "wx-write", "wx-exec", "domain-wx-write", "domain-wx-exec", "ticks", "threads", "priorities", "waitqueue", "bench", "crash-loop", "shadow", "threads-crash"];
+pub const NAMES: &[&str] = &[
+    "boot",
+    "fault",
+    "stack-overflow",
+    "wx-write",
+    "wx-exec",
+    "domain-wx-write",
+    "domain-wx-exec",
+    "ticks",
+    "threads",
+    "priorities",
+    "waitqueue",
+    "bench",
+    "crash-loop",
+    "shadow",
+    "threads-crash",
+];
 
 fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: PASS ({detail})");
@@ -132,9 +148,24 @@ fn threads(name: &str) -> ! {
     let changes = trace.windows(2).filter(|w| w[0] != w[1]).count();
     let stats = sched::stats();
     if changes >= 2 && stats.preemptions > 0 {
-        pass(name, format_args!("order {}, {} alternations, {} preemptions", core::str::from_utf8(&trace).unwrap_or("?"), changes, stats.preemptions))
+        pass(
+            name,
+            format_args!(
+                "order {}, {} alternations, {} preemptions",
+                core::str::from_utf8(&trace).unwrap_or("?"),
+                changes,
+                stats.preemptions
+            ),
+        )
     } else {
-        fail(name, format_args!("no interleaving: order {}, {} preemptions", core::str::from_utf8(&trace).unwrap_or("?"), stats.preemptions))
+        fail(
+            name,
+            format_args!(
+                "no interleaving: order {}, {} preemptions",
+                core::str::from_utf8(&trace).unwrap_or("?"),
+                stats.preemptions
+            ),
+        )
     }
 }
 
@@ -161,7 +192,10 @@ fn priorities(name: &str) -> ! {
     let low_ran_later = LOW_RAN.load(Ordering::Relaxed);
     match (high_ran, low_ran_early, low_ran_later) {
         (true, false, true) => pass(name, format_args!("high preempted a busy normal thread; low ran only once normal slept")),
-        _ => fail(name, format_args!("high ran: {high_ran}, low ran while normal was busy: {low_ran_early}, low ran after: {low_ran_later}")),
+        _ => fail(
+            name,
+            format_args!("high ran: {high_ran}, low ran while normal was busy: {low_ran_early}, low ran after: {low_ran_later}"),
+        ),
     }
 }
 
@@ -190,16 +224,31 @@ fn crash_loop(name: &str) -> ! {
     };
     // One round first, so every lazily grown kernel table has its final size.
     crash_and_wait(0);
-    let measure = || (crate::memory::free_frames(), crate::memory::heap::usage().0, crate::domain::manager::shared_heap_bytes());
+    let measure = || {
+        (
+            crate::memory::free_frames(),
+            crate::memory::heap::usage().0,
+            crate::domain::manager::shared_heap_bytes(),
+        )
+    };
     let before = measure();
     for round in 1..=ROUNDS {
         crash_and_wait(round);
     }
     let after = measure();
     if before == after {
-        pass(name, format_args!("{ROUNDS} crash-and-restart rounds; free frames {}, kernel heap {} bytes used, shared heap {} bytes: unchanged", after.0, after.1, after.2))
+        pass(
+            name,
+            format_args!(
+                "{ROUNDS} crash-and-restart rounds; free frames {}, kernel heap {} bytes used, shared heap {} bytes: unchanged",
+                after.0, after.1, after.2
+            ),
+        )
     } else {
-        fail(name, format_args!("after {ROUNDS} rounds (free frames, kernel heap used, shared heap) went from {before:?} to {after:?}"))
+        fail(
+            name,
+            format_args!("after {ROUNDS} rounds (free frames, kernel heap used, shared heap) went from {before:?} to {after:?}"),
+        )
     }
 }
 
@@ -212,7 +261,9 @@ fn threads_crash(name: &str) -> ! {
     use interfaces::hello::{self, Hello};
     use interfaces::RpcError;
     const THREADS: usize = 3;
-    let Ok(proxy) = hello::import() else { fail(name, format_args!("cannot import Hello")) };
+    let Ok(proxy) = hello::import() else {
+        fail(name, format_args!("cannot import Hello"))
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let finished = Arc::new(AtomicUsize::new(0));
     let results = Arc::new(crate::sync::IrqLock::new("results", [(0u32, 0u32, 0u32); THREADS]));
@@ -270,9 +321,18 @@ fn threads_crash(name: &str) -> ! {
     let res = *results.lock();
     let (ok, errors, wrong): (u32, u32, u32) = res.iter().fold((0, 0, 0), |a, r| (a.0 + r.0, a.1 + r.1, a.2 + r.2));
     if finished.load(Ordering::Relaxed) == THREADS && wrong == 0 && ok > 0 && errors > 0 {
-        pass(name, format_args!("{THREADS} threads, 5 injected crashes and panics from one of them: {ok} calls answered, {errors} got an error, none wrong or hung"))
+        pass(
+            name,
+            format_args!("{THREADS} threads, 5 injected crashes and panics from one of them: {ok} calls answered, {errors} got an error, none wrong or hung"),
+        )
     } else {
-        fail(name, format_args!("finished {} of {THREADS}; {ok} answered, {errors} errors, {wrong} wrong", finished.load(Ordering::Relaxed)))
+        fail(
+            name,
+            format_args!(
+                "finished {} of {THREADS}; {ok} answered, {errors} errors, {wrong} wrong",
+                finished.load(Ordering::Relaxed)
+            ),
+        )
     }
 }
 
@@ -281,12 +341,16 @@ fn threads_crash(name: &str) -> ! {
 fn shadow(name: &str) -> ! {
     use interfaces::hello::{self, Hello};
     use interfaces::RpcError;
-    let Ok(proxy) = hello::import() else { fail(name, format_args!("cannot import Hello")) };
+    let Ok(proxy) = hello::import() else {
+        fail(name, format_args!("cannot import Hello"))
+    };
     let shadow = hello::Shadow::new(proxy);
     if shadow.ping(1) != Ok(2) {
         fail(name, format_args!("the shadow's normal path failed"));
     }
-    let Some(id) = crate::domain::manager::exporter_of(hello::NAME) else { fail(name, format_args!("no hello")) };
+    let Some(id) = crate::domain::manager::exporter_of(hello::NAME) else {
+        fail(name, format_args!("no hello"))
+    };
     let generation_before = proxy.generation();
     // With interrupts masked nothing can switch to the restarter between the crash and the
     // plain call, so the plain proxy sees the failure window for certain.
@@ -297,9 +361,15 @@ fn shadow(name: &str) -> ! {
     let shadowed = shadow.ping(5);
     let generation_after = proxy.generation();
     if plain == Err(RpcError::Unavailable) && shadowed == Ok(6) && generation_after == generation_before + 1 {
-        pass(name, format_args!("plain proxy: {plain:?}; shadow proxy: {shadowed:?} after the restart; handle generation {generation_before} -> {generation_after}"))
+        pass(
+            name,
+            format_args!("plain proxy: {plain:?}; shadow proxy: {shadowed:?} after the restart; handle generation {generation_before} -> {generation_after}"),
+        )
     } else {
-        fail(name, format_args!("plain proxy: {plain:?}; shadow proxy: {shadowed:?}; handle generation {generation_before} -> {generation_after}"))
+        fail(
+            name,
+            format_args!("plain proxy: {plain:?}; shadow proxy: {shadowed:?}; handle generation {generation_before} -> {generation_after}"),
+        )
     }
 }
 

@@ -24,7 +24,12 @@ unsafe impl<T: Send> Sync for IrqLock<T> {}
 
 impl<T> IrqLock<T> {
     pub const fn new(name: &'static str, value: T) -> Self {
-        Self { name, held: UnsafeCell::new(false), taken_at: UnsafeCell::new(None), value: UnsafeCell::new(value) }
+        Self {
+            name,
+            held: UnsafeCell::new(false),
+            taken_at: UnsafeCell::new(None),
+            value: UnsafeCell::new(value),
+        }
     }
 
     #[track_caller]

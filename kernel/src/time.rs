@@ -70,7 +70,15 @@ fn on_timer_interrupt(_irq: crate::irq::IrqNumber, _ctx: usize) {
 pub fn start_tick(irq: crate::irq::IrqNumber) -> Result<(), crate::irq::IrqError> {
     let next = timer::counter() + PERIOD.load(Ordering::Relaxed);
     NEXT.store(next, Ordering::Relaxed);
-    crate::irq::register(irq, crate::irq::Handler { name: "timer", func: on_timer_interrupt, context: 0, owner: 0 })?;
+    crate::irq::register(
+        irq,
+        crate::irq::Handler {
+            name: "timer",
+            func: on_timer_interrupt,
+            context: 0,
+            owner: 0,
+        },
+    )?;
     timer::arm_at(next);
     TICKING.store(true, Ordering::Relaxed);
     Ok(())

@@ -69,32 +69,67 @@ pub enum ElfError {
     Not64Bit,
     NotLittleEndian,
     BadVersion,
-    NotPie { e_type: u16 },
-    WrongMachine { e_machine: u16 },
+    NotPie {
+        e_type: u16,
+    },
+    WrongMachine {
+        e_machine: u16,
+    },
     BadHeaderSize,
     ProgramHeadersOutOfFile,
     TooManySegments,
     NoLoadableSegment,
-    SegmentOutOfFile { index: usize },
-    FileSizeExceedsMemSize { index: usize },
-    BadAlignment { index: usize },
-    SegmentsOverlap { index: usize },
-    WritableAndExecutable { index: usize },
-    ImageTooLarge { size: u64 },
-    EntryNotExecutable { entry: u64 },
+    SegmentOutOfFile {
+        index: usize,
+    },
+    FileSizeExceedsMemSize {
+        index: usize,
+    },
+    BadAlignment {
+        index: usize,
+    },
+    SegmentsOverlap {
+        index: usize,
+    },
+    WritableAndExecutable {
+        index: usize,
+    },
+    ImageTooLarge {
+        size: u64,
+    },
+    EntryNotExecutable {
+        entry: u64,
+    },
     HasInterpreter,
     NeedsLibrary,
     DynamicOutOfFile,
     UnsupportedRelocationTable(&'static str),
     BadRelaEntrySize(u64),
     RelocationsOutOfFile,
-    UnsupportedRelocation { index: u64, r_type: u32 },
-    RelocationWithSymbol { index: u64 },
-    RelocationOutOfImage { index: u64, offset: u64 },
-    RelocationMisaligned { index: u64, offset: u64 },
-    AddendOutOfImage { index: u64, addend: i64 },
+    UnsupportedRelocation {
+        index: u64,
+        r_type: u32,
+    },
+    RelocationWithSymbol {
+        index: u64,
+    },
+    RelocationOutOfImage {
+        index: u64,
+        offset: u64,
+    },
+    RelocationMisaligned {
+        index: u64,
+        offset: u64,
+    },
+    AddendOutOfImage {
+        index: u64,
+        addend: i64,
+    },
     /// `load_into`: destination smaller than `layout().size`.
-    DestinationTooSmall { need: u64, have: u64 },
+    DestinationTooSmall {
+        need: u64,
+        have: u64,
+    },
     /// `load_into`: base not page aligned, or base + size overflows.
     BadBase(u64),
 }
@@ -238,7 +273,10 @@ impl<'a> ElfImage<'a> {
             return Err(BadHeaderSize);
         }
         let phnum = u16_at(bytes, 56).ok_or(TooShort)? as u64;
-        let ph_end = phnum.checked_mul(PHDR_SIZE as u64).and_then(|n| n.checked_add(phoff)).ok_or(ProgramHeadersOutOfFile)?;
+        let ph_end = phnum
+            .checked_mul(PHDR_SIZE as u64)
+            .and_then(|n| n.checked_add(phoff))
+            .ok_or(ProgramHeadersOutOfFile)?;
         if ph_end > bytes.len() as u64 {
             return Err(ProgramHeadersOutOfFile);
         }
@@ -274,7 +312,13 @@ impl<'a> ElfImage<'a> {
                         (false, true) => Permission::RX,
                         (false, false) => Permission::R,
                     };
-                    let seg = Segment { vaddr, memsz, offset, filesz, permission };
+                    let seg = Segment {
+                        vaddr,
+                        memsz,
+                        offset,
+                        filesz,
+                        permission,
+                    };
                     let end = seg.page_end().ok_or(ImageTooLarge { size: u64::MAX })?;
                     if end > MAX_IMAGE_SIZE {
                         return Err(ImageTooLarge { size: end });
@@ -290,7 +334,10 @@ impl<'a> ElfImage<'a> {
             }
         }
         let span = segments.last().ok_or(NoLoadableSegment)?.page_end().ok_or(ImageTooLarge { size: u64::MAX })?;
-        if !segments.iter().any(|s| s.permission == Permission::RX && entry >= s.vaddr && entry - s.vaddr < s.memsz) {
+        if !segments
+            .iter()
+            .any(|s| s.permission == Permission::RX && entry >= s.vaddr && entry - s.vaddr < s.memsz)
+        {
             return Err(EntryNotExecutable { entry });
         }
 
@@ -326,7 +373,14 @@ impl<'a> ElfImage<'a> {
         if relasz % RELA_SIZE != 0 {
             return Err(BadRelaEntrySize(relasz));
         }
-        let image = ElfImage { bytes, segments, entry, rela_offset, rela_count, span };
+        let image = ElfImage {
+            bytes,
+            segments,
+            entry,
+            rela_offset,
+            rela_count,
+            span,
+        };
         image.check_relocations()?;
         Ok(image)
     }
@@ -353,7 +407,10 @@ impl<'a> ElfImage<'a> {
             if offset % 8 != 0 {
                 return Err(ElfError::RelocationMisaligned { index, offset });
             }
-            let inside = self.segments.iter().any(|s| offset >= s.vaddr && offset.checked_add(8).is_some_and(|e| e <= s.vaddr.saturating_add(s.memsz)));
+            let inside = self
+                .segments
+                .iter()
+                .any(|s| offset >= s.vaddr && offset.checked_add(8).is_some_and(|e| e <= s.vaddr.saturating_add(s.memsz)));
             if !inside {
                 return Err(ElfError::RelocationOutOfImage { index, offset });
             }
@@ -366,7 +423,10 @@ impl<'a> ElfImage<'a> {
 
     /// Memory needed to load the image.
     pub fn layout(&self) -> Layout {
-        Layout { size: self.span, align: PAGE_SIZE }
+        Layout {
+            size: self.span,
+            align: PAGE_SIZE,
+        }
     }
 
     pub fn segments(&self) -> &[Segment] {
@@ -386,7 +446,10 @@ impl<'a> ElfImage<'a> {
     /// and gaps, applies the relocations, and returns the permission of every segment.
     pub fn load_into(&self, dest: &mut [u8], base: u64) -> Result<Vec<LoadedSegment>, ElfError> {
         if (dest.len() as u64) < self.span {
-            return Err(ElfError::DestinationTooSmall { need: self.span, have: dest.len() as u64 });
+            return Err(ElfError::DestinationTooSmall {
+                need: self.span,
+                have: dest.len() as u64,
+            });
         }
         if !base.is_multiple_of(PAGE_SIZE) || base.checked_add(self.span).is_none() {
             return Err(ElfError::BadBase(base));
@@ -399,7 +462,11 @@ impl<'a> ElfImage<'a> {
             let src = &self.bytes[s.offset as usize..(s.offset + s.filesz) as usize];
             dest[s.vaddr as usize..(s.vaddr + s.filesz) as usize].copy_from_slice(src);
             let start = s.page_start();
-            loaded.push(LoadedSegment { offset: start, size: s.page_end().unwrap_or(start) - start, permission: s.permission });
+            loaded.push(LoadedSegment {
+                offset: start,
+                size: s.page_end().unwrap_or(start) - start,
+                permission: s.permission,
+            });
         }
         for index in 0..self.rela_count {
             let (offset, info, addend) = self.relocation(index);

@@ -66,7 +66,10 @@ fn le32(b: &[u8], at: usize) -> u32 {
 impl<'a> Envelope<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, EnvelopeError> {
         if bytes.len() < ENVELOPE_OVERHEAD {
-            return Err(EnvelopeError::Truncated { need: ENVELOPE_OVERHEAD, have: bytes.len() });
+            return Err(EnvelopeError::Truncated {
+                need: ENVELOPE_OVERHEAD,
+                have: bytes.len(),
+            });
         }
         if bytes[..8] != MAGIC {
             return Err(EnvelopeError::BadMagic);
@@ -80,15 +83,26 @@ impl<'a> Envelope<'a> {
         }
         let (m, e) = (le32(bytes, 12), le32(bytes, 16));
         if m > MAX_MANIFEST_LEN {
-            return Err(EnvelopeError::LengthOverflow { field: "manifest length", value: m, max: MAX_MANIFEST_LEN });
+            return Err(EnvelopeError::LengthOverflow {
+                field: "manifest length",
+                value: m,
+                max: MAX_MANIFEST_LEN,
+            });
         }
         if e > MAX_ELF_LEN {
-            return Err(EnvelopeError::LengthOverflow { field: "ELF length", value: e, max: MAX_ELF_LEN });
+            return Err(EnvelopeError::LengthOverflow {
+                field: "ELF length",
+                value: e,
+                max: MAX_ELF_LEN,
+            });
         }
         // Both are bounded above, so this cannot overflow.
         let total = ENVELOPE_OVERHEAD + m as usize + e as usize;
         if bytes.len() < total {
-            return Err(EnvelopeError::Truncated { need: total, have: bytes.len() });
+            return Err(EnvelopeError::Truncated {
+                need: total,
+                have: bytes.len(),
+            });
         }
         if bytes.len() > total {
             return Err(EnvelopeError::TrailingBytes { extra: bytes.len() - total });

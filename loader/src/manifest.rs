@@ -65,8 +65,18 @@ impl fmt::Display for Version {
 impl Version {
     /// Parses `MAJOR.MINOR.PATCH`.
     pub fn parse(s: &str) -> Option<Version> {
-        let mut parts = s.split('.').map(|p| if p.is_empty() || (p.len() > 1 && p.starts_with('0')) { None } else { p.parse::<u32>().ok() });
-        let v = Version { major: parts.next()??, minor: parts.next()??, patch: parts.next()?? };
+        let mut parts = s.split('.').map(|p| {
+            if p.is_empty() || (p.len() > 1 && p.starts_with('0')) {
+                None
+            } else {
+                p.parse::<u32>().ok()
+            }
+        });
+        let v = Version {
+            major: parts.next()??,
+            minor: parts.next()??,
+            patch: parts.next()??,
+        };
         parts.next().is_none().then_some(v)
     }
 }
@@ -203,7 +213,11 @@ impl Manifest {
             return Err(ManifestError::UnsupportedVersion(version));
         }
         let name = r.str(MAX_NAME, name_char, false, ManifestError::BadName)?;
-        let version = Version { major: r.u32()?, minor: r.u32()?, patch: r.u32()? };
+        let version = Version {
+            major: r.u32()?,
+            minor: r.u32()?,
+            patch: r.u32()?,
+        };
         let exports = read_interfaces(&mut r)?;
         let imports = read_interfaces(&mut r)?;
         let n = r.u8()? as usize;
@@ -231,7 +245,18 @@ impl Manifest {
         if r.at != bytes.len() {
             return Err(ManifestError::TrailingBytes);
         }
-        Ok(Manifest { name, version, exports, imports, devices, heap_limit, stack_size, restart, toolchain, safe_rust_checked })
+        Ok(Manifest {
+            name,
+            version,
+            exports,
+            imports,
+            devices,
+            heap_limit,
+            stack_size,
+            restart,
+            toolchain,
+            safe_rust_checked,
+        })
     }
 
     /// The canonical encoding. Fails if the manifest breaks a rule `decode` enforces.
@@ -290,8 +315,14 @@ mod tests {
         Manifest {
             name: "hello".into(),
             version: Version { major: 1, minor: 2, patch: 3 },
-            exports: alloc::vec![InterfaceRef { name: "Hello".into(), hash: [7; 32] }],
-            imports: alloc::vec![InterfaceRef { name: "Console".into(), hash: [9; 32] }],
+            exports: alloc::vec![InterfaceRef {
+                name: "Hello".into(),
+                hash: [7; 32]
+            }],
+            imports: alloc::vec![InterfaceRef {
+                name: "Console".into(),
+                hash: [9; 32]
+            }],
             devices: alloc::vec!["arm,pl011".into()],
             heap_limit: 64 << 10,
             stack_size: 16 << 10,

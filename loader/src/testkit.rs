@@ -64,5 +64,13 @@ pub fn build(text: usize, relocs: usize, bss: usize) -> TestElf {
         put(&mut b, at + 8, &R_AARCH64_RELATIVE.to_le_bytes());
         put(&mut b, at + 16, &((256 + (r * 4) % (text - 256)) as u64).to_le_bytes());
     }
-    TestElf { bytes: b, phdr_at: 64, dynamic_at, rela_at, words_at, data_vaddr, relocs }
+    TestElf {
+        bytes: b,
+        phdr_at: 64,
+        dynamic_at,
+        rela_at,
+        words_at,
+        data_vaddr,
+        relocs,
+    }
 }

@@ -51,29 +51,121 @@ fn malformed_elf_corpus() {
         ("big endian", Box::new(|b| b[5] = 2), ElfError::NotLittleEndian),
         ("bad version", Box::new(|b| b[6] = 0), ElfError::BadVersion),
         ("ET_EXEC", Box::new(|b| set(b, 16, &2u16.to_le_bytes())), ElfError::NotPie { e_type: 2 }),
-        ("x86-64", Box::new(|b| set(b, 18, &62u16.to_le_bytes())), ElfError::WrongMachine { e_machine: 62 }),
+        (
+            "x86-64",
+            Box::new(|b| set(b, 18, &62u16.to_le_bytes())),
+            ElfError::WrongMachine { e_machine: 62 },
+        ),
         ("phentsize", Box::new(|b| set(b, 54, &32u16.to_le_bytes())), ElfError::BadHeaderSize),
-        ("phoff past end", Box::new(|b| set(b, 32, &(u64::MAX - 8).to_le_bytes())), ElfError::ProgramHeadersOutOfFile),
-        ("segment past end", Box::new(move |b| set(b, ph(1, 32), &1_000_000u64.to_le_bytes())), ElfError::SegmentOutOfFile { index: 1 }),
-        ("offset overflow", Box::new(move |b| set(b, ph(1, 8), &u64::MAX.to_le_bytes())), ElfError::SegmentOutOfFile { index: 1 }),
-        ("filesz > memsz", Box::new(move |b| set(b, ph(0, 40), &16u64.to_le_bytes())), ElfError::FileSizeExceedsMemSize { index: 0 }),
-        ("W+X", Box::new(move |b| set(b, ph(0, 4), &7u32.to_le_bytes())), ElfError::WritableAndExecutable { index: 0 }),
-        ("not congruent", Box::new(move |b| set(b, ph(1, 16), &(e.data_vaddr as u64 + 8).to_le_bytes())), ElfError::BadAlignment { index: 1 }),
-        ("align 3", Box::new(move |b| set(b, ph(0, 48), &3u64.to_le_bytes())), ElfError::BadAlignment { index: 0 }),
-        ("overlap", Box::new(move |b| set(b, ph(1, 16), &4096u64.to_le_bytes())), ElfError::SegmentsOverlap { index: 1 }),
-        ("huge memsz", Box::new(move |b| set(b, ph(1, 40), &(1u64 << 40).to_le_bytes())), ElfError::ImageTooLarge { size: (1 << 40) + e.data_vaddr as u64 }),
-        ("entry in data", Box::new(move |b| set(b, 24, &(e.data_vaddr as u64).to_le_bytes())), ElfError::EntryNotExecutable { entry: e.data_vaddr as u64 }),
-        ("no PT_LOAD", Box::new(move |b| { set(b, ph(0, 0), &6u32.to_le_bytes()); set(b, ph(1, 0), &6u32.to_le_bytes()) }), ElfError::NoLoadableSegment),
+        (
+            "phoff past end",
+            Box::new(|b| set(b, 32, &(u64::MAX - 8).to_le_bytes())),
+            ElfError::ProgramHeadersOutOfFile,
+        ),
+        (
+            "segment past end",
+            Box::new(move |b| set(b, ph(1, 32), &1_000_000u64.to_le_bytes())),
+            ElfError::SegmentOutOfFile { index: 1 },
+        ),
+        (
+            "offset overflow",
+            Box::new(move |b| set(b, ph(1, 8), &u64::MAX.to_le_bytes())),
+            ElfError::SegmentOutOfFile { index: 1 },
+        ),
+        (
+            "filesz > memsz",
+            Box::new(move |b| set(b, ph(0, 40), &16u64.to_le_bytes())),
+            ElfError::FileSizeExceedsMemSize { index: 0 },
+        ),
+        (
+            "W+X",
+            Box::new(move |b| set(b, ph(0, 4), &7u32.to_le_bytes())),
+            ElfError::WritableAndExecutable { index: 0 },
+        ),
+        (
+            "not congruent",
+            Box::new(move |b| set(b, ph(1, 16), &(e.data_vaddr as u64 + 8).to_le_bytes())),
+            ElfError::BadAlignment { index: 1 },
+        ),
+        (
+            "align 3",
+            Box::new(move |b| set(b, ph(0, 48), &3u64.to_le_bytes())),
+            ElfError::BadAlignment { index: 0 },
+        ),
+        (
+            "overlap",
+            Box::new(move |b| set(b, ph(1, 16), &4096u64.to_le_bytes())),
+            ElfError::SegmentsOverlap { index: 1 },
+        ),
+        (
+            "huge memsz",
+            Box::new(move |b| set(b, ph(1, 40), &(1u64 << 40).to_le_bytes())),
+            ElfError::ImageTooLarge {
+                size: (1 << 40) + e.data_vaddr as u64,
+            },
+        ),
+        (
+            "entry in data",
+            Box::new(move |b| set(b, 24, &(e.data_vaddr as u64).to_le_bytes())),
+            ElfError::EntryNotExecutable { entry: e.data_vaddr as u64 },
+        ),
+        (
+            "no PT_LOAD",
+            Box::new(move |b| {
+                set(b, ph(0, 0), &6u32.to_le_bytes());
+                set(b, ph(1, 0), &6u32.to_le_bytes())
+            }),
+            ElfError::NoLoadableSegment,
+        ),
         ("PT_INTERP", Box::new(move |b| set(b, ph(2, 0), &3u32.to_le_bytes())), ElfError::HasInterpreter),
-        ("DT_NEEDED", Box::new(move |b| set(b, e.dynamic_at + 32, &1u64.to_le_bytes())), ElfError::NeedsLibrary),
-        ("DT_REL", Box::new(move |b| set(b, e.dynamic_at + 32, &18u64.to_le_bytes())), ElfError::UnsupportedRelocationTable("DT_REL")),
-        ("DT_RELAENT 16", Box::new(move |b| set(b, e.dynamic_at + 40, &16u64.to_le_bytes())), ElfError::BadRelaEntrySize(16)),
-        ("rela outside", Box::new(move |b| set(b, e.dynamic_at + 8, &0x100000u64.to_le_bytes())), ElfError::RelocationsOutOfFile),
-        ("ABS64", Box::new(move |b| set(b, e.rela_at + 8, &257u64.to_le_bytes())), ElfError::UnsupportedRelocation { index: 0, r_type: 257 }),
-        ("symbol", Box::new(move |b| set(b, e.rela_at + 24 + 8, &((1u64 << 32) | 1027).to_le_bytes())), ElfError::RelocationWithSymbol { index: 1 }),
-        ("target outside", Box::new(move |b| set(b, e.rela_at, &0x7000_0000u64.to_le_bytes())), ElfError::RelocationOutOfImage { index: 0, offset: 0x7000_0000 }),
-        ("target misaligned", Box::new(move |b| set(b, e.rela_at, &(e.words_at as u64 + 3).to_le_bytes())), ElfError::RelocationMisaligned { index: 0, offset: e.words_at as u64 + 3 }),
-        ("addend outside", Box::new(move |b| set(b, e.rela_at + 16, &(-8i64).to_le_bytes())), ElfError::AddendOutOfImage { index: 0, addend: -8 }),
+        (
+            "DT_NEEDED",
+            Box::new(move |b| set(b, e.dynamic_at + 32, &1u64.to_le_bytes())),
+            ElfError::NeedsLibrary,
+        ),
+        (
+            "DT_REL",
+            Box::new(move |b| set(b, e.dynamic_at + 32, &18u64.to_le_bytes())),
+            ElfError::UnsupportedRelocationTable("DT_REL"),
+        ),
+        (
+            "DT_RELAENT 16",
+            Box::new(move |b| set(b, e.dynamic_at + 40, &16u64.to_le_bytes())),
+            ElfError::BadRelaEntrySize(16),
+        ),
+        (
+            "rela outside",
+            Box::new(move |b| set(b, e.dynamic_at + 8, &0x100000u64.to_le_bytes())),
+            ElfError::RelocationsOutOfFile,
+        ),
+        (
+            "ABS64",
+            Box::new(move |b| set(b, e.rela_at + 8, &257u64.to_le_bytes())),
+            ElfError::UnsupportedRelocation { index: 0, r_type: 257 },
+        ),
+        (
+            "symbol",
+            Box::new(move |b| set(b, e.rela_at + 24 + 8, &((1u64 << 32) | 1027).to_le_bytes())),
+            ElfError::RelocationWithSymbol { index: 1 },
+        ),
+        (
+            "target outside",
+            Box::new(move |b| set(b, e.rela_at, &0x7000_0000u64.to_le_bytes())),
+            ElfError::RelocationOutOfImage { index: 0, offset: 0x7000_0000 },
+        ),
+        (
+            "target misaligned",
+            Box::new(move |b| set(b, e.rela_at, &(e.words_at as u64 + 3).to_le_bytes())),
+            ElfError::RelocationMisaligned {
+                index: 0,
+                offset: e.words_at as u64 + 3,
+            },
+        ),
+        (
+            "addend outside",
+            Box::new(move |b| set(b, e.rela_at + 16, &(-8i64).to_le_bytes())),
+            ElfError::AddendOutOfImage { index: 0, addend: -8 },
+        ),
     ];
     for (what, corrupt, want) in cases {
         let mut b = e.bytes.clone();
@@ -98,7 +190,10 @@ fn manifest() -> Manifest {
     Manifest {
         name: "sample".into(),
         version: Version { major: 0, minor: 1, patch: 0 },
-        exports: vec![InterfaceRef { name: "Sample".into(), hash: [1; 32] }],
+        exports: vec![InterfaceRef {
+            name: "Sample".into(),
+            hash: [1; 32],
+        }],
         imports: vec![],
         devices: vec![],
         heap_limit: 64 << 10,
@@ -165,9 +260,29 @@ fn envelope_error_corpus() {
     assert!(matches!(check(&b, &ring, &none), LoadError::LengthOverflow { field: "ELF length", .. }));
     assert!(matches!(check(&good, &keyring(&key(2)), &none), LoadError::UnknownKey(_)));
     let id = crate::envelope::key_id(&k.verifying_key().to_bytes());
-    assert_eq!(check(&good, &ring, &Revocations { keys: vec![id], digests: vec![] }), LoadError::RevokedKey(id));
+    assert_eq!(
+        check(
+            &good,
+            &ring,
+            &Revocations {
+                keys: vec![id],
+                digests: vec![]
+            }
+        ),
+        LoadError::RevokedKey(id)
+    );
     let digest = crate::sha256(&e.bytes);
-    assert_eq!(check(&good, &ring, &Revocations { keys: vec![], digests: vec![digest] }), LoadError::RevokedDigest(digest));
+    assert_eq!(
+        check(
+            &good,
+            &ring,
+            &Revocations {
+                keys: vec![],
+                digests: vec![digest]
+            }
+        ),
+        LoadError::RevokedDigest(digest)
+    );
     let mut b = good.clone();
     let elf_at = 84 + m.len();
     b[elf_at + 300] ^= 1;

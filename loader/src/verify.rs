@@ -132,5 +132,10 @@ pub fn verify<'a>(bytes: &'a [u8], keyring: &Keyring, revoked: &Revocations) -> 
     key.verify_strict(&env.statement(), &signature).map_err(|_| LoadError::BadSignature)?;
     let manifest = Manifest::decode(env.manifest).map_err(LoadError::InvalidManifest)?;
     let elf = ElfImage::parse(env.elf).map_err(LoadError::InvalidElf)?;
-    Ok(VerifiedDomain { manifest, key_id: env.key_id, elf_digest: env.elf_digest, elf })
+    Ok(VerifiedDomain {
+        manifest,
+        key_id: env.key_id,
+        elf_digest: env.elf_digest,
+        elf,
+    })
 }

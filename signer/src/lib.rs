@@ -52,7 +52,10 @@ pub fn public_key_id(key: &VerifyingKey) -> KeyId {
 /// `PREFIX.key.pem` and `PREFIX.pub.pem` for a key prefix.
 pub fn key_paths(prefix: &Path) -> (PathBuf, PathBuf) {
     let name = prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    (prefix.with_file_name(format!("{name}.key.pem")), prefix.with_file_name(format!("{name}.pub.pem")))
+    (
+        prefix.with_file_name(format!("{name}.key.pem")),
+        prefix.with_file_name(format!("{name}.pub.pem")),
+    )
 }
 
 /// Makes a new key pair at `PREFIX.key.pem` (mode 0600) and `PREFIX.pub.pem`. Refuses to
@@ -70,9 +73,14 @@ pub fn keygen(prefix: &Path, force: bool) -> Result<(PathBuf, PathBuf, KeyId), S
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
     let key = SigningKey::from_bytes(&seed);
-    let pem = key.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).map_err(|e| e.to_string())?;
+    let pem = key
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|e| e.to_string())?;
     write_private(&private, pem.as_bytes())?;
-    let pub_pem = key.verifying_key().to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).map_err(|e| e.to_string())?;
+    let pub_pem = key
+        .verifying_key()
+        .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|e| e.to_string())?;
     fs::write(&public, pub_pem).map_err(|e| format!("cannot write {}: {e}", public.display()))?;
     Ok((private, public, public_key_id(&key.verifying_key())))
 }
@@ -82,7 +90,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let _ = fs::remove_file(path);
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     f.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -151,7 +164,10 @@ impl ManifestToml {
                         let hash = idl_hash(&name).ok_or_else(|| format!("interface {name} is not defined in domains/interfaces; give its hash explicitly"))?;
                         Ok(InterfaceRef { name, hash })
                     }
-                    InterfaceToml::Explicit { name, hash } => Ok(InterfaceRef { hash: unhex32(&hash).map_err(|e| format!("interface {name}: hash {e}"))?, name }),
+                    InterfaceToml::Explicit { name, hash } => Ok(InterfaceRef {
+                        hash: unhex32(&hash).map_err(|e| format!("interface {name}: hash {e}"))?,
+                        name,
+                    }),
                 })
                 .collect()
         };
@@ -196,8 +212,15 @@ pub struct RevokedToml {
 
 pub fn read_revocations(path: &Path) -> Result<Revocations, String> {
     let t: RevokedToml = toml::from_str(&read_text(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
-    let parse = |v: Vec<String>| v.iter().map(|s| unhex32(s).map_err(|e| format!("{}: {e}", path.display()))).collect::<Result<Vec<_>, _>>();
-    Ok(Revocations { keys: parse(t.keys)?, digests: parse(t.digests)? })
+    let parse = |v: Vec<String>| {
+        v.iter()
+            .map(|s| unhex32(s).map_err(|e| format!("{}: {e}", path.display())))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Revocations {
+        keys: parse(t.keys)?,
+        digests: parse(t.digests)?,
+    })
 }
 
 /// Every `*.pub.pem` in `dir` (sorted by name), and `dir/revoked.toml` if present.
@@ -216,6 +239,10 @@ pub fn read_keyring_dir(dir: &Path) -> Result<(Keyring, Vec<(PathBuf, KeyId)>, R
         ids.push((p, public_key_id(&key)));
     }
     let revoked = dir.join("revoked.toml");
-    let revoked = if revoked.exists() { read_revocations(&revoked)? } else { Revocations::default() };
+    let revoked = if revoked.exists() {
+        read_revocations(&revoked)?
+    } else {
+        Revocations::default()
+    };
     Ok((ring, ids, revoked))
 }

@@ -85,7 +85,8 @@ fn parse_envelope<'a>(path: &Path, bytes: &'a [u8]) -> Result<Envelope<'a>, Fail
 }
 
 fn manifest_json(m: &Manifest) -> serde_json::Value {
-    let iface = |l: &Vec<qvq_sign::loader::manifest::InterfaceRef>| l.iter().map(|i| serde_json::json!({"name": i.name, "hash": hex(&i.hash)})).collect::<Vec<_>>();
+    let iface =
+        |l: &Vec<qvq_sign::loader::manifest::InterfaceRef>| l.iter().map(|i| serde_json::json!({"name": i.name, "hash": hex(&i.hash)})).collect::<Vec<_>>();
     serde_json::json!({
         "name": m.name,
         "version": m.version.to_string(),
@@ -106,7 +107,11 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
     let manifest = Manifest::decode(env.manifest).map_err(|e| format!("{}: rejected: invalid manifest: {e}", path.display()))?;
     let elf = ElfImage::parse(env.elf).map_err(|e| format!("{}: rejected: invalid ELF: {e}", path.display()))?;
     let digest_ok = qvq_sign::loader::sha256(env.elf) == env.elf_digest;
-    let segments: Vec<_> = elf.segments().iter().map(|s| serde_json::json!({"vaddr": s.vaddr, "memsz": s.memsz, "filesz": s.filesz, "permission": s.permission.to_string()})).collect();
+    let segments: Vec<_> = elf
+        .segments()
+        .iter()
+        .map(|s| serde_json::json!({"vaddr": s.vaddr, "memsz": s.memsz, "filesz": s.filesz, "permission": s.permission.to_string()}))
+        .collect();
     if json {
         let v = serde_json::json!({
             "manifest": manifest_json(&manifest),
@@ -124,7 +129,11 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
         let m = &manifest;
         println!("domain      {} {}", m.name, m.version);
         println!("key id      {}", hex(&env.key_id));
-        println!("ELF sha256  {}{}", hex(&env.elf_digest), if digest_ok { "" } else { "  (MISMATCH: the ELF was changed)" });
+        println!(
+            "ELF sha256  {}{}",
+            hex(&env.elf_digest),
+            if digest_ok { "" } else { "  (MISMATCH: the ELF was changed)" }
+        );
         for (what, list) in [("exports", &m.exports), ("imports", &m.imports)] {
             for i in list {
                 println!("{what:<11} {} {}", i.name, hex(&i.hash));
@@ -136,7 +145,12 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
         println!("limits      heap {} bytes, stack {} bytes", m.heap_limit, m.stack_size);
         println!("restart     {}", m.restart.name());
         println!("build       toolchain {:?}, safe Rust checked: {}", m.toolchain, m.safe_rust_checked);
-        println!("image       {} bytes of ELF, {} bytes in memory, entry {:#x}", env.elf.len(), elf.layout().size, elf.entry());
+        println!(
+            "image       {} bytes of ELF, {} bytes in memory, entry {:#x}",
+            env.elf.len(),
+            elf.layout().size,
+            elf.entry()
+        );
         for s in elf.segments() {
             println!("segment     {:#010x} {:>8} bytes  {}", s.vaddr, s.memsz, s.permission);
         }
@@ -160,7 +174,14 @@ fn run(cmd: Command) -> Result<(), Failure> {
             let elf_bytes = read(&elf)?;
             let env = sign(&m, &elf_bytes, &key).map_err(|e| format!("{}: refusing to sign: {e}", elf.display()))?;
             write(&out, &env)?;
-            println!("signed {} {} → {} ({} bytes), key id {}", m.name, m.version, out.display(), env.len(), hex(&qvq_sign::public_key_id(&key.verifying_key())));
+            println!(
+                "signed {} {} → {} ({} bytes), key id {}",
+                m.name,
+                m.version,
+                out.display(),
+                env.len(),
+                hex(&qvq_sign::public_key_id(&key.verifying_key()))
+            );
         }
         Command::Verify { keyring, revoked, file } => {
             let (ring, _, mut revocations) = read_keyring_dir(&keyring)?;
@@ -169,7 +190,13 @@ fn run(cmd: Command) -> Result<(), Failure> {
             }
             let bytes = read(&file)?;
             match verify(&bytes, &ring, &revocations) {
-                Ok(d) => println!("{}: verified: {} {}, key id {}", file.display(), d.manifest.name, d.manifest.version, hex(&d.key_id)),
+                Ok(d) => println!(
+                    "{}: verified: {} {}, key id {}",
+                    file.display(),
+                    d.manifest.name,
+                    d.manifest.version,
+                    hex(&d.key_id)
+                ),
                 Err(e) => return Err(format!("{}: rejected: {e}", file.display())),
             }
         }

@@ -38,7 +38,16 @@ fn signed_sample() -> Signed {
     let o = qvq_sign(&["keygen", "--out", keys.join("dev").to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let qvd = dir.path().join("sample.qvd");
-    let o = qvq_sign(&["sign", "--key", keys.join("dev.key.pem").to_str().unwrap(), "--manifest", manifest_toml().to_str().unwrap(), elf.to_str().unwrap(), "-o", qvd.to_str().unwrap()]);
+    let o = qvq_sign(&[
+        "sign",
+        "--key",
+        keys.join("dev.key.pem").to_str().unwrap(),
+        "--manifest",
+        manifest_toml().to_str().unwrap(),
+        elf.to_str().unwrap(),
+        "-o",
+        qvd.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     Signed { dir, qvd }
 }
@@ -75,7 +84,10 @@ fn keygen_sign_verify_load_round_trip() {
             pointers += 1;
         }
     }
-    assert!(pointers as u64 >= d.elf.relocation_count(), "{pointers} pointers into the image after relocation");
+    assert!(
+        pointers as u64 >= d.elf.relocation_count(),
+        "{pointers} pointers into the image after relocation"
+    );
 }
 
 #[test]
@@ -115,7 +127,10 @@ fn every_single_bit_flip_is_rejected() {
         }
     }
     assert_eq!(tried, good.len() * 8);
-    println!("every_single_bit_flip_is_rejected: {tried} single-bit flips of a {}-byte envelope, all rejected", good.len());
+    println!(
+        "every_single_bit_flip_is_rejected: {tried} single-bit flips of a {}-byte envelope, all rejected",
+        good.len()
+    );
 }
 
 fn have_openssl() -> bool {
@@ -132,7 +147,18 @@ fn openssl_verifies_a_qvq_signature() {
     let pubkey = s.dir.path().join("keys/dev.pub.pem");
     let run = |stmt: &Path| {
         Command::new("openssl")
-            .args(["pkeyutl", "-verify", "-pubin", "-inkey", pubkey.to_str().unwrap(), "-rawin", "-in", stmt.to_str().unwrap(), "-sigfile", sig.to_str().unwrap()])
+            .args([
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                pubkey.to_str().unwrap(),
+                "-rawin",
+                "-in",
+                stmt.to_str().unwrap(),
+                "-sigfile",
+                sig.to_str().unwrap(),
+            ])
             .output()
             .unwrap()
     };
@@ -153,12 +179,29 @@ fn an_openssl_key_signs_with_qvq_sign() {
     let key = dir.path().join("o.key.pem");
     let pubkey = dir.path().join("ring/o.pub.pem");
     std::fs::create_dir_all(dir.path().join("ring")).unwrap();
-    assert!(Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out", key.to_str().unwrap()]).status().unwrap().success());
-    assert!(Command::new("openssl").args(["pkey", "-in", key.to_str().unwrap(), "-pubout", "-out", pubkey.to_str().unwrap()]).status().unwrap().success());
+    assert!(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out", key.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("openssl")
+        .args(["pkey", "-in", key.to_str().unwrap(), "-pubout", "-out", pubkey.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
     let elf = dir.path().join("sample.elf");
     std::fs::write(&elf, sample_elf()).unwrap();
     let qvd = dir.path().join("o.qvd");
-    let o = qvq_sign(&["sign", "--key", key.to_str().unwrap(), "--manifest", manifest_toml().to_str().unwrap(), elf.to_str().unwrap(), "-o", qvd.to_str().unwrap()]);
+    let o = qvq_sign(&[
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--manifest",
+        manifest_toml().to_str().unwrap(),
+        elf.to_str().unwrap(),
+        "-o",
+        qvd.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let o = qvq_sign(&["verify", "--keyring", dir.path().join("ring").to_str().unwrap(), qvd.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -173,14 +216,36 @@ fn sign_refuses_what_the_kernel_would_reject() {
     let bad = s.dir.path().join("exec.elf");
     std::fs::write(&bad, &elf).unwrap();
     let out = s.dir.path().join("x.qvd");
-    let o = qvq_sign(&["sign", "--key", key.to_str().unwrap(), "--manifest", manifest_toml().to_str().unwrap(), bad.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = qvq_sign(&[
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--manifest",
+        manifest_toml().to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("refusing to sign: the kernel would reject this ELF: ELF: type 2 is not ET_DYN"), "{}", text(&o));
+    assert!(
+        text(&o).contains("refusing to sign: the kernel would reject this ELF: ELF: type 2 is not ET_DYN"),
+        "{}",
+        text(&o)
+    );
     assert!(!out.exists());
     // A manifest that breaks a rule is refused too, naming the rule.
     let m = s.dir.path().join("bad.toml");
     std::fs::write(&m, "name = \"Bad Name\"\nversion = \"1.0.0\"\nheap_limit = 4096\nstack_size = 4096\n").unwrap();
-    let o = qvq_sign(&["sign", "--key", key.to_str().unwrap(), "--manifest", m.to_str().unwrap(), s.dir.path().join("sample.elf").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = qvq_sign(&[
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--manifest",
+        m.to_str().unwrap(),
+        s.dir.path().join("sample.elf").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("domain name must be"), "{}", text(&o));
 }
@@ -192,14 +257,43 @@ fn malformed_envelopes_get_their_own_reasons_from_verify() {
     let good = std::fs::read(&s.qvd).unwrap();
     let manifest_len = u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("bad magic", { let mut b = good.clone(); b[0] = 0; b }),
-        ("unsupported envelope format version 7", { let mut b = good.clone(); b[8] = 7; b }),
+        ("bad magic", {
+            let mut b = good.clone();
+            b[0] = 0;
+            b
+        }),
+        ("unsupported envelope format version 7", {
+            let mut b = good.clone();
+            b[8] = 7;
+            b
+        }),
         ("truncated envelope", good[..good.len() - 10].to_vec()),
-        ("bytes after the signature", { let mut b = good.clone(); b.extend_from_slice(b"xx"); b }),
-        ("length overflow: manifest length", { let mut b = good.clone(); b[12..16].copy_from_slice(&u32::MAX.to_le_bytes()); b }),
-        ("unknown key", { let mut b = good.clone(); b[20] ^= 1; b }),
-        ("digest mismatch", { let mut b = good.clone(); let at = 84 + manifest_len + 100; b[at] ^= 1; b }),
-        ("bad signature", { let mut b = good.clone(); b[84] ^= 1; b }),
+        ("bytes after the signature", {
+            let mut b = good.clone();
+            b.extend_from_slice(b"xx");
+            b
+        }),
+        ("length overflow: manifest length", {
+            let mut b = good.clone();
+            b[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+            b
+        }),
+        ("unknown key", {
+            let mut b = good.clone();
+            b[20] ^= 1;
+            b
+        }),
+        ("digest mismatch", {
+            let mut b = good.clone();
+            let at = 84 + manifest_len + 100;
+            b[at] ^= 1;
+            b
+        }),
+        ("bad signature", {
+            let mut b = good.clone();
+            b[84] ^= 1;
+            b
+        }),
     ];
     for (reason, bytes) in cases {
         let p = s.dir.path().join("case.qvd");
@@ -243,6 +337,11 @@ fn inspect_json_reports_manifest_segments_and_relocations() {
     assert_eq!(v["manifest"]["name"], "sample");
     assert_eq!(v["elf_digest_matches"], true);
     assert!(v["relocations"].as_u64().unwrap() > 0);
-    let perms: Vec<_> = v["segments"].as_array().unwrap().iter().map(|s| s["permission"].as_str().unwrap().to_string()).collect();
+    let perms: Vec<_> = v["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["permission"].as_str().unwrap().to_string())
+        .collect();
     assert!(perms.contains(&"RX".to_string()) && perms.iter().all(|p| p != "RWX"));
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 fn run_once(boot: &Boot) -> Result<Vec<(String, u64)>, String> {
     let mut s = Session::start(boot)?;
-    s.expect("reset to all domains started", Duration::from_secs(120)).map_err(|e| format!("{e}\n{}", s.transcript()))?;
+    s.expect("reset to all domains started", Duration::from_secs(120))
+        .map_err(|e| format!("{e}\n{}", s.transcript()))?;
     let status = s.wait_exit(Duration::from_secs(30))?;
     if status != 0 {
         return Err(format!("benchmark run exited with {status}\n{}", s.transcript()));
@@ -70,7 +71,14 @@ pub fn bench() -> Result<bool, String> {
     println!("| seL4 | IPC call / reply, AArch64 | 413 / 426 cycles | Cortex-A57 (Jetson TX1) 1.9 GHz |");
     println!("| L4Re/Fiasco | inter-address-space IPC | 691 cycles | Cortex-A53 (NXP S32G2) |");
     println!();
-    println!("deterministic: {}", if deterministic { "yes (two runs, identical counts)" } else { "NO: the two runs differ" });
+    println!(
+        "deterministic: {}",
+        if deterministic {
+            "yes (two runs, identical counts)"
+        } else {
+            "NO: the two runs differ"
+        }
+    );
     println!("proxy overhead: {overhead} instructions over the indirect call (target: at most 48)");
     if overhead > PROXY_TARGET {
         println!("bench: the proxy overhead target is NOT met");

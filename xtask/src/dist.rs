@@ -39,7 +39,9 @@ pub fn dist(board: Board, out: &Path) -> Result<(), String> {
     let built = crate::image::build(board)?;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let copy = |from: &Path, name: &str| {
-        std::fs::copy(from, out.join(name)).map(|_| ()).map_err(|e| format!("cannot copy {} into {}: {e}", from.display(), out.display()))
+        std::fs::copy(from, out.join(name))
+            .map(|_| ())
+            .map_err(|e| format!("cannot copy {} into {}: {e}", from.display(), out.display()))
     };
     copy(&built.kernel, "kernel8.img")?;
     copy(&built.initrd, "initrd.img")?;

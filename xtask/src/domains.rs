@@ -50,7 +50,9 @@ fn domains_dir() -> PathBuf {
 pub fn build_elves(names: &[&str]) -> Result<Vec<PathBuf>, String> {
     let target_dir = workspace_root().join("target/domains");
     let mut cmd = cargo();
-    cmd.current_dir(domains_dir()).args(["build", "--release", "--target", KERNEL_TARGET, "--target-dir"]).arg(&target_dir);
+    cmd.current_dir(domains_dir())
+        .args(["build", "--release", "--target", KERNEL_TARGET, "--target-dir"])
+        .arg(&target_dir);
     for n in names {
         cmd.args(["--package", n]);
     }
@@ -63,7 +65,9 @@ pub fn build_elves(names: &[&str]) -> Result<Vec<PathBuf>, String> {
 
 /// True if crate-root source `text` carries `#![forbid(unsafe_code)]` (outside comments).
 pub fn forbids_unsafe_code(text: &str) -> bool {
-    text.lines().map(|l| l.split("//").next().unwrap_or("").replace(' ', "")).any(|l| l == "#![forbid(unsafe_code)]")
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or("").replace(' ', ""))
+        .any(|l| l == "#![forbid(unsafe_code)]")
 }
 
 /// The crate root says `#![forbid(unsafe_code)]`.
@@ -93,7 +97,12 @@ pub fn check_dependencies(name: &str) -> Result<(), String> {
 
 /// Walks `cargo metadata` output from package `name` through every dependency.
 pub fn allowed_dependencies_only(meta: &serde_json::Value, name: &str) -> Result<(), String> {
-    let names: HashMap<&str, &str> = meta["packages"].as_array().into_iter().flatten().filter_map(|p| Some((p["id"].as_str()?, p["name"].as_str()?))).collect();
+    let names: HashMap<&str, &str> = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["id"].as_str()?, p["name"].as_str()?)))
+        .collect();
     // Edges that only exist for tests (dev-dependencies) never reach a domain's image;
     // normal and build dependencies do (build scripts run code at build time).
     let linked = |d: &&serde_json::Value| d["dep_kinds"].as_array().is_none_or(|k| k.iter().any(|k| k["kind"].as_str() != Some("dev")));
@@ -101,9 +110,18 @@ pub fn allowed_dependencies_only(meta: &serde_json::Value, name: &str) -> Result
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|n| Some((n["id"].as_str()?, n["deps"].as_array()?.iter().filter(linked).filter_map(|d| d["pkg"].as_str()).collect())))
+        .filter_map(|n| {
+            Some((
+                n["id"].as_str()?,
+                n["deps"].as_array()?.iter().filter(linked).filter_map(|d| d["pkg"].as_str()).collect(),
+            ))
+        })
         .collect();
-    let root = names.iter().find(|(_, n)| **n == name).map(|(id, _)| *id).ok_or_else(|| format!("no domain package named {name}"))?;
+    let root = names
+        .iter()
+        .find(|(_, n)| **n == name)
+        .map(|(id, _)| *id)
+        .ok_or_else(|| format!("no domain package named {name}"))?;
     let mut seen = BTreeSet::new();
     let mut stack = vec![root];
     while let Some(id) = stack.pop() {
@@ -124,7 +142,11 @@ pub fn allowed_dependencies_only(meta: &serde_json::Value, name: &str) -> Result
 }
 
 fn toolchain() -> String {
-    Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The manifest of `name`: its domain.toml, with the recipe's grants and restart policy.
@@ -186,16 +208,37 @@ mod tests {
             let (name, kind) = x.split_once(':').map_or((*x, None), |(n, k)| (n, Some(k)));
             serde_json::json!({"pkg": format!("{name} 0.1.0"), "dep_kinds": [{"kind": kind}]})
         };
-        let nodes: Vec<_> = deps.iter().map(|(n, d)| serde_json::json!({"id": format!("{n} 0.1.0"), "deps": d.iter().map(edge).collect::<Vec<_>>()})).collect();
-        let packages: Vec<_> = packages.into_iter().chain(deps.iter().flat_map(|(_, d)| d.iter()).filter_map(|x| x.split_once(':')).map(|(n, _)| serde_json::json!({"id": format!("{n} 0.1.0"), "name": n}))).collect();
+        let nodes: Vec<_> = deps
+            .iter()
+            .map(|(n, d)| serde_json::json!({"id": format!("{n} 0.1.0"), "deps": d.iter().map(edge).collect::<Vec<_>>()}))
+            .collect();
+        let packages: Vec<_> = packages
+            .into_iter()
+            .chain(
+                deps.iter()
+                    .flat_map(|(_, d)| d.iter())
+                    .filter_map(|x| x.split_once(':'))
+                    .map(|(n, _)| serde_json::json!({"id": format!("{n} 0.1.0"), "name": n})),
+            )
+            .collect();
         serde_json::json!({"packages": packages, "resolve": {"nodes": nodes}})
     }
 
     #[test]
     fn dependencies_outside_the_allow_list_are_named() {
-        let ok = meta(&[("dom", &["qvq-runtime"]), ("qvq-runtime", &["qvq-interfaces", "linked_list_allocator"]), ("qvq-interfaces", &[]), ("linked_list_allocator", &[])]);
+        let ok = meta(&[
+            ("dom", &["qvq-runtime"]),
+            ("qvq-runtime", &["qvq-interfaces", "linked_list_allocator"]),
+            ("qvq-interfaces", &[]),
+            ("linked_list_allocator", &[]),
+        ]);
         assert_eq!(allowed_dependencies_only(&ok, "dom"), Ok(()));
-        let bad = meta(&[("dom", &["qvq-runtime", "evil-helper"]), ("qvq-runtime", &[]), ("evil-helper", &["libc"]), ("libc", &[])]);
+        let bad = meta(&[
+            ("dom", &["qvq-runtime", "evil-helper"]),
+            ("qvq-runtime", &[]),
+            ("evil-helper", &["libc"]),
+            ("libc", &[]),
+        ]);
         let err = allowed_dependencies_only(&bad, "dom").unwrap_err();
         assert!(err.contains("depends on evil-helper, which is not on the allow-list"), "{err}");
         let deep = meta(&[("dom", &["qvq-runtime"]), ("qvq-runtime", &["sneaky"]), ("sneaky", &[])]);

@@ -24,7 +24,15 @@ pub struct Boot {
 
 impl Boot {
     pub fn from_build(board: Board, b: &Built) -> Self {
-        Boot { board, kernel: b.kernel.clone(), initrd: Some(b.initrd.clone()), dtb: b.dtb.clone(), append: String::new(), semihosting: true, extra: Vec::new() }
+        Boot {
+            board,
+            kernel: b.kernel.clone(),
+            initrd: Some(b.initrd.clone()),
+            dtb: b.dtb.clone(),
+            append: String::new(),
+            semihosting: true,
+            extra: Vec::new(),
+        }
     }
 
     /// QEMU's arguments. The console is the first serial port on stdio; semihosting lets
@@ -58,7 +66,10 @@ impl Boot {
 
     pub fn command_line(&self) -> String {
         let quote = |s: &String| if s.contains(' ') || s.is_empty() { format!("'{s}'") } else { s.clone() };
-        std::iter::once("qemu-system-aarch64".to_string()).chain(self.args().iter().map(quote)).collect::<Vec<_>>().join(" ")
+        std::iter::once("qemu-system-aarch64".to_string())
+            .chain(self.args().iter().map(quote))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -74,11 +85,17 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
     boot.append = append.to_string();
     if gdb {
         boot.extra.extend(["-s", "-S"].map(String::from));
-        eprintln!("xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'", out_elf(board).display());
+        eprintln!(
+            "xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'",
+            out_elf(board).display()
+        );
     }
     println!("{}", boot.command_line());
     println!("(quit QEMU: Ctrl-A then X)");
-    let status = Command::new("qemu-system-aarch64").args(boot.args()).status().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let status = Command::new("qemu-system-aarch64")
+        .args(boot.args())
+        .status()
+        .map_err(|e| format!("cannot start QEMU: {e}"))?;
     Ok(status.success())
 }
 
@@ -112,12 +129,28 @@ impl Session {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start QEMU: {e}"))?;
-        let output = Arc::new((Mutex::new(Output { text: String::new(), closed: false, open_streams: 2 }), Condvar::new()));
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        let output = Arc::new((
+            Mutex::new(Output {
+                text: String::new(),
+                closed: false,
+                open_streams: 2,
+            }),
+            Condvar::new(),
+        ));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let output = output.clone();
             std::thread::spawn(move || pump(stream, &output));
         }
-        Ok(Session { stdin: child.stdin.take(), child, output, cursor: 0, command_line: boot.command_line() })
+        Ok(Session {
+            stdin: child.stdin.take(),
+            child,
+            output,
+            cursor: 0,
+            command_line: boot.command_line(),
+        })
     }
 
     /// Waits until `pattern` appears after the previous match.
@@ -167,7 +200,10 @@ impl Session {
         let stdin = self.stdin.as_mut().ok_or("console input closed")?;
         // Slowly, like a person: the UART FIFO is small and QEMU drops what does not fit.
         for b in text.bytes() {
-            stdin.write_all(&[b]).and_then(|_| stdin.flush()).map_err(|e| format!("cannot write to QEMU: {e}"))?;
+            stdin
+                .write_all(&[b])
+                .and_then(|_| stdin.flush())
+                .map_err(|e| format!("cannot write to QEMU: {e}"))?;
             std::thread::sleep(Duration::from_millis(2));
         }
         Ok(())

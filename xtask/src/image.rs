@@ -14,7 +14,10 @@ pub struct Built {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 pub fn out_dir(board: Board) -> PathBuf {
@@ -30,7 +33,16 @@ fn build_kernel_elf(board: Board) -> Result<PathBuf, String> {
     let root = workspace_root();
     let status = cargo()
         .current_dir(&root)
-        .args(["build", "--release", "--package", "qvq-kernel", "--target", KERNEL_TARGET, "--features", board.name()])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "qvq-kernel",
+            "--target",
+            KERNEL_TARGET,
+            "--features",
+            board.name(),
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
@@ -40,13 +52,19 @@ fn build_kernel_elf(board: Board) -> Result<PathBuf, String> {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u64, String> {
-    b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as u64).ok_or_else(|| "ELF truncated".to_string())
+    b.get(at..at + 2)
+        .map(|s| u16::from_le_bytes([s[0], s[1]]) as u64)
+        .ok_or_else(|| "ELF truncated".to_string())
 }
 fn u32_at(b: &[u8], at: usize) -> Result<u64, String> {
-    b.get(at..at + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap()) as u64).ok_or_else(|| "ELF truncated".to_string())
+    b.get(at..at + 4)
+        .map(|s| u32::from_le_bytes(s.try_into().unwrap()) as u64)
+        .ok_or_else(|| "ELF truncated".to_string())
 }
 fn u64_at(b: &[u8], at: usize) -> Result<u64, String> {
-    b.get(at..at + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap())).ok_or_else(|| "ELF truncated".to_string())
+    b.get(at..at + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
+        .ok_or_else(|| "ELF truncated".to_string())
 }
 
 /// Lays the ELF's loadable bytes out flat from the lowest load address, as a boot loader
@@ -101,7 +119,10 @@ pub fn ensure_dev_key() -> Result<PathBuf, String> {
     let (private, _) = make("dev")?;
     let (_, revoked_id) = make("revoked-test")?;
     let revoked = dev.join("revoked.toml");
-    let text = format!("# This machine's revoked test key (made by xtask; git-ignored).\nkeys = [\"{}\"]\n", qvq_sign::hex(&revoked_id));
+    let text = format!(
+        "# This machine's revoked test key (made by xtask; git-ignored).\nkeys = [\"{}\"]\n",
+        qvq_sign::hex(&revoked_id)
+    );
     if std::fs::read_to_string(&revoked).ok().as_deref() != Some(text.as_str()) {
         std::fs::write(&revoked, text).map_err(|e| format!("cannot write {}: {e}", revoked.display()))?;
     }

@@ -7,7 +7,12 @@ pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
 const APT_PACKAGES: &[&str] = &["qemu-system-arm", "device-tree-compiler"];
 
 fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -35,7 +40,10 @@ pub fn ensure_rust_target() -> Result<(), String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Installs the Debian packages that provide the missing commands, or says how to.
@@ -45,11 +53,17 @@ fn ensure_commands(missing: &[&str]) -> Result<(), String> {
     }
     let install = format!("apt-get install -y {}", APT_PACKAGES.join(" "));
     if !is_root() || !have("apt-get", "--version") {
-        return Err(format!("{} not found; install with: sudo apt-get update && sudo {install}", missing.join(" and ")));
+        return Err(format!(
+            "{} not found; install with: sudo apt-get update && sudo {install}",
+            missing.join(" and ")
+        ));
     }
     eprintln!("xtask: {} missing; running apt-get update && {install}", missing.join(" and "));
     run(Command::new("apt-get").args(["update", "-q"]))?;
-    run(Command::new("apt-get").args(["install", "-y", "-q"]).args(APT_PACKAGES).env("DEBIAN_FRONTEND", "noninteractive"))
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q"])
+        .args(APT_PACKAGES)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 /// What building for `board` needs.

@@ -531,7 +531,11 @@ fn rejection_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut entries = image::initrd_entries(board)?;
     let hello_elf = std::fs::read(image::build_domain_elf("hello")?).map_err(|e| e.to_string())?;
     let manifest = crate::domains::manifest("hello", None, true)?;
-    let hello = entries.iter().find(|e| e.0 == "hello.qvd").map(|e| e.1.clone()).ok_or("no hello in the recipe")?;
+    let hello = entries
+        .iter()
+        .find(|e| e.0 == "hello.qvd")
+        .map(|e| e.1.clone())
+        .ok_or("no hello in the recipe")?;
     let mut tampered = hello.clone();
     tampered[84] ^= 0x01;
     let scratch = image::out_dir(board).join("throwaway");
@@ -539,7 +543,11 @@ fn rejection_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
     let wrong = qvq_sign::sign(&manifest, &hello_elf, &qvq_sign::read_signing_key(&key)?)?;
     let revoked = qvq_sign::sign(&manifest, &hello_elf, &qvq_sign::read_signing_key(&image::revoked_test_key())?)?;
     let rogue_elf = std::fs::read(image::build_domain_elf("rogue")?).map_err(|e| e.to_string())?;
-    let rogue = qvq_sign::sign(&crate::domains::manifest("rogue", None, true)?, &rogue_elf, &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?)?;
+    let rogue = qvq_sign::sign(
+        &crate::domains::manifest("rogue", None, true)?,
+        &rogue_elf,
+        &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?,
+    )?;
     entries.extend([
         ("unsigned.qvd".to_string(), hello_elf),
         ("tampered.qvd".to_string(), tampered),
@@ -564,7 +572,11 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
         Setup::FatalHello => {
             let mut entries = image::initrd_entries(board)?;
             let elf = std::fs::read(image::build_domain_elf("hello")?).map_err(|e| e.to_string())?;
-            let entry = crate::domains::RecipeEntry { name: "hello".into(), devices: vec![], restart: Some("fatal".into()) };
+            let entry = crate::domains::RecipeEntry {
+                name: "hello".into(),
+                devices: vec![],
+                restart: Some("fatal".into()),
+            };
             let manifest = crate::domains::manifest("hello", Some(&entry), true)?;
             let signed = qvq_sign::sign(&manifest, &elf, &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?)?;
             for e in entries.iter_mut().filter(|e| e.0 == "hello.qvd") {
@@ -607,7 +619,13 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
         }
         Ok(())
     })();
-    result.map_err(|e| format!("{e}\n--- command ---\n{}\n--- console transcript ---\n{}--- end of transcript ---", s.command_line, s.transcript()))
+    result.map_err(|e| {
+        format!(
+            "{e}\n--- command ---\n{}\n--- console transcript ---\n{}--- end of transcript ---",
+            s.command_line,
+            s.transcript()
+        )
+    })
 }
 
 /// Runs `cargo test` in `dir` with `args`; returns (passed, failed) from its summaries.
@@ -631,7 +649,11 @@ fn cargo_test(dir: &std::path::Path, args: &[&str], env: &[(&str, &std::path::Pa
             println!("{line}");
         }
         if let Some(rest) = line.strip_prefix("test result: ") {
-            let num = |key: &str| rest.split(';').find_map(|p| p.trim().strip_suffix(key).and_then(|n| n.trim().rsplit(' ').next()?.parse::<usize>().ok())).unwrap_or(0);
+            let num = |key: &str| {
+                rest.split(';')
+                    .find_map(|p| p.trim().strip_suffix(key).and_then(|n| n.trim().rsplit(' ').next()?.parse::<usize>().ok()))
+                    .unwrap_or(0)
+            };
             passed += num(" passed");
             failed += num(" failed");
         }
@@ -672,7 +694,10 @@ pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
     let (mut passed, mut failed) = if qemu_only { (0, 0) } else { host_tests() };
 
     for board in [Board::Virt, Board::Rpi3] {
-        let tests: Vec<_> = qemu_tests().into_iter().filter(|t| t.boards.contains(&board) && filter.is_none_or(|f| t.name.contains(f))).collect();
+        let tests: Vec<_> = qemu_tests()
+            .into_iter()
+            .filter(|t| t.boards.contains(&board) && filter.is_none_or(|f| t.name.contains(f)))
+            .collect();
         if tests.is_empty() {
             continue;
         }

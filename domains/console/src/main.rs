@@ -31,7 +31,11 @@ struct ConsoleDomain {
 
 static CONSOLE: ConsoleDomain = ConsoleDomain {
     uart: Mutex::new(None),
-    rx: Mutex::new(Ring { buf: [0; 512], head: 0, len: 0 }),
+    rx: Mutex::new(Ring {
+        buf: [0; 512],
+        head: 0,
+        len: 0,
+    }),
     arrived: Mutex::new(None),
 };
 

@@ -289,7 +289,12 @@ interface! {
 }
 
 /// Every interface QvQ defines: (name, hash). Build tools resolve manifest entries with it.
-pub const ALL: &[(&str, [u8; 32])] = &[(console::NAME, console::HASH), (kernel::NAME, kernel::HASH), (hello::NAME, hello::HASH), (relay::NAME, relay::HASH)];
+pub const ALL: &[(&str, [u8; 32])] = &[
+    (console::NAME, console::HASH),
+    (kernel::NAME, kernel::HASH),
+    (hello::NAME, hello::HASH),
+    (relay::NAME, relay::HASH),
+];
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,10 @@ impl Text {
     /// The first up-to-248 bytes of `s`, and how many were taken.
     pub fn from_bytes(s: &[u8]) -> (Text, usize) {
         let n = s.len().min(Self::CAPACITY);
-        let mut t = Text { len: n as u32, bytes: [0; 248] };
+        let mut t = Text {
+            len: n as u32,
+            bytes: [0; 248],
+        };
         t.bytes[..n].copy_from_slice(&s[..n]);
         (t, n)
     }

@@ -12,7 +12,11 @@ pub struct Mmio {
 
 impl Mmio {
     fn check(&self, offset: usize) -> usize {
-        assert!(offset % 4 == 0 && offset.checked_add(4).is_some_and(|e| e <= self.size), "MMIO offset {offset:#x} outside the granted {:#x} bytes", self.size);
+        assert!(
+            offset % 4 == 0 && offset.checked_add(4).is_some_and(|e| e <= self.size),
+            "MMIO offset {offset:#x} outside the granted {:#x} bytes",
+            self.size
+        );
         self.base + offset
     }
 
@@ -48,7 +52,14 @@ impl Device {
         if (services().device)(index, &mut g) != 0 {
             return None;
         }
-        Some(Device { mmio: Mmio { base: g.mmio_base, size: g.mmio_size }, index, has_irq: g.has_irq != 0 })
+        Some(Device {
+            mmio: Mmio {
+                base: g.mmio_base,
+                size: g.mmio_size,
+            },
+            index,
+            has_irq: g.has_irq != 0,
+        })
     }
 
     pub fn has_irq(&self) -> bool {

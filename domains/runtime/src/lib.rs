@@ -138,7 +138,10 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
-        Mutex { held: core::cell::Cell::new(false), value: core::cell::UnsafeCell::new(value) }
+        Mutex {
+            held: core::cell::Cell::new(false),
+            value: core::cell::UnsafeCell::new(value),
+        }
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {

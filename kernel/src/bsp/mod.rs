@@ -39,7 +39,11 @@ pub fn fill_gaps(p: &mut Platform) -> crate::devicetree::List<&'static str, 8> {
     }
     if p.uart.is_none() {
         let irq = crate::devicetree::IrqSpec::new(d.uart_irq.0, d.uart_irq.1);
-        p.uart = Some(crate::devicetree::Device { name: "board default", reg: d.uart, irq: Some(irq) });
+        p.uart = Some(crate::devicetree::Device {
+            name: "board default",
+            reg: d.uart,
+            irq: Some(irq),
+        });
         notes.push("no arm,pl011 node; using the board's UART");
     }
     if p.gic.is_none() && p.bcm_local.is_none() {

@@ -69,7 +69,12 @@ pub fn load(elf: &ElfImage) -> Result<LoadedImage, LoadFailure> {
         memory::protect(base + s.offset as usize, s.size as usize, access).map_err(LoadFailure::Map)?;
     }
     let segments = segments.iter().map(|s| (base + s.offset as usize, s.permission)).collect();
-    Ok(LoadedImage { base, size, entry: base + elf.entry() as usize, segments })
+    Ok(LoadedImage {
+        base,
+        size,
+        entry: base + elf.entry() as usize,
+        segments,
+    })
 }
 
 impl LoadedImage {

@@ -96,7 +96,17 @@ struct Manager {
     uart: Option<Device>,
 }
 
-static MANAGER: IrqLock<Manager> = IrqLock::new("domains", Manager { domains: Vec::new(), exports: Vec::new(), slots: Vec::new(), events: Vec::new(), restart_queue: Vec::new(), uart: None });
+static MANAGER: IrqLock<Manager> = IrqLock::new(
+    "domains",
+    Manager {
+        domains: Vec::new(),
+        exports: Vec::new(),
+        slots: Vec::new(),
+        events: Vec::new(),
+        restart_queue: Vec::new(),
+        uart: None,
+    },
+);
 static RESTARTS_PENDING: WaitQueue = WaitQueue::new();
 
 /// Per domain: 1 once it died, until it runs again (checked on every return to a thread).
@@ -128,7 +138,10 @@ fn kernel_manifest() -> Manifest {
         name: "kernel".into(),
         version: Version { major: 0, minor: 1, patch: 0 },
         exports: alloc::vec![iface(interfaces::kernel::NAME, interfaces::kernel::HASH)],
-        imports: alloc::vec![iface(interfaces::console::NAME, interfaces::console::HASH), iface(interfaces::hello::NAME, interfaces::hello::HASH)],
+        imports: alloc::vec![
+            iface(interfaces::console::NAME, interfaces::console::HASH),
+            iface(interfaces::hello::NAME, interfaces::hello::HASH)
+        ],
         devices: Vec::new(),
         heap_limit: 4096,
         stack_size: 4096,
@@ -140,7 +153,11 @@ fn kernel_manifest() -> Manifest {
 
 /// Name of domain `d` (for log lines).
 pub fn name(d: DomainId) -> String {
-    MANAGER.lock().domains.get(d as usize).map_or_else(|| alloc::format!("domain#{d}"), |x| x.name.clone())
+    MANAGER
+        .lock()
+        .domains
+        .get(d as usize)
+        .map_or_else(|| alloc::format!("domain#{d}"), |x| x.name.clone())
 }
 
 // --- failure ------------------------------------------------------------------------
@@ -169,7 +186,11 @@ pub fn crashed(d: DomainId, cause: &str) {
             dom.recent_crashes.remove(0); // only the latest `limit + 1` matter
         }
         dom.recent_crashes.push(now);
-        let policy = if dom.manifest.restart == RestartPolicy::Restart && limit > 0 && dom.recent_crashes.len() > limit { None } else { Some(dom.manifest.restart) };
+        let policy = if dom.manifest.restart == RestartPolicy::Restart && limit > 0 && dom.recent_crashes.len() > limit {
+            None
+        } else {
+            Some(dom.manifest.restart)
+        };
         (dom.name.clone(), dom.instance.take(), policy, wake)
     };
     warn!("domain {name} crashed: {cause}");
@@ -238,7 +259,13 @@ pub fn export(d: DomainId, name: &str, hash: &[u8; 32], table: usize, state: usi
     if m.exports.iter().any(|e| e.name == name) {
         return -3;
     }
-    m.exports.push(Export { name: name.to_string(), hash: *hash, domain: d, table, state });
+    m.exports.push(Export {
+        name: name.to_string(),
+        hash: *hash,
+        domain: d,
+        table,
+        state,
+    });
     0
 }
 
@@ -251,13 +278,21 @@ pub fn import(d: DomainId, name: &str, hash: &[u8; 32]) -> i64 {
         warn!("domain {n} rejected: imports {name}, which its signed manifest does not declare");
         return -2;
     }
-    let Some(e) = m.exports.iter().find(|e| e.name == name && e.hash == *hash) else { return -3 };
+    let Some(e) = m.exports.iter().find(|e| e.name == name && e.hash == *hash) else {
+        return -3;
+    };
     let (callee, table, state) = (e.domain, e.table, e.state);
     let index = m.slots.len();
     if !super::proxy::set_slot(index, d, callee, table, state) {
         return -4;
     }
-    m.slots.push(SlotRecord { index, owner: d, callee, name: name.to_string(), hash: *hash });
+    m.slots.push(SlotRecord {
+        index,
+        owner: d,
+        callee,
+        name: name.to_string(),
+        hash: *hash,
+    });
     index as i64
 }
 
@@ -265,12 +300,18 @@ pub fn import(d: DomainId, name: &str, hash: &[u8; 32]) -> i64 {
 
 pub fn event_new(owner: DomainId) -> i64 {
     let mut m = MANAGER.lock();
-    m.events.push(Event { owner, count: 0, waiters: Box::leak(Box::new(WaitQueue::new())) });
+    m.events.push(Event {
+        owner,
+        count: 0,
+        waiters: Box::leak(Box::new(WaitQueue::new())),
+    });
     (m.events.len() - 1) as i64
 }
 
 pub fn event_wait(e: u32, seen: u64) -> u64 {
-    let Some(q) = MANAGER.lock().events.get(e as usize).map(|x| x.waiters) else { return seen };
+    let Some(q) = MANAGER.lock().events.get(e as usize).map(|x| x.waiters) else {
+        return seen;
+    };
     q.wait_until(|| MANAGER.lock().events.get(e as usize).and_then(|x| (x.count != seen).then_some(x.count)))
 }
 
@@ -290,7 +331,11 @@ fn grant<R>(m: &mut Manager, d: DomainId, index: u32, f: impl FnOnce(&mut Grant)
 
 pub fn device(d: DomainId, index: u32, out: &mut DeviceGrant) -> i32 {
     let mut m = MANAGER.lock();
-    match grant(&mut m, d, index, |g| DeviceGrant { mmio_base: g.mmio.base, mmio_size: g.mmio.size, has_irq: g.irq.is_some() as u32 }) {
+    match grant(&mut m, d, index, |g| DeviceGrant {
+        mmio_base: g.mmio.base,
+        mmio_size: g.mmio.size,
+        has_irq: g.irq.is_some() as u32,
+    }) {
         Some(g) => {
             *out = g;
             0
@@ -314,7 +359,9 @@ fn on_granted_irq(irq: IrqNumber, ctx: usize) {
 }
 
 pub fn irq_wait(d: DomainId, index: u32) -> i32 {
-    let Some(Some(q)) = grant(&mut MANAGER.lock(), d, index, |g| g.irq.map(|_| g.irq_waiters)) else { return -1 };
+    let Some(Some(q)) = grant(&mut MANAGER.lock(), d, index, |g| g.irq.map(|_| g.irq_waiters)) else {
+        return -1;
+    };
     q.wait_until(|| grant(&mut MANAGER.lock(), d, index, |g| core::mem::take(&mut g.irq_pending).then_some(())).flatten());
     0
 }
@@ -371,7 +418,11 @@ pub fn shared_heap_bytes() -> usize {
 /// The generation of the callee of `owner`'s slot `slot` (0 if the slot is not theirs).
 pub fn slot_generation(owner: DomainId, slot: u32) -> u32 {
     let m = MANAGER.lock();
-    m.slots.iter().find(|s| s.index == slot as usize && s.owner == owner).and_then(|s| m.domains.get(s.callee as usize)).map_or(0, |d| d.generation)
+    m.slots
+        .iter()
+        .find(|s| s.index == slot as usize && s.owner == owner)
+        .and_then(|s| m.domains.get(s.callee as usize))
+        .map_or(0, |d| d.generation)
 }
 
 /// The running domain that exports `name`, if any.
@@ -410,7 +461,13 @@ pub fn request_restart(id: DomainId) -> bool {
 
 /// (name, instructions to verify, instructions to load) of every started domain.
 pub fn boot_costs() -> Vec<(String, u64, u64)> {
-    MANAGER.lock().domains.iter().filter(|d| d.id != KERNEL).map(|d| (d.name.clone(), d.verify_cost, d.load_cost)).collect()
+    MANAGER
+        .lock()
+        .domains
+        .iter()
+        .filter(|d| d.id != KERNEL)
+        .map(|d| (d.name.clone(), d.verify_cost, d.load_cost))
+        .collect()
 }
 
 /// The table and state `name` is exported with (for measuring a plain indirect call).
@@ -437,7 +494,13 @@ fn keyring() -> (loader::Keyring, loader::Revocations) {
     for (_, key) in crate::keyring::TRUSTED_KEYS {
         ring.add(*key);
     }
-    (ring, loader::Revocations { keys: crate::keyring::REVOKED_KEYS.to_vec(), digests: crate::keyring::REVOKED_DIGESTS.to_vec() })
+    (
+        ring,
+        loader::Revocations {
+            keys: crate::keyring::REVOKED_KEYS.to_vec(),
+            digests: crate::keyring::REVOKED_DIGESTS.to_vec(),
+        },
+    )
 }
 
 struct InitCall {
@@ -471,10 +534,20 @@ fn grants(id: DomainId, m: &Manifest, uart: Option<Device>) -> Result<Vec<Grant>
         crate::memory::map_device(dev.reg).map_err(|e| alloc::format!("cannot map {compatible}: {e:?}"))?;
         let irq = dev.irq.and_then(|s| crate::irq::translate(&s));
         if let Some(n) = irq {
-            let h = crate::irq::Handler { name: "domain device", func: on_granted_irq, context: ((id as usize) << 16) | index, owner: id };
+            let h = crate::irq::Handler {
+                name: "domain device",
+                func: on_granted_irq,
+                context: ((id as usize) << 16) | index,
+                owner: id,
+            };
             crate::irq::register_taking_over(n, h).map_err(|e| alloc::format!("cannot route irq {n} of {compatible}: {e}"))?;
         }
-        out.push(Grant { mmio: dev.reg, irq, irq_pending: false, irq_waiters: Box::leak(Box::new(WaitQueue::new())) });
+        out.push(Grant {
+            mmio: dev.reg,
+            irq,
+            irq_pending: false,
+            irq_waiters: Box::leak(Box::new(WaitQueue::new())),
+        });
     }
     Ok(out)
 }
@@ -498,12 +571,24 @@ fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage) -> Result<(In
     };
     let services = Box::new(super::services::table(id, heap, m.heap_limit as usize));
     let entry = img.entry;
-    Ok((Instance { image: img, heap: (heap, heap_pages), services, grants }, entry))
+    Ok((
+        Instance {
+            image: img,
+            heap: (heap, heap_pages),
+            services,
+            grants,
+        },
+        entry,
+    ))
 }
 
 /// Calls the domain's initialisation; checks it exported what it declared.
 fn run_init(id: DomainId, m: &Manifest, entry: usize) -> Result<(), String> {
-    let services = MANAGER.lock().domains[id as usize].instance.as_ref().map(|i| &*i.services as *const KernelServices).ok_or("no instance")?;
+    let services = MANAGER.lock().domains[id as usize]
+        .instance
+        .as_ref()
+        .map(|i| &*i.services as *const KernelServices)
+        .ok_or("no instance")?;
     let mut call = InitCall { entry, services, result: -1 };
     let code = call_into(id, invoke_init, &mut call as *mut InitCall as *mut u8, core::ptr::null(), core::ptr::null());
     if code != 0 {
@@ -584,7 +669,13 @@ fn start(v: &loader::VerifiedDomain<'static>, elf: &'static [u8], verify_cost: u
         reject(&m.name, &why);
         return false;
     }
-    let list = |l: &[InterfaceRef]| if l.is_empty() { String::from("-") } else { l.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ") };
+    let list = |l: &[InterfaceRef]| {
+        if l.is_empty() {
+            String::from("-")
+        } else {
+            l.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+        }
+    };
     info!("domain {} started: exports {}; imports {}", m.name, list(&m.exports), list(&m.imports));
     true
 }
@@ -719,7 +810,10 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
     loop {
         let ready = pending.iter().position(|(v, _, _)| {
             let m = MANAGER.lock();
-            v.manifest.imports.iter().all(|i| m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash))
+            v.manifest
+                .imports
+                .iter()
+                .all(|i| m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash))
         });
         let Some(i) = ready else { break };
         let (v, elf, cost) = pending.remove(i);
@@ -727,8 +821,16 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
     }
     for (v, _, _) in pending {
         let m = MANAGER.lock();
-        let missing = v.manifest.imports.iter().find(|i| !m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash)).map_or(String::new(), |i| i.name.clone());
+        let missing = v
+            .manifest
+            .imports
+            .iter()
+            .find(|i| !m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash))
+            .map_or(String::new(), |i| i.name.clone());
         drop(m);
-        reject(&v.manifest.name, &alloc::format!("imports {missing}, which no running domain exports with that interface hash"));
+        reject(
+            &v.manifest.name,
+            &alloc::format!("imports {missing}, which no running domain exports with that interface hash"),
+        );
     }
 }

@@ -10,8 +10,8 @@
 
 mod image;
 mod kernel_iface;
-mod proxy;
 pub mod manager;
+mod proxy;
 mod rref;
 mod services;
 

@@ -29,7 +29,15 @@ const NOBODY: u32 = u32::MAX;
 
 #[no_mangle]
 static QVQ_SLOTS: [Slot; MAX_SLOTS] = [const {
-    Slot { table: AtomicUsize::new(0), state: AtomicUsize::new(0), caller: AtomicU32::new(NOBODY), owner: AtomicU32::new(NOBODY), callee: AtomicU32::new(NOBODY), _pad: 0, calls: AtomicU64::new(0) }
+    Slot {
+        table: AtomicUsize::new(0),
+        state: AtomicUsize::new(0),
+        caller: AtomicU32::new(NOBODY),
+        owner: AtomicU32::new(NOBODY),
+        callee: AtomicU32::new(NOBODY),
+        _pad: 0,
+        calls: AtomicU64::new(0),
+    }
 }; MAX_SLOTS];
 
 /// Fills slot `index` (manager only).

@@ -17,7 +17,9 @@ static REGISTRY: IrqLock<BTreeMap<usize, Block>> = IrqLock::new("shared heap", B
 const MAX_BLOCK: usize = 1 << 20;
 
 pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
-    let Ok(layout) = Layout::from_size_align(size.max(1), align.max(1)) else { return core::ptr::null_mut() };
+    let Ok(layout) = Layout::from_size_align(size.max(1), align.max(1)) else {
+        return core::ptr::null_mut();
+    };
     if layout.size() > MAX_BLOCK {
         return core::ptr::null_mut();
     }

@@ -13,8 +13,8 @@ use super::mmio::Mmio;
 use crate::irq::{IrqController, IrqNumber};
 use crate::sync::IrqLock;
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite};
 
 register_structs! {
     pub LocalRegs {
@@ -71,7 +71,11 @@ impl Bcm2836Intc {
             a.disable_basic.set(u32::MAX);
             a.fiq_control.set(0);
         }
-        Self { local, armctrl, local_enabled: IrqLock::new("bcm2836 local mask", 0) }
+        Self {
+            local,
+            armctrl,
+            local_enabled: IrqLock::new("bcm2836 local mask", 0),
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 use super::mmio::Mmio;
 use crate::irq::{IrqController, IrqNumber};
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 register_structs! {
     pub DistributorRegs {
@@ -49,7 +49,11 @@ impl GicV2 {
         // SAFETY: forwarded to the caller.
         let (dist, cpu) = unsafe { (Mmio::<DistributorRegs>::new(dist), Mmio::<CpuInterfaceRegs>::new(cpu)) };
         let lines = ((dist.typer.get() & 0x1f) + 1) * 32;
-        let gic = Self { dist, cpu, lines: lines.min(1020) };
+        let gic = Self {
+            dist,
+            cpu,
+            lines: lines.min(1020),
+        };
         gic.init();
         gic
     }

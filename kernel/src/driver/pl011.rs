@@ -54,7 +54,9 @@ impl Pl011 {
     /// As [`Mmio::new`]: `base` is a mapped PL011 that nothing else drives.
     pub const unsafe fn new(base: usize) -> Self {
         // SAFETY: forwarded to the caller.
-        Self { regs: unsafe { Mmio::new(base) } }
+        Self {
+            regs: unsafe { Mmio::new(base) },
+        }
     }
 
     /// 115200 8N1 with FIFOs. `clock_hz` is the UART reference clock; QEMU ignores the

@@ -19,7 +19,13 @@ impl FrameAllocator {
     pub fn new(base: usize, frames: usize, bitmap: &'static mut [u64]) -> Self {
         assert!(bitmap.len() * 64 >= frames, "frame bitmap too small");
         bitmap.fill(u64::MAX);
-        Self { base, bitmap, frames, free: 0, hint: 0 }
+        Self {
+            base,
+            bitmap,
+            frames,
+            free: 0,
+            hint: 0,
+        }
     }
 
     fn index(&self, addr: usize) -> Option<usize> {

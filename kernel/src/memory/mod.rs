@@ -44,8 +44,14 @@ pub fn early_init() {
     let mut tables = EarlyTables;
     let mut space = AddressSpace::new(&mut tables).expect("boot map: no table");
     for &(region, mem) in crate::bsp::BOOT_MAP {
-        let access = if mem == MemType::Normal { Access::BootReadWriteExecute } else { Access::ReadWrite };
-        space.map(region.base, region.base, region.size, Attributes { mem, access }, &mut tables).expect("boot map does not fit");
+        let access = if mem == MemType::Normal {
+            Access::BootReadWriteExecute
+        } else {
+            Access::ReadWrite
+        };
+        space
+            .map(region.base, region.base, region.size, Attributes { mem, access }, &mut tables)
+            .expect("boot map does not fit");
     }
     mmu::enable(&space);
 }
@@ -79,7 +85,10 @@ fn page_ceil(a: usize) -> usize {
 }
 fn page_region(r: Region) -> Region {
     let base = page_floor(r.base);
-    Region { base, size: page_ceil(r.end()) - base }
+    Region {
+        base,
+        size: page_ceil(r.end()) - base,
+    }
 }
 
 /// The kernel image's own layout, from linker symbols.
@@ -97,9 +106,18 @@ pub fn kernel_layout() -> KernelLayout {
     let rodata_end = crate::linker_symbol!(__rodata_end);
     let end = crate::linker_symbol!(__kernel_end);
     KernelLayout {
-        image: Region { base: start, size: end - start },
-        text: Region { base: start, size: text_end - start },
-        rodata: Region { base: text_end, size: rodata_end - text_end },
+        image: Region {
+            base: start,
+            size: end - start,
+        },
+        text: Region {
+            base: start,
+            size: text_end - start,
+        },
+        rodata: Region {
+            base: text_end,
+            size: rodata_end - text_end,
+        },
         boot_stack_guard: crate::linker_symbol!(__boot_stack_guard),
         emergency_stack_guard: crate::linker_symbol!(__emergency_stack_guard),
     }
@@ -188,7 +206,10 @@ pub fn init(ram: &[Region], reserved: &[Region], devices: &[Region]) -> Result<M
     for r in avoid {
         fa.reserve(*r);
     }
-    fa.reserve(Region { base: bitmap_at, size: bitmap_bytes });
+    fa.reserve(Region {
+        base: bitmap_at,
+        size: bitmap_bytes,
+    });
     *FRAMES.lock() = Some(fa);
 
     let mut tables = FrameTables;
@@ -209,7 +230,16 @@ pub fn init(ram: &[Region], reserved: &[Region], devices: &[Region]) -> Result<M
         space.unmap(guard, PAGE_SIZE, &mut tables).map_err(MemoryError::Map)?;
     }
     for d in devices {
-        map(&mut space, *d, Attributes { mem: MemType::Device, access: Access::ReadWrite }, &mut tables).map_err(MemoryError::Map)?;
+        map(
+            &mut space,
+            *d,
+            Attributes {
+                mem: MemType::Device,
+                access: Access::ReadWrite,
+            },
+            &mut tables,
+        )
+        .map_err(MemoryError::Map)?;
     }
     space.activate();
     *KERNEL_SPACE.lock() = Some(space);
@@ -219,7 +249,11 @@ pub fn init(ram: &[Region], reserved: &[Region], devices: &[Region]) -> Result<M
     let heap = alloc_frames(heap_bytes / PAGE_SIZE).ok_or(MemoryError::NoRoomForHeap)?;
     // SAFETY: freshly allocated frames, mapped RW, handed to the heap for good.
     unsafe { heap::init(heap, heap_bytes) };
-    Ok(MemoryReport { ram_bytes: ram.iter().map(|r| r.size).sum(), free_frames: free_frames(), heap_bytes })
+    Ok(MemoryReport {
+        ram_bytes: ram.iter().map(|r| r.size).sum(),
+        free_frames: free_frames(),
+        heap_bytes,
+    })
 }
 
 /// `count` contiguous physical frames.
@@ -252,7 +286,16 @@ pub fn map_device(r: Region) -> Result<usize, MapError> {
     let r = page_region(r);
     let mut space = KERNEL_SPACE.lock();
     let space = space.as_mut().ok_or(MapError::NoTableMemory)?;
-    space.map(r.base, r.base, r.size, Attributes { mem: MemType::Device, access: Access::ReadWrite }, &mut FrameTables)?;
+    space.map(
+        r.base,
+        r.base,
+        r.size,
+        Attributes {
+            mem: MemType::Device,
+            access: Access::ReadWrite,
+        },
+        &mut FrameTables,
+    )?;
     mmu::flush_tlb();
     Ok(r.base)
 }
@@ -261,7 +304,16 @@ fn set_page(va: usize, mapped: bool) -> Result<(), MapError> {
     let mut space = KERNEL_SPACE.lock();
     let space = space.as_mut().ok_or(MapError::NoTableMemory)?;
     if mapped {
-        space.map(va, va, PAGE_SIZE, Attributes { mem: MemType::Normal, access: Access::ReadWrite }, &mut FrameTables)?;
+        space.map(
+            va,
+            va,
+            PAGE_SIZE,
+            Attributes {
+                mem: MemType::Normal,
+                access: Access::ReadWrite,
+            },
+            &mut FrameTables,
+        )?;
     } else {
         space.unmap(va, PAGE_SIZE, &mut FrameTables)?;
     }
@@ -288,7 +340,10 @@ impl Stack {
         self.base + (self.pages + 1) * PAGE_SIZE
     }
     pub fn guard(&self) -> Region {
-        Region { base: self.base, size: PAGE_SIZE }
+        Region {
+            base: self.base,
+            size: PAGE_SIZE,
+        }
     }
 }
 

@@ -120,7 +120,10 @@ impl Scheduler {
     }
 
     fn current_priority(&self) -> Priority {
-        self.slots.get(self.current as usize).and_then(|s| s.thread.as_ref()).map_or(Priority::Idle, |t| t.priority)
+        self.slots
+            .get(self.current as usize)
+            .and_then(|s| s.thread.as_ref())
+            .map_or(Priority::Idle, |t| t.priority)
     }
 
     fn pick(&mut self) -> Option<u16> {
@@ -225,8 +228,20 @@ pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, priority: Priority, f: F)
     };
     let slot = &mut s.slots[index];
     slot.generation = slot.generation.wrapping_add(1);
-    let id = ThreadId { index: index as u16, generation: slot.generation };
-    slot.thread = Some(Box::new(Thread { id, name: String::from(name), priority, state: State::Blocked, context, stack, wake_at: 0, domain: crate::domain::Context::default() }));
+    let id = ThreadId {
+        index: index as u16,
+        generation: slot.generation,
+    };
+    slot.thread = Some(Box::new(Thread {
+        id,
+        name: String::from(name),
+        priority,
+        state: State::Blocked,
+        context,
+        stack,
+        wake_at: 0,
+        domain: crate::domain::Context::default(),
+    }));
     s.make_ready(index as u16);
     Ok(id)
 }
@@ -405,7 +420,12 @@ pub fn for_each_thread(mut f: impl FnMut(ThreadId, Priority, State, &str)) {
 pub fn count_other_threads(f: impl Fn(&crate::domain::Context) -> bool) -> usize {
     let guard = SCHED.lock();
     let Some(s) = guard.as_ref() else { return 0 };
-    s.slots.iter().enumerate().filter_map(|(i, x)| x.thread.as_deref().filter(|_| i as u16 != s.current)).filter(|t| t.state != State::Dead && f(&t.domain)).count()
+    s.slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| x.thread.as_deref().filter(|_| i as u16 != s.current))
+        .filter(|t| t.state != State::Dead && f(&t.domain))
+        .count()
 }
 
 /// Who is running, for fault reports.
@@ -437,7 +457,10 @@ pub fn describe_current() -> Description {
     let Some(s) = guard.as_mut() else { return Description::BootOrHandler };
     let cur = s.current;
     match s.thread(cur) {
-        Some(t) => Description::Thread { name: t.name.clone(), id: t.id },
+        Some(t) => Description::Thread {
+            name: t.name.clone(),
+            id: t.id,
+        },
         None => Description::BootOrHandler,
     }
 }
@@ -446,5 +469,9 @@ pub fn describe_current() -> Description {
 pub fn guard_page_owner(addr: usize) -> Option<String> {
     let guard = SCHED.try_lock()?;
     let s = guard.as_ref()?;
-    s.slots.iter().filter_map(|x| x.thread.as_deref()).find(|t| t.stack.guard().contains(&crate::devicetree::Region { base: addr, size: 1 })).map(|t| alloc::format!("thread \"{}\" ({})", t.name, t.id))
+    s.slots
+        .iter()
+        .filter_map(|x| x.thread.as_deref())
+        .find(|t| t.stack.guard().contains(&crate::devicetree::Region { base: addr, size: 1 }))
+        .map(|t| alloc::format!("thread \"{}\" ({})", t.name, t.id))
 }

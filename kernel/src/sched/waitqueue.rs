@@ -11,7 +11,9 @@ pub struct WaitQueue {
 
 impl WaitQueue {
     pub const fn new() -> Self {
-        Self { waiters: IrqLock::new("wait queue", VecDeque::new()) }
+        Self {
+            waiters: IrqLock::new("wait queue", VecDeque::new()),
+        }
     }
 
     /// Blocks until `ready` returns `Some`. `ready` runs with IRQs masked, so a wake-up

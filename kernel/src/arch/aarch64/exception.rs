@@ -52,7 +52,10 @@ pub const EC_SVC64: u64 = 0x15;
 
 impl Syndrome {
     pub fn read() -> Self {
-        Syndrome { esr: ESR_EL1.get(), far: FAR_EL1.get() }
+        Syndrome {
+            esr: ESR_EL1.get(),
+            far: FAR_EL1.get(),
+        }
     }
     pub fn class(&self) -> u64 {
         (self.esr >> 26) & 0x3f
@@ -137,7 +140,10 @@ extern "C" fn trap_from_thread(frame: &mut TrapFrame, kind: u64) {
         Kind::Irq => {
             crate::irq::handle_interrupt();
             if crate::domain::watchdog_fired() {
-                let cause = alloc::format!("a call ran past its CPU budget ({} ms); taken back at the timer interrupt", crate::domain::CALL_BUDGET_TICKS as u64 * 1000 / crate::time::TICK_HZ);
+                let cause = alloc::format!(
+                    "a call ran past its CPU budget ({} ms); taken back at the timer interrupt",
+                    crate::domain::CALL_BUDGET_TICKS as u64 * 1000 / crate::time::TICK_HZ
+                );
                 crate::domain::crash_in_trap(frame, &cause);
             }
         }

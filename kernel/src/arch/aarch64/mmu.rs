@@ -108,7 +108,9 @@ fn level_shift(level: u32) -> u32 {
 impl AddressSpace {
     /// A new, empty space whose root comes from `tables`.
     pub fn new(tables: &mut dyn TableSource) -> Result<Self, MapError> {
-        Ok(Self { root: tables.new_table().ok_or(MapError::NoTableMemory)? })
+        Ok(Self {
+            root: tables.new_table().ok_or(MapError::NoTableMemory)?,
+        })
     }
 
     /// Physical address of the root table, for TTBR0.
@@ -148,7 +150,14 @@ impl AddressSpace {
 
 /// Fills `[va, end)` at `level` of `table`, descending (and splitting blocks) where a whole
 /// aligned block cannot be used.
-fn update_level(table: *mut Table, level: u32, mut va: usize, end: usize, mut target: Option<(usize, u64)>, tables: &mut dyn TableSource) -> Result<(), MapError> {
+fn update_level(
+    table: *mut Table,
+    level: u32,
+    mut va: usize,
+    end: usize,
+    mut target: Option<(usize, u64)>,
+    tables: &mut dyn TableSource,
+) -> Result<(), MapError> {
     let block = 1usize << level_shift(level);
     while va < end {
         let idx = (va >> level_shift(level)) % ENTRIES;

@@ -11,13 +11,25 @@ pub const NAME: &str = "rpi3";
 /// controller as device memory.
 pub const BOOT_MAP: &[(Region, MemType)] = &[
     (Region { base: 0, size: 0x3f00_0000 }, MemType::Normal),
-    (Region { base: 0x3f00_0000, size: 0x0120_0000 }, MemType::Device),
+    (
+        Region {
+            base: 0x3f00_0000,
+            size: 0x0120_0000,
+        },
+        MemType::Device,
+    ),
 ];
 pub const BOOT_RAM: Region = Region { base: 0, size: 0x3f00_0000 };
 
 fn bcm(p: &mut Platform) {
-    p.bcm_local = Some(Region { base: 0x4000_0000, size: 0x100 });
-    p.bcm_armctrl = Some(Region { base: 0x3f00_b200, size: 0x200 });
+    p.bcm_local = Some(Region {
+        base: 0x4000_0000,
+        size: 0x100,
+    });
+    p.bcm_armctrl = Some(Region {
+        base: 0x3f00_b200,
+        size: 0x200,
+    });
 }
 
 /// The BCM2837 layout; 1 GiB minus the GPU's default 64 MiB; the firmware's spin table
@@ -25,7 +37,10 @@ fn bcm(p: &mut Platform) {
 pub const DEFAULTS: Defaults = Defaults {
     memory: Region { base: 0, size: 0x3c00_0000 },
     reserved: &[Region { base: 0, size: 0x1000 }],
-    uart: Region { base: 0x3f20_1000, size: 0x1000 },
+    uart: Region {
+        base: 0x3f20_1000,
+        size: 0x1000,
+    },
     uart_irq: ("brcm,bcm2836-armctrl-ic", &[2, 25]),
     uart_clock_hz: 48_000_000,
     interrupt_controller: bcm,

@@ -9,19 +9,43 @@ pub const NAME: &str = "virt";
 /// Before the device tree: the first GiB is devices, the next three are RAM.
 pub const BOOT_MAP: &[(Region, MemType)] = &[
     (Region { base: 0, size: 0x4000_0000 }, MemType::Device),
-    (Region { base: 0x4000_0000, size: 0xc000_0000 }, MemType::Normal),
+    (
+        Region {
+            base: 0x4000_0000,
+            size: 0xc000_0000,
+        },
+        MemType::Normal,
+    ),
 ];
-pub const BOOT_RAM: Region = Region { base: 0x4000_0000, size: 0xc000_0000 };
+pub const BOOT_RAM: Region = Region {
+    base: 0x4000_0000,
+    size: 0xc000_0000,
+};
 
 fn gic(p: &mut Platform) {
-    p.gic = Some((Region { base: 0x0800_0000, size: 0x1_0000 }, Region { base: 0x0801_0000, size: 0x1_0000 }));
+    p.gic = Some((
+        Region {
+            base: 0x0800_0000,
+            size: 0x1_0000,
+        },
+        Region {
+            base: 0x0801_0000,
+            size: 0x1_0000,
+        },
+    ));
 }
 
 /// QEMU's virt machine layout (hw/arm/virt.c); 128 MiB is QEMU's default RAM size.
 pub const DEFAULTS: Defaults = Defaults {
-    memory: Region { base: 0x4000_0000, size: 128 << 20 },
+    memory: Region {
+        base: 0x4000_0000,
+        size: 128 << 20,
+    },
     reserved: &[],
-    uart: Region { base: 0x0900_0000, size: 0x1000 },
+    uart: Region {
+        base: 0x0900_0000,
+        size: 0x1000,
+    },
     uart_irq: ("arm,cortex-a15-gic", &[0, 1, 4]),
     uart_clock_hz: 24_000_000,
     interrupt_controller: gic,
