@@ -429,6 +429,11 @@ impl<'a> ElfImage<'a> {
         }
     }
 
+    /// The ELF file this image was parsed from.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     pub fn segments(&self) -> &[Segment] {
         &self.segments
     }

@@ -2,7 +2,7 @@
 //! aarch64-unknown-none-softfloat (`domains/sample`). `cargo xtask test` builds it and
 //! passes its path in `QVQ_SAMPLE_DOMAIN_ELF`.
 
-use qvq_sign::loader::{verify, LoadError, Permission, Revocations};
+use qvq_sign::loader::{verify, LoadError, Permission};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -313,7 +313,6 @@ fn malformed_envelopes_get_their_own_reasons_from_verify() {
     }
     let (ring, _, rev) = qvq_sign::read_keyring_dir(&keys).unwrap();
     assert!(matches!(verify(&bytes, &ring, &rev), Err(LoadError::RevokedDigest(_))));
-    let _ = Revocations::default();
 }
 
 #[test]

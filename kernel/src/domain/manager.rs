@@ -50,8 +50,9 @@ struct Domain {
     name: String,
     manifest: Manifest,
     key_id: [u8; 32],
-    /// The verified ELF, kept (in the reserved initrd) for restarts, and its digest.
-    elf: &'static [u8],
+    /// The verified, parsed ELF (its bytes stay in the reserved initrd) and its digest,
+    /// kept for restarts. `None` for the kernel.
+    elf: Option<loader::ElfImage<'static>>,
     digest: [u8; 32],
     state: State,
     instance: Option<Instance>,
@@ -409,10 +410,7 @@ pub fn info(index: u32) -> Option<DomainInfo> {
 
 /// Bytes on the shared heap, all owners together.
 pub fn shared_heap_bytes() -> usize {
-    let m = MANAGER.lock();
-    let ids: Vec<DomainId> = m.domains.iter().map(|d| d.id).collect();
-    drop(m);
-    ids.into_iter().map(|d| super::rref::owned_by(d).1).sum()
+    super::rref::total_bytes()
 }
 
 /// The generation of the callee of `owner`'s slot `slot` (0 if the slot is not theirs).
@@ -622,7 +620,7 @@ fn retire(id: DomainId, state: State) {
     }
 }
 
-fn start(v: &loader::VerifiedDomain<'static>, elf: &'static [u8], verify_cost: u64) -> bool {
+fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64) -> bool {
     let m = &v.manifest;
     let id = MANAGER.lock().domains.len() as DomainId;
     if id as usize >= MAX_DOMAINS {
@@ -654,7 +652,7 @@ fn start(v: &loader::VerifiedDomain<'static>, elf: &'static [u8], verify_cost: u
         name: m.name.clone(),
         manifest: m.clone(),
         key_id: v.key_id,
-        elf,
+        elf: Some(v.elf.clone()),
         digest: v.elf_digest,
         state: State::Running,
         instance: Some(inst),
@@ -689,7 +687,8 @@ fn restart(id: DomainId) {
         if d.state != State::Crashed {
             return;
         }
-        (d.name.clone(), d.manifest.clone(), d.elf, d.digest)
+        let Some(elf) = d.elf.clone() else { return };
+        (d.name.clone(), d.manifest.clone(), elf, d.digest)
     };
     // Let every thread that was inside the dead instance be unwound first (they were woken
     // at the crash and are unwound when they next run); only then may a new instance take
@@ -703,15 +702,11 @@ fn restart(id: DomainId) {
         crate::sched::sleep_ms(10);
         waited += 1;
     }
-    if loader::sha256(elf) != digest {
+    if loader::sha256(elf.bytes()) != digest {
         hold(id, &name, "its image in memory no longer matches the verified digest");
         return;
     }
-    let parsed = match loader::ElfImage::parse(elf) {
-        Ok(p) => p,
-        Err(e) => return hold(id, &name, &alloc::format!("its image no longer parses: {e}")),
-    };
-    let (inst, entry) = match instantiate(id, &manifest, &parsed) {
+    let (inst, entry) = match instantiate(id, &manifest, &elf) {
         Ok(x) => x,
         Err(why) => return hold(id, &name, &alloc::format!("restart failed: {why}")),
     };
@@ -762,7 +757,7 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
             name: "kernel".into(),
             manifest: kernel_manifest(),
             key_id: [0; 32],
-            elf: &[],
+            elf: None,
             digest: [0; 32],
             state: State::Running,
             instance: None,
@@ -789,7 +784,7 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
         }
     };
     let (ring, revoked) = keyring();
-    let mut pending: Vec<(loader::VerifiedDomain<'static>, &'static [u8], u64)> = Vec::new();
+    let mut pending: Vec<(loader::VerifiedDomain<'static>, u64)> = Vec::new();
     for entry in archive.entries() {
         let stem = entry.name.strip_suffix(".qvd").unwrap_or(entry.name);
         let t0 = crate::arch::pmu::cycles();
@@ -799,16 +794,13 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
             Err(e) => reject(stem, &e.to_string()),
             Ok(v) if pending.iter().any(|p| p.0.manifest.name == v.manifest.name) => reject(stem, "a domain with this name is already in the initrd"),
             Ok(v) if v.manifest.name == "kernel" => reject(stem, "the name \"kernel\" is reserved"),
-            Ok(v) => {
-                let elf = loader::envelope::Envelope::parse(entry.data).map(|e| e.elf).unwrap_or(&[]);
-                pending.push((v, elf, cost))
-            }
+            Ok(v) => pending.push((v, cost)),
         }
     }
     // Start providers before importers: a domain starts once every import it declares is
     // exported (with the same hash) by the kernel or a started domain.
     loop {
-        let ready = pending.iter().position(|(v, _, _)| {
+        let ready = pending.iter().position(|(v, _)| {
             let m = MANAGER.lock();
             v.manifest
                 .imports
@@ -816,10 +808,10 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
                 .all(|i| m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash))
         });
         let Some(i) = ready else { break };
-        let (v, elf, cost) = pending.remove(i);
-        start(&v, elf, cost);
+        let (v, cost) = pending.remove(i);
+        start(&v, cost);
     }
-    for (v, _, _) in pending {
+    for (v, _) in pending {
         let m = MANAGER.lock();
         let missing = v
             .manifest

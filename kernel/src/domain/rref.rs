@@ -72,6 +72,11 @@ pub fn owned_by(d: DomainId) -> (usize, usize) {
     reg.values().filter(|b| b.owner == d).fold((0, 0), |(n, s), b| (n + 1, s + b.layout.size()))
 }
 
+/// Bytes on the shared heap, whoever owns them.
+pub fn total_bytes() -> usize {
+    REGISTRY.lock().values().map(|b| b.layout.size()).sum()
+}
+
 /// Records `to` as the owner of `p` (a proxy moved it).
 pub fn claim(to: DomainId, p: *mut u8) -> bool {
     match REGISTRY.lock().get_mut(&(p as usize)) {
