@@ -133,6 +133,22 @@ pub fn run() -> ! {
         crate::sched::yield_now();
     }
     kprintln!("bench: crash to first successful call on the restarted domain: {}", cycles() - t0);
+    // Hot swap: hello back and forth between its two initrd versions. The window is from
+    // pausing the slots to releasing the callers (hello's state is 8 bytes); end to end is
+    // from the request (verification included) to the first call the new version answers.
+    let (mut window, mut end_to_end, mut end_to_end_ns) = (u64::MAX, 0, 0);
+    for round in 0..4 {
+        let entry = if round % 2 == 0 { "0.2.0" } else { "0.1.0" };
+        let (t0, ns0) = (cycles(), crate::time::uptime_ns());
+        let o = crate::domain::swap::swap("hello", crate::domain::swap::Source::Initrd(entry), true);
+        check("swap", o.swapped);
+        check("a call to the swapped-in version", proxy.ping(1) == Ok(2));
+        window = window.min(o.window);
+        (end_to_end, end_to_end_ns) = (cycles() - t0, crate::time::uptime_ns() - ns0);
+    }
+    kprintln!("bench: swap window (slots paused to callers released): {window}");
+    kprintln!("bench: swap request to the first call the new version answers: {end_to_end}");
+    kprintln!("bench: swap request to the new version serving, virtual ns: {end_to_end_ns}");
     for (name, verify, load) in crate::domain::manager::boot_costs() {
         kprintln!("bench: verify domain {name}: {verify}");
         kprintln!("bench: load domain {name}: {load}");

@@ -450,16 +450,7 @@ static DTB_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsi
 /// The first enabled node compatible with `compatible` in the boot device tree: its first
 /// register range (CPU address) and first interrupt. For device grants.
 pub fn find_device(compatible: &str) -> Option<Device> {
-    let (ptr, size) = (
-        DTB.load(core::sync::atomic::Ordering::Relaxed),
-        DTB_SIZE.load(core::sync::atomic::Ordering::Relaxed),
-    );
-    if ptr == 0 {
-        return None;
-    }
-    // SAFETY: the same validated, reserved blob `parse` accepted.
-    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, size) };
-    let fdt = Fdt::new(bytes).ok()?;
+    let fdt = boot_fdt()?;
     // The walker keeps &'static strs; compatible strings of the query live only for this
     // call, so compare against the tree's own copy.
     let stored: &'static str = fdt
@@ -475,6 +466,53 @@ pub fn find_device(compatible: &str) -> Option<Device> {
         found: None,
     })
     .found
+}
+
+/// The boot device tree (as `parse` accepted it), if any.
+fn boot_fdt() -> Option<Fdt<'static>> {
+    let (ptr, size) = (
+        DTB.load(core::sync::atomic::Ordering::Relaxed),
+        DTB_SIZE.load(core::sync::atomic::Ordering::Relaxed),
+    );
+    if ptr == 0 {
+        return None;
+    }
+    // SAFETY: the same validated, reserved blob `parse` accepted.
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, size) };
+    Fdt::new(bytes).ok()
+}
+
+/// PCI address space code (bits 24-25 of a child address's first cell) of I/O space.
+const PCI_SPACE_IO: u32 = 0b01;
+
+/// The first enabled generic ECAM PCI host bridge at the root: its configuration space
+/// and its I/O window (CPU addresses). Child addresses in `ranges` are 3 cells.
+pub fn pci_host() -> Option<(Region, Region)> {
+    let fdt = boot_fdt()?;
+    let root = fdt.find_node("/")?;
+    let parent_cells = prop_u32(root, "#address-cells").unwrap_or(2) as usize;
+    let node = root
+        .children()
+        .find(|n| enabled(*n) && is_compatible(*n, &["pci-host-ecam-generic"]).is_some())?;
+    let size_cells = prop_u32(node, "#size-cells").unwrap_or(2) as usize;
+    let root_size_cells = prop_u32(root, "#size-cells").unwrap_or(1) as usize;
+    let reg = node.property("reg")?.value;
+    let ecam = Region {
+        base: read_cells(reg, 0, parent_cells)?,
+        size: read_cells(reg, parent_cells * 4, root_size_cells)?,
+    };
+    let ranges = node.property("ranges")?.value;
+    let entry = (3 + parent_cells + size_cells) * 4;
+    let io = (0..ranges.len() / entry).find_map(|i| {
+        let at = i * entry;
+        let space = (be32(ranges, at)? >> 24) & 0b11;
+        (space == PCI_SPACE_IO).then_some(())?;
+        Some(Region {
+            base: read_cells(ranges, at + 12, parent_cells)?,
+            size: read_cells(ranges, at + 12 + parent_cells * 4, size_cells)?,
+        })
+    })?;
+    Some((ecam, io))
 }
 
 fn walk(mut walker: Walker) -> Walker {

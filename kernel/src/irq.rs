@@ -98,6 +98,16 @@ pub fn register_taking_over(irq: IrqNumber, handler: Handler) -> Result<(), IrqE
     register(irq, handler)
 }
 
+/// Removes `irq`'s handler if domain `owner` installed it (a hot swap may have handed the
+/// line to the next version already). True if it did.
+pub fn unregister_if_owner(irq: IrqNumber, owner: u32) -> bool {
+    let owned = HANDLERS.lock().get(&irq).is_some_and(|h| h.owner == owner);
+    if owned {
+        unregister(irq);
+    }
+    owned
+}
+
 /// Masks `irq` and removes its handler.
 pub fn unregister(irq: IrqNumber) {
     if let Some(c) = controller() {

@@ -15,6 +15,7 @@ mod devicetree;
 mod domain;
 mod driver;
 mod exception;
+mod hostlink;
 mod irq;
 mod keyring;
 mod memory;
@@ -210,6 +211,7 @@ fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Opti
         );
     }
     domain::boot(initrd, uart);
+    domain::push::start();
     if let Some(console) = domain::manager::exporter_of(interfaces::console::NAME) {
         match interfaces::console::import() {
             Ok(proxy) => console::hand_over(proxy, console),

@@ -28,6 +28,9 @@ fn run_once(boot: &Boot) -> Result<Vec<(String, u64)>, String> {
 /// The proxy may add at most this many instructions to an indirect call (issue target;
 /// RedLeaf's proxy costs 124 cycles on x86).
 const PROXY_TARGET: u64 = 48;
+/// A hot swap's window (slots paused to callers released, state payload aside) may take
+/// at most this many instructions (issue target).
+const SWAP_WINDOW_TARGET: u64 = 20_000;
 
 fn get(rows: &[(String, u64)], name: &str) -> u64 {
     rows.iter().find(|r| r.0 == name).map_or(0, |r| r.1)
@@ -83,5 +86,10 @@ pub fn bench() -> Result<bool, String> {
     if overhead > PROXY_TARGET {
         println!("bench: the proxy overhead target is NOT met");
     }
-    Ok(deterministic && overhead <= PROXY_TARGET)
+    let window = get(&first, "swap window (slots paused to callers released)");
+    println!("swap window: {window} instructions (target: at most {SWAP_WINDOW_TARGET})");
+    if window == 0 || window > SWAP_WINDOW_TARGET {
+        println!("bench: the swap window target is NOT met");
+    }
+    Ok(deterministic && overhead <= PROXY_TARGET && window > 0 && window <= SWAP_WINDOW_TARGET)
 }

@@ -23,6 +23,19 @@ pub struct RecipeEntry {
     #[serde(default)]
     pub devices: Vec<String>,
     pub restart: Option<String>,
+    /// Signs this entry with this version instead of domain.toml's: a further version of a
+    /// domain, packed as `<name>-<version>.qvd` and kept for hot swaps.
+    pub version: Option<String>,
+}
+
+impl RecipeEntry {
+    /// The entry's file name in the initrd.
+    pub fn file_name(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}-{v}.qvd", self.name),
+            None => format!("{}.qvd", self.name),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -160,6 +173,9 @@ pub fn manifest(name: &str, entry: Option<&RecipeEntry>, safe_checked: bool) -> 
             m.restart = r.clone();
         }
     }
+    if let Some(v) = entry.and_then(|e| e.version.as_ref()) {
+        m.version = v.clone();
+    }
     m.toolchain = toolchain();
     m.safe_rust_checked = safe_checked;
     m.into_manifest().map_err(|e| format!("{}: {e}", path.display()))
@@ -169,12 +185,18 @@ pub fn manifest(name: &str, entry: Option<&RecipeEntry>, safe_checked: bool) -> 
 /// target/qvq/domains/<name>.qvd and returns (entry name, envelope) in recipe order.
 pub fn signed_initrd_entries(board: Board, key: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
     let entries = recipe(board)?;
-    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    names.dedup();
+    names.sort_unstable();
+    names.dedup();
     for n in &names {
         check_forbids_unsafe(n)?;
         check_dependencies(n)?;
     }
-    let elves = build_elves(&names)?;
+    let built = build_elves(&names)?;
+    let elves = entries
+        .iter()
+        .map(|e| built[names.iter().position(|n| *n == e.name).expect("built above")].clone());
     let key = qvq_sign::read_signing_key(key)?;
     let out_dir = workspace_root().join("target/qvq/domains");
     std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
@@ -182,8 +204,8 @@ pub fn signed_initrd_entries(board: Board, key: &Path) -> Result<Vec<(String, Ve
     for (entry, elf_path) in entries.iter().zip(elves) {
         let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
         let envelope = qvq_sign::sign(&manifest(&entry.name, Some(entry), true)?, &elf, &key).map_err(|e| format!("{}: {e}", entry.name))?;
-        std::fs::write(out_dir.join(format!("{}.qvd", entry.name)), &envelope).map_err(|e| e.to_string())?;
-        out.push((format!("{}.qvd", entry.name), envelope));
+        std::fs::write(out_dir.join(entry.file_name()), &envelope).map_err(|e| e.to_string())?;
+        out.push((entry.file_name(), envelope));
     }
     Ok(out)
 }

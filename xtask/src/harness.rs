@@ -19,6 +19,10 @@ pub struct Boot {
     pub append: String,
     /// Lets the kernel end the run with an exit status (on by default).
     pub semihosting: bool,
+    /// A local socket QEMU listens on, wired to the board's second serial port: the host
+    /// link `cargo xtask swap` pushes new domain versions over (virt: a PCI 16550;
+    /// rpi3: the mini UART).
+    pub host_link: Option<PathBuf>,
     pub extra: Vec<String>,
 }
 
@@ -31,6 +35,7 @@ impl Boot {
             dtb: b.dtb.clone(),
             append: String::new(),
             semihosting: true,
+            host_link: None,
             extra: Vec::new(),
         }
     }
@@ -43,6 +48,15 @@ impl Boot {
             Board::Rpi3 => ["-M", "raspi3b"].map(String::from).to_vec(),
         };
         a.push("-nographic".into());
+        if let Some(sock) = &self.host_link {
+            a.push("-chardev".into());
+            a.push(format!("socket,id=hostlink,path={},server=on,wait=off", sock.display()));
+            match self.board {
+                Board::Virt => a.extend(["-device", "pci-serial,chardev=hostlink"].map(String::from)),
+                // The console stays the first serial port; the mini UART is the second.
+                Board::Rpi3 => a.extend(["-serial", "mon:stdio", "-serial", "chardev:hostlink"].map(String::from)),
+            }
+        }
         if self.semihosting {
             a.push("-semihosting".into());
         }
@@ -83,6 +97,10 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
         boot.initrd = Some(i);
     }
     boot.append = append.to_string();
+    let link = crate::swap::socket_path(board);
+    let _ = std::fs::remove_file(&link);
+    boot.host_link = Some(link.clone());
+    eprintln!("xtask: host link for `cargo xtask swap --board {}`: {}", board.name(), link.display());
     if gdb {
         boot.extra.extend(["-s", "-S"].map(String::from));
         eprintln!(
@@ -122,6 +140,9 @@ struct Output {
 
 impl Session {
     pub fn start(boot: &Boot) -> Result<Session, String> {
+        if let Some(sock) = &boot.host_link {
+            let _ = std::fs::remove_file(sock);
+        }
         let mut child = Command::new("qemu-system-aarch64")
             .args(boot.args())
             .stdin(Stdio::piped())

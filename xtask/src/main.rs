@@ -6,6 +6,7 @@ mod domains;
 mod harness;
 mod image;
 mod setup;
+mod swap;
 mod tests;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -57,6 +58,24 @@ enum Command {
         #[arg(long, default_value = "")]
         append: String,
     },
+    /// Rebuild and sign domain NAME and hot-swap it into the QEMU that `cargo xtask run`
+    /// started (pushed over the host link; the running version keeps serving if refused).
+    Swap {
+        /// The domain (a crate under domains/).
+        name: String,
+        #[arg(long, value_enum, default_value = "virt")]
+        board: Board,
+        /// Sign with this version (default: domain.toml's, or the running one's patch + 1
+        /// if domain.toml's is not newer).
+        #[arg(long)]
+        version: Option<String>,
+        /// Allow a version lower than (or equal to) the running one.
+        #[arg(long)]
+        downgrade: bool,
+        /// The host link socket (default: target/qvq/<board>/hostlink.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Host unit tests of every host crate, then QEMU boot tests on both boards.
     Test {
         /// Only run QEMU tests whose name contains this.
@@ -93,6 +112,13 @@ fn main() -> ExitCode {
             .and_then(|_| setup::ensure_qemu())
             .and_then(|_| image::build(board))
             .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
+        Command::Swap {
+            name,
+            board,
+            version,
+            downgrade,
+            socket,
+        } => setup::ensure_build_tools(board).and_then(|_| swap::swap(board, &name, version.as_deref(), downgrade, socket.as_deref())),
         Command::Test { filter, qemu_only } => tests::run_all(filter.as_deref(), qemu_only),
         Command::Bench => bench::bench(),
         Command::Dist { board, out } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out)).map(|_| true),

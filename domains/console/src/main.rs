@@ -1,11 +1,12 @@
 //! The console driver domain: owns the PL011 UART through its device grant, receives by
-//! interrupt into a buffer, and exports `Console`.
+//! interrupt into a buffer, and exports `Console`. In a hot swap it hands the bytes no
+//! reader has taken yet to its next version.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use runtime::interfaces::console::{self, Console};
-use runtime::interfaces::{RRef, RpcError, RpcResult, Text};
+use runtime::interfaces::{ConsoleState, RRef, RpcError, RpcResult, Text};
 use runtime::{Device, Event, Mutex};
 
 // PL011 registers (Arm DDI 0183).
@@ -68,6 +69,7 @@ impl Console for ConsoleDomain {
 
     fn read_byte(&self) -> RpcResult<u8> {
         let ev = self.event();
+        // Blocking for input has no effect: a hot swap may cancel the call while it waits.
         let mut seen = ev.wait(u64::MAX);
         loop {
             let byte = self.rx.with(|r| {
@@ -81,7 +83,7 @@ impl Console for ConsoleDomain {
             if let Some(b) = byte {
                 return Ok(b);
             }
-            seen = ev.wait(seen);
+            seen = ev.wait_restartable(seen);
         }
     }
 }
@@ -97,19 +99,57 @@ fn receive(irq: Device) {
                 uart.mmio.write32(ICR, INT_RX_RT);
                 while uart.mmio.read32(FR) & FR_RXFE == 0 {
                     let b = (uart.mmio.read32(DR) & 0xff) as u8;
-                    CONSOLE.rx.with(|r| {
-                        if r.len < r.buf.len() {
-                            let at = (r.head + r.len) % r.buf.len();
-                            r.buf[at] = b;
-                            r.len += 1;
-                        }
-                    });
+                    CONSOLE.rx.with(|r| r.push(b));
                 }
             }
         });
         irq.irq_done();
         ev.signal();
     }
+}
+
+impl Ring {
+    fn push(&mut self, b: u8) {
+        if self.len < self.buf.len() {
+            let at = (self.head + self.len) % self.buf.len();
+            self.buf[at] = b;
+            self.len += 1;
+        }
+    }
+}
+
+/// A copy of the unread input, oldest first (the old version keeps its own).
+fn export_state() -> ConsoleState {
+    CONSOLE.rx.with(|r| {
+        let mut state = ConsoleState {
+            len: r.len as u32,
+            bytes: [0; 512],
+        };
+        for i in 0..r.len {
+            state.bytes[i] = r.buf[(r.head + i) % r.buf.len()];
+        }
+        state
+    })
+}
+
+/// Puts the previous version's unread input before anything received since.
+fn import_state(state: ConsoleState) -> Result<(), &'static str> {
+    let older = state.bytes.get(..state.len as usize).ok_or("console state: length out of range")?;
+    CONSOLE.rx.with(|r| {
+        let mut merged = Ring {
+            buf: [0; 512],
+            head: 0,
+            len: 0,
+        };
+        for &b in older.iter().chain((0..r.len).map(|i| &r.buf[(r.head + i) % r.buf.len()])) {
+            merged.push(b);
+        }
+        *r = merged;
+    });
+    if let Some(e) = CONSOLE.arrived.with(|e| *e) {
+        e.signal();
+    }
+    Ok(())
 }
 
 fn init() -> Result<(), &'static str> {
@@ -124,6 +164,7 @@ fn init() -> Result<(), &'static str> {
     uart.mmio.write32(IMSC, INT_RX_RT);
     CONSOLE.uart.with(|u| *u = Some(uart));
     runtime::spawn("console-rx", move || receive(irq)).map_err(|_| "cannot start the receive thread")?;
+    runtime::swap::keep_state::<ConsoleState>(export_state, import_state).map_err(|_| "cannot declare the swap state")?;
     console::export(&CONSOLE).map_err(|_| "cannot export Console")?;
     Ok(())
 }

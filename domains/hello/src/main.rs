@@ -1,5 +1,6 @@
 //! The test domain: calls that succeed, move shared-heap data, and fail on purpose (the
-//! failures are what crash recovery is tested with).
+//! failures are what crash recovery is tested with). Its ping count is the state it hands
+//! to its next version in a hot swap.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -8,9 +9,12 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use runtime::interfaces::hello::{self, Hello};
-use runtime::interfaces::{Numbers, RRef, RpcError, RpcResult};
+use runtime::interfaces::{HelloState, Numbers, RRef, RpcError, RpcResult};
+use runtime::Mutex;
 
-struct HelloDomain;
+struct HelloDomain {
+    served: Mutex<u64>,
+}
 
 #[allow(unconditional_recursion)]
 fn recurse(depth: u64) -> u64 {
@@ -24,7 +28,17 @@ impl Hello for HelloDomain {
     }
 
     fn ping(&self, x: u64) -> RpcResult<u64> {
+        self.served.with(|n| *n += 1);
         Ok(x.wrapping_add(1))
+    }
+
+    fn served(&self) -> RpcResult<u64> {
+        Ok(self.served.with(|n| *n))
+    }
+
+    fn version(&self) -> RpcResult<u64> {
+        let (major, minor, patch) = runtime::version();
+        Ok(((major as u64) << 32) | ((minor as u64) << 16) | patch as u64)
     }
 
     fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64> {
@@ -50,9 +64,19 @@ impl Hello for HelloDomain {
     }
 }
 
-static HELLO: HelloDomain = HelloDomain;
+static HELLO: HelloDomain = HelloDomain { served: Mutex::new(0) };
 
 fn init() -> Result<(), &'static str> {
+    runtime::swap::keep_state::<HelloState>(
+        || HelloState {
+            served: HELLO.served.with(|n| *n),
+        },
+        |state| {
+            HELLO.served.with(|n| *n = state.served);
+            Ok(())
+        },
+    )
+    .map_err(|_| "cannot declare the swap state")?;
     hello::export(&HELLO).map_err(|_| "cannot export Hello")?;
     Ok(())
 }

@@ -3,7 +3,18 @@
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
+
+/// Proxy status: a hot swap cancelled the call before it had any effect (the callee was
+/// waiting in `event_wait_restartable`); the proxy makes the call again.
+pub const STATUS_REISSUE: u32 = 5;
+
+/// Saves a domain's state for the next version (runs in the old version): returns a
+/// shared-heap block holding the state, or null.
+pub type StateExportFn = extern "C" fn(context: usize) -> *mut u8;
+/// Takes the state the previous version saved (runs in the new version, which owns the
+/// block by then): 0, or a negative error that refuses the swap.
+pub type StateImportFn = extern "C" fn(context: usize, state: *mut u8) -> i32;
 
 /// A device granted by the domain's signed manifest.
 #[repr(C)]
@@ -22,6 +33,8 @@ pub struct KernelServices {
     /// The private heap (the manifest's `heap_limit` bytes).
     pub heap_base: usize,
     pub heap_size: usize,
+    /// The version in the domain's signed manifest: major, minor, patch.
+    pub version: [u32; 3],
     /// Writes one log line, prefixed with the domain's name.
     pub log: extern "C" fn(ptr: *const u8, len: usize),
     /// Reports a panic; the kernel unwinds to the caller of the current call.
@@ -50,6 +63,12 @@ pub struct KernelServices {
     pub event_new: extern "C" fn() -> i64,
     pub event_wait: extern "C" fn(event: u32, seen: u64) -> u64,
     pub event_signal: extern "C" fn(event: u32),
+    /// `event_wait` inside a call that has had no effect yet: a hot swap of this domain
+    /// may cancel the call here (it never returns then) and make it again on the new version.
+    pub event_wait_restartable: extern "C" fn(event: u32, seen: u64) -> u64,
+    /// Declares how this domain hands its state to its next version in a hot swap: the
+    /// state's type hash (`SwapState::HASH`) and the two functions with their contexts.
+    pub state_hooks: extern "C" fn(hash: *const [u8; 32], export: StateExportFn, export_context: usize, import: StateImportFn, import_context: usize) -> i32,
     /// The `index`-th device grant; 0 or a negative error.
     pub device: extern "C" fn(index: u32, out: *mut DeviceGrant) -> i32,
     /// Blocks until the device's interrupt fires; the line stays masked until `irq_done`.
@@ -105,15 +124,37 @@ pub fn await_restart<T>(mut call: impl FnMut() -> Option<crate::RpcResult<T>>) -
     None
 }
 
+/// Clears the calling thread's proxy status word (a failure was read and handled).
+pub fn clear_status() {
+    // SAFETY: the kernel's per-thread status word.
+    unsafe { core::ptr::write_volatile(services().proxy_status as *mut u32, 0) };
+}
+
+/// The out-of-line end of a proxy call that did not return normally. A call a hot swap
+/// cancelled before it had any effect (`STATUS_REISSUE`) is made again through `again`
+/// (which returns `None` if the arguments cannot be passed again); anything else fails.
+#[cold]
+#[inline(never)]
+pub fn call_failed<A, T>(status: u32, args: core::mem::ManuallyDrop<A>, again: impl FnOnce(&A) -> Option<crate::RpcResult<T>>) -> crate::RpcResult<T> {
+    if status == STATUS_REISSUE {
+        clear_status();
+        if let Some(r) = again(&args) {
+            // The arguments went to the cancelled call's callee; the new call used copies.
+            return r;
+        }
+    }
+    failed_call(status, args)
+}
+
 /// The out-of-line end of a proxy call that failed with `status`: clears the status word,
 /// and gives the arguments back to the caller unless the callee had them (it crashed).
 #[cold]
 #[inline(never)]
 pub fn failed_call<A, T>(status: u32, args: core::mem::ManuallyDrop<A>) -> crate::RpcResult<T> {
-    // SAFETY: the kernel's per-thread status word; the failure has been read.
-    unsafe { core::ptr::write_volatile(services().proxy_status as *mut u32, 0) };
+    clear_status();
     let e = crate::RpcError::from_code(status);
-    if e != crate::RpcError::Crashed {
+    // A crashed or swapped-out callee had the arguments (and they went with it).
+    if e != crate::RpcError::Crashed && e != crate::RpcError::Interrupted {
         drop(core::mem::ManuallyDrop::into_inner(args));
     }
     Err(e)

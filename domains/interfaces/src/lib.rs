@@ -31,6 +31,9 @@ pub enum RpcError {
     NotAllowed = 3,
     /// The callee refused the request (bad argument, busy, ...).
     Refused = 4,
+    /// A hot swap cancelled the call before it had any effect, and its arguments could
+    /// not be passed again (an `RRef` went to the old version and was reclaimed with it).
+    Interrupted = 5,
 }
 
 impl RpcError {
@@ -39,6 +42,7 @@ impl RpcError {
             1 => RpcError::Crashed,
             2 => RpcError::Unavailable,
             3 => RpcError::NotAllowed,
+            5 => RpcError::Interrupted,
             _ => RpcError::Refused,
         }
     }
@@ -48,6 +52,7 @@ impl RpcError {
             RpcError::Unavailable => "callee unavailable",
             RpcError::NotAllowed => "not allowed",
             RpcError::Refused => "refused",
+            RpcError::Interrupted => "interrupted by a hot swap",
         }
     }
 }
@@ -157,6 +162,7 @@ macro_rules! interface {
 
             impl $name for Proxy {
                 $(
+                    #[inline]
                     fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret> {
                         type Trampoline = unsafe extern "C" fn(u32 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
                         const METHOD: u32 = (core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>()) as u32;
@@ -175,7 +181,14 @@ macro_rules! interface {
                         // SAFETY: the kernel's per-thread status word, written by the trampoline.
                         let status = unsafe { core::ptr::read_volatile(services.proxy_status) };
                         if status != 0 {
-                            return $crate::abi::failed_call(status, args);
+                            // Out of line: a failure, or a call a hot swap cancelled, which
+                            // is made again if its arguments can be passed again.
+                            #[allow(unused_variables, clippy::unused_unit, unused_parens)]
+                            return $crate::abi::call_failed(status, args, |again: &($($argty,)*)| {
+                                let ($($arg,)*) = again;
+                                let ($($arg,)*) = ($($crate::Replayable::replay($arg)?,)*);
+                                Some(self.$method($($arg),*))
+                            });
                         }
                         // SAFETY: status 0: the callee returned this value.
                         let r: RpcResult<$ret> = unsafe { ret.assume_init() }.into();
@@ -262,6 +275,12 @@ interface! {
         /// Fault injection: domain `id` crashes now, as if it had panicked.
         fn crash(&self, id: u32) -> RpcResult<()>;
         fn poweroff(&self, status: u32) -> RpcResult<()>;
+        /// Hot-swaps domain `name` for initrd entry `entry` (empty: the newest entry
+        /// newer than the running version). `flags`: `SWAP_ALLOW_DOWNGRADE`.
+        fn swap(&self, name: RRef<Text>, entry: RRef<Text>, flags: u32) -> RpcResult<RRef<SwapReport>>;
+        /// Line `line` of what `versions NAME` shows (running, available, retired);
+        /// `Refused` past the last line.
+        fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>>;
     }
 }
 
@@ -270,7 +289,12 @@ interface! {
     pub mod hello: Hello {
         /// Does nothing (the cost of a call itself).
         fn nop(&self) -> RpcResult<()>;
+        /// Returns `x + 1` and counts the ping (the count is the state a hot swap keeps).
         fn ping(&self, x: u64) -> RpcResult<u64>;
+        /// Pings served, over every version swapped in since boot (or the last restart).
+        fn served(&self) -> RpcResult<u64>;
+        /// The answering version's manifest version: `major << 32 | minor << 16 | patch`.
+        fn version(&self) -> RpcResult<u64>;
         fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64>;
         /// `how`: 0 panic, 1 allocate without bound, 2 recurse without bound, 3 loop
         /// forever, 4 a fault in trusted code (the runtime's fault injector).

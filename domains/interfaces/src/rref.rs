@@ -47,6 +47,20 @@ impl<T: RRefable> RRef<T> {
         RRef { ptr, _owns: PhantomData }
     }
 
+    /// Re-wraps a block that an `RRef<T>` was made from and then forgotten (the hot-swap
+    /// state hand-over moves it between domains this way).
+    ///
+    /// # Safety
+    /// `block` must come from `RRef::<T>::new` and be owned by the calling domain, and no
+    /// other `RRef` may own it.
+    #[doc(hidden)]
+    pub unsafe fn from_raw(block: *mut u8) -> RRef<T> {
+        RRef {
+            ptr: NonNull::new(block as *mut T).expect("a state block"),
+            _owns: PhantomData,
+        }
+    }
+
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr() as *mut u8
     }

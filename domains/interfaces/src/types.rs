@@ -45,7 +45,8 @@ unsafe impl RRefable for Numbers {}
 #[derive(Clone, Copy)]
 pub struct DomainInfo {
     pub id: u32,
-    /// 0 running, 1 crashed, 2 rejected, 3 held.
+    /// 0 running, 1 crashed, 2 rejected, 3 held, 4 preparing (a version being swapped in),
+    /// 5 retired (swapped out).
     pub state: u32,
     pub name: [u8; 32],
     pub version: [u32; 3],
@@ -71,7 +72,85 @@ impl DomainInfo {
             0 => "running",
             1 => "crashed",
             2 => "rejected",
-            _ => "held",
+            3 => "held",
+            4 => "preparing",
+            _ => "retired",
         }
+    }
+}
+
+/// The outcome of a hot swap, for the shell's `swap` command.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SwapReport {
+    /// 1 if the new version now serves; 0 if the swap was refused (the old one still serves).
+    pub swapped: u32,
+    pub _pad: u32,
+    /// Instructions (PMU cycles) from blocking the callee's slots to releasing the callers.
+    pub window_instructions: u64,
+    /// Instructions from the request to the new version serving (verification included).
+    pub total_instructions: u64,
+    /// What happened, or why the swap was refused.
+    pub message: Text,
+}
+
+// SAFETY: integers and text bytes only.
+unsafe impl RRefable for SwapReport {}
+
+/// `flags` bit of `Kernel::swap`: allow a version lower than the running one.
+pub const SWAP_ALLOW_DOWNGRADE: u32 = 1;
+
+/// A domain's state, handed by one version to the next in a hot swap. The hash names the
+/// type: both versions must use the same one, or the kernel refuses the swap.
+///
+/// # Safety
+/// Implemented only by [`swap_state!`] here, for plain data declared in this crate.
+pub unsafe trait SwapState: RRefable {
+    const HASH: [u8; 32];
+}
+
+/// Declares a swap-state type: a `#[repr(C)]` plain-data struct whose hash covers its
+/// name and fields (so two versions agree on it only if they declare the same layout).
+macro_rules! swap_state {
+    ($(#[$doc:meta])* pub struct $name:ident { $( $(#[$fdoc:meta])* pub $field:ident : $ty:ty ),* $(,)? }) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        pub struct $name { $( $(#[$fdoc])* pub $field: $ty ),* }
+
+        // SAFETY: every field is itself `RRefable` (checked below).
+        unsafe impl RRefable for $name {}
+        // SAFETY: declared through this macro.
+        unsafe impl SwapState for $name {
+            const HASH: [u8; 32] = crate::sha256::sha256_compact(stringify!($name { $($field : $ty),* }));
+        }
+        const _: fn() = || {
+            fn plain<T: RRefable>() {}
+            $( plain::<$ty>(); )*
+        };
+    };
+}
+
+swap_state! {
+    /// The test domain's state: pings served so far.
+    pub struct HelloState {
+        pub served: u64,
+    }
+}
+
+swap_state! {
+    /// A different state type, used only by the test fixture that must be refused for
+    /// declaring a state the running `hello` does not export.
+    pub struct HelloCounters {
+        pub pings: u64,
+        pub sums: u64,
+    }
+}
+
+swap_state! {
+    /// The console driver's state: received bytes no reader has taken yet, oldest first.
+    pub struct ConsoleState {
+        pub len: u32,
+        pub bytes: [u8; 512],
     }
 }

@@ -12,6 +12,7 @@ pub use interfaces;
 mod device;
 mod heap;
 pub mod log;
+pub mod swap;
 
 pub use device::{Device, Mmio};
 
@@ -91,6 +92,12 @@ pub fn yield_now() {
     (services().yield_now)()
 }
 
+/// This domain's version, from its signed manifest: (major, minor, patch).
+pub fn version() -> (u32, u32, u32) {
+    let v = services().version;
+    (v[0], v[1], v[2])
+}
+
 pub fn uptime_ns() -> u64 {
     (services().uptime_ns)()
 }
@@ -106,6 +113,12 @@ impl Event {
     }
     pub fn wait(&self, seen: u64) -> u64 {
         (services().event_wait)(self.0, seen)
+    }
+    /// `wait`, for a call that has had no effect yet (nothing changed, nothing held):
+    /// a hot swap of this domain may cancel the call here, and the caller's proxy makes
+    /// it again on the new version. Use it where a call blocks for input.
+    pub fn wait_restartable(&self, seen: u64) -> u64 {
+        (services().event_wait_restartable)(self.0, seen)
     }
     pub fn signal(&self) {
         (services().event_signal)(self.0)

@@ -12,9 +12,41 @@ use runtime::interfaces::console::{self, Console};
 use runtime::interfaces::hello::{self, Hello};
 use runtime::interfaces::kernel::{self, Kernel};
 use runtime::interfaces::relay::{self, Relay};
-use runtime::interfaces::{Numbers, RRef, Text};
+use runtime::interfaces::{Numbers, RRef, Text, SWAP_ALLOW_DOWNGRADE};
+use runtime::Mutex;
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | poweroff";
+/// What `swap-stress`'s caller threads count.
+struct Stress {
+    stop: bool,
+    running: usize,
+    calls: u64,
+    errors: u64,
+    wrong: u64,
+    /// (version, answers): which versions answered `version()`.
+    answers: [(u64, u64); 4],
+}
+
+static STRESS: Mutex<Stress> = Mutex::new(Stress {
+    stop: false,
+    running: 0,
+    calls: 0,
+    errors: 0,
+    wrong: 0,
+    answers: [(0, 0); 4],
+});
+
+fn text(s: &str) -> RRef<Text> {
+    RRef::new(Text::from_bytes(s.as_bytes()).0)
+}
+
+fn version_name(v: u64) -> String {
+    format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
+}
+
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--downgrade] | versions NAME | ticker N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
+
+/// Caller threads `swap-stress` runs against hello.
+const STRESS_CALLERS: usize = 3;
 
 struct Shell {
     console: console::Proxy,
@@ -130,7 +162,8 @@ impl Shell {
 
     fn find(&self, name: &str) -> Option<u32> {
         let count = self.kernel.domain_count().ok()?;
-        (0..count).find(|i| self.kernel.domain_info(*i).is_ok_and(|d| d.name() == name))
+        // A swapped-out record keeps its name; the live one is what commands mean.
+        (0..count).find(|i| self.kernel.domain_info(*i).is_ok_and(|d| d.name() == name && d.state_name() != "retired"))
     }
 
     fn restart(&self, name: &str) {
@@ -141,6 +174,109 @@ impl Shell {
                 Err(e) => self.print(&format!("restart {name}: error: {e}\n")),
             },
         }
+    }
+
+    fn swap(&self, name: &str, rest: &[&str]) {
+        let (mut entry, mut flags) = ("", 0);
+        for a in rest {
+            match *a {
+                "--downgrade" => flags |= SWAP_ALLOW_DOWNGRADE,
+                e if entry.is_empty() && !e.starts_with('-') => entry = e,
+                _ => return self.print("usage: swap NAME [ENTRY] [--downgrade]  (ENTRY: an initrd entry or version; see versions NAME)\n"),
+            }
+        }
+        match self.kernel.swap(text(name), text(entry), flags) {
+            Ok(r) => {
+                self.print(core::str::from_utf8(r.message.as_bytes()).unwrap_or("swap: ?"));
+                self.print("\n");
+            }
+            Err(e) => self.print(&format!("swap {name}: error: {e}\n")),
+        }
+    }
+
+    fn versions(&self, name: &str) {
+        for line in 0.. {
+            match self.kernel.versions(text(name), line) {
+                Ok(t) => {
+                    self.print(core::str::from_utf8(t.as_bytes()).unwrap_or("?"));
+                    self.print("\n");
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// A background thread printing `tick I/N` every `ms` milliseconds.
+    fn ticker(&self, n: u64, ms: u64) {
+        let console = self.console;
+        let r = runtime::spawn("ticker", move || {
+            for i in 1..=n {
+                let line = format!("tick {i}/{n}\n");
+                let _ = console.write(text(&line));
+                runtime::sleep_ms(ms);
+            }
+        });
+        if r.is_err() {
+            self.print("ticker: cannot start a thread\n");
+        }
+    }
+
+    /// Swaps hello `n` times between initrd entries `a` and `b` while caller threads ping
+    /// it; then checks every ping got exactly one right answer and hello's served count
+    /// (carried from version to version) matches the pings made.
+    fn swap_stress(&self, n: u32, a: &str, b: &str) {
+        let Ok(before) = self.hello.served() else {
+            return self.print("swap-stress: hello is not answering\n");
+        };
+        STRESS.with(|s| {
+            *s = Stress {
+                stop: false,
+                running: STRESS_CALLERS,
+                calls: 0,
+                errors: 0,
+                wrong: 0,
+                answers: [(0, 0); 4],
+            }
+        });
+        for k in 0..STRESS_CALLERS {
+            let hello = self.hello;
+            let started = runtime::spawn("stress", move || stress_caller(hello, k as u64));
+            if started.is_err() {
+                STRESS.with(|s| s.running -= 1);
+            }
+        }
+        let (mut swapped, mut refused) = (0, 0);
+        for i in 0..n {
+            let entry = if i % 2 == 0 { b } else { a };
+            match self.kernel.swap(text("hello"), text(entry), SWAP_ALLOW_DOWNGRADE) {
+                Ok(r) if r.swapped == 1 => swapped += 1,
+                Ok(r) => {
+                    refused += 1;
+                    self.print(core::str::from_utf8(r.message.as_bytes()).unwrap_or("?"));
+                    self.print("\n");
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        STRESS.with(|s| s.stop = true);
+        while STRESS.with(|s| s.running) > 0 {
+            runtime::sleep_ms(10);
+        }
+        let served = self.hello.served().map(|x| x.wrapping_sub(before));
+        let (calls, errors, wrong, answers) = STRESS.with(|s| (s.calls, s.errors, s.wrong, s.answers));
+        let by_version: String = answers
+            .iter()
+            .filter(|(v, c)| *c > 0 || *v > 0)
+            .map(|(v, c)| format!(" {}: {c}", version_name(*v)))
+            .collect();
+        self.print(&format!(
+            "swap-stress: {swapped} swaps, {refused} refused; {calls} pings, {errors} errors, {wrong} wrong answers; served count {}; answers by version:{by_version}\n",
+            match served {
+                Ok(s) if s == calls => "matches".into(),
+                Ok(s) => format!("{s} differs"),
+                Err(e) => format!("unreadable ({e})"),
+            }
+        ));
     }
 
     fn mem(&self) {
@@ -176,6 +312,20 @@ impl Shell {
                 ["hello", rest @ ..] => self.hello(rest),
                 ["crash", rest @ ..] => self.crash(rest),
                 ["restart", name] => self.restart(name),
+                ["swap", name, rest @ ..] => self.swap(name, rest),
+                ["versions", name] => self.versions(name),
+                ["ticker", n, ms] => match (n.parse(), ms.parse()) {
+                    (Ok(n), Ok(ms)) => self.ticker(n, ms),
+                    _ => self.print("usage: ticker N MS (whole numbers)\n"),
+                },
+                ["swap-stress", n, a, b] => match n.parse() {
+                    Ok(n) => self.swap_stress(n, a, b),
+                    Err(_) => self.print("usage: swap-stress N ENTRY_A ENTRY_B (N a whole number)\n"),
+                },
+                ["swap"] => self.print("usage: swap NAME [ENTRY] [--downgrade]\n"),
+                ["versions", ..] => self.print("usage: versions NAME\n"),
+                ["ticker", ..] => self.print("usage: ticker N MS\n"),
+                ["swap-stress", ..] => self.print("usage: swap-stress N ENTRY_A ENTRY_B\n"),
                 ["relay", how @ ("panic" | "fault")] => {
                     let code = if *how == "panic" { 0 } else { 4 };
                     match self.relay.relay_fail(code) {
@@ -194,6 +344,33 @@ impl Shell {
             }
         }
     }
+}
+
+/// One `swap-stress` caller: pings hello until told to stop, checking every answer.
+fn stress_caller(hello: hello::Proxy, seed: u64) {
+    let mut x = seed << 40;
+    let mut i = 0u64;
+    while !STRESS.with(|s| s.stop) {
+        x += 1;
+        let r = hello.ping(x);
+        STRESS.with(|s| match r {
+            Ok(v) if v == x + 1 => s.calls += 1,
+            Ok(_) => s.wrong += 1,
+            Err(_) => s.errors += 1,
+        });
+        i += 1;
+        if i % 8 == 0 {
+            match hello.version() {
+                Ok(v) => STRESS.with(|s| {
+                    if let Some(slot) = s.answers.iter_mut().find(|(k, c)| *k == v || *c == 0) {
+                        *slot = (v, slot.1 + 1);
+                    }
+                }),
+                Err(_) => STRESS.with(|s| s.errors += 1),
+            }
+        }
+    }
+    STRESS.with(|s| s.running -= 1);
 }
 
 fn init() -> Result<(), &'static str> {

@@ -1,7 +1,7 @@
 //! The `Kernel` interface, exported by the kernel (domain 0) for the shell.
 
 use interfaces::kernel::{self, Kernel};
-use interfaces::{DomainInfo, RRef, RpcError, RpcResult};
+use interfaces::{DomainInfo, RRef, RpcError, RpcResult, SwapReport, Text, SWAP_ALLOW_DOWNGRADE};
 
 struct KernelInterface;
 
@@ -36,6 +36,26 @@ impl Kernel for KernelInterface {
 
     fn poweroff(&self, status: u32) -> RpcResult<()> {
         crate::power::exit(status)
+    }
+
+    fn swap(&self, name: RRef<Text>, entry: RRef<Text>, flags: u32) -> RpcResult<RRef<SwapReport>> {
+        let name = core::str::from_utf8(name.as_bytes()).map_err(|_| RpcError::Refused)?;
+        let entry = core::str::from_utf8(entry.as_bytes()).map_err(|_| RpcError::Refused)?;
+        let o = super::swap::swap(name, super::swap::Source::Initrd(entry), flags & SWAP_ALLOW_DOWNGRADE != 0);
+        Ok(RRef::new(SwapReport {
+            swapped: o.swapped as u32,
+            _pad: 0,
+            window_instructions: o.window,
+            total_instructions: o.total,
+            message: Text::from_bytes(o.message.as_bytes()).0,
+        }))
+    }
+
+    fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>> {
+        let name = core::str::from_utf8(name.as_bytes()).map_err(|_| RpcError::Refused)?;
+        let lines = super::swap::versions(name);
+        let l = lines.get(line as usize).ok_or(RpcError::Refused)?;
+        Ok(RRef::new(Text::from_bytes(l.as_bytes()).0))
     }
 }
 

@@ -7,6 +7,10 @@
 //! reclaims its instance (image, heap, shared-heap blocks, interrupt routes) and applies its
 //! restart policy: the restarter thread re-instantiates it from the verified image kept in
 //! memory, and re-points its callers' slots to the new instance.
+//!
+//! A hot swap (`super::swap`) starts a new version as a separate domain record in state
+//! `Preparing` (its exports invisible), then re-points the old version's slots to it and
+//! retires the old record. Retired records are reused once no thread is left inside them.
 
 use super::image::{self, LoadedImage};
 use super::{call_into, DomainId, KERNEL};
@@ -28,36 +32,69 @@ pub enum State {
     Crashed,
     Rejected,
     Held,
+    /// A new version being initialised for a hot swap: not yet reachable by callers.
+    Preparing,
+    /// An old version a hot swap replaced (its record may be reused).
+    Retired,
 }
 
-struct Grant {
+impl State {
+    /// The code `DomainInfo::state` carries.
+    fn code(self) -> u32 {
+        match self {
+            State::Running => 0,
+            State::Crashed => 1,
+            State::Rejected => 2,
+            State::Held => 3,
+            State::Preparing => 4,
+            State::Retired => 5,
+        }
+    }
+}
+
+/// How a domain hands its state to its next version (registered by its runtime).
+#[derive(Clone, Copy)]
+pub struct StateHooks {
+    pub hash: [u8; 32],
+    pub export: interfaces::abi::StateExportFn,
+    pub export_context: usize,
+    pub import: interfaces::abi::StateImportFn,
+    pub import_context: usize,
+}
+
+pub(super) struct Grant {
     mmio: Region,
-    irq: Option<IrqNumber>,
+    pub(super) irq: Option<IrqNumber>,
     irq_pending: bool,
     irq_waiters: &'static WaitQueue,
 }
 
 /// What one run of a domain owns; all of it is reclaimed when the domain dies.
-struct Instance {
+pub(super) struct Instance {
     image: LoadedImage,
     heap: (usize, usize),
     services: Box<KernelServices>,
-    grants: Vec<Grant>,
+    pub(super) grants: Vec<Grant>,
+    pub(super) state_hooks: Option<StateHooks>,
 }
 
-struct Domain {
-    id: DomainId,
-    name: String,
-    manifest: Manifest,
-    key_id: [u8; 32],
+pub(super) struct Domain {
+    pub(super) id: DomainId,
+    pub(super) name: String,
+    pub(super) manifest: Manifest,
+    pub(super) key_id: [u8; 32],
+    /// Where this version came from: its initrd entry, or `pushed from the host`.
+    pub(super) source: String,
+    /// Frames holding a pushed envelope (the ELF below borrows them); freed on retirement.
+    pub(super) pushed: Option<(usize, usize)>,
     /// The verified, parsed ELF (its bytes stay in the reserved initrd) and its digest,
     /// kept for restarts. `None` for the kernel.
-    elf: Option<loader::ElfImage<'static>>,
-    digest: [u8; 32],
-    state: State,
-    instance: Option<Instance>,
+    pub(super) elf: Option<loader::ElfImage<'static>>,
+    pub(super) digest: [u8; 32],
+    pub(super) state: State,
+    pub(super) instance: Option<Instance>,
     restarts: u32,
-    generation: u32,
+    pub(super) generation: u32,
     /// Uptimes (ns) of the latest crashes, for the restart rate limit.
     recent_crashes: Vec<u64>,
     /// Instructions (PMU cycles under `-icount shift=0`) to verify and to load it.
@@ -65,21 +102,31 @@ struct Domain {
     load_cost: u64,
 }
 
-struct Export {
-    name: String,
-    hash: [u8; 32],
-    domain: DomainId,
-    table: usize,
-    state: usize,
+pub(super) struct Export {
+    pub(super) name: String,
+    pub(super) hash: [u8; 32],
+    pub(super) domain: DomainId,
+    pub(super) table: usize,
+    pub(super) state: usize,
+    /// False while its domain is `Preparing`: nobody can import it yet.
+    pub(super) live: bool,
 }
 
 /// Which interface a slot was made for, to re-point it after a restart.
-struct SlotRecord {
-    index: usize,
-    owner: DomainId,
-    callee: DomainId,
-    name: String,
-    hash: [u8; 32],
+pub(super) struct SlotRecord {
+    pub(super) index: usize,
+    pub(super) owner: DomainId,
+    pub(super) callee: DomainId,
+    pub(super) name: String,
+    pub(super) hash: [u8; 32],
+}
+
+/// A version a hot swap took out of service, for `versions NAME`.
+pub(super) struct RetiredVersion {
+    pub(super) name: String,
+    pub(super) version: Version,
+    pub(super) source: String,
+    pub(super) at_ns: u64,
 }
 
 struct Event {
@@ -88,16 +135,19 @@ struct Event {
     waiters: &'static WaitQueue,
 }
 
-struct Manager {
-    domains: Vec<Domain>,
-    exports: Vec<Export>,
-    slots: Vec<SlotRecord>,
+pub(super) struct Manager {
+    pub(super) domains: Vec<Domain>,
+    pub(super) exports: Vec<Export>,
+    pub(super) slots: Vec<SlotRecord>,
     events: Vec<Event>,
     restart_queue: Vec<DomainId>,
     uart: Option<Device>,
+    /// The initrd (swap candidates are read from it) and the retired versions.
+    pub(super) initrd: Option<&'static [u8]>,
+    pub(super) retired: Vec<RetiredVersion>,
 }
 
-static MANAGER: IrqLock<Manager> = IrqLock::new(
+pub(super) static MANAGER: IrqLock<Manager> = IrqLock::new(
     "domains",
     Manager {
         domains: Vec::new(),
@@ -106,6 +156,8 @@ static MANAGER: IrqLock<Manager> = IrqLock::new(
         events: Vec::new(),
         restart_queue: Vec::new(),
         uart: None,
+        initrd: None,
+        retired: Vec::new(),
     },
 );
 static RESTARTS_PENDING: WaitQueue = WaitQueue::new();
@@ -113,6 +165,24 @@ static RESTARTS_PENDING: WaitQueue = WaitQueue::new();
 /// Per domain: 1 once it died, until it runs again (checked on every return to a thread).
 const MAX_DOMAINS: usize = 64;
 static DEAD: [AtomicU8; MAX_DOMAINS] = [const { AtomicU8::new(0) }; MAX_DOMAINS];
+/// Per domain: 1 while a hot swap drains it (calls waiting for input are cancelled).
+static CANCELLING: [AtomicU8; MAX_DOMAINS] = [const { AtomicU8::new(0) }; MAX_DOMAINS];
+
+pub(super) fn set_dead(d: DomainId, dead: bool) {
+    if let Some(x) = DEAD.get(d as usize) {
+        x.store(dead as u8, Ordering::Relaxed);
+    }
+}
+
+pub(super) fn set_cancelling(d: DomainId, on: bool) {
+    if let Some(x) = CANCELLING.get(d as usize) {
+        x.store(on as u8, Ordering::Relaxed);
+    }
+}
+
+fn is_cancelling(d: DomainId) -> bool {
+    CANCELLING.get(d as usize).is_some_and(|x| x.load(Ordering::Relaxed) != 0)
+}
 
 /// More than `limit` crashes within `window` and a `restart` domain is held instead.
 /// Defaults 3 in 1 s; `qvq.restart_limit=N` (0: no limit) and `qvq.restart_window_ms=T`
@@ -125,11 +195,16 @@ pub fn set_restart_rate_limit(limit: usize, window_ms: u64) {
     RATE_WINDOW_NS.store(window_ms.saturating_mul(1_000_000), Ordering::Relaxed);
 }
 
+/// True if `d` is a version a hot swap took out of service.
+pub fn is_retired(d: DomainId) -> bool {
+    MANAGER.lock().domains.get(d as usize).is_some_and(|x| x.state == State::Retired)
+}
+
 pub fn is_dead(d: DomainId) -> bool {
     DEAD.get(d as usize).is_some_and(|x| x.load(Ordering::Relaxed) != 0)
 }
 
-fn short(id: &[u8; 32]) -> String {
+pub(super) fn short(id: &[u8; 32]) -> String {
     id[..8].iter().map(|b| alloc::format!("{b:02x}")).collect()
 }
 
@@ -170,10 +245,13 @@ pub fn crashed(d: DomainId, cause: &str) {
     if d == KERNEL || is_dead(d) {
         return;
     }
-    if let Some(x) = DEAD.get(d as usize) {
-        x.store(1, Ordering::Relaxed);
-    }
+    set_dead(d, true);
     super::proxy::set_callee_live(d, false);
+    // A version being prepared for a swap has no policy: the swap refuses it and retires it.
+    if MANAGER.lock().domains.get(d as usize).is_some_and(|x| x.state == State::Preparing) {
+        warn!("domain {} (the version being swapped in) crashed: {cause}", name(d));
+        return;
+    }
     let (name, instance, policy, wake) = {
         let mut m = MANAGER.lock();
         m.exports.retain(|e| e.domain != d);
@@ -225,13 +303,14 @@ fn hold(d: DomainId, name: &str, why: &str) {
     warn!("domain {name} held: {why}");
 }
 
-fn reclaim(d: DomainId, name: &str, inst: Instance) {
+pub(super) fn reclaim(d: DomainId, name: &str, inst: Instance) {
     let (image_kib, heap_kib) = (inst.image.size / 1024, inst.heap.1 * crate::memory::PAGE_SIZE / 1024);
     let mut irqs = 0;
     for g in &inst.grants {
         if let Some(n) = g.irq {
-            crate::irq::unregister(n);
-            irqs += 1;
+            if crate::irq::unregister_if_owner(n, d) {
+                irqs += 1;
+            }
         }
         g.irq_waiters.wake_all();
     }
@@ -257,7 +336,9 @@ pub fn export(d: DomainId, name: &str, hash: &[u8; 32], table: usize, state: usi
         warn!("domain {n} rejected export {name}: not declared (with this hash) in its signed manifest");
         return -2;
     }
-    if m.exports.iter().any(|e| e.name == name) {
+    // A version being prepared for a swap exports beside the running one, unseen.
+    let live = dom.state != State::Preparing;
+    if m.exports.iter().any(|e| e.name == name && (e.domain == d || (live && e.live))) {
         return -3;
     }
     m.exports.push(Export {
@@ -266,6 +347,7 @@ pub fn export(d: DomainId, name: &str, hash: &[u8; 32], table: usize, state: usi
         domain: d,
         table,
         state,
+        live,
     });
     0
 }
@@ -279,14 +361,20 @@ pub fn import(d: DomainId, name: &str, hash: &[u8; 32]) -> i64 {
         warn!("domain {n} rejected: imports {name}, which its signed manifest does not declare");
         return -2;
     }
-    let Some(e) = m.exports.iter().find(|e| e.name == name && e.hash == *hash) else {
+    let Some(e) = m.exports.iter().find(|e| e.live && e.name == name && e.hash == *hash) else {
         return -3;
     };
     let (callee, table, state) = (e.domain, e.table, e.state);
-    let index = m.slots.len();
-    if !super::proxy::set_slot(index, d, callee, table, state) {
-        return -4;
+    // A restarted domain imports again: it gets its old slot back.
+    if let Some(r) = m.slots.iter_mut().find(|r| r.owner == d && r.name == name && r.hash == *hash) {
+        r.callee = callee;
+        super::proxy::set_slot(r.index, d, callee, table, state);
+        return r.index as i64;
     }
+    let Some(index) = (0..super::proxy::MAX_SLOTS).find(|i| !m.slots.iter().any(|r| r.index == *i)) else {
+        return -4;
+    };
+    super::proxy::set_slot(index, d, callee, table, state);
     m.slots.push(SlotRecord {
         index,
         owner: d,
@@ -309,11 +397,40 @@ pub fn event_new(owner: DomainId) -> i64 {
     (m.events.len() - 1) as i64
 }
 
-pub fn event_wait(e: u32, seen: u64) -> u64 {
+/// Waits until event `e` moves past `seen`; returns its count. With `restartable` (the
+/// caller's call has had no effect yet), returns `None` instead if a hot swap is draining
+/// the calling domain and the thread is in a call into it: the caller is then unwound and
+/// its proxy makes the call again on the new version.
+pub fn event_wait(d: DomainId, e: u32, seen: u64, restartable: bool) -> Option<u64> {
     let Some(q) = MANAGER.lock().events.get(e as usize).map(|x| x.waiters) else {
-        return seen;
+        return Some(seen);
     };
-    q.wait_until(|| MANAGER.lock().events.get(e as usize).and_then(|x| (x.count != seen).then_some(x.count)))
+    let cancellable = restartable && super::running_in_call_to(d);
+    q.wait_until(|| {
+        if cancellable && is_cancelling(d) {
+            return Some(None);
+        }
+        MANAGER.lock().events.get(e as usize).and_then(|x| (x.count != seen).then_some(Some(x.count)))
+    })
+}
+
+/// Wakes every thread waiting on an event `d` owns (so cancellable waits see a swap).
+pub(super) fn wake_event_waiters(d: DomainId) {
+    let queues: Vec<&'static WaitQueue> = MANAGER.lock().events.iter().filter(|e| e.owner == d).map(|e| e.waiters).collect();
+    for q in queues {
+        q.wake_all();
+    }
+}
+
+pub fn set_state_hooks(d: DomainId, hooks: StateHooks) -> i32 {
+    let mut m = MANAGER.lock();
+    match m.domains.get_mut(d as usize).and_then(|x| x.instance.as_mut()) {
+        Some(i) => {
+            i.state_hooks = Some(hooks);
+            0
+        }
+        None => -1,
+    }
 }
 
 pub fn event_signal(e: u32) {
@@ -391,12 +508,7 @@ pub fn info(index: u32) -> Option<DomainInfo> {
     let v = &d.manifest.version;
     Some(DomainInfo {
         id: d.id,
-        state: match d.state {
-            State::Running => 0,
-            State::Crashed => 1,
-            State::Rejected => 2,
-            State::Held => 3,
-        },
+        state: d.state.code(),
         name,
         version: [v.major, v.minor, v.patch],
         key_id,
@@ -425,7 +537,7 @@ pub fn slot_generation(owner: DomainId, slot: u32) -> u32 {
 
 /// The running domain that exports `name`, if any.
 pub fn exporter_of(name: &str) -> Option<DomainId> {
-    MANAGER.lock().exports.iter().find(|e| e.name == name).map(|e| e.domain)
+    MANAGER.lock().exports.iter().find(|e| e.live && e.name == name).map(|e| e.domain)
 }
 
 /// Restarts domain `id` on request (the shell's `restart`): a crashed or held domain is
@@ -437,7 +549,7 @@ pub fn request_restart(id: DomainId) -> bool {
         _ => return false,
     };
     match state {
-        State::Rejected => return false,
+        State::Rejected | State::Preparing | State::Retired => return false,
         State::Running => {
             // Stop it the way a crash would, but keep the policy out of it.
             let policy = core::mem::replace(&mut MANAGER.lock().domains[id as usize].manifest.restart, RestartPolicy::Restart);
@@ -470,13 +582,13 @@ pub fn boot_costs() -> Vec<(String, u64, u64)> {
 
 /// The table and state `name` is exported with (for measuring a plain indirect call).
 pub fn export_of(name: &str) -> Option<(usize, usize)> {
-    MANAGER.lock().exports.iter().find(|e| e.name == name).map(|e| (e.table, e.state))
+    MANAGER.lock().exports.iter().find(|e| e.live && e.name == name).map(|e| (e.table, e.state))
 }
 
 /// Address of the first segment of domain `name` mapped with `perm` (for the W^X tests).
 pub fn segment_of(name: &str, perm: loader::Permission) -> Option<usize> {
     let m = MANAGER.lock();
-    let d = m.domains.iter().find(|d| d.name == name)?;
+    let d = m.domains.iter().find(|d| d.name == name && d.state == State::Running)?;
     d.instance.as_ref()?.image.segments.iter().find(|s| s.1 == perm).map(|s| s.0)
 }
 
@@ -501,6 +613,10 @@ fn keyring() -> (loader::Keyring, loader::Revocations) {
     )
 }
 
+pub(super) fn keyring_now() -> (loader::Keyring, loader::Revocations) {
+    keyring()
+}
+
 struct InitCall {
     entry: usize,
     services: *const KernelServices,
@@ -523,7 +639,9 @@ fn reject(name: &str, why: &str) {
 
 /// Grants the devices `m` names. The console UART the kernel knows is used when the
 /// device tree has no `arm,pl011` node.
-fn grants(id: DomainId, m: &Manifest, uart: Option<Device>) -> Result<Vec<Grant>, String> {
+/// With `route_irqs` false (a version prepared for a swap), the interrupts are routed only
+/// when the swap commits (`route_irq`).
+fn grants(id: DomainId, m: &Manifest, uart: Option<Device>, route_irqs: bool) -> Result<Vec<Grant>, String> {
     let mut out = Vec::new();
     for (index, compatible) in m.devices.iter().enumerate() {
         let dev = crate::devicetree::find_device(compatible)
@@ -531,14 +649,8 @@ fn grants(id: DomainId, m: &Manifest, uart: Option<Device>) -> Result<Vec<Grant>
             .ok_or_else(|| alloc::format!("device {compatible:?} is not in the device tree"))?;
         crate::memory::map_device(dev.reg).map_err(|e| alloc::format!("cannot map {compatible}: {e:?}"))?;
         let irq = dev.irq.and_then(|s| crate::irq::translate(&s));
-        if let Some(n) = irq {
-            let h = crate::irq::Handler {
-                name: "domain device",
-                func: on_granted_irq,
-                context: ((id as usize) << 16) | index,
-                owner: id,
-            };
-            crate::irq::register_taking_over(n, h).map_err(|e| alloc::format!("cannot route irq {n} of {compatible}: {e}"))?;
+        if let (Some(n), true) = (irq, route_irqs) {
+            route_irq(id, index, n, false).map_err(|e| alloc::format!("cannot route irq {n} of {compatible}: {e}"))?;
         }
         out.push(Grant {
             mmio: dev.reg,
@@ -550,8 +662,23 @@ fn grants(id: DomainId, m: &Manifest, uart: Option<Device>) -> Result<Vec<Grant>
     Ok(out)
 }
 
+/// Routes interrupt `n` of grant `index` to domain `id`; `replacing` takes it from a
+/// domain (a swap's old version), otherwise only from the kernel.
+pub(super) fn route_irq(id: DomainId, index: usize, n: IrqNumber, replacing: bool) -> Result<(), crate::irq::IrqError> {
+    let h = crate::irq::Handler {
+        name: "domain device",
+        func: on_granted_irq,
+        context: ((id as usize) << 16) | index,
+        owner: id,
+    };
+    if replacing {
+        crate::irq::unregister(n);
+    }
+    crate::irq::register_taking_over(n, h)
+}
+
 /// Loads an instance of domain `id` from its verified ELF; returns it and its entry.
-fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage) -> Result<(Instance, usize), String> {
+pub(super) fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage, route_irqs: bool) -> Result<(Instance, usize), String> {
     let img = image::load(elf).map_err(|e| alloc::format!("cannot load: {e}"))?;
     let heap_pages = m.heap_limit as usize / crate::memory::PAGE_SIZE;
     let Some(heap) = crate::memory::alloc_frames(heap_pages) else {
@@ -559,7 +686,7 @@ fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage) -> Result<(In
         return Err("no memory for its heap".into());
     };
     let uart = MANAGER.lock().uart;
-    let grants = match grants(id, m, uart) {
+    let grants = match grants(id, m, uart, route_irqs) {
         Ok(g) => g,
         Err(why) => {
             img.free();
@@ -567,7 +694,8 @@ fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage) -> Result<(In
             return Err(why);
         }
     };
-    let services = Box::new(super::services::table(id, heap, m.heap_limit as usize));
+    let v = &m.version;
+    let services = Box::new(super::services::table(id, heap, m.heap_limit as usize, [v.major, v.minor, v.patch]));
     let entry = img.entry;
     Ok((
         Instance {
@@ -575,13 +703,14 @@ fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage) -> Result<(In
             heap: (heap, heap_pages),
             services,
             grants,
+            state_hooks: None,
         },
         entry,
     ))
 }
 
 /// Calls the domain's initialisation; checks it exported what it declared.
-fn run_init(id: DomainId, m: &Manifest, entry: usize) -> Result<(), String> {
+pub(super) fn run_init(id: DomainId, m: &Manifest, entry: usize) -> Result<(), String> {
     let services = MANAGER.lock().domains[id as usize]
         .instance
         .as_ref()
@@ -602,25 +731,87 @@ fn run_init(id: DomainId, m: &Manifest, entry: usize) -> Result<(), String> {
     }
 }
 
-/// Takes `id` out of service for good (a failed start or restart).
-fn retire(id: DomainId, state: State) {
-    if let Some(x) = DEAD.get(id as usize) {
-        x.store(1, Ordering::Relaxed);
-    }
+/// Takes `id` out of service for good (a failed start or restart, a swapped-out or a
+/// refused new version): its exports, the slots it imported through, its instance.
+pub(super) fn retire(id: DomainId, state: State) {
+    set_dead(id, true);
     super::proxy::set_callee_live(id, false);
-    let (name, inst) = {
+    let (name, inst, pushed) = {
         let mut m = MANAGER.lock();
         m.exports.retain(|e| e.domain != id);
+        for r in m.slots.iter().filter(|r| r.owner == id) {
+            super::proxy::clear_slot(r.index);
+        }
+        m.slots.retain(|r| r.owner != id);
+        for e in m.events.iter_mut().filter(|e| e.owner == id) {
+            e.owner = DomainId::MAX;
+        }
         let d = &mut m.domains[id as usize];
         d.state = state;
-        (d.name.clone(), d.instance.take())
+        let pushed = if state == State::Retired {
+            d.elf = None;
+            d.pushed.take()
+        } else {
+            None
+        };
+        (d.name.clone(), d.instance.take(), pushed)
     };
     if let Some(inst) = inst {
         reclaim(id, &name, inst);
     }
+    if let Some((base, pages)) = pushed {
+        crate::memory::free_frames_at(base, pages);
+    }
 }
 
-fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64) -> bool {
+/// A domain number for a new record: a retired record no thread is inside any more, or a
+/// new one. `None` when all `MAX_DOMAINS` are in use.
+pub(super) fn allocate_id() -> Option<DomainId> {
+    let retired: Vec<DomainId> = MANAGER.lock().domains.iter().filter(|d| d.state == State::Retired).map(|d| d.id).collect();
+    for id in retired {
+        if crate::sched::count_other_threads(|c| super::context_inside(c, id)) == 0 && super::rref::owned_by(id).0 == 0 {
+            return Some(id);
+        }
+    }
+    let n = MANAGER.lock().domains.len();
+    (n < MAX_DOMAINS).then_some(n as DomainId)
+}
+
+/// Puts `d` in the table at `d.id` (a new slot at the end, or a reused retired record).
+pub(super) fn install(d: Domain) {
+    let id = d.id as usize;
+    set_dead(d.id, false);
+    set_cancelling(d.id, false);
+    let mut m = MANAGER.lock();
+    if id < m.domains.len() {
+        m.domains[id] = d;
+    } else {
+        m.domains.push(d);
+    }
+}
+
+/// A fresh record for a verified domain (not yet instantiated).
+pub(super) fn new_record(id: DomainId, v: &loader::VerifiedDomain<'static>, source: &str, state: State, generation: u32, verify_cost: u64) -> Domain {
+    Domain {
+        id,
+        name: v.manifest.name.clone(),
+        manifest: v.manifest.clone(),
+        key_id: v.key_id,
+        source: source.into(),
+        pushed: None,
+        elf: Some(v.elf.clone()),
+        digest: v.elf_digest,
+        state,
+        instance: None,
+        restarts: 0,
+        generation,
+        recent_crashes: Vec::new(),
+        verify_cost,
+        load_cost: 0,
+    }
+}
+
+fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64, source: &str) -> bool {
     let m = &v.manifest;
     let id = MANAGER.lock().domains.len() as DomainId;
     if id as usize >= MAX_DOMAINS {
@@ -628,7 +819,7 @@ fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64) -> bool {
         return false;
     }
     let load_start = crate::arch::pmu::cycles();
-    let (inst, entry) = match instantiate(id, m, &v.elf) {
+    let (inst, entry) = match instantiate(id, m, &v.elf, true) {
         Ok(x) => x,
         Err(why) => {
             reject(&m.name, &why);
@@ -647,21 +838,10 @@ fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64) -> bool {
         v.elf.relocation_count(),
         m.heap_limit / 1024
     );
-    MANAGER.lock().domains.push(Domain {
-        id,
-        name: m.name.clone(),
-        manifest: m.clone(),
-        key_id: v.key_id,
-        elf: Some(v.elf.clone()),
-        digest: v.elf_digest,
-        state: State::Running,
-        instance: Some(inst),
-        restarts: 0,
-        generation: 1,
-        recent_crashes: Vec::new(),
-        verify_cost,
-        load_cost,
-    });
+    let mut record = new_record(id, v, source, State::Running, 1, verify_cost);
+    record.instance = Some(inst);
+    record.load_cost = load_cost;
+    install(record);
     if let Err(why) = run_init(id, m, entry) {
         retire(id, State::Rejected);
         reject(&m.name, &why);
@@ -706,7 +886,7 @@ fn restart(id: DomainId) {
         hold(id, &name, "its image in memory no longer matches the verified digest");
         return;
     }
-    let (inst, entry) = match instantiate(id, &manifest, &elf) {
+    let (inst, entry) = match instantiate(id, &manifest, &elf, true) {
         Ok(x) => x,
         Err(why) => return hold(id, &name, &alloc::format!("restart failed: {why}")),
     };
@@ -719,7 +899,7 @@ fn restart(id: DomainId) {
         d.restarts += 1;
         d.generation
     };
-    DEAD[id as usize].store(0, Ordering::Relaxed);
+    set_dead(id, false);
     if let Err(why) = run_init(id, &manifest, entry) {
         retire(id, State::Held);
         warn!("domain {name} held: restart failed: {why}");
@@ -727,7 +907,7 @@ fn restart(id: DomainId) {
     }
     let m = MANAGER.lock();
     for s in m.slots.iter().filter(|s| s.callee == id) {
-        if let Some(e) = m.exports.iter().find(|e| e.domain == id && e.name == s.name && e.hash == s.hash) {
+        if let Some(e) = m.exports.iter().find(|e| e.live && e.domain == id && e.name == s.name && e.hash == s.hash) {
             super::proxy::set_slot(s.index, s.owner, id, e.table, e.state);
         }
     }
@@ -757,6 +937,8 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
             name: "kernel".into(),
             manifest: kernel_manifest(),
             key_id: [0; 32],
+            source: "built in".into(),
+            pushed: None,
             elf: None,
             digest: [0; 32],
             state: State::Running,
@@ -768,7 +950,7 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
             load_cost: 0,
         });
     }
-    interfaces::set_services(Box::leak(Box::new(super::services::table(KERNEL, 0, 0))));
+    interfaces::set_services(Box::leak(Box::new(super::services::table(KERNEL, 0, 0, [0, 1, 0]))));
     if let Err(e) = super::kernel_iface::export() {
         warn!("domains: the kernel cannot export its interface ({e})");
     }
@@ -783,8 +965,9 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
             return;
         }
     };
+    MANAGER.lock().initrd = Some(bytes);
     let (ring, revoked) = keyring();
-    let mut pending: Vec<(loader::VerifiedDomain<'static>, u64)> = Vec::new();
+    let mut pending: Vec<(loader::VerifiedDomain<'static>, u64, &str)> = Vec::new();
     for entry in archive.entries() {
         let stem = entry.name.strip_suffix(".qvd").unwrap_or(entry.name);
         let t0 = crate::arch::pmu::cycles();
@@ -792,15 +975,19 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
         let cost = crate::arch::pmu::cycles() - t0;
         match verified {
             Err(e) => reject(stem, &e.to_string()),
-            Ok(v) if pending.iter().any(|p| p.0.manifest.name == v.manifest.name) => reject(stem, "a domain with this name is already in the initrd"),
+            // The first valid entry of a name boots; later ones are kept for hot swaps (and
+            // verified again when swapped in).
+            Ok(v) if pending.iter().any(|p| p.0.manifest.name == v.manifest.name) => {
+                info!("initrd: {} is {} {}, kept for swapping in", entry.name, v.manifest.name, v.manifest.version)
+            }
             Ok(v) if v.manifest.name == "kernel" => reject(stem, "the name \"kernel\" is reserved"),
-            Ok(v) => pending.push((v, cost)),
+            Ok(v) => pending.push((v, cost, entry.name)),
         }
     }
     // Start providers before importers: a domain starts once every import it declares is
     // exported (with the same hash) by the kernel or a started domain.
     loop {
-        let ready = pending.iter().position(|(v, _)| {
+        let ready = pending.iter().position(|(v, _, _)| {
             let m = MANAGER.lock();
             v.manifest
                 .imports
@@ -808,10 +995,10 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
                 .all(|i| m.exports.iter().any(|e| e.name == i.name && e.hash == i.hash))
         });
         let Some(i) = ready else { break };
-        let (v, cost) = pending.remove(i);
-        start(&v, cost);
+        let (v, cost, source) = pending.remove(i);
+        start(&v, cost, source);
     }
-    for (v, _) in pending {
+    for (v, _, _) in pending {
         let m = MANAGER.lock();
         let missing = v
             .manifest

@@ -12,8 +12,10 @@ mod image;
 mod kernel_iface;
 pub mod manager;
 mod proxy;
+pub mod push;
 mod rref;
 mod services;
+pub mod swap;
 
 pub use manager::boot;
 
@@ -140,7 +142,11 @@ extern "C" {
 pub fn call_into(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32 {
     // SAFETY: the trampoline keeps the continuation on this stack for the whole call and
     // unlinks it on return; `invoke` matches `data`.
-    unsafe { qvq_call_with_continuation(domain, invoke, data, table, state) }
+    let code = unsafe { qvq_call_with_continuation(domain, invoke, data, table, state) };
+    // An unwind set the proxy status for a proxy to read; here the code is returned
+    // instead, and a stale status would fail this thread's next proxy call.
+    QVQ_DOMAIN_CTX.status.store(0, Ordering::Relaxed);
+    code
 }
 
 /// Finds the innermost continuation into `domain` on this thread and makes it the point
@@ -226,6 +232,46 @@ pub fn context_inside(ctx: &Context, d: DomainId) -> bool {
         c = cont.prev as *const Continuation;
     }
     false
+}
+
+/// The innermost continuation into `d` in the chain that starts at `(domain, head)`, and
+/// whether it was a proxy call (not the kernel entering `d` for init or a thread).
+fn innermost_into(domain: DomainId, head: usize, d: DomainId) -> Option<bool> {
+    let mut called = domain;
+    let mut c = head as *const Continuation;
+    // SAFETY: the chain links live `Continuation`s on one thread's stack, innermost first:
+    // the running thread's own, or a switched-out thread's, which nothing changes meanwhile.
+    while let Some(cont) = unsafe { c.as_ref() } {
+        if called == d {
+            return Some(cont.kind != KERNEL_ENTRY);
+        }
+        called = cont.caller;
+        c = cont.prev as *const Continuation;
+    }
+    None
+}
+
+/// True if the thread whose saved context is `ctx` is inside a *call* into `d` (a proxy
+/// call still in flight), as opposed to running one of `d`'s own threads or not in `d`.
+pub fn context_in_call_to(ctx: &Context, d: DomainId) -> bool {
+    let mut called = ctx.domain;
+    let mut c = ctx.continuations as *const Continuation;
+    // SAFETY: as in `innermost_into`.
+    while let Some(cont) = unsafe { c.as_ref() } {
+        if called == d && cont.kind != KERNEL_ENTRY {
+            return true;
+        }
+        called = cont.caller;
+        c = cont.prev as *const Continuation;
+    }
+    false
+}
+
+/// True if the running thread's innermost entry into `d` was a proxy call (so unwinding to
+/// it returns to a caller's proxy, which can make the call again).
+pub fn running_in_call_to(d: DomainId) -> bool {
+    let ctx = &QVQ_DOMAIN_CTX;
+    innermost_into(ctx.current.load(Ordering::Relaxed), ctx.continuations.load(Ordering::Relaxed), d) == Some(true)
 }
 
 /// Ticks a call may run before the watchdog ends it (100 ms at 100 Hz).

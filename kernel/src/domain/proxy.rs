@@ -3,11 +3,18 @@
 //! interface, and when a callee stops (then its slots go dead, so calls fail at once).
 //!
 //! Calls in flight into a domain are not counted on the call path: they are exactly the
-//! live continuations into it. `calls` is a statistic bumped without masking interrupts:
+//! live continuations into it.
+//!
+//! A hot swap *pauses* the slots into the old version: the trampoline's refusal path sees
+//! `paused` and parks the caller in `qvq_proxy_gate_wait` until the slots are re-pointed to
+//! the new version and resumed; then the call is made again from the start. Nothing of
+//! this is on the fast path. `calls` is a statistic bumped without masking interrupts:
 //! if a caller is preempted between its load and store by another caller of the same slot,
 //! one call goes uncounted.
 
 use super::DomainId;
+use crate::sched::{ThreadId, WaitQueue};
+use crate::sync::IrqLock;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 pub const MAX_SLOTS: usize = 256;
@@ -21,7 +28,8 @@ pub struct Slot {
     caller: AtomicU32,
     owner: AtomicU32,
     callee: AtomicU32,
-    _pad: u32,
+    /// Non-zero while a hot swap holds callers at this slot.
+    paused: AtomicU32,
     calls: AtomicU64,
 }
 
@@ -35,7 +43,7 @@ static QVQ_SLOTS: [Slot; MAX_SLOTS] = [const {
         caller: AtomicU32::new(NOBODY),
         owner: AtomicU32::new(NOBODY),
         callee: AtomicU32::new(NOBODY),
-        _pad: 0,
+        paused: AtomicU32::new(0),
         calls: AtomicU64::new(0),
     }
 }; MAX_SLOTS];
@@ -61,4 +69,59 @@ pub fn set_callee_live(callee: DomainId, live: bool) {
 /// Calls served by `d` through its slots.
 pub fn calls_served(d: DomainId) -> u64 {
     QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == d).map(|s| s.calls.load(Relaxed)).sum()
+}
+
+/// Frees slot `index` (its owner is gone): nobody may call through it.
+pub fn clear_slot(index: usize) {
+    if let Some(s) = QVQ_SLOTS.get(index) {
+        s.caller.store(NOBODY, Relaxed);
+        s.owner.store(NOBODY, Relaxed);
+        s.callee.store(NOBODY, Relaxed);
+        s.paused.store(0, Relaxed);
+        s.calls.store(0, Relaxed);
+    }
+}
+
+/// Callers parked by a hot swap, and the one thread doing the swap (it must never park).
+static GATE: WaitQueue = WaitQueue::new();
+static SWAPPER: IrqLock<Option<ThreadId>> = IrqLock::new("swapper", None);
+
+/// Holds every new call into `callee` at its slots (the swap window opens). Returns how
+/// many slots were paused. `swapper` is the thread doing it.
+pub fn pause_callee(callee: DomainId, swapper: Option<ThreadId>) -> usize {
+    *SWAPPER.lock() = swapper;
+    let mut n = 0;
+    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee) {
+        s.paused.store(1, Relaxed);
+        s.caller.store(NOBODY, Relaxed);
+        n += 1;
+    }
+    n
+}
+
+/// Lets calls through every paused slot into `callee` again (re-pointed or not) and wakes
+/// the callers parked at them (the swap window closes).
+/// `live` false leaves the slots refusing calls (the callee died meanwhile).
+pub fn resume_callee(callee: DomainId, live: bool) {
+    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee && s.paused.load(Relaxed) != 0) {
+        s.caller.store(if live { s.owner.load(Relaxed) } else { NOBODY }, Relaxed);
+        s.paused.store(0, Relaxed);
+    }
+    *SWAPPER.lock() = None;
+    GATE.wake_all();
+}
+
+/// Called by the trampoline's refusal path when the caller owns a paused slot: parks the
+/// caller until the slot is resumed, then returns 1 (the trampoline makes the call again).
+/// Returns 0 at once for the swapping thread itself (its call is refused as unavailable:
+/// the kernel then writes its own log lines straight to the UART).
+#[no_mangle]
+extern "C" fn qvq_proxy_gate_wait(index: u32) -> u32 {
+    let me = crate::sched::current();
+    if me.is_some() && *SWAPPER.lock() == me {
+        return 0;
+    }
+    let Some(s) = QVQ_SLOTS.get(index as usize) else { return 0 };
+    GATE.wait_until(|| (s.paused.load(Relaxed) == 0).then_some(()));
+    1
 }

@@ -87,3 +87,8 @@ pub fn claim(to: DomainId, p: *mut u8) -> bool {
         None => false,
     }
 }
+
+/// The size of block `p`, if it is on the shared heap.
+pub fn size_of(p: *mut u8) -> Option<usize> {
+    REGISTRY.lock().get(&(p as usize)).map(|b| b.layout.size())
+}

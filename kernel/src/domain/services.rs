@@ -5,12 +5,13 @@
 use super::{current, manager};
 use interfaces::{DeviceGrant, KernelServices, RpcError, ABI_VERSION};
 
-pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize) -> KernelServices {
+pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize, version: [u32; 3]) -> KernelServices {
     KernelServices {
         abi_version: ABI_VERSION,
         domain_id: domain,
         heap_base,
         heap_size,
+        version,
         log,
         panic,
         export,
@@ -25,6 +26,8 @@ pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize) -> Ker
         event_new,
         event_wait,
         event_signal,
+        event_wait_restartable,
+        state_hooks,
         device,
         irq_wait,
         irq_done,
@@ -93,7 +96,10 @@ extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, na
     let r = crate::sched::spawn(&thread_name, crate::sched::Priority::Normal, move || {
         let mut call = ThreadCall { entry, arg };
         if super::call_into(d, invoke_thread, &mut call as *mut ThreadCall as *mut u8, core::ptr::null(), core::ptr::null()) != 0 {
-            crate::info!("thread {name} ended: its domain crashed");
+            crate::info!(
+                "thread {name} ended: its domain {}",
+                if manager::is_retired(d) { "was swapped out" } else { "crashed" }
+            );
         }
     });
     if r.is_ok() {
@@ -120,7 +126,38 @@ extern "C" fn event_new() -> i64 {
 }
 
 extern "C" fn event_wait(event: u32, seen: u64) -> u64 {
-    manager::event_wait(event, seen)
+    manager::event_wait(current(), event, seen, false).unwrap_or(seen)
+}
+
+extern "C" fn event_wait_restartable(event: u32, seen: u64) -> u64 {
+    let d = current();
+    match manager::event_wait(d, event, seen, true) {
+        Some(count) => count,
+        // A hot swap cancelled the call: back to the caller's proxy, which makes it again.
+        None => super::unwind(d, interfaces::abi::STATUS_REISSUE),
+    }
+}
+
+extern "C" fn state_hooks(
+    hash: *const [u8; 32],
+    export: interfaces::abi::StateExportFn,
+    export_context: usize,
+    import: interfaces::abi::StateImportFn,
+    import_context: usize,
+) -> i32 {
+    if hash.is_null() {
+        return -1;
+    }
+    // SAFETY: `hash` points at a `SwapState::HASH` constant (the runtime passes it).
+    let hash = unsafe { *hash };
+    let hooks = manager::StateHooks {
+        hash,
+        export,
+        export_context,
+        import,
+        import_context,
+    };
+    manager::set_state_hooks(current(), hooks)
 }
 
 extern "C" fn event_signal(event: u32) {

@@ -1,6 +1,17 @@
-//! Device drivers the kernel itself needs: the early console and the interrupt controllers.
-//! Everything else runs as a domain.
+//! Device drivers the kernel itself needs: the early console, the interrupt controllers,
+//! and the host channel for hot-swap pushes. Everything else runs as a domain.
+pub mod bcm2835_aux;
 pub mod bcm2836_intc;
 pub mod gicv2;
 pub mod mmio;
+pub mod ns16550;
+pub mod pci;
 pub mod pl011;
+
+/// A polled byte-wide serial port.
+pub trait SerialPort: Send + Sync {
+    /// A received byte, if one is waiting.
+    fn read_byte(&self) -> Option<u8>;
+    /// Sends `b`, waiting for room.
+    fn write_byte(&self, b: u8);
+}

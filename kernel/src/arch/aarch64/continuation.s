@@ -12,7 +12,7 @@
 //   8 innermost continuation. Saved and restored per thread by the scheduler.
 // QVQ_SLOTS (`domain::proxy::Slot`, 64 bytes each): 0 table | 8 state | 16 caller (u32:
 //   the owner while the callee runs, else NOBODY) | 20 owner (u32) | 24 callee (u32) |
-//   32 calls (u64).
+//   28 paused (u32: a hot swap holds callers) | 32 calls (u64).
 //
 // Calls into domains are made with IRQs enabled (kernel threads run so, and the kernel
 // only calls a domain then), so a resumed continuation re-enables IRQs rather than
@@ -75,9 +75,35 @@ qvq_proxy_call:
     ret
 8:  ldr     w12, [x9, #20]              // refused: the owner's slot to a dead callee, or not ours
     cmp     w12, w11
+    b.ne    7f
+    ldr     w12, [x9, #28]              // paused by a hot swap: wait at the gate, then retry
+    cbnz    w12, 6f
     mov     w16, #ERR_UNAVAILABLE
-    mov     w12, #ERR_NOT_ALLOWED
-    csel    w16, w16, w12, eq
+    str     w16, [x10, #4]
+    ret
+7:  mov     w16, #ERR_NOT_ALLOWED
+    str     w16, [x10, #4]
+    ret
+6:  stp     x29, x30, [sp, #-96]!
+    mov     x29, sp
+    stp     x0, x1, [sp, #16]
+    stp     x2, x3, [sp, #32]
+    stp     x4, x5, [sp, #48]
+    stp     x6, x7, [sp, #64]
+    str     x8, [sp, #80]
+    mov     w0, w16                     // the slot index
+    bl      qvq_proxy_gate_wait
+    mov     w12, w0
+    ldp     x0, x1, [sp, #16]
+    ldp     x2, x3, [sp, #32]
+    ldp     x4, x5, [sp, #48]
+    ldp     x6, x7, [sp, #64]
+    ldr     x8, [sp, #80]
+    ldp     x29, x30, [sp], #96
+    cbnz    w12, qvq_proxy_call
+    adrp    x10, QVQ_DOMAIN_CTX
+    add     x10, x10, :lo12:QVQ_DOMAIN_CTX
+    mov     w16, #ERR_UNAVAILABLE
     str     w16, [x10, #4]
     ret
 

@@ -1,0 +1,49 @@
+//! Hot swap support: how a domain hands its state to its next version.
+//!
+//! A domain that keeps state across swaps calls [`keep_state`] in its initialisation with
+//! a state type declared in `interfaces` (a [`SwapState`]) and two functions. When the
+//! kernel swaps the domain, it calls `export` in the old version (which must only copy:
+//! if the swap is then refused, the old version keeps serving with its state as it was)
+//! and `import` in the new version, before the new version serves its first call. Both
+//! versions must name the same state type; the kernel refuses the swap otherwise.
+
+use interfaces::abi::{StateExportFn, StateImportFn};
+use interfaces::{services, RRef, SwapState};
+
+extern "C" fn export_trampoline<S: SwapState>(context: usize) -> *mut u8 {
+    // SAFETY: `context` is the `fn() -> S` that `keep_state::<S>` registered with this
+    // trampoline; function pointers round-trip through usize.
+    let export: fn() -> S = unsafe { core::mem::transmute::<usize, fn() -> S>(context) };
+    let state = RRef::new(export());
+    let block = state.as_ptr();
+    // The block now belongs to the kernel's hand-over: it moves it to the new version.
+    core::mem::forget(state);
+    block
+}
+
+extern "C" fn import_trampoline<S: SwapState>(context: usize, block: *mut u8) -> i32 {
+    // SAFETY: as in `export_trampoline`, for the `fn(S) -> Result` registered with it.
+    let import: fn(S) -> Result<(), &'static str> = unsafe { core::mem::transmute::<usize, fn(S) -> Result<(), &'static str>>(context) };
+    // SAFETY: the kernel passes the block the old version's `export_trampoline::<S>` made
+    // (the state hashes matched, so it holds an `S`), now owned by this domain.
+    let state: RRef<S> = unsafe { RRef::from_raw(block) };
+    match import(*state) {
+        Ok(()) => 0,
+        Err(why) => {
+            crate::log::write_str(why);
+            -1
+        }
+    }
+}
+
+/// Declares that this domain hands its state of type `S` to its next version.
+pub fn keep_state<S: SwapState>(export: fn() -> S, import: fn(S) -> Result<(), &'static str>) -> Result<(), i32> {
+    let export_trampoline: StateExportFn = export_trampoline::<S>;
+    let import_trampoline: StateImportFn = import_trampoline::<S>;
+    let r = (services().state_hooks)(&S::HASH, export_trampoline, export as usize, import_trampoline, import as usize);
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(r)
+    }
+}

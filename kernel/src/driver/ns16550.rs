@@ -1,0 +1,67 @@
+//! NS16550A-compatible UART, polled (QEMU's `pci-serial`, the second serial port on virt
+//! that carries hot-swap pushes from the host). Registers are one byte apart.
+
+use super::mmio::Mmio;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::registers::{ReadOnly, ReadWrite};
+use tock_registers::{register_bitfields, register_structs};
+
+register_bitfields! {u8,
+    LSR [
+        THRE OFFSET(5) NUMBITS(1) [],
+        DR OFFSET(0) NUMBITS(1) [],
+    ],
+    FCR [
+        CLEAR_TX OFFSET(2) NUMBITS(1) [],
+        CLEAR_RX OFFSET(1) NUMBITS(1) [],
+        ENABLE OFFSET(0) NUMBITS(1) [],
+    ],
+    LCR [
+        WLEN OFFSET(0) NUMBITS(2) [EightBit = 0b11],
+    ],
+}
+
+register_structs! {
+    pub Registers {
+        (0x00 => data: ReadWrite<u8>),
+        (0x01 => ier: ReadWrite<u8>),
+        (0x02 => fcr: ReadWrite<u8, FCR::Register>),
+        (0x03 => lcr: ReadWrite<u8, LCR::Register>),
+        (0x04 => mcr: ReadWrite<u8>),
+        (0x05 => lsr: ReadOnly<u8, LSR::Register>),
+        (0x06 => @END),
+    }
+}
+
+pub struct Ns16550 {
+    regs: Mmio<Registers>,
+}
+
+impl Ns16550 {
+    /// # Safety
+    /// As [`Mmio::new`]: `base` is a mapped 16550 that nothing else drives.
+    pub unsafe fn new(base: usize) -> Self {
+        // SAFETY: forwarded to the caller.
+        let uart = Self {
+            regs: unsafe { Mmio::new(base) },
+        };
+        uart.regs.ier.set(0); // polled
+        uart.regs.lcr.write(LCR::WLEN::EightBit);
+        uart.regs.fcr.write(FCR::ENABLE::SET + FCR::CLEAR_RX::SET + FCR::CLEAR_TX::SET);
+        uart.regs.mcr.set(0x03); // DTR, RTS
+        uart
+    }
+}
+
+impl super::SerialPort for Ns16550 {
+    fn read_byte(&self) -> Option<u8> {
+        self.regs.lsr.is_set(LSR::DR).then(|| self.regs.data.get())
+    }
+
+    fn write_byte(&self, b: u8) {
+        while !self.regs.lsr.is_set(LSR::THRE) {
+            core::hint::spin_loop();
+        }
+        self.regs.data.set(b);
+    }
+}

@@ -1,0 +1,264 @@
+//! The host link: how `cargo xtask swap` pushes a signed envelope to the running kernel
+//! over a second serial port, and how the kernel answers. Framing, CRC and message kinds
+//! are here, shared by both ends; PROTOCOL.md describes the conversation.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub use initrd::crc32;
+
+/// First two bytes of every frame.
+pub const MAGIC: [u8; 2] = *b"QS";
+/// Header: magic, kind, reserved, sequence number (u16 LE), payload length (u16 LE).
+pub const HEADER_LEN: usize = 8;
+pub const CRC_LEN: usize = 4;
+/// Largest payload of one frame.
+pub const MAX_PAYLOAD: usize = 1024;
+/// Envelope bytes per DATA frame.
+pub const CHUNK: usize = 1024;
+/// Largest envelope a push may carry.
+pub const MAX_ENVELOPE: usize = 4 << 20;
+/// A transfer with no frame for this long is abandoned by the kernel.
+pub const IDLE_LIMIT_MS: u64 = 3000;
+/// `Begin` flag: allow a version lower than (or equal to) the running one.
+pub const FLAG_ALLOW_DOWNGRADE: u32 = 1;
+
+/// Frame kinds. Host to kernel below 0x80, kernel to host from 0x80.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Which version of a domain runs? Payload: the domain name. Answer: `Info`.
+    Query = 0x01,
+    /// A transfer starts. Payload: `Begin`. Answer: `Ack` (seq 0) or `Nak`.
+    Begin = 0x02,
+    /// Envelope bytes, in order, `seq` counting from 0. Answer: `Ack` (same seq) or `Nak`.
+    Data = 0x03,
+    /// All bytes sent: verify and swap. Answer: `Result` (or `Nak` if bytes are missing).
+    End = 0x04,
+    /// Payload: the running version as text (`0.1.0`), empty if the domain is not running.
+    Info = 0x81,
+    Ack = 0x82,
+    /// Payload: why, as text. The transfer is over unless the reason says to resend.
+    Nak = 0x83,
+    /// Payload: 1 byte (1 swapped, 0 refused), then the kernel's message as text.
+    Result = 0x84,
+}
+
+impl Kind {
+    pub fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            0x01 => Kind::Query,
+            0x02 => Kind::Begin,
+            0x03 => Kind::Data,
+            0x04 => Kind::End,
+            0x81 => Kind::Info,
+            0x82 => Kind::Ack,
+            0x83 => Kind::Nak,
+            0x84 => Kind::Result,
+            _ => return None,
+        })
+    }
+}
+
+/// The payload of `Begin`: size and CRC-32 of the whole envelope, flags, domain name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Begin<'a> {
+    pub size: u32,
+    pub crc: u32,
+    pub flags: u32,
+    pub name: &'a str,
+}
+
+impl<'a> Begin<'a> {
+    /// Writes the payload into `out`; returns its length.
+    pub fn encode(&self, out: &mut [u8; MAX_PAYLOAD]) -> usize {
+        let name = &self.name.as_bytes()[..self.name.len().min(MAX_PAYLOAD - 12)];
+        out[0..4].copy_from_slice(&self.size.to_le_bytes());
+        out[4..8].copy_from_slice(&self.crc.to_le_bytes());
+        out[8..12].copy_from_slice(&self.flags.to_le_bytes());
+        out[12..12 + name.len()].copy_from_slice(name);
+        12 + name.len()
+    }
+
+    pub fn decode(p: &'a [u8]) -> Option<Begin<'a>> {
+        let word = |i: usize| p.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        Some(Begin {
+            size: word(0)?,
+            crc: word(4)?,
+            flags: word(8)?,
+            name: core::str::from_utf8(p.get(12..)?).ok()?,
+        })
+    }
+}
+
+/// Encodes one frame into `out`; returns its length. `payload` longer than `MAX_PAYLOAD`
+/// is cut.
+pub fn encode(kind: Kind, seq: u16, payload: &[u8], out: &mut [u8; HEADER_LEN + MAX_PAYLOAD + CRC_LEN]) -> usize {
+    let n = payload.len().min(MAX_PAYLOAD);
+    out[0..2].copy_from_slice(&MAGIC);
+    out[2] = kind as u8;
+    out[3] = 0;
+    out[4..6].copy_from_slice(&seq.to_le_bytes());
+    out[6..8].copy_from_slice(&(n as u16).to_le_bytes());
+    out[HEADER_LEN..HEADER_LEN + n].copy_from_slice(&payload[..n]);
+    let crc = crc32(&out[2..HEADER_LEN + n]);
+    out[HEADER_LEN + n..HEADER_LEN + n + CRC_LEN].copy_from_slice(&crc.to_le_bytes());
+    HEADER_LEN + n + CRC_LEN
+}
+
+/// What arrived: a frame, or a frame that failed its checks.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received<'a> {
+    Frame {
+        kind: Kind,
+        seq: u16,
+        payload: &'a [u8],
+    },
+    /// The CRC did not match (the frame's header is given as read, maybe itself damaged).
+    BadCrc {
+        kind: u8,
+        seq: u16,
+    },
+    /// A valid frame of a kind this side does not know.
+    UnknownKind(u8),
+}
+
+/// Reassembles frames from a byte stream. Bytes before a magic are skipped; a declared
+/// length above `MAX_PAYLOAD` drops the header and looks for the next magic.
+pub struct Decoder {
+    buf: [u8; HEADER_LEN + MAX_PAYLOAD + CRC_LEN],
+    have: usize,
+    /// Bytes skipped while looking for a frame start (for diagnostics).
+    pub skipped: u64,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Decoder {
+    pub const fn new() -> Self {
+        Decoder {
+            buf: [0; HEADER_LEN + MAX_PAYLOAD + CRC_LEN],
+            have: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Feeds one byte; returns something once a whole frame is in.
+    pub fn push(&mut self, b: u8) -> Option<Received<'_>> {
+        if self.have < 2 && b != MAGIC[self.have] {
+            // Not a frame start: resynchronise (a lone 'Q' may begin the magic again).
+            self.skipped += self.have as u64 + 1;
+            self.have = 0;
+            if b == MAGIC[0] {
+                self.skipped -= 1;
+                self.buf[0] = b;
+                self.have = 1;
+            }
+            return None;
+        }
+        self.buf[self.have] = b;
+        self.have += 1;
+        if self.have < HEADER_LEN {
+            return None;
+        }
+        let len = u16::from_le_bytes([self.buf[6], self.buf[7]]) as usize;
+        if len > MAX_PAYLOAD {
+            self.skipped += self.have as u64;
+            self.have = 0;
+            return None;
+        }
+        if self.have < HEADER_LEN + len + CRC_LEN {
+            return None;
+        }
+        self.have = 0;
+        let body = &self.buf[2..HEADER_LEN + len];
+        let crc_at = HEADER_LEN + len;
+        let crc = u32::from_le_bytes([self.buf[crc_at], self.buf[crc_at + 1], self.buf[crc_at + 2], self.buf[crc_at + 3]]);
+        let seq = u16::from_le_bytes([self.buf[4], self.buf[5]]);
+        if crc32(body) != crc {
+            return Some(Received::BadCrc { kind: self.buf[2], seq });
+        }
+        match Kind::from_u8(self.buf[2]) {
+            Some(kind) => Some(Received::Frame {
+                kind,
+                seq,
+                payload: &self.buf[HEADER_LEN..HEADER_LEN + len],
+            }),
+            None => Some(Received::UnknownKind(self.buf[2])),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    fn frame(kind: Kind, seq: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = [0; HEADER_LEN + MAX_PAYLOAD + CRC_LEN];
+        let n = encode(kind, seq, payload, &mut out);
+        out[..n].to_vec()
+    }
+
+    fn decode_all(bytes: &[u8]) -> Vec<std::string::String> {
+        let mut d = Decoder::new();
+        let mut out = Vec::new();
+        for &b in bytes {
+            if let Some(r) = d.push(b) {
+                out.push(std::format!("{r:?}"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn frames_round_trip_after_noise() {
+        let mut bytes = b"QQxS noise Q".to_vec();
+        bytes.extend(frame(Kind::Data, 7, b"hello"));
+        bytes.extend(frame(Kind::End, 0, b""));
+        assert_eq!(
+            decode_all(&bytes),
+            [
+                "Frame { kind: Data, seq: 7, payload: [104, 101, 108, 108, 111] }",
+                "Frame { kind: End, seq: 0, payload: [] }"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_damaged_frame_is_reported_and_the_next_one_still_decodes() {
+        let mut bytes = frame(Kind::Data, 3, &[9; 100]);
+        bytes[50] ^= 0x10;
+        bytes.extend(frame(Kind::Data, 3, &[9; 100]));
+        let got = decode_all(&bytes);
+        assert_eq!(got[0], "BadCrc { kind: 3, seq: 3 }");
+        assert!(got[1].starts_with("Frame { kind: Data, seq: 3"), "{got:?}");
+    }
+
+    #[test]
+    fn an_oversized_length_is_dropped_not_buffered() {
+        let mut bytes = frame(Kind::Data, 1, b"x");
+        bytes[6] = 0xff;
+        bytes[7] = 0xff;
+        bytes.extend(frame(Kind::End, 0, b""));
+        assert_eq!(decode_all(&bytes), ["Frame { kind: End, seq: 0, payload: [] }"]);
+    }
+
+    #[test]
+    fn begin_payload_round_trips() {
+        let b = Begin {
+            size: 70_000,
+            crc: 0xdead_beef,
+            flags: FLAG_ALLOW_DOWNGRADE,
+            name: "console",
+        };
+        let mut out = [0; MAX_PAYLOAD];
+        let n = b.encode(&mut out);
+        assert_eq!(Begin::decode(&out[..n]), Some(b));
+        assert_eq!(Begin::decode(&out[..5]), None);
+    }
+}
