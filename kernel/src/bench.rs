@@ -133,6 +133,10 @@ pub fn run() -> ! {
         crate::sched::yield_now();
     }
     kprintln!("bench: crash to first successful call on the restarted domain: {}", cycles() - t0);
+    for (name, verify, load) in crate::domain::manager::boot_costs() {
+        kprintln!("bench: verify domain {name}: {verify}");
+        kprintln!("bench: load domain {name}: {load}");
+    }
     // Hot swap: hello back and forth between its two initrd versions. The window is from
     // pausing the slots to releasing the callers (hello's state is 8 bytes); end to end is
     // from the request (verification included) to the first call the new version answers.
@@ -149,10 +153,6 @@ pub fn run() -> ! {
     kprintln!("bench: swap window (slots paused to callers released): {window}");
     kprintln!("bench: swap request to the first call the new version answers: {end_to_end}");
     kprintln!("bench: swap request to the new version serving, virtual ns: {end_to_end_ns}");
-    for (name, verify, load) in crate::domain::manager::boot_costs() {
-        kprintln!("bench: verify domain {name}: {verify}");
-        kprintln!("bench: load domain {name}: {load}");
-    }
     kprintln!("bench: reset to all domains started: {}", ready_at);
     crate::power::exit(0)
 }

@@ -3,6 +3,7 @@
 
 use crate::harness::{dtb_variant, Boot, Session};
 use crate::image::{self, Built};
+use crate::swap::Fault;
 use crate::Board;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,8 +17,29 @@ enum Step {
     Send(&'static str),
     /// Wait for all of these, in any order (output of different threads).
     ExpectAll(&'static [&'static str]),
+    /// Wait for this text for up to this many seconds (a long-running command).
+    ExpectWithin(&'static str, u64),
+    /// Check the transcript so far.
+    Check(fn(&str) -> Result<(), String>),
+    /// Push a domain over the host link (the setup must provide one).
+    Push(PushStep),
+    /// What `cargo xtask swap NAME` does: rebuild, sign newer than what runs, push, swapped.
+    SwapCommand(&'static str),
 }
-use Step::{Expect, ExpectAll, Send};
+use Step::{Check, Expect, ExpectAll, ExpectWithin, Push, Send, SwapCommand};
+
+/// One push: `domain` signed as `version` (its signature broken if `tamper`), sent with
+/// `fault`; the kernel's answer (or the link's error) must contain `answer`, and the new
+/// version must (or must not) be swapped in.
+#[derive(Clone, Copy)]
+struct PushStep {
+    domain: &'static str,
+    version: &'static str,
+    tamper: bool,
+    fault: Fault,
+    swapped: bool,
+    answer: &'static str,
+}
 
 /// How a test changes the standard boot.
 #[derive(Clone, Copy)]
@@ -37,6 +59,10 @@ enum Setup {
     NoDtb,
     /// rpi3: the project DTS with these changes applied.
     DtsChanges(&'static str),
+    /// The standard initrd plus versions of hello a swap must refuse.
+    SwapFixtures,
+    /// The standard boot with the host link connected to a socket.
+    HostLink,
 }
 
 struct QemuTest {
@@ -57,6 +83,184 @@ const BANNER: Step = Expect("QvQ 0.1.0 - a language-isolated microkernel for AAr
 
 fn qemu_tests() -> Vec<QemuTest> {
     vec![
+        QemuTest {
+            name: "swap-from-the-initrd-keeps-state-and-serves",
+            boards: BOTH,
+            append: "",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("initrd: hello-0.2.0.qvd is hello 0.2.0, kept for swapping in"),
+                Expect("qvq$ "),
+                Send("hello ping 1\r"),
+                Expect("hello ping 1: 2"),
+                Send("hello ping 2\r"),
+                Expect("hello ping 2: 3"),
+                Send("hello served\r"),
+                Expect("hello served: 2 pings, answered by 0.1.0"),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
+                Expect("qvq$ "),
+                Send("hello served\r"),
+                Expect("hello served: 2 pings, answered by 0.2.0"),
+                Send("versions hello\r"),
+                Expect("hello: running 0.2.0 from hello-0.2.0.qvd"),
+                Expect("available: hello.qvd 0.1.0"),
+                Expect("available: hello-0.2.0.qvd 0.2.0 (running)"),
+                Expect("retired: 0.1.0 from hello.qvd at"),
+                Expect("qvq$ "),
+                Send("swap hello\r"),
+                Expect("swap hello refused: the initrd holds no version of hello newer than 0.2.0"),
+                Send("swap hello hello.qvd\r"),
+                Expect("swap hello refused: hello.qvd is version 0.1.0, older than the running 0.2.0 (a downgrade needs the explicit flag)"),
+                Send("swap hello 0.1.0 --downgrade\r"),
+                Expect("swapped hello 0.2.0 -> 0.1.0 (hello.qvd"),
+                Send("hello ping 3\r"),
+                Expect("hello ping 3: 4"),
+                Send("hello served\r"),
+                Expect("hello served: 3 pings, answered by 0.1.0"),
+                Send("relay fault\r"),
+                Expect("relay: hello crashed inside relay's call; relay answered normally"),
+                Send("swap nosuch\r"),
+                Expect("swap nosuch refused: no running domain is named \"nosuch\""),
+                Send("swap\r"),
+                Expect("usage: swap NAME [ENTRY] [--downgrade]"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "swap-200-times-while-threads-call-loses-no-call",
+            boards: BOTH,
+            append: "",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("qvq$ "),
+                Send("swap-stress 200 hello.qvd hello-0.2.0.qvd\r"),
+                ExpectWithin("swap-stress answers by version:", 240),
+                Expect("swap-stress: 200 swaps, 0 refused; "),
+                Expect(" pings, 0 errors, 0 wrong answers; served count matches\n"),
+                Check(stress_answers_from_both_versions),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "swap-console-while-printing-loses-no-line",
+            boards: BOTH,
+            append: "",
+            setup: Setup::HostLink,
+            steps: &[
+                Expect("push: listening for hot-swap pushes on the host link"),
+                Expect("qvq$ "),
+                Send("ticker 400 10\r"),
+                Expect("tick 1/400"),
+                Send("count 400 10\r"),
+                Expect("line 10/400"),
+                Push(PushStep {
+                    domain: "console",
+                    version: "0.4.0",
+                    tamper: false,
+                    fault: Fault::None,
+                    swapped: true,
+                    answer: "swapped console 0.1.0 -> 0.4.0 (a host push",
+                }),
+                ExpectAll(&["line 400/400", "tick 400/400"]),
+                Check(every_numbered_line_exactly_once),
+                Send("versions console\r"),
+                Expect("console: running 0.4.0 from a host push"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "refused-swaps-leave-the-old-version-serving",
+            boards: BOTH,
+            append: "",
+            setup: Setup::SwapFixtures,
+            steps: &[
+                Expect("domain hello-badsig rejected: bad signature"),
+                Expect("qvq$ "),
+                Send("mem\r"),
+                Expect("free frames ("),
+                Expect(" KiB)"),
+                Send("swap hello hello-badsig\r"),
+                Expect("swap hello refused: hello-badsig.qvd: bad signature"),
+                Send("swap hello hello-0.0.1\r"),
+                Expect("swap hello refused: hello-0.0.1.qvd is version 0.0.1, older than the running 0.1.0"),
+                Send("swap hello hello-revokedkey --downgrade\r"),
+                Expect("swap hello refused: hello-revokedkey.qvd: revoked key"),
+                Send("swap hello hello-wronghash\r"),
+                Expect("swap hello refused: the new version's Hello has interface hash"),
+                Send("swap hello hello-initpanic\r"),
+                Expect("panicked at"),
+                Expect("swap hello refused: the new version's initialisation failed: crashed during initialisation"),
+                Send("swap hello hello-otherstate\r"),
+                Expect("swap hello refused: state type mismatch: the running version hands over state"),
+                Send("hello ping 5\r"),
+                Expect("hello ping 5: 6"),
+                Send("versions hello\r"),
+                Expect("hello: running 0.1.0 from hello.qvd (domain 2, generation 1"),
+                Send("mem\r"),
+                Expect("free frames ("),
+                Expect(" KiB)"),
+                Check(free_frames_unchanged),
+                Send("swap hello hello-0.2.0\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "host-push-swaps-and-refuses-bad-pushes",
+            boards: BOTH,
+            append: "",
+            setup: Setup::HostLink,
+            steps: &[
+                Expect("push: listening for hot-swap pushes on the host link"),
+                Expect("qvq$ "),
+                Push(PushStep {
+                    domain: "hello",
+                    version: "0.5.0",
+                    tamper: true,
+                    fault: Fault::None,
+                    swapped: false,
+                    answer: "swap hello refused: a host push: bad signature",
+                }),
+                Push(PushStep {
+                    domain: "hello",
+                    version: "0.5.0",
+                    tamper: false,
+                    fault: Fault::StopAfterChunks(5),
+                    swapped: false,
+                    answer: "stopped after 5 chunks",
+                }),
+                ExpectWithin("push: transfer of hello interrupted: no frame for 3000 ms after 5120 of", 20),
+                Send("versions hello\r"),
+                Expect("hello: running 0.1.0 from hello.qvd"),
+                Push(PushStep {
+                    domain: "hello",
+                    version: "0.5.0",
+                    tamper: false,
+                    fault: Fault::CorruptChunkOnce(3),
+                    swapped: true,
+                    answer: "swapped hello 0.1.0 -> 0.5.0 (a host push",
+                }),
+                Expect("push: frame (kind 0x3, seq 3) failed its CRC-32: resend"),
+                SwapCommand("hello"),
+                Send("versions hello\r"),
+                Expect("hello: running 0.5.1 from a host push"),
+                Expect("retired: 0.5.0 from a host push"),
+                Send("hello ping 7\r"),
+                Expect("hello ping 7: 8"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
         QemuTest {
             name: "boot-to-banner",
             boards: BOTH,
@@ -251,7 +455,8 @@ fn qemu_tests() -> Vec<QemuTest> {
                 Expect("hello ping 1: 2"),
                 Expect("qvq$ "),
                 Send("mem\r"),
-                Expect("free frames"),
+                Expect("free frames ("),
+                Expect(" KiB)"),
                 Expect("qvq$ "),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
@@ -569,6 +774,90 @@ fn rejection_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
     Ok(entries)
 }
 
+/// The swap fixtures: versions of hello each refused for its own reason.
+fn swap_fixture_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut entries = image::initrd_entries(board)?;
+    let dev = qvq_sign::read_signing_key(&image::ensure_dev_key()?)?;
+    let revoked = qvq_sign::read_signing_key(&image::revoked_test_key())?;
+    let hello_elf = std::fs::read(image::build_domain_elf("hello")?).map_err(|e| e.to_string())?;
+    let version = |v: &str| crate::domains::RecipeEntry {
+        name: "hello".into(),
+        devices: vec![],
+        restart: None,
+        version: Some(v.into()),
+    };
+    let hello = |v: &str| crate::domains::manifest("hello", Some(&version(v)), true);
+    let mut badsig = qvq_sign::sign(&hello("0.3.0")?, &hello_elf, &dev)?;
+    let last = badsig.len() - 1;
+    badsig[last] ^= 0x01; // the signature's last byte
+    let mut wrong_hash = hello("0.3.0")?;
+    wrong_hash.exports[0].hash[0] ^= 0x01;
+    let fixture = |name: &str| -> Result<Vec<u8>, String> {
+        let elf = std::fs::read(image::build_domain_elf(name)?).map_err(|e| e.to_string())?;
+        qvq_sign::sign(&crate::domains::manifest(name, None, true)?, &elf, &dev)
+    };
+    entries.extend([
+        ("hello-badsig.qvd".to_string(), badsig),
+        ("hello-0.0.1.qvd".to_string(), qvq_sign::sign(&hello("0.0.1")?, &hello_elf, &dev)?),
+        ("hello-revokedkey.qvd".to_string(), qvq_sign::sign(&hello("0.3.0")?, &hello_elf, &revoked)?),
+        ("hello-wronghash.qvd".to_string(), qvq_sign::sign(&wrong_hash, &hello_elf, &dev)?),
+        ("hello-initpanic.qvd".to_string(), fixture("swap-init-panics")?),
+        ("hello-otherstate.qvd".to_string(), fixture("swap-other-state")?),
+    ]);
+    Ok(entries)
+}
+
+/// `swap-stress`: callers got answers from both versions.
+fn stress_answers_from_both_versions(t: &str) -> Result<(), String> {
+    let line = t
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("swap-stress answers by version:"))
+        .ok_or("no swap-stress summary")?;
+    let by_version = line.split("answers by version:").nth(1).ok_or("no answers by version")?;
+    let counts: Vec<u64> = by_version.split_whitespace().skip(1).step_by(2).filter_map(|n| n.parse().ok()).collect();
+    if counts.len() == 2 && counts.iter().all(|c| *c > 0) && by_version.contains("0.1.0:") && by_version.contains("0.2.0:") {
+        Ok(())
+    } else {
+        Err(format!("expected answers from both 0.1.0 and 0.2.0: {line}"))
+    }
+}
+
+/// `ticker 400` and `count 400` printed every numbered line exactly once, intact, and the
+/// console swap happened while they were printing.
+fn every_numbered_line_exactly_once(t: &str) -> Result<(), String> {
+    // From the first numbered line (the boot log mentions the timer's tick).
+    let t = &t[t.find("tick 1/400").ok_or("no tick 1/400")?..];
+    for tag in ["tick", "line"] {
+        let mentions = t.matches(&format!("{tag} ")).count();
+        for i in 1..=400 {
+            let n = t.matches(&format!("{tag} {i}/400\n")).count();
+            if n != 1 {
+                return Err(format!("\"{tag} {i}/400\" appears {n} times"));
+            }
+        }
+        if mentions != 400 {
+            return Err(format!("{mentions} lines mention \"{tag} \", expected 400 (a line was cut or garbled)"));
+        }
+        let swap = t.find("swapped console").ok_or("no swap")?;
+        let (first, last) = (t.find(&format!("{tag} 1/400\n")), t.find(&format!("{tag} 400/400\n")));
+        if !(first < Some(swap) && Some(swap) < last) {
+            return Err(format!("the swap did not happen while the {tag} lines were printing"));
+        }
+    }
+    Ok(())
+}
+
+/// The two `mem` reports show the same number of free frames.
+fn free_frames_unchanged(t: &str) -> Result<(), String> {
+    let frames: Vec<&str> = t.lines().filter(|l| l.ends_with(" KiB)") && l.contains(" free frames (")).collect();
+    match frames.as_slice() {
+        [.., before, after] if before == after => Ok(()),
+        [.., before, after] => Err(format!("free frames changed: {before} -> {after}")),
+        _ => Err("fewer than two mem reports".into()),
+    }
+}
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String> {
@@ -609,6 +898,12 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
             image::write_initrd(&path, &entries)?;
             boot.initrd = Some(path);
         }
+        Setup::SwapFixtures => {
+            let path = image::out_dir(board).join("swap-fixtures-initrd.img");
+            image::write_initrd(&path, &swap_fixture_entries(board)?)?;
+            boot.initrd = Some(path);
+        }
+        Setup::HostLink => boot.host_link = Some(image::out_dir(board).join("test-hostlink.sock")),
         Setup::DtsChanges(changes) => {
             let dir = image::out_dir(board).join("test-dtbs");
             boot.dtb = Some(dtb_variant(&image::rpi3_dts(), changes, &dir, t.name)?);
@@ -622,6 +917,15 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
                 Expect(p) => s.expect(p, TIMEOUT)?,
                 ExpectAll(ps) => s.expect_all(ps, TIMEOUT)?,
                 Send(text) => s.send(text)?,
+                ExpectWithin(p, secs) => s.expect(p, Duration::from_secs(secs))?,
+                Check(f) => f(&s.transcript())?,
+                Push(p) => push_step(&p, board, boot.host_link.as_deref().ok_or("this setup has no host link")?)?,
+                SwapCommand(name) => {
+                    let socket = boot.host_link.as_deref().ok_or("this setup has no host link")?;
+                    if !crate::swap::swap(board, name, None, false, Some(socket))? {
+                        return Err(format!("`cargo xtask swap {name}` did not swap"));
+                    }
+                }
             }
         }
         let status = s.wait_exit(TIMEOUT)?;
@@ -637,6 +941,27 @@ fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String
             s.transcript()
         )
     })
+}
+
+fn push_step(p: &PushStep, board: Board, socket: &std::path::Path) -> Result<(), String> {
+    let (mut envelope, _) = crate::swap::signed_domain(board, p.domain, Some(p.version))?;
+    if p.tamper {
+        let last = envelope.len() - 1;
+        envelope[last] ^= 0x01;
+    }
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    let outcome = link.push(p.domain, &envelope, 0, p.fault);
+    let (swapped, answer) = match outcome {
+        Ok(x) => x,
+        Err(e) => (false, e),
+    };
+    if swapped != p.swapped || !answer.contains(p.answer) {
+        return Err(format!(
+            "push of {} {}: expected swapped={} and {:?}, got swapped={swapped}: {answer}",
+            p.domain, p.version, p.swapped, p.answer
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `cargo test` in `dir` with `args`; returns (passed, failed) from its summaries.

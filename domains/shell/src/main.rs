@@ -43,7 +43,7 @@ fn version_name(v: u64) -> String {
     format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
 }
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--downgrade] | versions NAME | ticker N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--downgrade] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
 
 /// Caller threads `swap-stress` runs against hello.
 const STRESS_CALLERS: usize = 3;
@@ -132,7 +132,11 @@ impl Shell {
                     Err(e) => self.print(&format!("hello sum: error: {e}\n")),
                 }
             }
-            _ => self.print("usage: hello ping N | hello sum\n"),
+            ["served"] => match (self.hello.served(), self.hello.version()) {
+                (Ok(n), Ok(v)) => self.print(&format!("hello served: {n} pings, answered by {}\n", version_name(v))),
+                (Err(e), _) | (_, Err(e)) => self.print(&format!("hello served: error: {e}\n")),
+            },
+            _ => self.print("usage: hello ping N | hello sum | hello served\n"),
         }
     }
 
@@ -269,8 +273,10 @@ impl Shell {
             .filter(|(v, c)| *c > 0 || *v > 0)
             .map(|(v, c)| format!(" {}: {c}", version_name(*v)))
             .collect();
+        // Two lines, each one console write (so other output cannot split them).
+        self.print(&format!("swap-stress answers by version:{by_version}\n"));
         self.print(&format!(
-            "swap-stress: {swapped} swaps, {refused} refused; {calls} pings, {errors} errors, {wrong} wrong answers; served count {}; answers by version:{by_version}\n",
+            "swap-stress: {swapped} swaps, {refused} refused; {calls} pings, {errors} errors, {wrong} wrong answers; served count {}\n",
             match served {
                 Ok(s) if s == calls => "matches".into(),
                 Ok(s) => format!("{s} differs"),
@@ -318,6 +324,16 @@ impl Shell {
                     (Ok(n), Ok(ms)) => self.ticker(n, ms),
                     _ => self.print("usage: ticker N MS (whole numbers)\n"),
                 },
+                ["count", n, ms] => match (n.parse::<u64>(), ms.parse()) {
+                    (Ok(n), Ok(ms)) => {
+                        for i in 1..=n {
+                            self.print(&format!("line {i}/{n}\n"));
+                            runtime::sleep_ms(ms);
+                        }
+                    }
+                    _ => self.print("usage: count N MS (whole numbers)\n"),
+                },
+                ["count", ..] => self.print("usage: count N MS\n"),
                 ["swap-stress", n, a, b] => match n.parse() {
                     Ok(n) => self.swap_stress(n, a, b),
                     Err(_) => self.print("usage: swap-stress N ENTRY_A ENTRY_B (N a whole number)\n"),

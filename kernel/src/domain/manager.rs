@@ -769,7 +769,7 @@ pub(super) fn retire(id: DomainId, state: State) {
 pub(super) fn allocate_id() -> Option<DomainId> {
     let retired: Vec<DomainId> = MANAGER.lock().domains.iter().filter(|d| d.state == State::Retired).map(|d| d.id).collect();
     for id in retired {
-        if crate::sched::count_other_threads(|c| super::context_inside(c, id)) == 0 && super::rref::owned_by(id).0 == 0 {
+        if crate::sched::count_other_threads(|c, _| super::context_inside(c, id)) == 0 && super::rref::owned_by(id).0 == 0 {
             return Some(id);
         }
     }
@@ -874,7 +874,7 @@ fn restart(id: DomainId) {
     // at the crash and are unwound when they next run); only then may a new instance take
     // the domain's number.
     let mut waited = 0;
-    while crate::sched::count_other_threads(|c| super::context_inside(c, id)) > 0 {
+    while crate::sched::count_other_threads(|c, _| super::context_inside(c, id)) > 0 {
         if waited >= 100 {
             hold(id, &name, "threads are still inside its dead instance after 1 s");
             return;

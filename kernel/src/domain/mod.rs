@@ -135,6 +135,8 @@ extern "C" {
     fn qvq_resume_continuation(cont: *const Continuation, code: u32) -> !;
     /// The proxy trampoline; domains reach it through `KernelServices::proxy_call`.
     pub fn qvq_proxy_call();
+    /// The end of the trampoline's way in (just past its dispatch to the callee).
+    fn qvq_proxy_dispatched();
 }
 
 /// Runs `invoke(data, table, state)` as domain `domain`, behind a continuation. Returns 0,
@@ -265,6 +267,13 @@ pub fn context_in_call_to(ctx: &Context, d: DomainId) -> bool {
         c = cont.prev as *const Continuation;
     }
     false
+}
+
+/// True if a thread resuming at `pc` is on the trampoline's way into a callee: past the
+/// slot check (perhaps) but with no continuation pushed yet, so `context_in_call_to` cannot
+/// see which callee it is bound for.
+pub fn entering_a_call(pc: u64) -> bool {
+    (qvq_proxy_call as *const () as u64..qvq_proxy_dispatched as *const () as u64).contains(&pc)
 }
 
 /// True if the running thread's innermost entry into `d` was a proxy call (so unwinding to

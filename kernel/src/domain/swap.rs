@@ -226,7 +226,9 @@ fn prepare_and_swap(
     t0: u64,
 ) -> Result<Outcome, (String, bool)> {
     let (ring, revoked) = manager::keyring_now();
+    let verify_start = crate::arch::pmu::cycles();
     let v = loader::verify(bytes, &ring, &revoked).map_err(|e| (format!("{label}: {e}"), false))?;
+    let verify_cost = crate::arch::pmu::cycles() - verify_start;
     let m = &v.manifest;
     if m.name != name {
         return Err((format!("{label} is domain {:?}, not {name:?}", m.name), false));
@@ -263,7 +265,7 @@ fn prepare_and_swap(
     }
     // Load and initialise the new version as a record of its own.
     let new = manager::allocate_id().ok_or_else(|| ("no free domain number".to_string(), false))?;
-    let mut record = manager::new_record(new, &v, label, State::Preparing, old_generation + 1, 0);
+    let mut record = manager::new_record(new, &v, label, State::Preparing, old_generation + 1, verify_cost);
     record.pushed = pushed;
     manager::install(record);
     let (inst, entry) = match manager::instantiate(new, m, &v.elf, false) {
@@ -423,11 +425,13 @@ fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_h
         super::proxy::resume_callee(old, !manager::is_dead(old));
         Err(why)
     };
-    // Drain: every call in flight into the old version returns (or is cancelled and parks).
+    // Drain: every call in flight into the old version returns (or is cancelled and parks),
+    // and no thread is left between the trampoline's slot check and its dispatch (it may
+    // have read the old version's table before the pause).
     let started = crate::time::uptime_ns();
     let mut drained = 0;
     loop {
-        let inside = crate::sched::count_other_threads(|c| super::context_in_call_to(c, old));
+        let inside = crate::sched::count_other_threads(|c, pc| super::context_in_call_to(c, old) || super::entering_a_call(pc));
         if inside == 0 {
             break;
         }

@@ -416,15 +416,16 @@ pub fn for_each_thread(mut f: impl FnMut(ThreadId, Priority, State, &str)) {
     }
 }
 
-/// How many threads other than the caller satisfy `f` on their saved domain context.
-pub fn count_other_threads(f: impl Fn(&crate::domain::Context) -> bool) -> usize {
+/// How many threads other than the caller satisfy `f` on their saved domain context and
+/// the PC they resume at.
+pub fn count_other_threads(f: impl Fn(&crate::domain::Context, u64) -> bool) -> usize {
     let guard = SCHED.lock();
     let Some(s) = guard.as_ref() else { return 0 };
     s.slots
         .iter()
         .enumerate()
         .filter_map(|(i, x)| x.thread.as_deref().filter(|_| i as u16 != s.current))
-        .filter(|t| t.state != State::Dead && f(&t.domain))
+        .filter(|t| t.state != State::Dead && f(&t.domain, t.context.elr))
         .count()
 }
 

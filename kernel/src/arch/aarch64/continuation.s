@@ -66,6 +66,10 @@ qvq_proxy_call:
     ldp     x13, x0, [x9]               // table, state
     ldr     x16, [x13, x17, lsl #3]
     blr     x16
+// A thread whose PC lies in [qvq_proxy_call, qvq_proxy_dispatched) has passed (or is
+// about to pass) the slot check but is not yet inside the callee: a hot swap waits for it.
+.global qvq_proxy_dispatched
+qvq_proxy_dispatched:
     ldp     x11, x13, [sp, #96]
     adrp    x10, QVQ_DOMAIN_CTX
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
