@@ -166,6 +166,7 @@ fn init() -> Result<(), &'static str> {
     runtime::spawn("console-rx", move || receive(irq)).map_err(|_| "cannot start the receive thread")?;
     runtime::swap::keep_state::<ConsoleState>(export_state, import_state).map_err(|_| "cannot declare the swap state")?;
     console::export(&CONSOLE).map_err(|_| "cannot export Console")?;
+    runtime::log::write_str("PL011 driver ready (receive by interrupt)");
     Ok(())
 }
 

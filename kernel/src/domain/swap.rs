@@ -166,7 +166,18 @@ fn exports_differ(old: &Manifest, new: &Manifest) -> Option<String> {
 }
 
 fn swap_exclusive(name: &str, source: Source, allow_downgrade: bool, t0: u64) -> Result<Outcome, String> {
-    let (old, old_version, old_generation, old_hooks, old_source) = running(name).ok_or_else(|| format!("no running domain is named {name:?}"))?;
+    let (old, old_version, old_generation, old_hooks, old_source) = running(name).ok_or_else(|| {
+        let state = MANAGER
+            .lock()
+            .domains
+            .iter()
+            .find(|d| d.name == name && d.state != State::Retired && d.id != super::KERNEL)
+            .map(|d| d.state);
+        match state {
+            Some(s) => format!("{name} is {} (only a running domain is swapped; `restart {name}` first)", format!("{s:?}").to_lowercase()),
+            None => format!("no running domain is named {name:?}"),
+        }
+    })?;
     if super::context_inside(&super::save_context(), old) {
         return Err(format!("it was asked from inside {name} itself"));
     }
