@@ -41,9 +41,10 @@ pub enum Source<'a> {
 /// What a swap did.
 pub struct Outcome {
     pub swapped: bool,
-    /// Instructions from pausing the slots to resuming them (0 if it never got there).
+    /// PMU cycles from pausing the slots to resuming them (0 if it never got there); under
+    /// QEMU `-icount shift=0` these are instructions.
     pub window: u64,
-    /// Instructions from the request to the new version serving.
+    /// PMU cycles from the request to the new version serving.
     pub total: u64,
     pub message: String,
 }
@@ -332,7 +333,7 @@ fn prepare_and_swap(
         });
     }
     let message = format!(
-        "swapped {name} {old_version} -> {} ({label}, key id {}): window {} instructions ({} calls drained, {} state bytes), {} instructions in all",
+        "swapped {name} {old_version} -> {} ({label}, key id {}): window {} cycles ({} calls drained, {} state bytes), {} cycles in all",
         m.version,
         manager::short(&v.key_id),
         window.instructions,
@@ -440,7 +441,7 @@ fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_h
     // and no thread is left between the trampoline's slot check and its dispatch (it may
     // have read the old version's table before the pause).
     let started = crate::time::uptime_ns();
-    let mut drained = 0;
+    let (mut drained, mut polls) = (0, 0);
     loop {
         let inside = crate::sched::count_other_threads(|c, pc| super::context_in_call_to(c, old) || super::entering_a_call(pc));
         if inside == 0 {
@@ -450,7 +451,14 @@ fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_h
         if crate::time::uptime_ns() - started > DRAIN_LIMIT_MS * 1_000_000 {
             return abort(format!("{inside} calls into the running version did not return within {DRAIN_LIMIT_MS} ms"));
         }
-        crate::sched::sleep_ms(1);
+        // Let the callers finish: first by yielding (a cancelled caller needs one turn to
+        // unwind), then, for a slower call, by sleeping a tick at a time.
+        polls += 1;
+        if polls < 100 {
+            crate::sched::yield_now();
+        } else {
+            crate::sched::sleep_ms(1);
+        }
     }
     set_masked(&old_irqs, true);
     let state_bytes = match hand_over(old, new, old_hooks, new_hooks) {
