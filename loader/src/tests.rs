@@ -44,7 +44,8 @@ fn valid_pie_parses_and_loads_with_relocations_applied() {
 fn malformed_elf_corpus() {
     let e = elf();
     let ph = |i: usize, off: usize| e.phdr_at + i * 56 + off;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, ElfError)> = vec![
+    type Case<'a> = (&'static str, Box<dyn Fn(&mut Vec<u8>) + 'a>, ElfError);
+    let cases: Vec<Case<'_>> = vec![
         ("too short", Box::new(|b| b.truncate(10)), ElfError::TooShort),
         ("bad magic", Box::new(|b| b[1] = b'X'), ElfError::NotElf),
         ("32-bit", Box::new(|b| b[4] = 1), ElfError::Not64Bit),
@@ -183,7 +184,7 @@ fn load_into_refuses_small_or_misaligned_destinations() {
     assert_eq!(img.load_into(&mut small, 0), Err(ElfError::DestinationTooSmall { need: size, have: size - 1 }));
     let mut mem = vec![0; size as usize];
     assert_eq!(img.load_into(&mut mem, 0x1001), Err(ElfError::BadBase(0x1001)));
-    assert_eq!(img.load_into(&mut mem, u64::MAX & !0xfff), Err(ElfError::BadBase(u64::MAX & !0xfff)));
+    assert_eq!(img.load_into(&mut mem, !0xfff), Err(ElfError::BadBase(!0xfff)));
 }
 
 fn manifest() -> Manifest {

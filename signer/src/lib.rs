@@ -224,7 +224,10 @@ pub fn read_revocations(path: &Path) -> Result<Revocations, String> {
 }
 
 /// Every `*.pub.pem` in `dir` (sorted by name), and `dir/revoked.toml` if present.
-pub fn read_keyring_dir(dir: &Path) -> Result<(Keyring, Vec<(PathBuf, KeyId)>, Revocations), String> {
+/// A keyring, the key files it came from (with their ids), and the revocations.
+pub type KeyringDir = (Keyring, Vec<(PathBuf, KeyId)>, Revocations);
+
+pub fn read_keyring_dir(dir: &Path) -> Result<KeyringDir, String> {
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| format!("cannot read keyring directory {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -13,7 +13,7 @@ pub struct Mmio {
 impl Mmio {
     fn check(&self, offset: usize) -> usize {
         assert!(
-            offset % 4 == 0 && offset.checked_add(4).is_some_and(|e| e <= self.size),
+            offset.is_multiple_of(4) && offset.checked_add(4).is_some_and(|e| e <= self.size),
             "MMIO offset {offset:#x} outside the granted {:#x} bytes",
             self.size
         );

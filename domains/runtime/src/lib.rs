@@ -60,6 +60,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 /// crate would do. Safe Rust in a domain cannot fault by itself.
 pub mod fault_injection {
     /// Reads an address no page table maps: a data abort while this domain runs.
+    #[allow(clippy::manual_dangling_ptr)] // not a dangling pointer: a fixed unmapped address
     pub fn read_unmapped() -> u64 {
         // SAFETY: deliberately unsound — the test wants the MMU to fault here.
         unsafe { core::ptr::read_volatile(0x8 as *const u64) }

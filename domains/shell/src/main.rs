@@ -76,11 +76,7 @@ impl Shell {
                     self.print("\n");
                     return Some(line);
                 }
-                0x08 | 0x7f => {
-                    if line.pop().is_some() {
-                        self.print("\x08 \x08");
-                    }
-                }
+                0x08 | 0x7f if line.pop().is_some() => self.print("\x08 \x08"),
                 b if (0x20..0x7f).contains(&b) && line.len() < 120 => {
                     line.push(b as char);
                     let echo = [b];
@@ -375,7 +371,7 @@ fn stress_caller(hello: hello::Proxy, seed: u64) {
             Err(_) => s.errors += 1,
         });
         i += 1;
-        if i % 8 == 0 {
+        if i.is_multiple_of(8) {
             match hello.version() {
                 Ok(v) => STRESS.with(|s| {
                     if let Some(slot) = s.answers.iter_mut().find(|(k, c)| *k == v || *c == 0) {

@@ -135,8 +135,10 @@ extern "C" {
     fn qvq_resume_continuation(cont: *const Continuation, code: u32) -> !;
     /// The proxy trampoline; domains reach it through `KernelServices::proxy_call`.
     pub fn qvq_proxy_call();
-    /// The end of the trampoline's way in (just past its dispatch to the callee).
-    fn qvq_proxy_dispatched();
+    /// Labels inside the trampoline: where it pushes the continuation frame, and just after
+    /// it switched the thread's context to the callee.
+    fn qvq_proxy_frame();
+    fn qvq_proxy_entered();
 }
 
 /// Runs `invoke(data, table, state)` as domain `domain`, behind a continuation. Returns 0,
@@ -210,8 +212,22 @@ pub fn crash_in_trap(frame: &mut TrapFrame, cause: &str) -> bool {
 }
 
 /// On every return to a thread: a thread about to run code of a dead domain (it was
-/// preempted or blocked inside it) is unwound to its call into that domain instead.
+/// preempted or blocked inside it) is unwound to its call into that domain instead; a
+/// thread caught between the trampoline's slot check and its switch into the callee starts
+/// the call over, so it never acts on a slot that changed meanwhile (a crash, a swap).
 pub fn before_resume(frame: &mut TrapFrame) {
+    let (start, frame_pushed, entered) = (
+        qvq_proxy_call as *const () as u64,
+        qvq_proxy_frame as *const () as u64,
+        qvq_proxy_entered as *const () as u64,
+    );
+    if (start..entered).contains(&frame.elr) {
+        if frame.elr > frame_pushed {
+            frame.sp += core::mem::size_of::<Continuation>() as u64; // pop the unfinished frame
+        }
+        frame.elr = start;
+        return;
+    }
     let d = current();
     if d != KERNEL && manager::is_dead(d) {
         redirect(frame, d, RpcError::Crashed as u32);
@@ -267,13 +283,6 @@ pub fn context_in_call_to(ctx: &Context, d: DomainId) -> bool {
         c = cont.prev as *const Continuation;
     }
     false
-}
-
-/// True if a thread resuming at `pc` is on the trampoline's way into a callee: past the
-/// slot check (perhaps) but with no continuation pushed yet, so `context_in_call_to` cannot
-/// see which callee it is bound for.
-pub fn entering_a_call(pc: u64) -> bool {
-    (qvq_proxy_call as *const () as u64..qvq_proxy_dispatched as *const () as u64).contains(&pc)
 }
 
 /// True if the running thread's innermost entry into `d` was a proxy call (so unwinding to

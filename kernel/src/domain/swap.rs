@@ -108,7 +108,9 @@ fn running(name: &str) -> Option<(DomainId, Version, u32, Option<StateHooks>, St
 fn initrd_entry(name: &str, wanted: &str, current: &Version) -> Result<(String, &'static [u8]), String> {
     let bytes = MANAGER.lock().initrd.ok_or("there is no initrd")?;
     let archive = initrd::Archive::parse(bytes).map_err(|e| format!("the initrd is unreadable: {e}"))?;
-    let mut best: Option<(String, &'static [u8], (u32, u32, u32))> = None;
+    // (entry name, bytes, version) of the newest entry newer than `current`.
+    type Candidate = (String, &'static [u8], (u32, u32, u32));
+    let mut best: Option<Candidate> = None;
     for e in archive.entries() {
         let Some(m) = peek(e.data) else { continue };
         let stem = e.name.strip_suffix(".qvd").unwrap_or(e.name);
@@ -175,7 +177,10 @@ fn swap_exclusive(name: &str, source: Source, allow_downgrade: bool, t0: u64) ->
             .find(|d| d.name == name && d.state != State::Retired && d.id != super::KERNEL)
             .map(|d| d.state);
         match state {
-            Some(s) => format!("{name} is {} (only a running domain is swapped; `restart {name}` first)", format!("{s:?}").to_lowercase()),
+            Some(s) => format!(
+                "{name} is {} (only a running domain is swapped; `restart {name}` first)",
+                format!("{s:?}").to_lowercase()
+            ),
             None => format!("no running domain is named {name:?}"),
         }
     })?;
@@ -437,13 +442,13 @@ fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_h
         super::proxy::resume_callee(old, !manager::is_dead(old));
         Err(why)
     };
-    // Drain: every call in flight into the old version returns (or is cancelled and parks),
-    // and no thread is left between the trampoline's slot check and its dispatch (it may
-    // have read the old version's table before the pause).
+    // Drain: every call in flight into the old version returns (or is cancelled and parks).
+    // A thread caught between the trampoline's slot check and its dispatch starts its call
+    // over when it resumes (`before_resume`), so it finds the slot paused.
     let started = crate::time::uptime_ns();
     let (mut drained, mut polls) = (0, 0);
     loop {
-        let inside = crate::sched::count_other_threads(|c, pc| super::context_in_call_to(c, old) || super::entering_a_call(pc));
+        let inside = crate::sched::count_other_threads(|c, _| super::context_in_call_to(c, old));
         if inside == 0 {
             break;
         }

@@ -57,19 +57,23 @@ qvq_proxy_call:
     ldr     x12, [x9, #32]              // count the call (a statistic)
     add     x12, x12, #1
     str     x12, [x9, #32]
+// From the slot check to the switch of the thread's context, a thread that an interrupt
+// catches is rewound to qvq_proxy_call when it resumes (domain::before_resume): the check
+// and the switch act as one step for the rest of the kernel. Only x9-x17 and the frame
+// below sp change in between (and sp, from qvq_proxy_frame on).
+.global qvq_proxy_frame
+qvq_proxy_frame:
     SAVE_CONTINUATION
     stp     x11, x13, [sp, #96]         // the caller's context, restored on return
     ldr     w12, [x9, #24]              // callee (zero-extended: status 0)
     mov     x13, sp
     stp     x12, x13, [x10]             // current = callee, status 0, continuations = this
+.global qvq_proxy_entered
+qvq_proxy_entered:
     and     w17, w0, #0xff              // method index
     ldp     x13, x0, [x9]               // table, state
     ldr     x16, [x13, x17, lsl #3]
     blr     x16
-// A thread whose PC lies in [qvq_proxy_call, qvq_proxy_dispatched) has passed (or is
-// about to pass) the slot check but is not yet inside the callee: a hot swap waits for it.
-.global qvq_proxy_dispatched
-qvq_proxy_dispatched:
     ldp     x11, x13, [sp, #96]
     adrp    x10, QVQ_DOMAIN_CTX
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
