@@ -252,10 +252,9 @@ pub fn crashed(d: DomainId, cause: &str) {
         warn!("domain {} (the version being swapped in) crashed: {cause}", name(d));
         return;
     }
-    let (name, instance, policy, wake) = {
+    let (name, instance, policy) = {
         let mut m = MANAGER.lock();
         m.exports.retain(|e| e.domain != d);
-        let wake: Vec<&'static WaitQueue> = m.events.iter().filter(|e| e.owner == d).map(|e| e.waiters).collect();
         let Some(dom) = m.domains.get_mut(d as usize) else { return };
         dom.state = State::Crashed;
         let now = crate::time::uptime_ns();
@@ -270,15 +269,13 @@ pub fn crashed(d: DomainId, cause: &str) {
         } else {
             Some(dom.manifest.restart)
         };
-        (dom.name.clone(), dom.instance.take(), policy, wake)
+        (dom.name.clone(), dom.instance.take(), policy)
     };
     warn!("domain {name} crashed: {cause}");
     if let Some(inst) = instance {
         reclaim(d, &name, inst);
     }
-    for q in wake {
-        q.wake_all();
-    }
+    wake_all_event_waiters();
     match policy {
         Some(RestartPolicy::Restart) => {
             MANAGER.lock().restart_queue.push(d);
@@ -397,26 +394,52 @@ pub fn event_new(owner: DomainId) -> i64 {
     (m.events.len() - 1) as i64
 }
 
-/// Waits until event `e` moves past `seen`; returns its count. With `restartable` (the
-/// caller's call has had no effect yet), returns `None` instead if a hot swap is draining
-/// the calling domain and the thread is in a call into it: the caller is then unwound and
-/// its proxy makes the call again on the new version.
-pub fn event_wait(d: DomainId, e: u32, seen: u64, restartable: bool) -> Option<u64> {
+/// How an event wait ended.
+pub enum Waited {
+    /// The event moved on to this count.
+    Count(u64),
+    /// A hot swap drains the waiting domain: make the call again on the new version.
+    Reissue,
+    /// The domain that made the call (further out on the chain) died: give up the call.
+    CallerDied(DomainId),
+}
+
+/// Waits until event `e` moves past `seen`. With `restartable` (the call has had no
+/// effect yet) the wait is also given up when a hot swap drains `d` and the thread is in a
+/// call into it, or when a domain that called it died (it would return into dead code).
+pub fn event_wait(d: DomainId, e: u32, seen: u64, restartable: bool) -> Waited {
     let Some(q) = MANAGER.lock().events.get(e as usize).map(|x| x.waiters) else {
-        return Some(seen);
+        return Waited::Count(seen);
     };
-    let cancellable = restartable && super::running_in_call_to(d);
+    let in_call = restartable && super::running_in_call_to(d);
     q.wait_until(|| {
-        if cancellable && is_cancelling(d) {
-            return Some(None);
+        if restartable {
+            if let Some(dead) = super::dead_caller_on_chain() {
+                return Some(Waited::CallerDied(dead));
+            }
+            if in_call && is_cancelling(d) {
+                return Some(Waited::Reissue);
+            }
         }
-        MANAGER.lock().events.get(e as usize).and_then(|x| (x.count != seen).then_some(Some(x.count)))
+        MANAGER
+            .lock()
+            .events
+            .get(e as usize)
+            .and_then(|x| (x.count != seen).then_some(Waited::Count(x.count)))
     })
 }
 
 /// Wakes every thread waiting on an event `d` owns (so cancellable waits see a swap).
 pub(super) fn wake_event_waiters(d: DomainId) {
     let queues: Vec<&'static WaitQueue> = MANAGER.lock().events.iter().filter(|e| e.owner == d).map(|e| e.waiters).collect();
+    for q in queues {
+        q.wake_all();
+    }
+}
+
+/// Wakes every event waiter: a domain died, and waits on behalf of its calls give up.
+fn wake_all_event_waiters() {
+    let queues: Vec<&'static WaitQueue> = MANAGER.lock().events.iter().map(|e| e.waiters).collect();
     for q in queues {
         q.wake_all();
     }
@@ -759,6 +782,7 @@ pub(super) fn retire(id: DomainId, state: State) {
     if let Some(inst) = inst {
         reclaim(id, &name, inst);
     }
+    wake_all_event_waiters();
     if let Some((base, pages)) = pushed {
         crate::memory::free_frames_at(base, pages);
     }

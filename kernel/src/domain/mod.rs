@@ -285,6 +285,20 @@ pub fn context_in_call_to(ctx: &Context, d: DomainId) -> bool {
     false
 }
 
+/// The innermost domain on the running thread's call chain (outside the current one) that
+/// is dead: the thread is serving a call for a caller that no longer exists.
+pub fn dead_caller_on_chain() -> Option<DomainId> {
+    let mut c = QVQ_DOMAIN_CTX.continuations.load(Ordering::Relaxed) as *const Continuation;
+    // SAFETY: the running thread's own continuation list (live frames on its stack).
+    while let Some(cont) = unsafe { c.as_ref() } {
+        if cont.caller != KERNEL && manager::is_dead(cont.caller) {
+            return Some(cont.caller);
+        }
+        c = cont.prev as *const Continuation;
+    }
+    None
+}
+
 /// True if the running thread's innermost entry into `d` was a proxy call (so unwinding to
 /// it returns to a caller's proxy, which can make the call again).
 pub fn running_in_call_to(d: DomainId) -> bool {

@@ -126,15 +126,20 @@ extern "C" fn event_new() -> i64 {
 }
 
 extern "C" fn event_wait(event: u32, seen: u64) -> u64 {
-    manager::event_wait(current(), event, seen, false).unwrap_or(seen)
+    match manager::event_wait(current(), event, seen, false) {
+        manager::Waited::Count(n) => n,
+        _ => seen,
+    }
 }
 
 extern "C" fn event_wait_restartable(event: u32, seen: u64) -> u64 {
     let d = current();
     match manager::event_wait(d, event, seen, true) {
-        Some(count) => count,
+        manager::Waited::Count(n) => n,
         // A hot swap cancelled the call: back to the caller's proxy, which makes it again.
-        None => super::unwind(d, interfaces::abi::STATUS_REISSUE),
+        manager::Waited::Reissue => super::unwind(d, interfaces::abi::STATUS_REISSUE),
+        // The call's caller died: drop the call and the dead caller's frames with it.
+        manager::Waited::CallerDied(dead) => super::unwind(dead, interfaces::RpcError::Crashed as u32),
     }
 }
 
