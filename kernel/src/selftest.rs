@@ -222,8 +222,10 @@ fn crash_loop(name: &str) -> ! {
         }
         fail(name, format_args!("round {round}: hello did not come back"))
     };
-    // One round first, so every lazily grown kernel table has its final size.
-    crash_and_wait(0);
+    // Some rounds first, so every lazily grown kernel table has its final size.
+    for round in 0..10 {
+        crash_and_wait(round);
+    }
     let measure = || {
         (
             crate::memory::free_frames(),

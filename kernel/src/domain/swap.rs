@@ -465,6 +465,18 @@ fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_h
             crate::sched::sleep_ms(1);
         }
     }
+    // The old version may have crashed (and restarted, its hooks elsewhere) since the
+    // preparation looked at it: hand over only from the instance that serves now.
+    let serving_hooks = {
+        let m = MANAGER.lock();
+        let d = &m.domains[old as usize];
+        (d.state == State::Running && !manager::is_dead(old)).then(|| d.instance.as_ref().and_then(|i| i.state_hooks))
+    };
+    let old_hooks = match serving_hooks {
+        Some(h) if h.map(|x| x.hash) == old_hooks.map(|x| x.hash) => h,
+        Some(_) => return abort("the running version's state type changed meanwhile".into()),
+        None => return abort("the running version crashed meanwhile".into()),
+    };
     set_masked(&old_irqs, true);
     let state_bytes = match hand_over(old, new, old_hooks, new_hooks) {
         Ok(n) => n,

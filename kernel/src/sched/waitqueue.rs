@@ -5,6 +5,9 @@ use crate::arch::cpu::{irq_restore, irq_save};
 use crate::sync::IrqLock;
 use alloc::collections::VecDeque;
 
+/// Waiters a queue has room for after its first wait.
+const WAITERS_ROOM: usize = 16;
+
 pub struct WaitQueue {
     waiters: IrqLock<VecDeque<ThreadId>>,
 }
@@ -26,7 +29,13 @@ impl WaitQueue {
                 return v;
             }
             if let Some(me) = current() {
-                self.waiters.lock().push_back(me);
+                let mut waiters = self.waiters.lock();
+                // Grow once, to more than is ever waiting, not step by step later.
+                if waiters.capacity() < WAITERS_ROOM {
+                    waiters.reserve(WAITERS_ROOM);
+                }
+                waiters.push_back(me);
+                drop(waiters);
                 block_current();
             }
             reschedule();
