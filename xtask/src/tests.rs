@@ -120,6 +120,15 @@ fn qemu_tests() -> Vec<QemuTest> {
                 Expect("hello served: 3 pings, answered by 0.1.0"),
                 Send("relay fault\r"),
                 Expect("relay: hello crashed inside relay's call; relay answered normally"),
+                // A call that stays in flight past the drain limit: the swap is refused and
+                // the call still completes on the old version; afterwards the swap goes through.
+                Send("hello nap 1500\r"),
+                Expect("qvq$ "),
+                Send("swap hello\r"),
+                Expect("swap hello refused: 1 calls into the running version did not return within 500 ms"),
+                Expect("hello nap 1500: done"),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0"),
                 Send("swap nosuch\r"),
                 Expect("swap nosuch refused: no running domain is named \"nosuch\""),
                 Send("swap\r"),

@@ -36,6 +36,11 @@ impl Hello for HelloDomain {
         Ok(self.served.with(|n| *n))
     }
 
+    fn nap(&self, ms: u64) -> RpcResult<()> {
+        runtime::sleep_ms(ms);
+        Ok(())
+    }
+
     fn version(&self) -> RpcResult<u64> {
         let (major, minor, patch) = runtime::version();
         Ok(((major as u64) << 32) | ((minor as u64) << 16) | patch as u64)

@@ -295,6 +295,8 @@ interface! {
         fn served(&self) -> RpcResult<u64>;
         /// The answering version's manifest version: `major << 32 | minor << 16 | patch`.
         fn version(&self) -> RpcResult<u64>;
+        /// Sleeps `ms` milliseconds inside the call (a call that stays in flight).
+        fn nap(&self, ms: u64) -> RpcResult<()>;
         fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64>;
         /// `how`: 0 panic, 1 allocate without bound, 2 recurse without bound, 3 loop
         /// forever, 4 a fault in trusted code (the runtime's fault injector).

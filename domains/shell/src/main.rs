@@ -43,7 +43,7 @@ fn version_name(v: u64) -> String {
     format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
 }
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--downgrade] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--downgrade] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
 
 /// Caller threads `swap-stress` runs against hello.
 const STRESS_CALLERS: usize = 3;
@@ -128,11 +128,28 @@ impl Shell {
                     Err(e) => self.print(&format!("hello sum: error: {e}\n")),
                 }
             }
+            ["nap", ms] => match ms.parse::<u64>() {
+                Ok(ms) => {
+                    let hello = self.hello;
+                    let console = self.console;
+                    let started = runtime::spawn("nap", move || {
+                        let line = match hello.nap(ms) {
+                            Ok(()) => format!("hello nap {ms}: done\n"),
+                            Err(e) => format!("hello nap {ms}: error: {e}\n"),
+                        };
+                        let _ = console.write(text(&line));
+                    });
+                    if started.is_err() {
+                        self.print("hello nap: cannot start a thread\n");
+                    }
+                }
+                Err(_) => self.print("usage: hello nap MS (a background call that sleeps MS ms inside hello)\n"),
+            },
             ["served"] => match (self.hello.served(), self.hello.version()) {
                 (Ok(n), Ok(v)) => self.print(&format!("hello served: {n} pings, answered by {}\n", version_name(v))),
                 (Err(e), _) | (_, Err(e)) => self.print(&format!("hello served: error: {e}\n")),
             },
-            _ => self.print("usage: hello ping N | hello sum | hello served\n"),
+            _ => self.print("usage: hello ping N | hello sum | hello served | hello nap MS\n"),
         }
     }
 

@@ -22,6 +22,9 @@ impl Hello for Misfit {
     fn version(&self) -> RpcResult<u64> {
         Ok(0)
     }
+    fn nap(&self, _ms: u64) -> RpcResult<()> {
+        Ok(())
+    }
     fn sum(&self, _numbers: RRef<Numbers>) -> RpcResult<u64> {
         Err(RpcError::Refused)
     }
