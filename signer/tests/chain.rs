@@ -20,6 +20,20 @@ fn qvq_sign(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_qvq-sign")).args(args).output().expect("run qvq-sign")
 }
 
+/// `qvq-sign sign --key KEY --manifest MANIFEST ELF -o OUT`.
+fn sign(key: &Path, manifest: &Path, elf: &Path, out: &Path) -> Output {
+    qvq_sign(&[
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        elf.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -38,16 +52,7 @@ fn signed_sample() -> Signed {
     let o = qvq_sign(&["keygen", "--out", keys.join("dev").to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let qvd = dir.path().join("sample.qvd");
-    let o = qvq_sign(&[
-        "sign",
-        "--key",
-        keys.join("dev.key.pem").to_str().unwrap(),
-        "--manifest",
-        manifest_toml().to_str().unwrap(),
-        elf.to_str().unwrap(),
-        "-o",
-        qvd.to_str().unwrap(),
-    ]);
+    let o = sign(&keys.join("dev.key.pem"), &manifest_toml(), &elf, &qvd);
     assert!(o.status.success(), "{}", text(&o));
     Signed { dir, qvd }
 }
@@ -192,16 +197,7 @@ fn an_openssl_key_signs_with_qvq_sign() {
     let elf = dir.path().join("sample.elf");
     std::fs::write(&elf, sample_elf()).unwrap();
     let qvd = dir.path().join("o.qvd");
-    let o = qvq_sign(&[
-        "sign",
-        "--key",
-        key.to_str().unwrap(),
-        "--manifest",
-        manifest_toml().to_str().unwrap(),
-        elf.to_str().unwrap(),
-        "-o",
-        qvd.to_str().unwrap(),
-    ]);
+    let o = sign(&key, &manifest_toml(), &elf, &qvd);
     assert!(o.status.success(), "{}", text(&o));
     let o = qvq_sign(&["verify", "--keyring", dir.path().join("ring").to_str().unwrap(), qvd.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -216,16 +212,7 @@ fn sign_refuses_what_the_kernel_would_reject() {
     let bad = s.dir.path().join("exec.elf");
     std::fs::write(&bad, &elf).unwrap();
     let out = s.dir.path().join("x.qvd");
-    let o = qvq_sign(&[
-        "sign",
-        "--key",
-        key.to_str().unwrap(),
-        "--manifest",
-        manifest_toml().to_str().unwrap(),
-        bad.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = sign(&key, &manifest_toml(), &bad, &out);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("refusing to sign: the kernel would reject this ELF: ELF: type 2 is not ET_DYN"),
@@ -236,16 +223,7 @@ fn sign_refuses_what_the_kernel_would_reject() {
     // A manifest that breaks a rule is refused too, naming the rule.
     let m = s.dir.path().join("bad.toml");
     std::fs::write(&m, "name = \"Bad Name\"\nversion = \"1.0.0\"\nheap_limit = 4096\nstack_size = 4096\n").unwrap();
-    let o = qvq_sign(&[
-        "sign",
-        "--key",
-        key.to_str().unwrap(),
-        "--manifest",
-        m.to_str().unwrap(),
-        s.dir.path().join("sample.elf").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = sign(&key, &m, &s.dir.path().join("sample.elf"), &out);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("domain name must be"), "{}", text(&o));
 }

@@ -275,7 +275,7 @@ pub fn crashed(d: DomainId, cause: &str) {
     if let Some(inst) = instance {
         reclaim(d, &name, inst);
     }
-    wake_all_event_waiters();
+    wake_event_waiters(None);
     match policy {
         Some(RestartPolicy::Restart) => {
             MANAGER.lock().restart_queue.push(d);
@@ -429,17 +429,17 @@ pub fn event_wait(d: DomainId, e: u32, seen: u64, restartable: bool) -> Waited {
     })
 }
 
-/// Wakes every thread waiting on an event `d` owns (so cancellable waits see a swap).
-pub(super) fn wake_event_waiters(d: DomainId) {
-    let queues: Vec<&'static WaitQueue> = MANAGER.lock().events.iter().filter(|e| e.owner == d).map(|e| e.waiters).collect();
-    for q in queues {
-        q.wake_all();
-    }
-}
-
-/// Wakes every event waiter: a domain died, and waits on behalf of its calls give up.
-fn wake_all_event_waiters() {
-    let queues: Vec<&'static WaitQueue> = MANAGER.lock().events.iter().map(|e| e.waiters).collect();
+/// Wakes event waiters, so that restartable waits look again at whether they must give
+/// up: on the events `owner` made (a swap drains it: its calls are re-issued), or on every
+/// event (`None`: a domain died, and waits for its calls, in any domain, end).
+pub(super) fn wake_event_waiters(owner: Option<DomainId>) {
+    let queues: Vec<&'static WaitQueue> = MANAGER
+        .lock()
+        .events
+        .iter()
+        .filter(|e| owner.is_none_or(|o| e.owner == o))
+        .map(|e| e.waiters)
+        .collect();
     for q in queues {
         q.wake_all();
     }
@@ -622,7 +622,7 @@ pub fn shell_running() -> bool {
 
 // --- starting -----------------------------------------------------------------------
 
-fn keyring() -> (loader::Keyring, loader::Revocations) {
+pub(super) fn keyring() -> (loader::Keyring, loader::Revocations) {
     let mut ring = loader::Keyring::new();
     for (_, key) in crate::keyring::TRUSTED_KEYS {
         ring.add(*key);
@@ -634,10 +634,6 @@ fn keyring() -> (loader::Keyring, loader::Revocations) {
             digests: crate::keyring::REVOKED_DIGESTS.to_vec(),
         },
     )
-}
-
-pub(super) fn keyring_now() -> (loader::Keyring, loader::Revocations) {
-    keyring()
 }
 
 struct InitCall {
@@ -782,7 +778,7 @@ pub(super) fn retire(id: DomainId, state: State) {
     if let Some(inst) = inst {
         reclaim(id, &name, inst);
     }
-    wake_all_event_waiters();
+    wake_event_waiters(None);
     if let Some((base, pages)) = pushed {
         crate::memory::free_frames_at(base, pages);
     }

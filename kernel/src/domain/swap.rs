@@ -90,18 +90,32 @@ pub fn swap(name: &str, source: Source, allow_downgrade: bool) -> Outcome {
 
 /// The version of the running domain `name`, as text.
 pub fn running_version(name: &str) -> Option<String> {
-    running(name).map(|r| r.1.to_string())
+    running(name).map(|r| r.version.to_string())
 }
 
-/// The running record of `name`: (id, version, generation, hooks, source).
-fn running(name: &str) -> Option<(DomainId, Version, u32, Option<StateHooks>, String)> {
+/// The version of a domain that serves now, as the swap found it.
+struct Serving {
+    id: DomainId,
+    version: Version,
+    generation: u32,
+    hooks: Option<StateHooks>,
+    source: String,
+}
+
+/// The running record of `name`.
+fn running(name: &str) -> Option<Serving> {
     let m = MANAGER.lock();
     let d = m
         .domains
         .iter()
         .find(|d| d.name == name && d.state == State::Running && d.id != super::KERNEL)?;
-    let hooks = d.instance.as_ref().and_then(|i| i.state_hooks);
-    Some((d.id, d.manifest.version.clone(), d.generation, hooks, d.source.clone()))
+    Some(Serving {
+        id: d.id,
+        version: d.manifest.version.clone(),
+        generation: d.generation,
+        hooks: d.instance.as_ref().and_then(|i| i.state_hooks),
+        source: d.source.clone(),
+    })
 }
 
 /// The initrd entry `wanted` names for domain `name` running `current`: (entry, bytes).
@@ -169,7 +183,7 @@ fn exports_differ(old: &Manifest, new: &Manifest) -> Option<String> {
 }
 
 fn swap_exclusive(name: &str, source: Source, allow_downgrade: bool, t0: u64) -> Result<Outcome, String> {
-    let (old, old_version, old_generation, old_hooks, old_source) = running(name).ok_or_else(|| {
+    let old = running(name).ok_or_else(|| {
         let state = MANAGER
             .lock()
             .domains
@@ -184,13 +198,13 @@ fn swap_exclusive(name: &str, source: Source, allow_downgrade: bool, t0: u64) ->
             None => format!("no running domain is named {name:?}"),
         }
     })?;
-    if super::context_inside(&super::save_context(), old) {
+    if super::context_inside(&super::save_context(), old.id) {
         return Err(format!("it was asked from inside {name} itself"));
     }
     // The candidate's bytes, and (for a push) the frames that keep them.
     let (label, bytes, pushed) = match source {
         Source::Initrd(wanted) => {
-            let (entry, bytes) = initrd_entry(name, wanted, &old_version)?;
+            let (entry, bytes) = initrd_entry(name, wanted, &old.version)?;
             (entry, bytes, None)
         }
         Source::Pushed(bytes) => {
@@ -198,111 +212,90 @@ fn swap_exclusive(name: &str, source: Source, allow_downgrade: bool, t0: u64) ->
             (String::from("a host push"), copy, Some(frames))
         }
     };
-    let free_pushed = || {
-        if let Some((base, pages)) = pushed {
-            crate::memory::free_frames_at(base, pages);
-        }
-    };
-    match prepare_and_swap(
-        name,
-        old,
-        &old_version,
-        old_generation,
-        old_hooks,
-        &old_source,
-        &label,
-        bytes,
-        pushed,
-        allow_downgrade,
-        t0,
-    ) {
-        Ok(o) => Ok(o),
-        Err((why, pushed_taken)) => {
-            if !pushed_taken {
-                free_pushed();
+    match check_candidate(name, &old, &label, bytes, allow_downgrade) {
+        Ok((v, verify_cost)) => install_and_swap(name, &old, &label, &v, verify_cost, pushed, t0),
+        Err(why) => {
+            // No domain record owns the pushed frames yet.
+            if let Some((base, pages)) = pushed {
+                crate::memory::free_frames_at(base, pages);
             }
             Err(why)
         }
     }
 }
 
-/// Steps 1 to 3. On error, also says whether the pushed frames went to a domain record
-/// (which frees them on retirement).
-#[allow(clippy::too_many_arguments)]
-fn prepare_and_swap(
+/// Step 1, the checks: verification, name, version, exports, imports. Returns the
+/// verified candidate and what verifying it cost.
+fn check_candidate(
     name: &str,
-    old: DomainId,
-    old_version: &Version,
-    old_generation: u32,
-    old_hooks: Option<StateHooks>,
-    old_source: &str,
+    old: &Serving,
     label: &str,
     bytes: &'static [u8],
-    pushed: Option<(usize, usize)>,
     allow_downgrade: bool,
-    t0: u64,
-) -> Result<Outcome, (String, bool)> {
-    let (ring, revoked) = manager::keyring_now();
+) -> Result<(loader::VerifiedDomain<'static>, u64), String> {
+    let (ring, revoked) = manager::keyring();
     let verify_start = crate::arch::pmu::cycles();
-    let v = loader::verify(bytes, &ring, &revoked).map_err(|e| (format!("{label}: {e}"), false))?;
+    let v = loader::verify(bytes, &ring, &revoked).map_err(|e| format!("{label}: {e}"))?;
     let verify_cost = crate::arch::pmu::cycles() - verify_start;
     let m = &v.manifest;
     if m.name != name {
-        return Err((format!("{label} is domain {:?}, not {name:?}", m.name), false));
+        return Err(format!("{label} is domain {:?}, not {name:?}", m.name));
     }
-    let (new_v, old_v) = (triple(&m.version), triple(old_version));
+    let (new_v, old_v) = (triple(&m.version), triple(&old.version));
     if new_v < old_v && !allow_downgrade {
-        return Err((
-            format!(
-                "{label} is version {}, older than the running {old_version} (a downgrade needs the explicit flag)",
-                m.version
-            ),
-            false,
+        return Err(format!(
+            "{label} is version {}, older than the running {} (a downgrade needs the explicit flag)",
+            m.version, old.version
         ));
     }
     if new_v == old_v && !allow_downgrade {
-        return Err((format!("{label} is version {}, the version already running", m.version), false));
+        return Err(format!("{label} is version {}, the version already running", m.version));
     }
-    let old_manifest = MANAGER.lock().domains[old as usize].manifest.clone();
-    if let Some(why) = exports_differ(&old_manifest, m) {
-        return Err((why, false));
+    let mm = MANAGER.lock();
+    if let Some(why) = exports_differ(&mm.domains[old.id as usize].manifest, m) {
+        return Err(why);
     }
+    if let Some(i) = m
+        .imports
+        .iter()
+        .find(|i| !mm.exports.iter().any(|e| e.live && e.name == i.name && e.hash == i.hash))
     {
-        let mm = MANAGER.lock();
-        if let Some(i) = m
-            .imports
-            .iter()
-            .find(|i| !mm.exports.iter().any(|e| e.live && e.name == i.name && e.hash == i.hash))
-        {
-            return Err((
-                format!("the new version imports {}, which no running domain exports with that hash", i.name),
-                false,
-            ));
-        }
+        return Err(format!("the new version imports {}, which no running domain exports with that hash", i.name));
     }
-    // Load and initialise the new version as a record of its own.
-    let new = manager::allocate_id().ok_or_else(|| ("no free domain number".to_string(), false))?;
-    let mut record = manager::new_record(new, &v, label, State::Preparing, old_generation + 1, verify_cost);
+    drop(mm);
+    Ok((v, verify_cost))
+}
+
+/// Steps 1 (load, initialise, state types) to 3. The new version gets a domain record of
+/// its own (which owns the pushed frames, if any); any refusal retires that record.
+fn install_and_swap(
+    name: &str,
+    old: &Serving,
+    label: &str,
+    v: &loader::VerifiedDomain<'static>,
+    verify_cost: u64,
+    pushed: Option<(usize, usize)>,
+    t0: u64,
+) -> Result<Outcome, String> {
+    let m = &v.manifest;
+    let new = manager::allocate_id().ok_or("no free domain number")?;
+    let mut record = manager::new_record(new, v, label, State::Preparing, old.generation + 1, verify_cost);
     record.pushed = pushed;
     manager::install(record);
+    let refuse = |why: String| {
+        manager::retire(new, State::Retired);
+        Err(why)
+    };
     let (inst, entry) = match manager::instantiate(new, m, &v.elf, false) {
         Ok(x) => x,
-        Err(why) => {
-            manager::retire(new, State::Retired);
-            return Err((format!("cannot load the new version: {why}"), true));
-        }
+        Err(why) => return refuse(format!("cannot load the new version: {why}")),
     };
     MANAGER.lock().domains[new as usize].instance = Some(inst);
     if let Err(why) = manager::run_init(new, m, entry) {
-        manager::retire(new, State::Retired);
-        return Err((format!("the new version's initialisation failed: {why}"), true));
+        return refuse(format!("the new version's initialisation failed: {why}"));
     }
     let new_hooks = MANAGER.lock().domains[new as usize].instance.as_ref().and_then(|i| i.state_hooks);
-    let refuse = |why: String| {
-        manager::retire(new, State::Retired);
-        Err((why, true))
-    };
-    match (&old_hooks, &new_hooks) {
+    match (&old.hooks, &new_hooks) {
         (Some(o), Some(n)) if o.hash != n.hash => {
             return refuse(format!(
                 "state type mismatch: the running version hands over state {}, the new one takes {}",
@@ -318,13 +311,13 @@ fn prepare_and_swap(
         }
         _ => {}
     }
-    let window = match run_window(old, new, old_hooks, new_hooks) {
+    let window = match run_window(old.id, new, old.hooks, new_hooks) {
         Ok(w) => w,
         Err(why) => return refuse(why),
     };
     let total = crate::arch::pmu::cycles() - t0;
     // Retire the old version, outside the window.
-    manager::retire(old, State::Retired);
+    manager::retire(old.id, State::Retired);
     {
         let mut mm = MANAGER.lock();
         if mm.retired.len() >= 16 {
@@ -332,13 +325,14 @@ fn prepare_and_swap(
         }
         mm.retired.push(manager::RetiredVersion {
             name: name.into(),
-            version: old_version.clone(),
-            source: old_source.into(),
+            version: old.version.clone(),
+            source: old.source.clone(),
             at_ns: crate::time::uptime_ns(),
         });
     }
     let message = format!(
-        "swapped {name} {old_version} -> {} ({label}, key id {}): window {} cycles ({} calls drained, {} state bytes), {} cycles in all",
+        "swapped {name} {} -> {} ({label}, key id {}): window {} cycles ({} calls drained, {} state bytes), {} cycles in all",
+        old.version,
         m.version,
         manager::short(&v.key_id),
         window.instructions,
@@ -435,7 +429,7 @@ fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_h
     let w0 = crate::arch::pmu::cycles();
     super::proxy::pause_callee(old, crate::sched::current());
     manager::set_cancelling(old, true);
-    manager::wake_event_waiters(old);
+    manager::wake_event_waiters(Some(old));
     let abort = |why: String| {
         set_masked(&old_irqs, false);
         manager::set_cancelling(old, false);
