@@ -42,7 +42,7 @@ pub fn run() -> ! {
         empty,
     );
 
-    let Some((table, state)) = crate::domain::manager::export_of(hello::NAME) else {
+    let Some((table, state)) = crate::domain::inspect::export_of(hello::NAME) else {
         crate::warn!("bench: the hello domain is not running");
         crate::power::exit(1)
     };
@@ -119,9 +119,9 @@ pub fn run() -> ! {
     kprintln!("bench: kernel service call (uptime_ns): {service}");
     // Recovery: from the crash to the first call the restarted domain answers. Counts every
     // instruction on the core meanwhile (reclaiming, the restarter thread, re-initialising).
-    let id = crate::domain::manager::exporter_of(hello::NAME).unwrap_or(0);
+    let id = crate::domain::inspect::exporter_of(hello::NAME).unwrap_or(0);
     let t0 = cycles();
-    crate::domain::manager::crashed(id, "crash injected by the benchmark");
+    crate::domain::inspect::crash(id, "crash injected by the benchmark");
     let mut tries = 0u32;
     while proxy.ping(1) != Ok(2) {
         tries += 1;
@@ -133,7 +133,7 @@ pub fn run() -> ! {
         crate::sched::yield_now();
     }
     kprintln!("bench: crash to first successful call on the restarted domain: {}", cycles() - t0);
-    for (name, verify, load) in crate::domain::manager::boot_costs() {
+    for (name, verify, load) in crate::domain::inspect::boot_costs() {
         kprintln!("bench: verify domain {name}: {verify}");
         kprintln!("bench: load domain {name}: {load}");
     }
@@ -144,7 +144,7 @@ pub fn run() -> ! {
     for round in 0..4 {
         let entry = if round % 2 == 0 { "0.2.0" } else { "0.1.0" };
         let (t0, ns0) = (cycles(), crate::time::uptime_ns());
-        let o = crate::domain::swap::swap("hello", crate::domain::swap::Source::Initrd(entry), true);
+        let o = crate::domain::inspect::swap("hello", entry, true);
         check("swap", o.swapped);
         check("a call to the swapped-in version", proxy.ping(1) == Ok(2));
         window = window.min(o.window);
@@ -152,7 +152,7 @@ pub fn run() -> ! {
     }
     // The console driver, while the shell waits inside it for input (that call is
     // cancelled and made again on the new version) and with 516 bytes of state.
-    let o = crate::domain::swap::swap("console", crate::domain::swap::Source::Initrd("0.2.0"), false);
+    let o = crate::domain::inspect::swap("console", "0.2.0", false);
     check("swapping the console", o.swapped);
     kprintln!("bench: swap window (slots paused to callers released): {window}");
     kprintln!("bench: swap window, console driver with a waiting reader: {}", o.window);

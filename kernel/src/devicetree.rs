@@ -3,33 +3,10 @@
 //! and checks). It runs before the heap exists, so it stores results in fixed arrays.
 
 use crate::arch::psci::Conduit;
+use crate::irq::IrqSpec;
+use crate::memory::Region;
 use fdt::node::FdtNode;
 use fdt::Fdt;
-
-/// A physical address range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Region {
-    pub base: usize,
-    pub size: usize,
-}
-
-impl Region {
-    pub fn end(&self) -> usize {
-        self.base.saturating_add(self.size)
-    }
-    pub fn overlaps(&self, other: &Region) -> bool {
-        self.base < other.end() && other.base < self.end()
-    }
-    pub fn contains(&self, other: &Region) -> bool {
-        other.base >= self.base && other.end() <= self.end()
-    }
-}
-
-impl core::fmt::Display for Region {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "[{:#x}, {:#x})", self.base, self.end())
-    }
-}
 
 /// A small fixed-capacity list (no heap yet when the device tree is read).
 #[derive(Clone, Copy)]
@@ -57,29 +34,6 @@ impl<T: Copy + Default, const N: usize> List<T, N> {
     }
     pub fn as_slice(&self) -> &[T] {
         &self.items[..self.len]
-    }
-}
-
-/// An `interrupts` specifier and the controller it belongs to.
-#[derive(Clone, Copy, Debug)]
-pub struct IrqSpec {
-    /// The matching `compatible` string of the interrupt parent.
-    pub controller: &'static str,
-    raw: [u32; 4],
-    len: usize,
-}
-
-impl IrqSpec {
-    /// A specifier a board module supplies when the device tree has none.
-    pub fn new(controller: &'static str, cells: &[u32]) -> Self {
-        let mut raw = [0; 4];
-        let len = cells.len().min(4);
-        raw[..len].copy_from_slice(&cells[..len]);
-        Self { controller, raw, len }
-    }
-
-    pub fn cells(&self) -> &[u32] {
-        &self.raw[..self.len]
     }
 }
 
@@ -286,15 +240,11 @@ impl Walker {
         }
         let controller = parent.compatible()?.all().next()?;
         let value = node.property("interrupts")?.value;
-        let mut spec = IrqSpec {
-            controller,
-            raw: [0; 4],
-            len: cells,
-        };
-        for i in 0..cells {
-            spec.raw[i] = be32(value, 4 * (index * cells + i))?;
+        let mut raw = [0u32; 4];
+        for (i, cell) in raw.iter_mut().enumerate().take(cells) {
+            *cell = be32(value, 4 * (index * cells + i))?;
         }
-        Some(spec)
+        Some(IrqSpec::new(controller, &raw[..cells]))
     }
 
     fn visit(&mut self, node: FdtNode<'_, 'static>, chain: &[Bus], irq_parent: Option<u32>) {

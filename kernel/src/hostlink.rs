@@ -3,8 +3,8 @@
 //! Found through the device tree: the mini UART on the Raspberry Pi 3, QEMU's `pci-serial`
 //! (PCI 1b36:0002) behind the generic ECAM host bridge on virt. Polled.
 
-use crate::devicetree::Region;
 use crate::driver::SerialPort;
+use crate::memory::Region;
 use alloc::boxed::Box;
 use alloc::string::String;
 

@@ -61,7 +61,7 @@ pub fn controller() -> Option<&'static dyn IrqController> {
 }
 
 /// Decodes a device-tree interrupt specifier with the active controller.
-pub fn translate(spec: &crate::devicetree::IrqSpec) -> Option<IrqNumber> {
+pub fn translate(spec: &IrqSpec) -> Option<IrqNumber> {
     controller()?.translate(spec.controller, spec.cells())
 }
 
@@ -137,5 +137,28 @@ pub fn handle_interrupt() {
             }
         }
         c.complete(irq);
+    }
+}
+
+/// An `interrupts` specifier and the controller it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqSpec {
+    /// The matching `compatible` string of the interrupt parent.
+    pub controller: &'static str,
+    raw: [u32; 4],
+    len: usize,
+}
+
+impl IrqSpec {
+    /// A specifier a board module supplies when the device tree has none.
+    pub fn new(controller: &'static str, cells: &[u32]) -> Self {
+        let mut raw = [0; 4];
+        let len = cells.len().min(4);
+        raw[..len].copy_from_slice(&cells[..len]);
+        Self { controller, raw, len }
+    }
+
+    pub fn cells(&self) -> &[u32] {
+        &self.raw[..self.len]
     }
 }

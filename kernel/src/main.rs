@@ -8,6 +8,7 @@
 extern crate alloc;
 
 mod arch;
+#[cfg(feature = "selftest")]
 mod bench;
 mod bsp;
 mod console;
@@ -18,17 +19,24 @@ mod exception;
 mod hostlink;
 mod irq;
 mod keyring;
+mod log;
 mod memory;
 mod monitor;
 mod power;
 mod sched;
+#[cfg(feature = "selftest")]
 mod selftest;
 mod sync;
 mod time;
 
-use devicetree::{InitrdInfo, Platform, Region};
+use devicetree::{InitrdInfo, Platform};
+use memory::Region;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// On every tick: the domains' CPU-budget watchdog looks at the interrupted call first,
+/// then the scheduler accounts the tick.
+static TICK_HOOKS: [fn(); 2] = [domain::watchdog_tick, sched::tick];
 
 /// First Rust code, called by boot.s at EL1 on the boot stack, MMU off, IRQs masked;
 /// `entry_el` is the exception level the loader started us at.
@@ -36,9 +44,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub extern "C" fn kernel_entry(dtb: usize, entry_el: u64) -> ! {
     arch::exception::install_vectors();
     arch::pmu::enable();
-    memory::early_init();
+    memory::early_init(bsp::BOOT_MAP);
     let semihosting = arch::semihosting::probe();
-    let (mut platform, dt_error) = match devicetree::parse(dtb, memory::boot_readable_ram()) {
+    let (mut platform, dt_error) = match devicetree::parse(dtb, bsp::BOOT_RAM) {
         Ok(p) => (p, None),
         Err(e) => (Platform::empty(), Some(e)),
     };
@@ -57,6 +65,7 @@ pub extern "C" fn kernel_entry(dtb: usize, entry_el: u64) -> ! {
         f => f,
     };
     time::init(counter_hz);
+    time::on_tick(&TICK_HOOKS);
 
     kprintln!();
     kprintln!("QvQ {VERSION} - a language-isolated microkernel for AArch64 (board {})", bsp::NAME);
@@ -205,33 +214,32 @@ fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Opti
     sched::set_priority(sched::Priority::High);
     let number = |key| devicetree::bootarg(bootargs, key).and_then(|v| v.parse::<u64>().ok());
     if number("qvq.restart_limit").is_some() || number("qvq.restart_window_ms").is_some() {
-        domain::manager::set_restart_rate_limit(
+        domain::set_restart_rate_limit(
             number("qvq.restart_limit").unwrap_or(3) as usize,
             number("qvq.restart_window_ms").unwrap_or(1000),
         );
     }
     domain::boot(initrd, uart);
     domain::push::start();
-    if let Some(console) = domain::manager::exporter_of(interfaces::console::NAME) {
-        match interfaces::console::import() {
-            Ok(proxy) => console::hand_over(proxy, console),
-            Err(e) => warn!("console: cannot import the console domain's interface ({e})"),
-        }
-    }
+    domain::hand_over_console();
     let s = sched::stats();
     info!("QvQ ready: {} threads, tick {} Hz", s.threads, time::TICK_HZ);
     sched::set_priority(sched::Priority::Normal);
-    match devicetree::bootarg(bootargs, "qvq.test") {
-        Some(name) => selftest::run(name),
-        None if domain::manager::shell_running() => {}
-        None => monitor::run(initrd),
+    if let Some(name) = devicetree::bootarg(bootargs, "qvq.test") {
+        #[cfg(feature = "selftest")]
+        selftest::run(name);
+        #[cfg(not(feature = "selftest"))]
+        warn!("qvq.test={name}: this kernel was built without the selftests (`cargo xtask run --selftest`)");
+    }
+    if !domain::shell_running() {
+        monitor::run(initrd)
     }
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let _ = arch::cpu::irq_save();
-    console::force_unlock();
+    log::force_unlock();
     kprintln!();
     kprintln!("KERNEL PANIC in {}: {}", sched::describe_current(), info);
     power::exit(4)

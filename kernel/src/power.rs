@@ -4,6 +4,9 @@
 use crate::arch::{cpu, psci, semihosting};
 use core::sync::atomic::{AtomicU8, Ordering};
 
+/// Exit status of a run that ended in a kernel fault.
+pub const FAULT_EXIT_STATUS: u32 = 3;
+
 static PSCI: AtomicU8 = AtomicU8::new(0);
 
 pub fn set_psci(conduit: Option<psci::Conduit>) {
@@ -19,7 +22,7 @@ pub fn set_psci(conduit: Option<psci::Conduit>) {
 pub fn exit(status: u32) -> ! {
     let _ = cpu::irq_save();
     crate::kprintln!("QvQ: power off (status {status})");
-    crate::console::flush();
+    crate::log::flush();
     semihosting::exit(status);
     match PSCI.load(Ordering::Relaxed) {
         1 => psci::system_off(psci::Conduit::Hvc),

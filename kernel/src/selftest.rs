@@ -73,7 +73,7 @@ pub fn run(name: &str) -> ! {
             f();
             fail(name, format_args!("code in a data page ran"))
         }
-        "domain-wx-write" => match crate::domain::manager::segment_of("hello", loader::Permission::RX) {
+        "domain-wx-write" => match crate::domain::inspect::segment_of("hello", loader::Permission::RX) {
             Some(code) => {
                 info!("selftest {name}: writing to the hello domain's code at {code:#x}");
                 // SAFETY: deliberately unsound — domain code is mapped read-only; this must fault.
@@ -82,7 +82,7 @@ pub fn run(name: &str) -> ! {
             }
             None => fail(name, format_args!("the hello domain is not loaded")),
         },
-        "domain-wx-exec" => match crate::domain::manager::segment_of("hello", loader::Permission::RW) {
+        "domain-wx-exec" => match crate::domain::inspect::segment_of("hello", loader::Permission::RW) {
             Some(data) => {
                 info!("selftest {name}: jumping into the hello domain's data at {data:#x}");
                 // SAFETY: deliberately unsound — domain data is mapped execute-never; this must fault.
@@ -230,7 +230,7 @@ fn crash_loop(name: &str) -> ! {
         (
             crate::memory::free_frames(),
             crate::memory::heap::usage().0,
-            crate::domain::manager::shared_heap_bytes(),
+            crate::domain::inspect::shared_heap_bytes(),
         )
     };
     let before = measure();
@@ -308,8 +308,8 @@ fn threads_crash(name: &str) -> ! {
     }
     for _ in 0..5 {
         sched::sleep_ms(60);
-        if let Some(id) = crate::domain::manager::exporter_of(hello::NAME) {
-            crate::domain::manager::crashed(id, "crash injected by selftest threads-crash");
+        if let Some(id) = crate::domain::inspect::exporter_of(hello::NAME) {
+            crate::domain::inspect::crash(id, "crash injected by selftest threads-crash");
         }
     }
     sched::sleep_ms(60);
@@ -350,14 +350,14 @@ fn shadow(name: &str) -> ! {
     if shadow.ping(1) != Ok(2) {
         fail(name, format_args!("the shadow's normal path failed"));
     }
-    let Some(id) = crate::domain::manager::exporter_of(hello::NAME) else {
+    let Some(id) = crate::domain::inspect::exporter_of(hello::NAME) else {
         fail(name, format_args!("no hello"))
     };
     let generation_before = proxy.generation();
     // With interrupts masked nothing can switch to the restarter between the crash and the
     // plain call, so the plain proxy sees the failure window for certain.
     let masked = crate::arch::cpu::irq_save();
-    crate::domain::manager::crashed(id, "crash injected by selftest shadow");
+    crate::domain::inspect::crash(id, "crash injected by selftest shadow");
     let plain = proxy.ping(5);
     crate::arch::cpu::irq_restore(masked);
     let shadowed = shadow.ping(5);

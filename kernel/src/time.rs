@@ -1,6 +1,7 @@
-//! Time: a monotonic clock from the generic counter, and the scheduler tick.
+//! Time: a monotonic clock from the generic counter, and the periodic tick.
 
 use crate::arch::timer;
+use crate::sync::IrqLock;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Scheduler ticks per second.
@@ -8,7 +9,6 @@ pub const TICK_HZ: u64 = 100;
 
 // Plain loads and stores only (no atomic read-modify-write): updated from the tick
 // interrupt with IRQs masked on the only running core.
-static FREQUENCY: AtomicU64 = AtomicU64::new(0);
 static PERIOD: AtomicU64 = AtomicU64::new(0);
 static NEXT: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
@@ -16,21 +16,17 @@ static TICKING: AtomicBool = AtomicBool::new(false);
 
 /// Sets the counter frequency (Hz). Until then timestamps read 0.
 pub fn init(frequency: u64) {
-    FREQUENCY.store(frequency, Ordering::Relaxed);
+    timer::set_frequency(frequency);
     PERIOD.store(frequency / TICK_HZ, Ordering::Relaxed);
 }
 
 pub fn frequency() -> u64 {
-    FREQUENCY.load(Ordering::Relaxed)
+    timer::frequency()
 }
 
 /// Nanoseconds since the counter started (power-on or QEMU start).
 pub fn uptime_ns() -> u64 {
-    let f = frequency();
-    if f == 0 {
-        return 0;
-    }
-    (timer::counter() as u128 * 1_000_000_000 / f as u128) as u64
+    timer::uptime_ns()
 }
 
 /// Counter ticks for a duration in milliseconds.
@@ -48,10 +44,21 @@ pub fn ticking() -> bool {
     TICKING.load(Ordering::Relaxed)
 }
 
+/// What runs on every tick, in order (set once at boot by `on_tick`): the layers above
+/// (the scheduler, the domains' watchdog) hook in here, so time never names them.
+static TICK_HOOKS: IrqLock<&'static [fn()]> = IrqLock::new("tick hooks", &[]);
+
+/// Makes `hooks` run, in order, on every tick.
+pub fn on_tick(hooks: &'static [fn()]) {
+    *TICK_HOOKS.lock() = hooks;
+}
+
 fn advance() {
     TICKS.store(TICKS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    crate::domain::watchdog_tick();
-    crate::sched::tick();
+    let hooks = *TICK_HOOKS.lock();
+    for hook in hooks {
+        hook();
+    }
 }
 
 fn on_timer_interrupt(_irq: crate::irq::IrqNumber, _ctx: usize) {

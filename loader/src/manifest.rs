@@ -49,7 +49,8 @@ pub struct InterfaceRef {
     pub hash: [u8; 32],
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Ordered by major, then minor, then patch (the field order).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version {
     pub major: u32,
     pub minor: u32,

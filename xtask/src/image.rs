@@ -41,7 +41,7 @@ fn build_kernel_elf(board: Board) -> Result<PathBuf, String> {
             "--target",
             KERNEL_TARGET,
             "--features",
-            board.name(),
+            &format!("{},selftest", board.name()),
         ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;

@@ -63,6 +63,76 @@ impl core::fmt::Display for RpcError {
     }
 }
 
+/// Why the kernel refused to export an interface for the calling domain.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportError {
+    /// The domain's signed manifest does not declare this export with this hash.
+    NotDeclared = -2,
+    /// The domain, or another running domain, exports an interface of this name already.
+    AlreadyExported = -3,
+    /// Any other refusal (an unknown code).
+    Refused = -1,
+}
+
+impl ExportError {
+    /// The error an ABI code (negative) stands for.
+    pub fn from_code(code: i32) -> ExportError {
+        match code {
+            -2 => ExportError::NotDeclared,
+            -3 => ExportError::AlreadyExported,
+            _ => ExportError::Refused,
+        }
+    }
+}
+
+impl core::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ExportError::NotDeclared => "not declared with this hash in the signed manifest",
+            ExportError::AlreadyExported => "an interface of this name is exported already",
+            ExportError::Refused => "refused",
+        })
+    }
+}
+
+/// Why the kernel refused to import an interface for the calling domain.
+#[repr(i64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportError {
+    /// The domain's signed manifest does not declare this import with this hash.
+    NotDeclared = -2,
+    /// No running domain exports this interface with this hash.
+    NotExported = -3,
+    /// Every proxy slot is in use.
+    NoFreeSlot = -4,
+    /// Any other refusal (an unknown code).
+    Refused = -1,
+}
+
+impl ImportError {
+    /// The error an ABI code (negative) stands for.
+    pub fn from_code(code: i64) -> ImportError {
+        match code {
+            -2 => ImportError::NotDeclared,
+            -3 => ImportError::NotExported,
+            -4 => ImportError::NoFreeSlot,
+            _ => ImportError::Refused,
+        }
+    }
+}
+
+impl core::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ImportError::NotDeclared => "not declared with this hash in the signed manifest",
+            ImportError::NotExported => "no running domain exports it with this hash",
+            ImportError::NoFreeSlot => "no free proxy slot",
+            ImportError::Refused => "refused",
+        })
+    }
+}
+
 /// What every cross-domain method returns.
 pub type RpcResult<T> = Result<T, RpcError>;
 
@@ -239,16 +309,16 @@ macro_rules! interface {
             }
 
             /// Exports `object` as this interface of the calling domain.
-            pub fn export<T: $name + 'static>(object: &'static T) -> Result<(), i32> {
+            pub fn export<T: $name + 'static>(object: &'static T) -> Result<(), $crate::ExportError> {
                 let table: &'static Table = alloc::boxed::Box::leak(alloc::boxed::Box::new(table_for::<T>()));
                 let r = ($crate::services().export)(NAME.as_ptr(), NAME.len(), &HASH, table as *const Table as *const (), object as *const T as *const ());
-                if r == 0 { Ok(()) } else { Err(r) }
+                if r == 0 { Ok(()) } else { Err($crate::ExportError::from_code(r)) }
             }
 
             /// A proxy to the export this domain's manifest imports under this name and hash.
-            pub fn import() -> Result<Proxy, i64> {
+            pub fn import() -> Result<Proxy, $crate::ImportError> {
                 let r = ($crate::services().import)(NAME.as_ptr(), NAME.len(), &HASH);
-                if r < 0 { Err(r) } else { Ok(Proxy::from_slot(r as u32)) }
+                if r < 0 { Err($crate::ImportError::from_code(r)) } else { Ok(Proxy::from_slot(r as u32)) }
             }
         }
     };

@@ -1,7 +1,8 @@
 //! Board support: the facts a board has that the device tree may not give, and the boot
 //! map used before the device tree is read. One board per kernel build (xtask's `--board`).
 
-use crate::devicetree::{Platform, Region};
+use crate::devicetree::Platform;
+use crate::memory::Region;
 
 #[cfg(feature = "rpi3")]
 mod rpi3;
@@ -38,7 +39,7 @@ pub fn fill_gaps(p: &mut Platform) -> crate::devicetree::List<&'static str, 8> {
         notes.push("no memory node; using the board's RAM layout");
     }
     if p.uart.is_none() {
-        let irq = crate::devicetree::IrqSpec::new(d.uart_irq.0, d.uart_irq.1);
+        let irq = crate::irq::IrqSpec::new(d.uart_irq.0, d.uart_irq.1);
         p.uart = Some(crate::devicetree::Device {
             name: "board default",
             reg: d.uart,
@@ -51,7 +52,7 @@ pub fn fill_gaps(p: &mut Platform) -> crate::devicetree::List<&'static str, 8> {
         notes.push("no interrupt controller node; using the board's");
     }
     if p.timer_irq.is_none() {
-        p.timer_irq = Some(crate::devicetree::IrqSpec::new(d.timer_irq.0, d.timer_irq.1));
+        p.timer_irq = Some(crate::irq::IrqSpec::new(d.timer_irq.0, d.timer_irq.1));
         notes.push("no arm,armv8-timer node; using the board's timer interrupt");
     }
     notes

@@ -1,16 +1,20 @@
 //! Domain images: a verified envelope becomes code and data in the one address space,
 //! relocated and mapped with the permissions the loader reports (W^X by the MMU).
 
-use crate::memory::{self, Access, PAGE_SIZE};
+use crate::memory::{Access, FrameRange, PAGE_SIZE};
 use loader::elf::Permission;
 use loader::ElfImage;
 
-/// A domain image in memory.
+/// A domain image in memory. Its frames are freed (made writable RAM again first) when it
+/// is dropped; nothing may run the image by then.
 pub struct LoadedImage {
+    /// Owned for its `Drop`: the frames the image lives in.
+    _frames: FrameRange,
     pub base: usize,
     pub size: usize,
     pub entry: usize,
     /// (address, permission) of each mapped segment.
+    #[cfg_attr(not(feature = "selftest"), allow(dead_code))] // read by the bench and selftests
     pub segments: alloc::vec::Vec<(usize, Permission)>,
 }
 
@@ -49,16 +53,11 @@ pub fn describe_segments(elf: &ElfImage) -> alloc::string::String {
 /// are still writable; permissions are set afterwards.
 pub fn load(elf: &ElfImage) -> Result<LoadedImage, LoadFailure> {
     let size = elf.layout().size as usize;
-    let base = memory::alloc_frames(size / PAGE_SIZE).ok_or(LoadFailure::NoMemory(size))?;
-    // SAFETY: freshly allocated frames, identity mapped RW, owned by this image alone.
-    let dest = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, size) };
-    let segments = match elf.load_into(dest, base as u64) {
-        Ok(s) => s,
-        Err(e) => {
-            memory::free_frames_at(base, size / PAGE_SIZE);
-            return Err(LoadFailure::Relocation(e));
-        }
-    };
+    let mut frames = FrameRange::alloc(size.div_ceil(PAGE_SIZE)).ok_or(LoadFailure::NoMemory(size))?;
+    let base = frames.base();
+    let segments = elf
+        .load_into(&mut frames.as_mut_slice()[..size], base as u64)
+        .map_err(LoadFailure::Relocation)?;
     crate::arch::cpu::sync_icache(base, size);
     for s in &segments {
         let access = match s.permission {
@@ -66,22 +65,14 @@ pub fn load(elf: &ElfImage) -> Result<LoadedImage, LoadFailure> {
             Permission::RW => Access::ReadWrite,
             Permission::RX => Access::ReadExecute,
         };
-        memory::protect(base + s.offset as usize, s.size as usize, access).map_err(LoadFailure::Map)?;
+        frames.protect(s.offset as usize, s.size as usize, access).map_err(LoadFailure::Map)?;
     }
     let segments = segments.iter().map(|s| (base + s.offset as usize, s.permission)).collect();
     Ok(LoadedImage {
+        _frames: frames,
         base,
         size,
         entry: base + elf.entry() as usize,
         segments,
     })
-}
-
-impl LoadedImage {
-    /// Gives the image's frames back (made writable again first: they return to the pool
-    /// as ordinary RAM). Nothing may run the image any more.
-    pub fn free(self) {
-        let _ = memory::protect(self.base, self.size, Access::ReadWrite);
-        memory::free_frames_at(self.base, self.size / PAGE_SIZE);
-    }
 }

@@ -1,17 +1,30 @@
 //! The `Kernel` interface, exported by the kernel (domain 0) for the shell.
 
+use super::registry::{registry, State};
+use super::{recovery, swap, versions, KERNEL};
 use interfaces::kernel::{self, Kernel};
 use interfaces::{DomainInfo, RRef, RpcError, RpcResult, SwapReport, Text, SWAP_ALLOW_DOWNGRADE};
+
+/// What the kernel (domain 0) imports: the console, to log through it; with the selftests,
+/// the test domain's interface too.
+#[cfg(not(feature = "selftest"))]
+pub const KERNEL_IMPORTS: &[(&str, [u8; 32])] = &[(interfaces::console::NAME, interfaces::console::HASH)];
+#[cfg(feature = "selftest")]
+pub const KERNEL_IMPORTS: &[(&str, [u8; 32])] = &[
+    (interfaces::console::NAME, interfaces::console::HASH),
+    (interfaces::hello::NAME, interfaces::hello::HASH),
+];
 
 struct KernelInterface;
 
 impl Kernel for KernelInterface {
     fn domain_count(&self) -> RpcResult<u32> {
-        Ok(super::manager::count())
+        Ok(registry().count() as u32)
     }
 
     fn domain_info(&self, index: u32) -> RpcResult<RRef<DomainInfo>> {
-        super::manager::info(index).map(RRef::new).ok_or(RpcError::Refused)
+        let info = registry().info(index);
+        info.map(RRef::new).ok_or(RpcError::Refused)
     }
 
     fn free_frames(&self) -> RpcResult<u64> {
@@ -19,18 +32,15 @@ impl Kernel for KernelInterface {
     }
 
     fn restart(&self, id: u32) -> RpcResult<()> {
-        if super::manager::request_restart(id) {
-            Ok(())
-        } else {
-            Err(RpcError::Refused)
-        }
+        recovery::request_restart(id).map_err(|_| RpcError::Refused)
     }
 
     fn crash(&self, id: u32) -> RpcResult<()> {
-        if id == super::KERNEL || super::manager::info(id).is_none_or(|d| d.state != 0) {
+        let running = registry().get(id).is_some_and(|d| d.state() == State::Running);
+        if id == KERNEL || !running {
             return Err(RpcError::Refused);
         }
-        super::manager::crashed(id, "crash injected from the shell");
+        recovery::crashed(id, "crash injected from the shell");
         Ok(())
     }
 
@@ -41,7 +51,7 @@ impl Kernel for KernelInterface {
     fn swap(&self, name: RRef<Text>, entry: RRef<Text>, flags: u32) -> RpcResult<RRef<SwapReport>> {
         let name = core::str::from_utf8(name.as_bytes()).map_err(|_| RpcError::Refused)?;
         let entry = core::str::from_utf8(entry.as_bytes()).map_err(|_| RpcError::Refused)?;
-        let o = super::swap::swap(name, super::swap::Source::Initrd(entry), flags & SWAP_ALLOW_DOWNGRADE != 0);
+        let o = swap::swap(name, swap::Source::Initrd(entry), flags & SWAP_ALLOW_DOWNGRADE != 0);
         Ok(RRef::new(SwapReport {
             swapped: o.swapped as u32,
             _pad: 0,
@@ -53,7 +63,7 @@ impl Kernel for KernelInterface {
 
     fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>> {
         let name = core::str::from_utf8(name.as_bytes()).map_err(|_| RpcError::Refused)?;
-        let lines = super::swap::versions(name);
+        let lines = versions::versions(name);
         let l = lines.get(line as usize).ok_or(RpcError::Refused)?;
         Ok(RRef::new(Text::from_bytes(l.as_bytes()).0))
     }
@@ -61,6 +71,6 @@ impl Kernel for KernelInterface {
 
 static KERNEL_INTERFACE: KernelInterface = KernelInterface;
 
-pub fn export() -> Result<(), i32> {
+pub fn export() -> Result<(), interfaces::ExportError> {
     kernel::export(&KERNEL_INTERFACE)
 }

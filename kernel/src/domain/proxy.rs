@@ -19,18 +19,18 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 pub const MAX_SLOTS: usize = 256;
 
-/// Layout shared with continuation.s.
+/// Layout shared with continuation.s (its offsets are passed in by `trampoline.rs`).
 #[repr(C, align(64))]
 pub struct Slot {
-    table: AtomicUsize,
-    state: AtomicUsize,
+    pub(super) table: AtomicUsize,
+    pub(super) state: AtomicUsize,
     /// Who may call through the slot now: `owner` while the callee runs, else NOBODY.
-    caller: AtomicU32,
-    owner: AtomicU32,
-    callee: AtomicU32,
+    pub(super) caller: AtomicU32,
+    pub(super) owner: AtomicU32,
+    pub(super) callee: AtomicU32,
     /// Non-zero while a hot swap holds callers at this slot.
-    paused: AtomicU32,
-    calls: AtomicU64,
+    pub(super) paused: AtomicU32,
+    pub(super) calls: AtomicU64,
 }
 
 const NOBODY: u32 = u32::MAX;

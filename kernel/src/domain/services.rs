@@ -1,9 +1,20 @@
 //! The `KernelServices` table: what a domain may ask of the kernel. Every function acts for
-//! the domain the current thread is running (`super::current()`), never for one the
-//! caller names.
+//! the domain the current thread is running (`current()`), never for one the caller names.
+//! This is the ABI boundary: the kernel's typed results become the ABI's integer codes
+//! here, and only here.
 
-use super::{current, manager};
+use super::continuation::{as_kernel, call_into, proxy_status_address};
+use super::events::{self, Waited};
+use super::instance::StateHooks;
+use super::registry::{registry, State};
+use super::unwind::unwind;
+use super::{grants, recovery, rref};
+use crate::sched::call_context::current_domain as current;
 use interfaces::{DeviceGrant, KernelServices, RpcError, ABI_VERSION};
+
+fn name(d: super::DomainId) -> alloc::string::String {
+    registry().name(d)
+}
 
 pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize, version: [u32; 3]) -> KernelServices {
     KernelServices {
@@ -16,8 +27,8 @@ pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize, versio
         panic,
         export,
         import,
-        proxy_call: super::qvq_proxy_call as *const () as usize,
-        proxy_status: super::proxy_status_address(),
+        proxy_call: super::continuation::qvq_proxy_call as *const () as usize,
+        proxy_status: proxy_status_address(),
         slot_generation,
         spawn,
         sleep_ms,
@@ -49,7 +60,7 @@ fn text<'a>(ptr: *const u8, len: usize, max: usize) -> &'a str {
 }
 
 extern "C" fn log(ptr: *const u8, len: usize) {
-    crate::info!("{}: {}", manager::name(current()), text(ptr, len, 1024).trim_end());
+    crate::info!("{}: {}", name(current()), text(ptr, len, 1024).trim_end());
 }
 
 extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
@@ -57,25 +68,51 @@ extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
     // Handle the crash as the kernel: otherwise an interrupt meanwhile would find this
     // thread "inside" the dead domain and unwind it before the reclamation is done.
     let cause = alloc::format!("panicked: {}", text(ptr, len, 256));
-    super::as_kernel(|| manager::crashed(d, &cause));
+    as_kernel(|| recovery::crashed(d, &cause));
     drop(cause);
-    super::unwind(d, RpcError::Crashed as u32)
+    unwind(d, RpcError::Crashed as u32)
 }
 
 extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const ()) -> i32 {
     // SAFETY: `hash` points at the interface's `HASH` constant (generated code).
     let hash = unsafe { &*hash };
-    manager::export(current(), text(name, name_len, 64), hash, table as usize, state as usize)
+    let (d, name) = (current(), text(name, name_len, 64));
+    let result = registry().export(d, name, hash, table as usize, state as usize);
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if e == interfaces::ExportError::NotDeclared {
+                crate::warn!(
+                    "domain {} rejected export {name}: not declared (with this hash) in its signed manifest",
+                    registry().name(d)
+                );
+            }
+            e as i32
+        }
+    }
 }
 
 extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64 {
     // SAFETY: as in `export`.
     let hash = unsafe { &*hash };
-    manager::import(current(), text(name, name_len, 64), hash)
+    let (d, name) = (current(), text(name, name_len, 64));
+    let result = registry().import(d, name, hash);
+    match result {
+        Ok(slot) => slot as i64,
+        Err(e) => {
+            if e == interfaces::ImportError::NotDeclared {
+                crate::warn!(
+                    "domain {} rejected: imports {name}, which its signed manifest does not declare",
+                    registry().name(d)
+                );
+            }
+            e as i64
+        }
+    }
 }
 
 extern "C" fn slot_generation(slot: u32) -> u32 {
-    manager::slot_generation(current(), slot)
+    registry().slot_generation(current(), slot)
 }
 
 struct ThreadCall {
@@ -91,14 +128,18 @@ unsafe extern "C" fn invoke_thread(data: *mut u8, _: *const (), _: *const ()) {
 
 extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32 {
     let d = current();
-    let name = alloc::format!("{}:{}", manager::name(d), text(name, name_len, 32));
+    let name = alloc::format!("{}:{}", registry().name(d), text(name, name_len, 32));
     let thread_name = name.clone();
     let r = crate::sched::spawn(&thread_name, crate::sched::Priority::Normal, move || {
         let mut call = ThreadCall { entry, arg };
-        if super::call_into(d, invoke_thread, &mut call as *mut ThreadCall as *mut u8, core::ptr::null(), core::ptr::null()) != 0 {
+        if call_into(d, invoke_thread, &mut call as *mut ThreadCall as *mut u8, core::ptr::null(), core::ptr::null()) != 0 {
             crate::info!(
                 "thread {name} ended: its domain {}",
-                if manager::is_retired(d) { "was swapped out" } else { "crashed" }
+                if registry().get(d).is_some_and(|x| x.state() == State::Retired) {
+                    "was swapped out"
+                } else {
+                    "crashed"
+                }
             );
         }
     });
@@ -122,24 +163,24 @@ extern "C" fn uptime_ns() -> u64 {
 }
 
 extern "C" fn event_new() -> i64 {
-    manager::event_new(current())
+    events::create(current()) as i64
 }
 
 extern "C" fn event_wait(event: u32, seen: u64) -> u64 {
-    match manager::event_wait(current(), event, seen, false) {
-        manager::Waited::Count(n) => n,
+    match events::wait(current(), event, seen, false) {
+        Waited::Count(n) => n,
         _ => seen,
     }
 }
 
 extern "C" fn event_wait_restartable(event: u32, seen: u64) -> u64 {
     let d = current();
-    match manager::event_wait(d, event, seen, true) {
-        manager::Waited::Count(n) => n,
+    match events::wait(d, event, seen, true) {
+        Waited::Count(n) => n,
         // A hot swap cancelled the call: back to the caller's proxy, which makes it again.
-        manager::Waited::Reissue => super::unwind(d, interfaces::abi::STATUS_REISSUE),
+        Waited::Reissue => unwind(d, interfaces::abi::STATUS_REISSUE),
         // The call's caller died: drop the call and the dead caller's frames with it.
-        manager::Waited::CallerDied(dead) => super::unwind(dead, interfaces::RpcError::Crashed as u32),
+        Waited::CallerDied(dead) => unwind(dead, interfaces::RpcError::Crashed as u32),
     }
 }
 
@@ -155,48 +196,55 @@ extern "C" fn state_hooks(
     }
     // SAFETY: `hash` points at a `SwapState::HASH` constant (the runtime passes it).
     let hash = unsafe { *hash };
-    let hooks = manager::StateHooks {
+    let hooks = StateHooks {
         hash,
         export,
         export_context,
         import,
         import_context,
     };
-    manager::set_state_hooks(current(), hooks)
+    if registry().set_state_hooks(current(), hooks) {
+        0
+    } else {
+        -1
+    }
 }
 
 extern "C" fn event_signal(event: u32) {
-    manager::event_signal(event)
+    events::signal(event)
 }
 
 extern "C" fn device(index: u32, out: *mut DeviceGrant) -> i32 {
-    let mut g = DeviceGrant::default();
-    let r = manager::device(current(), index, &mut g);
-    if r == 0 && !out.is_null() {
+    let Some(g) = grants::device(current(), index) else { return -1 };
+    if !out.is_null() {
         // SAFETY: `out` is the runtime's `DeviceGrant` on its stack.
         unsafe { out.write(g) };
     }
-    r
+    0
 }
 
 extern "C" fn irq_wait(index: u32) -> i32 {
-    manager::irq_wait(current(), index)
+    if grants::irq_wait(current(), index) {
+        0
+    } else {
+        -1
+    }
 }
 
 extern "C" fn irq_done(index: u32) {
-    manager::irq_done(current(), index)
+    grants::irq_done(current(), index)
 }
 
 extern "C" fn rref_alloc(size: usize, align: usize) -> *mut u8 {
-    super::rref::alloc(current(), size, align)
+    rref::alloc(current(), size, align)
 }
 
 extern "C" fn rref_free(ptr: *mut u8) {
-    if !super::rref::free(current(), ptr) {
-        crate::warn!("{}: freed a shared-heap block it does not own; ignored", manager::name(current()));
+    if !rref::free(current(), ptr) {
+        crate::warn!("{}: freed a shared-heap block it does not own; ignored", name(current()));
     }
 }
 
 extern "C" fn rref_claim(ptr: *mut u8) {
-    super::rref::claim(current(), ptr);
+    rref::claim(current(), ptr);
 }

@@ -42,8 +42,8 @@ impl MiniUart {
     /// # Safety
     /// As [`Mmio::new`]: `base` is the mapped mini UART, which nothing else drives.
     pub unsafe fn new(base: usize) -> Self {
-        // SAFETY: forwarded to the caller.
         let uart = Self {
+            // SAFETY: forwarded to the caller.
             regs: unsafe { Mmio::new(base) },
         };
         uart.regs.ier.set(0); // polled

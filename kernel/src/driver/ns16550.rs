@@ -44,8 +44,8 @@ impl Ns16550 {
     /// # Safety
     /// As [`Mmio::new`]: `base` is a mapped 16550 that nothing else drives.
     pub unsafe fn new(base: usize) -> Self {
-        // SAFETY: forwarded to the caller.
         let uart = Self {
+            // SAFETY: forwarded to the caller.
             regs: unsafe { Mmio::new(base) },
         };
         uart.regs.ier.set(0); // polled

@@ -2,7 +2,7 @@
 //! host bridge for a device, give its first BAR an address in the bridge's I/O window and
 //! turn I/O decoding on. (QEMU's firmware-less boot leaves BARs unassigned.)
 
-use crate::devicetree::Region;
+use crate::memory::Region;
 
 const VENDOR_DEVICE: usize = 0x00;
 const COMMAND: usize = 0x04;

@@ -53,8 +53,8 @@ impl Pl011 {
     /// # Safety
     /// As [`Mmio::new`]: `base` is a mapped PL011 that nothing else drives.
     pub const unsafe fn new(base: usize) -> Self {
-        // SAFETY: forwarded to the caller.
         Self {
+            // SAFETY: forwarded to the caller.
             regs: unsafe { Mmio::new(base) },
         }
     }

@@ -1,7 +1,7 @@
 //! Physical frame allocator: one bit per 4 KiB frame over the span of RAM, first fit for
 //! contiguous runs. The bitmap itself lives in RAM it carves out at start-up.
 
-use crate::devicetree::Region;
+use crate::memory::Region;
 
 pub const FRAME_SIZE: usize = 4096;
 

@@ -4,16 +4,16 @@
 
 pub mod frame;
 pub mod heap;
+mod region;
 
 use crate::arch::mmu::{self, AddressSpace, Attributes, MapError, Table, TableSource};
 pub use crate::arch::mmu::{Access, MemType, PAGE_SIZE};
-use crate::devicetree::Region;
 use crate::sync::IrqLock;
-use alloc::string::String;
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use frame::FrameAllocator;
+pub use region::Region;
 
 // ---------------------------------------------------------------------------------------
 // Boot map: built from the board's fixed list before the device tree is read, so that the
@@ -40,10 +40,10 @@ impl TableSource for EarlyTables {
 }
 
 /// Turns the MMU on with the board's boot map. First thing after the vectors.
-pub fn early_init() {
+pub fn early_init(boot_map: &[(Region, MemType)]) {
     let mut tables = EarlyTables;
     let mut space = AddressSpace::new(&mut tables).expect("boot map: no table");
-    for &(region, mem) in crate::bsp::BOOT_MAP {
+    for &(region, mem) in boot_map {
         let access = if mem == MemType::Normal {
             Access::BootReadWriteExecute
         } else {
@@ -54,11 +54,6 @@ pub fn early_init() {
             .expect("boot map does not fit");
     }
     mmu::enable(&space);
-}
-
-/// RAM the boot map covers (where a device tree pointer may be followed).
-pub fn boot_readable_ram() -> Region {
-    crate::bsp::BOOT_RAM
 }
 
 // ---------------------------------------------------------------------------------------
@@ -256,15 +251,70 @@ pub fn init(ram: &[Region], reserved: &[Region], devices: &[Region]) -> Result<M
     })
 }
 
-/// `count` contiguous physical frames.
-pub fn alloc_frames(count: usize) -> Option<usize> {
+/// `count` contiguous physical frames (owners outside this module hold a [`FrameRange`]).
+fn alloc_frames(count: usize) -> Option<usize> {
     FRAMES.lock().as_mut()?.alloc(count)
 }
 
 /// Returns frames from [`alloc_frames`].
-pub fn free_frames_at(addr: usize, count: usize) {
+fn free_frames_at(addr: usize, count: usize) {
     if let Some(fa) = FRAMES.lock().as_mut() {
         fa.free(addr, count);
+    }
+}
+
+/// Contiguous frames with one owner, identity-mapped in the kernel's address space. Dropping
+/// it maps the frames read-write again (if `protect` changed them) and frees them: no error
+/// path has to remember to.
+pub struct FrameRange {
+    base: usize,
+    pages: usize,
+    /// Some page's permission is no longer plain read-write.
+    protected: bool,
+}
+
+impl FrameRange {
+    /// `pages` fresh contiguous frames (at least one), or `None` when there are none.
+    pub fn alloc(pages: usize) -> Option<FrameRange> {
+        let pages = pages.max(1);
+        let base = alloc_frames(pages)?;
+        Some(FrameRange { base, pages, protected: false })
+    }
+
+    pub fn base(&self) -> usize {
+        self.base
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.pages * PAGE_SIZE
+    }
+
+    /// The frames' contents, to fill them. Only before `protect` (the pages are still
+    /// read-write).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        assert!(!self.protected, "writing frames after changing their permissions");
+        // SAFETY: the frames are identity-mapped read-write RAM (not yet protected), owned
+        // by `self` alone, and the slice covers exactly them for as long as `self` is
+        // borrowed mutably.
+        unsafe { core::slice::from_raw_parts_mut(self.base as *mut u8, self.bytes()) }
+    }
+
+    /// Sets the permission of `[base + offset, + size)`, which must lie inside the range.
+    pub fn protect(&mut self, offset: usize, size: usize, access: Access) -> Result<(), MapError> {
+        let end = offset.checked_add(size).filter(|e| *e <= self.bytes()).ok_or(MapError::OutOfRange)?;
+        self.protected = true;
+        protect(self.base + offset, end - offset, access)
+    }
+}
+
+impl Drop for FrameRange {
+    fn drop(&mut self) {
+        // The frames go back to the pool as ordinary RAM: make them read-write first. If
+        // that fails they stay allocated (a leak, never a writable-code alias).
+        if self.protected && protect(self.base, self.bytes(), Access::ReadWrite).is_err() {
+            return;
+        }
+        free_frames_at(self.base, self.pages);
     }
 }
 
@@ -273,7 +323,7 @@ pub fn free_frames() -> usize {
 }
 
 /// Changes the permission of `[base, base+size)` (page aligned, kernel RAM).
-pub fn protect(base: usize, size: usize, access: Access) -> Result<(), MapError> {
+fn protect(base: usize, size: usize, access: Access) -> Result<(), MapError> {
     let mut space = KERNEL_SPACE.lock();
     let space = space.as_mut().ok_or(MapError::NoTableMemory)?;
     space.map(base, base, size, Attributes { mem: MemType::Normal, access }, &mut FrameTables)?;
@@ -356,15 +406,15 @@ impl Drop for Stack {
     }
 }
 
-/// Whose guard page holds `addr`, if any (for fault reports).
-pub fn guard_page_owner(addr: usize) -> Option<String> {
+/// Which of the kernel's own stacks (not a thread's) has its guard page at `addr`.
+pub fn kernel_stack_guard_owner(addr: usize) -> Option<&'static str> {
     let l = kernel_layout();
     let page = page_floor(addr);
     if page == l.boot_stack_guard {
-        return Some(String::from("the boot/exception stack"));
+        return Some("the boot/exception stack");
     }
     if page == l.emergency_stack_guard {
-        return Some(String::from("the emergency stack"));
+        return Some("the emergency stack");
     }
-    crate::sched::guard_page_owner(addr)
+    None
 }

@@ -5,7 +5,9 @@
 //! frame is copied onto the exception stack before `eret`. Threads give up the CPU with
 //! `svc` (yield, block, sleep, exit) or are preempted by the tick.
 
+pub mod call_context;
 mod waitqueue;
+pub use call_context::SavedContext;
 pub use waitqueue::WaitQueue;
 
 use crate::arch::exception::{TrapFrame, SPSR_EL1T_IRQS_ON};
@@ -33,6 +35,7 @@ impl fmt::Display for ThreadId {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Priority {
     Idle = 0,
+    #[cfg_attr(not(feature = "selftest"), allow(dead_code))] // used by the selftests
     Low = 1,
     Normal = 2,
     High = 3,
@@ -57,8 +60,8 @@ struct Thread {
     stack: Stack,
     /// Counter value a sleeping thread waits for.
     wake_at: u64,
-    /// Which domain it runs and its continuation list (see `domain`).
-    domain: crate::domain::Context,
+    /// Its call context while switched out (`call_context`).
+    domain: SavedContext,
 }
 
 struct Slot {
@@ -146,7 +149,7 @@ impl Scheduler {
         let mut reap = false;
         if let Some(t) = self.thread(cur) {
             t.context = *frame;
-            t.domain = crate::domain::save_context();
+            t.domain = call_context::save();
             match t.state {
                 State::Running => {
                     t.state = State::Ready;
@@ -165,7 +168,7 @@ impl Scheduler {
         let t = self.thread(next).expect("picked thread exists");
         t.state = State::Running;
         *frame = t.context;
-        crate::domain::restore_context(t.domain);
+        call_context::restore(t.domain);
         if next != cur {
             self.switches += 1;
         }
@@ -245,7 +248,7 @@ pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, priority: Priority, f: F)
         context,
         stack,
         wake_at: 0,
-        domain: crate::domain::Context::default(),
+        domain: SavedContext::default(),
     }));
     s.make_ready(index as u16);
     Ok(id)
@@ -260,7 +263,7 @@ pub fn start() -> ! {
         s.current = next;
         let t = s.thread(next).expect("picked thread exists");
         t.state = State::Running;
-        crate::domain::restore_context(t.domain);
+        call_context::restore(t.domain);
         Box::new(t.context)
     };
     crate::arch::exception::enter_first_thread(&frame)
@@ -423,7 +426,7 @@ pub fn for_each_thread(mut f: impl FnMut(ThreadId, Priority, State, &str)) {
 
 /// How many threads other than the caller satisfy `f` on their saved domain context and
 /// the PC they resume at.
-pub fn count_other_threads(f: impl Fn(&crate::domain::Context, u64) -> bool) -> usize {
+pub fn count_other_threads(f: impl Fn(&SavedContext, u64) -> bool) -> usize {
     let guard = SCHED.lock();
     let Some(s) = guard.as_ref() else { return 0 };
     s.slots
@@ -478,6 +481,6 @@ pub fn guard_page_owner(addr: usize) -> Option<String> {
     s.slots
         .iter()
         .filter_map(|x| x.thread.as_deref())
-        .find(|t| t.stack.guard().contains(&crate::devicetree::Region { base: addr, size: 1 }))
+        .find(|t| t.stack.guard().contains(&crate::memory::Region { base: addr, size: 1 }))
         .map(|t| alloc::format!("thread \"{}\" ({})", t.name, t.id))
 }

@@ -44,6 +44,7 @@ impl WaitQueue {
     }
 
     /// Wakes the longest waiter; false if none was waiting.
+    #[cfg_attr(not(feature = "selftest"), allow(dead_code))] // used by the selftests
     pub fn wake_one(&self) -> bool {
         loop {
             let Some(id) = self.waiters.lock().pop_front() else { return false };

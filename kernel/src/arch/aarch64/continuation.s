@@ -1,30 +1,25 @@
-// Calls into domains, and the continuations a crashed domain is unwound to.
-//
-// Continuation frame (128 bytes, at sp while a call is in progress; `domain::Continuation`):
-//   0 x29, x30 | 16 x19, x20 | 32 x21, x22 | 48 x23, x24 | 64 x25, x26 | 80 x27, x28
-//   96 the caller's QVQ_DOMAIN_CTX (current, status, continuations: 16 bytes)
-//   112 KERNEL_ENTRY if the kernel itself entered the domain (initialisation, a domain
-//   thread): those are not calls and have no CPU budget. Cleared when the frame goes.
-// The domain a continuation called is not stored: it is the caller recorded in the next
-// inner continuation, or, for the innermost, the current domain.
-//
-// QVQ_DOMAIN_CTX (`domain::Ctx`): 0 current domain (u32) | 4 proxy status (u32) |
-//   8 innermost continuation. Saved and restored per thread by the scheduler.
-// QVQ_SLOTS (`domain::proxy::Slot`, 64 bytes each): 0 table | 8 state | 16 caller (u32:
-//   the owner while the callee runs, else NOBODY) | 20 owner (u32) | 24 callee (u32) |
-//   28 paused (u32: a hot swap holds callers) | 32 calls (u64).
+// Calls into domains, and the continuations a crashed domain is unwound to. Assembled by
+// arch/aarch64/trampoline.rs, which passes every offset and constant below in from the Rust
+// types (the names in braces), so the layouts are defined once, in Rust:
+//   Continuation (`domain::continuation`): x29, x30 at 0, x19..x28 from 16, the caller's
+//     call context (current, status, continuations: 16 bytes) at {CONT_CALLER}, and at
+//     {CONT_KIND} KERNEL_ENTRY if the kernel itself entered the domain (initialisation, a
+//     domain thread): those are not calls and have no CPU budget. Cleared when it goes.
+//   The domain a continuation called is not stored: it is the caller recorded in the next
+//   inner continuation, or, for the innermost, the current domain.
+//   QVQ_DOMAIN_CTX (`sched::call_context::CallContext`): current domain (u32) at 0, proxy
+//     status (u32) at {CTX_STATUS}, innermost continuation at {CTX_CONTINUATIONS}.
+//   QVQ_SLOTS (`domain::proxy::Slot`, 1 << {SLOT_SHIFT} bytes each): table at 0, state at 8,
+//     caller at {SLOT_CALLER} (u32: the owner while the callee runs, else NOBODY), owner at
+//     {SLOT_OWNER}, callee at {SLOT_CALLEE}, paused at {SLOT_PAUSED} (u32: a hot swap holds
+//     callers), calls at {SLOT_CALLS} (u64).
 //
 // Calls into domains are made with IRQs enabled (kernel threads run so, and the kernel
 // only calls a domain then), so a resumed continuation re-enables IRQs rather than
 // restoring a saved mask.
 
-.equ CONT_SIZE, 128
-.equ KERNEL_ENTRY_LO, 0x5254
-.equ ERR_UNAVAILABLE, 2
-.equ ERR_NOT_ALLOWED, 3
-
 .macro SAVE_CONTINUATION
-    sub     sp, sp, #CONT_SIZE
+    sub     sp, sp, #{CONT_SIZE}
     stp     x29, x30, [sp, #0]
     stp     x19, x20, [sp, #16]
     stp     x21, x22, [sp, #32]
@@ -44,19 +39,19 @@
 // slot the caller check then refuses, or one of the caller's own.
 .global qvq_proxy_call
 qvq_proxy_call:
-    ubfx    w16, w0, #8, #8
+    ubfx    w16, w0, #8, #{SLOT_INDEX_BITS}
     adrp    x9, QVQ_SLOTS
     add     x9, x9, :lo12:QVQ_SLOTS
-    add     x9, x9, x16, lsl #6
+    add     x9, x9, x16, lsl #{SLOT_SHIFT}
     adrp    x10, QVQ_DOMAIN_CTX
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
     ldp     x11, x13, [x10]             // caller (+ status), innermost continuation
-    ldr     w12, [x9, #16]              // who may call through this slot now
+    ldr     w12, [x9, #{SLOT_CALLER}]              // who may call through this slot now
     cmp     w12, w11
     b.ne    8f
-    ldr     x12, [x9, #32]              // count the call (a statistic)
+    ldr     x12, [x9, #{SLOT_CALLS}]              // count the call (a statistic)
     add     x12, x12, #1
-    str     x12, [x9, #32]
+    str     x12, [x9, #{SLOT_CALLS}]
 // From the slot check to the switch of the thread's context, a thread that an interrupt
 // catches is rewound to qvq_proxy_call when it resumes (domain::before_resume): the check
 // and the switch act as one step for the rest of the kernel. Only x9-x17 and the frame
@@ -64,8 +59,8 @@ qvq_proxy_call:
 .global qvq_proxy_frame
 qvq_proxy_frame:
     SAVE_CONTINUATION
-    stp     x11, x13, [sp, #96]         // the caller's context, restored on return
-    ldr     w12, [x9, #24]              // callee (zero-extended: status 0)
+    stp     x11, x13, [sp, #{CONT_CALLER}]         // the caller's context, restored on return
+    ldr     w12, [x9, #{SLOT_CALLEE}]              // callee (zero-extended: status 0)
     mov     x13, sp
     stp     x12, x13, [x10]             // current = callee, status 0, continuations = this
 .global qvq_proxy_entered
@@ -74,23 +69,23 @@ qvq_proxy_entered:
     ldp     x13, x0, [x9]               // table, state
     ldr     x16, [x13, x17, lsl #3]
     blr     x16
-    ldp     x11, x13, [sp, #96]
+    ldp     x11, x13, [sp, #{CONT_CALLER}]
     adrp    x10, QVQ_DOMAIN_CTX
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
     stp     x11, x13, [x10]
     ldp     x29, x30, [sp, #0]
-    add     sp, sp, #CONT_SIZE
+    add     sp, sp, #{CONT_SIZE}
     ret
-8:  ldr     w12, [x9, #20]              // refused: the owner's slot to a dead callee, or not ours
+8:  ldr     w12, [x9, #{SLOT_OWNER}]              // refused: the owner's slot to a dead callee, or not ours
     cmp     w12, w11
     b.ne    7f
-    ldr     w12, [x9, #28]              // paused by a hot swap: wait at the gate, then retry
+    ldr     w12, [x9, #{SLOT_PAUSED}]              // paused by a hot swap: wait at the gate, then retry
     cbnz    w12, 6f
-    mov     w16, #ERR_UNAVAILABLE
-    str     w16, [x10, #4]
+    mov     w16, #{ERR_UNAVAILABLE}
+    str     w16, [x10, #{CTX_STATUS}]
     ret
-7:  mov     w16, #ERR_NOT_ALLOWED
-    str     w16, [x10, #4]
+7:  mov     w16, #{ERR_NOT_ALLOWED}
+    str     w16, [x10, #{CTX_STATUS}]
     ret
 6:  stp     x29, x30, [sp, #-96]!
     mov     x29, sp
@@ -111,8 +106,8 @@ qvq_proxy_entered:
     cbnz    w12, qvq_proxy_call
     adrp    x10, QVQ_DOMAIN_CTX
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
-    mov     w16, #ERR_UNAVAILABLE
-    str     w16, [x10, #4]
+    mov     w16, #{ERR_UNAVAILABLE}
+    str     w16, [x10, #{CTX_STATUS}]
     ret
 
 // qvq_call_with_continuation(domain, invoke, data, table, state) -> 0
@@ -124,25 +119,25 @@ qvq_call_with_continuation:
     adrp    x10, QVQ_DOMAIN_CTX
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
     ldp     x11, x13, [x10]
-    stp     x11, x13, [sp, #96]
-    mov     x11, #KERNEL_ENTRY_LO
-    str     x11, [sp, #112]
+    stp     x11, x13, [sp, #{CONT_CALLER}]
+    mov     x11, #{KERNEL_ENTRY}
+    str     x11, [sp, #{CONT_KIND}]
     str     w0, [x10]
     mov     x13, sp
-    str     x13, [x10, #8]
+    str     x13, [x10, #{CTX_CONTINUATIONS}]
     mov     x9, x1
     mov     x0, x2
     mov     x1, x3
     mov     x2, x4
     blr     x9
-    ldp     x11, x13, [sp, #96]
+    ldp     x11, x13, [sp, #{CONT_CALLER}]
     adrp    x10, QVQ_DOMAIN_CTX
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
     stp     x11, x13, [x10]
-    str     xzr, [sp, #112]
+    str     xzr, [sp, #{CONT_KIND}]
     mov     x0, #0
     ldp     x29, x30, [sp, #0]
-    add     sp, sp, #CONT_SIZE
+    add     sp, sp, #{CONT_SIZE}
     ret
 
 // qvq_resume_continuation(cont, code) -> !
@@ -158,9 +153,9 @@ qvq_resume_continuation:
     ldp     x23, x24, [sp, #48]
     ldp     x25, x26, [sp, #64]
     ldp     x27, x28, [sp, #80]
-    str     xzr, [sp, #112]
+    str     xzr, [sp, #{CONT_KIND}]
     msr     daifclr, #3
     mov     x0, x1
     ldp     x29, x30, [sp, #0]
-    add     sp, sp, #CONT_SIZE
+    add     sp, sp, #{CONT_SIZE}
     ret

@@ -29,7 +29,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn from_raw(k: u64) -> Kind {
+    pub fn from_raw(k: u64) -> Kind {
         match k {
             0 => Kind::Sync,
             1 => Kind::Irq,
@@ -123,56 +123,13 @@ pub fn install_vectors() {
 }
 
 /// Fix-ups that make some traps non-fatal. Returns true if the trap was handled.
-fn try_fixup(frame: &mut TrapFrame, syn: &Syndrome) -> bool {
+pub fn try_fixup(frame: &mut TrapFrame, syn: &Syndrome) -> bool {
     if syn.class() == EC_UNKNOWN && frame.elr as usize == super::semihosting::hlt_address() {
         super::semihosting::note_trapped();
         frame.elr += 4;
         return true;
     }
     false
-}
-
-/// Exceptions taken from a kernel thread (EL1t). The frame may be replaced by another
-/// thread's before return; that is a context switch.
-#[no_mangle]
-extern "C" fn trap_from_thread(frame: &mut TrapFrame, kind: u64) {
-    match Kind::from_raw(kind) {
-        Kind::Irq => {
-            crate::irq::handle_interrupt();
-            if crate::domain::watchdog_fired() {
-                let cause = alloc::format!(
-                    "a call ran past its CPU budget ({} ms); taken back at the timer interrupt",
-                    crate::domain::CALL_BUDGET_TICKS as u64 * 1000 / crate::time::TICK_HZ
-                );
-                crate::domain::crash_in_trap(frame, &cause);
-            }
-        }
-        Kind::Sync => {
-            let syn = Syndrome::read();
-            if syn.class() == EC_SVC64 {
-                crate::sched::syscall(frame);
-            } else if !try_fixup(frame, &syn) && !crate::domain::crash_in_trap(frame, &crate::exception::domain_fault_cause(frame, &syn)) {
-                crate::exception::fatal(frame, Kind::Sync, Some(syn), crate::exception::Origin::Thread);
-            }
-        }
-        k => crate::exception::fatal(frame, k, None, crate::exception::Origin::Thread),
-    }
-    crate::sched::preempt_if_needed(frame);
-    crate::domain::before_resume(frame);
-}
-
-/// Exceptions taken on the exception stack (boot code or a handler). Fatal unless fixed up.
-#[no_mangle]
-extern "C" fn trap_from_kernel(frame: &mut TrapFrame, kind: u64) {
-    let kind = Kind::from_raw(kind);
-    if kind == Kind::Sync {
-        let syn = Syndrome::read();
-        if try_fixup(frame, &syn) {
-            return;
-        }
-        crate::exception::fatal(frame, kind, Some(syn), crate::exception::Origin::Kernel);
-    }
-    crate::exception::fatal(frame, kind, None, crate::exception::Origin::Kernel);
 }
 
 /// Leaves boot code and runs `frame` (a thread's initial frame) on SP_EL0.

@@ -9,4 +9,3 @@ pub mod timer;
 
 core::arch::global_asm!(include_str!("boot.s"));
 core::arch::global_asm!(include_str!("vectors.s"));
-core::arch::global_asm!(include_str!("continuation.s"));

@@ -2,6 +2,29 @@
 //! physical counter is the kernel's monotonic clock.
 
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, CNTPCT_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The counter frequency the kernel uses (Hz; the CPU's or the board's), 0 until set.
+static FREQUENCY: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the counter frequency the clock converts with.
+pub fn set_frequency(hz: u64) {
+    FREQUENCY.store(hz, Ordering::Relaxed);
+}
+
+pub fn frequency() -> u64 {
+    FREQUENCY.load(Ordering::Relaxed)
+}
+
+/// Nanoseconds since the counter started (power-on or QEMU start); 0 before the frequency
+/// is known.
+pub fn uptime_ns() -> u64 {
+    let f = frequency();
+    if f == 0 {
+        return 0;
+    }
+    (counter() as u128 * 1_000_000_000 / f as u128) as u64
+}
 
 /// Counter frequency as the CPU reports it (0 if firmware never set it).
 pub fn reported_frequency() -> u64 {

@@ -2,8 +2,9 @@
 //! the per-core local controller at 0x4000_0000.
 
 use super::Defaults;
-use crate::devicetree::{Platform, Region};
+use crate::devicetree::Platform;
 use crate::memory::MemType;
+use crate::memory::Region;
 
 pub const NAME: &str = "rpi3";
 

@@ -1,8 +1,9 @@
 //! QEMU `virt` (`-M virt -cpu cortex-a53`): RAM from 0x4000_0000, devices below it.
 
 use super::Defaults;
-use crate::devicetree::{Platform, Region};
+use crate::devicetree::Platform;
 use crate::memory::MemType;
+use crate::memory::Region;
 
 pub const NAME: &str = "virt";
 

@@ -1,0 +1,38 @@
+//! The CPU half of the domain call path: the proxy trampoline and the continuation code in
+//! continuation.s, assembled with every layout offset and constant they rely on passed in
+//! from the Rust definitions (`offset_of!`, the enums' values). Included by
+//! `domain::continuation` (`#[path]`), whose types it describes.
+
+use super::{Continuation, KERNEL_ENTRY};
+use crate::domain::proxy::{Slot, MAX_SLOTS};
+use crate::sched::call_context::CallContext;
+use core::mem::{offset_of, size_of};
+use interfaces::RpcError;
+
+// The assembly reads two neighbouring fields with one `ldp`/`stp`: keep them neighbours.
+const _: () = {
+    assert!(offset_of!(Continuation, fp_lr) == 0 && offset_of!(Continuation, callee_saved) == 16);
+    assert!(offset_of!(CallContext, current) == 0 && offset_of!(CallContext, continuations) == 8);
+    assert!(offset_of!(Slot, table) == 0 && offset_of!(Slot, state) == 8);
+    assert!(size_of::<Slot>() == 1 << 6);
+    assert!(MAX_SLOTS == 1 << 8);
+};
+
+core::arch::global_asm!(
+    include_str!("continuation.s"),
+    CONT_SIZE = const size_of::<Continuation>(),
+    CONT_CALLER = const offset_of!(Continuation, caller),
+    CONT_KIND = const offset_of!(Continuation, kind),
+    KERNEL_ENTRY = const KERNEL_ENTRY,
+    CTX_STATUS = const offset_of!(CallContext, status),
+    CTX_CONTINUATIONS = const offset_of!(CallContext, continuations),
+    SLOT_SHIFT = const 6,
+    SLOT_INDEX_BITS = const 8,
+    SLOT_CALLER = const offset_of!(Slot, caller),
+    SLOT_OWNER = const offset_of!(Slot, owner),
+    SLOT_CALLEE = const offset_of!(Slot, callee),
+    SLOT_PAUSED = const offset_of!(Slot, paused),
+    SLOT_CALLS = const offset_of!(Slot, calls),
+    ERR_UNAVAILABLE = const RpcError::Unavailable as u32,
+    ERR_NOT_ALLOWED = const RpcError::NotAllowed as u32,
+);

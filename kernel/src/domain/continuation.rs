@@ -1,0 +1,168 @@
+//! Continuations: where a call into a domain resumes if that domain crashes. The proxy
+//! trampoline (and `call_into`, the kernel's own way in) pushes one on the caller's stack
+//! per call and links it into the thread's call context; this file walks those chains.
+
+#[path = "../arch/aarch64/trampoline.rs"]
+mod trampoline;
+
+use super::registry::is_dead;
+use super::{DomainId, KERNEL};
+use crate::sched::call_context::{self, SavedContext};
+use core::sync::atomic::Ordering::Relaxed;
+
+/// A frame the trampoline pushes on the caller's stack for the duration of a call. Layout
+/// shared with continuation.s (through `trampoline.rs`).
+#[repr(C)]
+pub(super) struct Continuation {
+    fp_lr: [u64; 2],
+    callee_saved: [u64; 10],
+    /// The caller's call context at the call: current domain, status, continuation list.
+    /// (The domain called is the next inner continuation's `caller`, or the current one.)
+    caller: DomainId,
+    _caller_status: u32,
+    prev: usize,
+    /// `KERNEL_ENTRY` when the kernel entered the domain (not a call: no CPU budget).
+    kind: u64,
+    _unused: u64,
+}
+
+/// `Continuation::kind` of a kernel entry (initialisation, a domain's thread).
+const KERNEL_ENTRY: u64 = 0x5254;
+
+const _: () = assert!(core::mem::size_of::<Continuation>() == 128);
+
+/// How the kernel itself enters a domain: `invoke(data, table, state)`.
+pub type InvokeFn = unsafe extern "C" fn(data: *mut u8, table: *const (), state: *const ());
+
+extern "C" {
+    fn qvq_call_with_continuation(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32;
+    fn qvq_resume_continuation(cont: *const Continuation, code: u32) -> !;
+    /// The proxy trampoline; domains reach it through `KernelServices::proxy_call`.
+    pub fn qvq_proxy_call();
+    /// Labels inside the trampoline: where it pushes the continuation frame, and just after
+    /// it switched the thread's context to the callee.
+    fn qvq_proxy_frame();
+    fn qvq_proxy_entered();
+}
+
+/// The trampoline's address range that must act as one step: from its start to its switch
+/// into the callee; and where in it the continuation frame is pushed.
+pub(super) fn trampoline_window() -> (u64, u64, u64) {
+    (
+        qvq_proxy_call as *const () as u64,
+        qvq_proxy_frame as *const () as u64,
+        qvq_proxy_entered as *const () as u64,
+    )
+}
+
+/// Resumes the continuation `c` with `code`: the call that pushed it returns `code`.
+///
+/// # Safety
+/// `c` must be a live continuation of the running thread, already unlinked from its chain
+/// (`take_innermost_into`); everything on the stack below it is abandoned.
+pub(super) unsafe fn resume(c: *const Continuation, code: u32) -> ! {
+    // SAFETY: as the caller promises.
+    unsafe { qvq_resume_continuation(c, code) }
+}
+
+/// Address of the resume routine, for a trap frame to return into.
+pub(super) fn resume_address() -> u64 {
+    qvq_resume_continuation as *const () as u64
+}
+
+/// Size of the frame the trampoline pushes.
+pub(super) const FRAME_SIZE: u64 = core::mem::size_of::<Continuation>() as u64;
+
+/// Runs `invoke(data, table, state)` as domain `domain`, behind a continuation. Returns 0,
+/// or the error code the call was unwound with if `domain` crashed during it.
+pub fn call_into(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32 {
+    // SAFETY: the trampoline keeps the continuation on this stack for the whole call and
+    // unlinks it on return; `invoke` matches `data`.
+    let code = unsafe { qvq_call_with_continuation(domain, invoke, data, table, state) };
+    // An unwind set the proxy status for a proxy to read; here the code is returned
+    // instead, and a stale status would fail this thread's next proxy call.
+    call_context::live().status.store(0, Relaxed);
+    code
+}
+
+/// Where the generated proxies read their call's outcome.
+pub fn proxy_status_address() -> *const u32 {
+    call_context::live().status.as_ptr()
+}
+
+/// Runs `f` as the kernel (domain 0), e.g. to log through the console domain while the
+/// thread is inside another domain's call.
+pub fn as_kernel<R>(f: impl FnOnce() -> R) -> R {
+    let ctx = call_context::live();
+    let saved = ctx.current.load(Relaxed);
+    ctx.current.store(KERNEL, Relaxed);
+    let r = f();
+    ctx.current.store(saved, Relaxed);
+    r
+}
+
+/// The continuations of the chain that starts at `head`, innermost first, each with the
+/// domain it called (the chain's innermost call went to `current`).
+fn chain(current: DomainId, head: usize) -> impl Iterator<Item = (DomainId, &'static Continuation)> {
+    let mut called = current;
+    let mut c = head as *const Continuation;
+    core::iter::from_fn(move || {
+        // SAFETY: a chain links live `Continuation`s on one thread's stack, innermost
+        // first: the running thread's own, or a switched-out thread's, which nothing
+        // changes while it does not run. Each stays valid while the walk runs.
+        let cont: &'static Continuation = unsafe { c.as_ref()? };
+        let item = (called, cont);
+        called = cont.caller;
+        c = cont.prev as *const Continuation;
+        Some(item)
+    })
+}
+
+/// Finds the innermost continuation into `domain` on this thread and makes it the point
+/// to resume: the thread's context becomes the caller's, with proxy status `code`.
+pub(super) fn take_innermost_into(domain: DomainId, code: u32) -> Option<*const Continuation> {
+    let ctx = call_context::live();
+    let (_, cont) = chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed)).find(|(called, _)| *called == domain)?;
+    ctx.continuations.store(cont.prev, Relaxed);
+    ctx.current.store(cont.caller, Relaxed);
+    ctx.status.store(code, Relaxed);
+    ctx.watch_ticks.store(0, Relaxed);
+    Some(cont as *const Continuation)
+}
+
+/// True if the thread whose saved context is `ctx` is running code of `d` or is in a
+/// call chain that passes through `d` (it will be unwound before it runs again).
+pub fn context_inside(ctx: &SavedContext, d: DomainId) -> bool {
+    ctx.domain == d || chain(ctx.domain, ctx.continuations).any(|(_, c)| c.caller == d)
+}
+
+/// True if the thread whose saved context is `ctx` is inside a *call* into `d` (a proxy
+/// call still in flight), as opposed to running one of `d`'s own threads or not in `d`.
+pub fn context_in_call_to(ctx: &SavedContext, d: DomainId) -> bool {
+    chain(ctx.domain, ctx.continuations).any(|(called, c)| called == d && c.kind != KERNEL_ENTRY)
+}
+
+/// The innermost domain on the running thread's call chain (outside the current one) that
+/// is dead: the thread is serving a call for a caller that no longer exists.
+pub fn dead_caller_on_chain() -> Option<DomainId> {
+    let ctx = call_context::live();
+    chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed))
+        .map(|(_, c)| c.caller)
+        .find(|caller| *caller != KERNEL && is_dead(*caller))
+}
+
+/// True if the running thread's innermost entry into `d` was a proxy call (so unwinding to
+/// it returns to a caller's proxy, which can make the call again).
+pub fn running_in_call_to(d: DomainId) -> bool {
+    let ctx = call_context::live();
+    chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed))
+        .find(|(called, _)| *called == d)
+        .is_some_and(|(_, c)| c.kind != KERNEL_ENTRY)
+}
+
+/// The running thread's innermost continuation, if it is a proxy call (not a kernel
+/// entry): the call the watchdog times.
+pub(super) fn innermost_call() -> Option<usize> {
+    let head = call_context::live().continuations.load(Relaxed);
+    chain(KERNEL, head).next().filter(|(_, c)| c.kind != KERNEL_ENTRY).map(|_| head)
+}

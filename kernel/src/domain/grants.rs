@@ -1,0 +1,154 @@
+//! Device grants: the devices a domain's signed manifest names (by device-tree
+//! `compatible`), mapped for it, with their interrupts routed to it; and the services a
+//! driver uses on them (`device`, `irq_wait`, `irq_done`). A grant's interrupt stays masked
+//! from when it fires until the domain says `irq_done`.
+
+use super::registry::registry;
+use super::DomainId;
+use crate::arch::mmu::MapError;
+use crate::devicetree::Device;
+use crate::irq::{IrqError, IrqNumber};
+use crate::memory::Region;
+use crate::sched::WaitQueue;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use interfaces::DeviceGrant;
+use loader::manifest::Manifest;
+
+pub struct Grant {
+    mmio: Region,
+    pub irq: Option<IrqNumber>,
+    irq_pending: bool,
+    irq_waiters: &'static WaitQueue,
+}
+
+impl Grant {
+    /// Wakes whoever waits for this grant's interrupt (its domain is going away).
+    pub fn wake_waiters(&self) {
+        self.irq_waiters.wake_all();
+    }
+}
+
+/// Why a manifest's device could not be granted.
+#[derive(Debug)]
+pub enum GrantError {
+    NotInDeviceTree(String),
+    Map(String, MapError),
+    Route(String, IrqNumber, IrqError),
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GrantError::NotInDeviceTree(c) => write!(f, "device {c:?} is not in the device tree"),
+            GrantError::Map(c, e) => write!(f, "cannot map {c}: {e:?}"),
+            GrantError::Route(c, n, e) => write!(f, "cannot route irq {n} of {c}: {e}"),
+        }
+    }
+}
+
+/// Grants the devices `m` names. The console UART the kernel knows is used when the
+/// device tree has no `arm,pl011` node. With `route_irqs` false (a version prepared for a
+/// swap), the interrupts are routed only when the swap commits (`route_irq`).
+pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irqs: bool) -> Result<Vec<Grant>, GrantError> {
+    let mut out = Vec::new();
+    for (index, compatible) in m.devices.iter().enumerate() {
+        let dev = crate::devicetree::find_device(compatible)
+            .or_else(|| uart.filter(|_| compatible == "arm,pl011"))
+            .ok_or_else(|| GrantError::NotInDeviceTree(compatible.clone()))?;
+        crate::memory::map_device(dev.reg).map_err(|e| GrantError::Map(compatible.clone(), e))?;
+        let irq = dev.irq.and_then(|s| crate::irq::translate(&s));
+        if let (Some(n), true) = (irq, route_irqs) {
+            route_irq(id, index, n, false).map_err(|e| GrantError::Route(compatible.clone(), n, e))?;
+        }
+        out.push(Grant {
+            mmio: dev.reg,
+            irq,
+            irq_pending: false,
+            irq_waiters: Box::leak(Box::new(WaitQueue::new())),
+        });
+    }
+    Ok(out)
+}
+
+/// Routes interrupt `n` of grant `index` to domain `id`; `replacing` takes it from a
+/// domain (a swap's old version), otherwise only from the kernel.
+pub fn route_irq(id: DomainId, index: usize, n: IrqNumber, replacing: bool) -> Result<(), IrqError> {
+    let h = crate::irq::Handler {
+        name: "domain device",
+        func: on_granted_irq,
+        context: ((id as usize) << 16) | index,
+        owner: id,
+    };
+    if replacing {
+        crate::irq::unregister(n);
+    }
+    crate::irq::register_taking_over(n, h)
+}
+
+/// The device interrupts of `d`'s grants: (grant index, interrupt).
+pub fn grant_irqs(d: DomainId) -> Vec<(usize, IrqNumber)> {
+    registry()
+        .instance_mut(d)
+        .map(|i| i.grants.iter().enumerate().filter_map(|(k, g)| g.irq.map(|n| (k, n))).collect())
+        .unwrap_or_default()
+}
+
+/// Masks (or unmasks) the interrupts `irqs` at the controller.
+pub fn set_masked(irqs: &[(usize, IrqNumber)], masked: bool) {
+    if let Some(c) = crate::irq::controller() {
+        for (_, n) in irqs {
+            if masked {
+                c.disable(*n);
+            } else {
+                c.enable(*n);
+            }
+        }
+    }
+}
+
+fn with_grant<R>(d: DomainId, index: u32, f: impl FnOnce(&mut Grant) -> R) -> Option<R> {
+    registry().instance_mut(d)?.grants.get_mut(index as usize).map(f)
+}
+
+/// Grant `index` of domain `d`, as the runtime sees it.
+pub fn device(d: DomainId, index: u32) -> Option<DeviceGrant> {
+    with_grant(d, index, |g| DeviceGrant {
+        mmio_base: g.mmio.base,
+        mmio_size: g.mmio.size,
+        has_irq: g.irq.is_some() as u32,
+    })
+}
+
+fn on_granted_irq(irq: IrqNumber, ctx: usize) {
+    if let Some(c) = crate::irq::controller() {
+        c.disable(irq); // stays masked until the domain says irq_done
+    }
+    let (d, index) = ((ctx >> 16) as DomainId, (ctx & 0xffff) as u32);
+    let q = with_grant(d, index, |g| {
+        g.irq_pending = true;
+        g.irq_waiters
+    });
+    if let Some(q) = q {
+        q.wake_all();
+    }
+}
+
+/// Waits until grant `index`'s interrupt fires. False if the grant has no interrupt.
+pub fn irq_wait(d: DomainId, index: u32) -> bool {
+    let Some(Some(q)) = with_grant(d, index, |g| g.irq.map(|_| g.irq_waiters)) else {
+        return false;
+    };
+    q.wait_until(|| with_grant(d, index, |g| core::mem::take(&mut g.irq_pending).then_some(())).flatten());
+    true
+}
+
+/// Unmasks grant `index`'s interrupt again.
+pub fn irq_done(d: DomainId, index: u32) {
+    let irq = with_grant(d, index, |g| g.irq).flatten();
+    if let (Some(irq), Some(c)) = (irq, crate::irq::controller()) {
+        c.enable(irq);
+    }
+}

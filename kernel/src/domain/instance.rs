@@ -1,0 +1,132 @@
+//! One run of a domain: what `instantiate` makes from a verified image (the relocated,
+//! mapped image, the private heap, the services table, the device grants) and the call of
+//! its initialisation. Everything an instance owns is freed when it is dropped; `reclaim`
+//! (lifecycle.rs) first takes back what others hold for it (interrupt routes, shared heap).
+
+use super::continuation::call_into;
+use super::grants::{self, Grant, GrantError};
+use super::image::{self, LoadFailure, LoadedImage};
+use super::registry::registry;
+use super::DomainId;
+use crate::memory::{FrameRange, PAGE_SIZE};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use interfaces::KernelServices;
+use loader::manifest::Manifest;
+
+/// How a domain hands its state to its next version (registered by its runtime).
+#[derive(Clone, Copy)]
+pub struct StateHooks {
+    pub hash: [u8; 32],
+    pub export: interfaces::abi::StateExportFn,
+    pub export_context: usize,
+    pub import: interfaces::abi::StateImportFn,
+    pub import_context: usize,
+}
+
+/// What one run of a domain owns; all of it goes when the domain dies.
+pub struct Instance {
+    pub image: LoadedImage,
+    heap: FrameRange,
+    services: Box<KernelServices>,
+    pub grants: Vec<Grant>,
+    pub state_hooks: Option<StateHooks>,
+}
+
+impl Instance {
+    pub fn heap_bytes(&self) -> usize {
+        self.heap.bytes()
+    }
+
+    pub fn services(&self) -> *const KernelServices {
+        &*self.services
+    }
+}
+
+/// Why a domain could not be started (or restarted, or prepared for a swap).
+#[derive(Debug)]
+pub enum StartError {
+    Load(LoadFailure),
+    NoHeapMemory,
+    Grant(GrantError),
+    /// It is not in the registry (it was retired meanwhile).
+    NoInstance,
+    InitCrashed,
+    InitFailed(i32),
+    /// It did not export an interface its manifest declares.
+    MissingExport(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Load(e) => write!(f, "cannot load: {e}"),
+            StartError::NoHeapMemory => f.write_str("no memory for its heap"),
+            StartError::Grant(e) => write!(f, "{e}"),
+            StartError::NoInstance => f.write_str("no instance"),
+            StartError::InitCrashed => f.write_str("crashed during initialisation"),
+            StartError::InitFailed(code) => write!(f, "initialisation failed (code {code})"),
+            StartError::MissingExport(name) => write!(f, "did not export {name}, which its manifest declares"),
+        }
+    }
+}
+
+/// Loads an instance of domain `id` from its verified ELF. With `route_irqs` false (a
+/// version prepared for a swap) its interrupts are routed only when the swap commits.
+pub fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage, route_irqs: bool) -> Result<Instance, StartError> {
+    let image = image::load(elf).map_err(StartError::Load)?;
+    let heap = FrameRange::alloc(m.heap_limit as usize / PAGE_SIZE).ok_or(StartError::NoHeapMemory)?;
+    let uart = registry().uart();
+    let grants = grants::grant_devices(id, m, uart, route_irqs).map_err(StartError::Grant)?;
+    let v = &m.version;
+    let services = Box::new(super::services::table(id, heap.base(), heap.bytes(), [v.major, v.minor, v.patch]));
+    Ok(Instance {
+        image,
+        heap,
+        services,
+        grants,
+        state_hooks: None,
+    })
+}
+
+struct InitCall {
+    entry: usize,
+    services: *const KernelServices,
+    result: i32,
+}
+
+unsafe extern "C" fn invoke_init(data: *mut u8, _table: *const (), _state: *const ()) {
+    // SAFETY: `data` is the `InitCall` in `run_init`; `entry` is the verified, relocated,
+    // RX-mapped entry point of a domain built with the runtime's `entry!` (this ABI), and
+    // `services` the domain's table, owned by its instance for as long as it runs.
+    unsafe {
+        let call = &mut *(data as *mut InitCall);
+        let entry: extern "C" fn(&'static KernelServices) -> i32 = core::mem::transmute(call.entry);
+        call.result = entry(&*call.services);
+    }
+}
+
+/// Calls the initialisation of domain `id` (its instance installed); checks it exported
+/// what its manifest declares.
+pub fn run_init(id: DomainId, m: &Manifest) -> Result<(), StartError> {
+    let (entry, services) = {
+        let r = registry();
+        let inst = r.get(id).and_then(|d| d.instance()).ok_or(StartError::NoInstance)?;
+        (inst.image.entry, inst.services())
+    };
+    let mut call = InitCall { entry, services, result: -1 };
+    let code = call_into(id, invoke_init, &mut call as *mut InitCall as *mut u8, core::ptr::null(), core::ptr::null());
+    if code != 0 {
+        return Err(StartError::InitCrashed);
+    }
+    if call.result != 0 {
+        return Err(StartError::InitFailed(call.result));
+    }
+    let r = registry();
+    match m.exports.iter().find(|e| !r.exported_by(id, &e.name)) {
+        Some(e) => Err(StartError::MissingExport(e.name.clone())),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,122 @@
+//! A domain's life: started from a verified envelope (a new record, an instance, its
+//! initialisation), and taken out of service (`retire`), with `reclaim` taking back
+//! everything an instance held. Crash and restart are in recovery.rs, swaps in swap.rs.
+
+use super::instance::{instantiate, run_init, Instance, StartError};
+use super::registry::{registry, Domain, State};
+use super::{continuation, events, image, rref, short, DomainId};
+use crate::{info, warn};
+use alloc::string::String;
+use alloc::vec::Vec;
+use loader::manifest::InterfaceRef;
+
+/// Takes back what instance `inst` of `d` held and frees it: its interrupt routes, its
+/// shared-heap blocks, then (dropping it) its image, heap and services table.
+pub fn reclaim(d: DomainId, name: &str, inst: Instance) {
+    let (image_kib, heap_kib) = (inst.image.size / 1024, inst.heap_bytes() / 1024);
+    let mut irqs = 0;
+    for g in &inst.grants {
+        if let Some(n) = g.irq {
+            if crate::irq::unregister_if_owner(n, d) {
+                irqs += 1;
+            }
+        }
+        g.wake_waiters();
+    }
+    let (blocks, bytes) = rref::free_all_owned_by(d);
+    drop(inst);
+    info!("domain {name} reclaimed: {image_kib} KiB image, {heap_kib} KiB heap, {blocks} shared-heap blocks ({bytes} bytes), {irqs} interrupt routes");
+}
+
+/// Takes `id` out of service for good (a failed start or restart, a swapped-out or a
+/// refused new version), in `state`: its exports, the slots it imported through, its
+/// events, its instance and, once retired, its image.
+pub fn retire(id: DomainId, state: State) {
+    let retirement = registry().retire(id, state);
+    events::disown(id);
+    if let Some(r) = retirement {
+        if let Some(inst) = r.instance {
+            reclaim(id, &r.name, inst);
+        }
+        drop(r.pushed);
+    }
+    events::wake_waiters(None);
+}
+
+/// A domain number for a new record: a retired record no thread is inside any more and
+/// that owns no shared-heap block, or a new one. `None` when every number is in use.
+pub fn allocate_id() -> Option<DomainId> {
+    let retired = registry().retired_ids();
+    for id in retired {
+        if crate::sched::count_other_threads(|c, _| continuation::context_inside(c, id)) == 0 && rref::owned_by(id).0 == 0 {
+            return Some(id);
+        }
+    }
+    registry().next_new_id()
+}
+
+/// Why a domain from the initrd did not start.
+#[derive(Debug)]
+pub enum BootRefusal {
+    TooManyDomains,
+    Start(StartError),
+}
+
+impl core::fmt::Display for BootRefusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootRefusal::TooManyDomains => f.write_str("too many domains"),
+            BootRefusal::Start(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn interface_list(l: &[InterfaceRef]) -> String {
+    if l.is_empty() {
+        String::from("-")
+    } else {
+        l.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Starts verified domain `v` from the initrd entry `source` as a new record: instance,
+/// log line, initialisation. A failed initialisation retires the record as rejected.
+pub fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64, source: &str) -> Result<(), BootRefusal> {
+    let m = &v.manifest;
+    let id = registry().next_new_id().ok_or(BootRefusal::TooManyDomains)?;
+    let load_start = crate::arch::pmu::cycles();
+    let inst = instantiate(id, m, &v.elf, true).map_err(BootRefusal::Start)?;
+    let load_cost = crate::arch::pmu::cycles() - load_start;
+    info!(
+        "domain {} {} verified (key id {}), loaded at {:#x}: {} bytes, segments {}, {} relocations, heap {} KiB",
+        m.name,
+        m.version,
+        short(&v.key_id),
+        inst.image.base,
+        inst.image.size,
+        image::describe_segments(&v.elf),
+        v.elf.relocation_count(),
+        m.heap_limit / 1024
+    );
+    {
+        let mut r = registry();
+        r.install(Domain::new(id, v, source, None, State::Running, 1, verify_cost));
+        r.set_instance(id, inst, load_cost);
+    }
+    if let Err(why) = run_init(id, m) {
+        retire(id, State::Rejected);
+        return Err(BootRefusal::Start(why));
+    }
+    info!(
+        "domain {} started: exports {}; imports {}",
+        m.name,
+        interface_list(&m.exports),
+        interface_list(&m.imports)
+    );
+    Ok(())
+}
+
+/// The log line of a domain that was refused.
+pub fn reject(name: &str, why: &dyn core::fmt::Display) {
+    warn!("domain {name} rejected: {why}");
+}

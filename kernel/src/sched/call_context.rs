@@ -1,0 +1,82 @@
+//! The running thread's call context: which domain's code it runs, the outcome of its last
+//! proxy call, the head of its continuation chain, and the watchdog's view of its current
+//! call. The proxy trampoline (arch/aarch64/continuation.s) reads and writes the live copy
+//! without a lock; the scheduler saves it with each thread and restores it on a switch.
+//! Only the domain layer interprets it: here it is a register file.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// A domain's number; 0 is the kernel.
+pub type DomainId = u32;
+/// The kernel's own domain number.
+pub const KERNEL: DomainId = 0;
+
+/// The live call context of the running thread. Layout shared with continuation.s (its
+/// offsets are passed to the assembly from `offset_of!`).
+#[repr(C)]
+pub struct CallContext {
+    pub current: AtomicU32,
+    /// Outcome of the thread's last proxy call: 0, or an `RpcError` code.
+    pub status: AtomicU32,
+    /// Innermost live continuation of this thread (an address on its stack), or 0.
+    pub continuations: AtomicUsize,
+    /// Watchdog: the call seen at the last tick (its continuation and the callee's call
+    /// count) and for how many consecutive ticks it has been running.
+    pub watch_cont: AtomicUsize,
+    pub watch_calls: AtomicU64,
+    pub watch_ticks: AtomicU32,
+}
+
+/// The one live context (one core). The symbol name is the assembly's.
+#[no_mangle]
+pub static QVQ_DOMAIN_CTX: CallContext = CallContext {
+    current: AtomicU32::new(KERNEL),
+    status: AtomicU32::new(0),
+    continuations: AtomicUsize::new(0),
+    watch_cont: AtomicUsize::new(0),
+    watch_calls: AtomicU64::new(0),
+    watch_ticks: AtomicU32::new(0),
+};
+
+/// A switched-out thread's copy of its call context.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SavedContext {
+    pub domain: DomainId,
+    pub status: u32,
+    pub continuations: usize,
+    pub watch_cont: usize,
+    pub watch_calls: u64,
+    pub watch_ticks: u32,
+}
+
+/// The running thread's context.
+pub fn live() -> &'static CallContext {
+    &QVQ_DOMAIN_CTX
+}
+
+/// The domain whose code the current thread is running.
+pub fn current_domain() -> DomainId {
+    QVQ_DOMAIN_CTX.current.load(Relaxed)
+}
+
+pub fn save() -> SavedContext {
+    let c = &QVQ_DOMAIN_CTX;
+    SavedContext {
+        domain: c.current.load(Relaxed),
+        status: c.status.load(Relaxed),
+        continuations: c.continuations.load(Relaxed),
+        watch_cont: c.watch_cont.load(Relaxed),
+        watch_calls: c.watch_calls.load(Relaxed),
+        watch_ticks: c.watch_ticks.load(Relaxed),
+    }
+}
+
+pub fn restore(x: SavedContext) {
+    let c = &QVQ_DOMAIN_CTX;
+    c.current.store(x.domain, Relaxed);
+    c.status.store(x.status, Relaxed);
+    c.continuations.store(x.continuations, Relaxed);
+    c.watch_cont.store(x.watch_cont, Relaxed);
+    c.watch_calls.store(x.watch_calls, Relaxed);
+    c.watch_ticks.store(x.watch_ticks, Relaxed);
+}
