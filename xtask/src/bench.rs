@@ -3,8 +3,8 @@
 //! clock, runs the kernel's `bench` self test twice,
 //! checks both runs agree, and prints the table with the peer figures of ANCHORS.md.
 
+use crate::board::Board;
 use crate::harness::{Boot, Session};
-use crate::Board;
 use std::time::Duration;
 
 fn run_once(boot: &Boot) -> Result<Vec<(String, u64)>, String> {

@@ -1,6 +1,6 @@
 //! `cargo xtask dist`: a folder to copy onto a Raspberry Pi 3's FAT boot partition.
 
-use crate::Board;
+use crate::board::Board;
 use std::path::Path;
 
 const CONFIG_TXT: &str = "\

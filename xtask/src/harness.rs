@@ -1,8 +1,11 @@
 //! Booting QEMU: the command line for each board, an interactive `run`, and the test
 //! harness's session (send input, wait for output with a timeout, exit status, transcript).
 
+pub mod case;
+pub mod fixtures;
+
+use crate::board::Board;
 use crate::image::Built;
-use crate::Board;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -97,7 +100,7 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
         boot.initrd = Some(i);
     }
     boot.append = append.to_string();
-    let link = crate::swap::socket_path(board);
+    let link = crate::paths::host_link_socket(board);
     let _ = std::fs::remove_file(&link);
     boot.host_link = Some(link.clone());
     eprintln!("xtask: host link for `cargo xtask swap --board {}`: {}", board.name(), link.display());
@@ -118,7 +121,7 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
 }
 
 fn out_elf(board: Board) -> PathBuf {
-    crate::image::out_dir(board).join("kernel.elf")
+    crate::paths::out_dir(board).join("kernel.elf")
 }
 
 /// A running QEMU whose console the test reads and writes.

@@ -1,8 +1,9 @@
 //! Building the boot artefacts: kernel8.img (raw image with the arm64 Linux header),
 //! initrd.img, and for rpi3 the device tree QEMU gets with `-dtb`.
 
-use crate::setup::KERNEL_TARGET;
-use crate::Board;
+use crate::board::Board;
+use crate::paths::{self, out_dir, workspace_root};
+use crate::setup::{cargo, KERNEL_TARGET};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,21 +12,6 @@ pub struct Built {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub dtb: Option<PathBuf>,
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-pub fn out_dir(board: Board) -> PathBuf {
-    workspace_root().join("target/qvq").join(board.name())
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 /// Builds the kernel ELF for `board`; returns its path.
@@ -105,7 +91,7 @@ pub fn elf_to_raw_image(elf: &[u8]) -> Result<Vec<u8>, String> {
 /// path. Also makes this machine's revoked test key: trusted like the dev key but listed
 /// in keys/dev/revoked.toml, so tests can show a revoked signer is refused.
 pub fn ensure_dev_key() -> Result<PathBuf, String> {
-    let dev = workspace_root().join("keys/dev");
+    let dev = paths::dev_keys_dir();
     let make = |name: &str| -> Result<(PathBuf, [u8; 32]), String> {
         let prefix = dev.join(name);
         let (private, public) = qvq_sign::key_paths(&prefix);
@@ -127,16 +113,6 @@ pub fn ensure_dev_key() -> Result<PathBuf, String> {
         std::fs::write(&revoked, text).map_err(|e| format!("cannot write {}: {e}", revoked.display()))?;
     }
     Ok(private)
-}
-
-/// The private key of this machine's revoked test key.
-pub fn revoked_test_key() -> PathBuf {
-    workspace_root().join("keys/dev/revoked-test.key.pem")
-}
-
-/// Builds the sample domain (the signed-domain chain's test fixture) and returns its ELF.
-pub fn build_domain_elf(name: &str) -> Result<PathBuf, String> {
-    Ok(crate::domains::build_elves(&[name])?.remove(0))
 }
 
 /// Packs `(entry name, envelope)` pairs into an initrd image at `path`.
@@ -165,10 +141,6 @@ pub fn compile_dts(dts: &Path, dtb: &Path) -> Result<(), String> {
     }
 }
 
-pub fn rpi3_dts() -> PathBuf {
-    workspace_root().join("kernel/src/bsp/rpi3/rpi3.dts")
-}
-
 pub fn build(board: Board) -> Result<Built, String> {
     let out = out_dir(board);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -183,7 +155,7 @@ pub fn build(board: Board) -> Result<Built, String> {
     let dtb = match board {
         Board::Rpi3 => {
             let dtb = out.join("rpi3.dtb");
-            compile_dts(&rpi3_dts(), &dtb)?;
+            compile_dts(&paths::rpi3_dts(), &dtb)?;
             Some(dtb)
         }
         Board::Virt => None,

@@ -1,34 +1,20 @@
 //! `cargo xtask`: builds, packs, boots and tests QvQ. Run `cargo xtask --help`.
 
 mod bench;
+mod board;
 mod dist;
 mod domains;
 mod harness;
 mod image;
+mod paths;
 mod setup;
 mod swap;
 mod tests;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use board::Board;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Board {
-    /// QEMU `-M virt -cpu cortex-a53`
-    Virt,
-    /// Raspberry Pi 3 (QEMU `-M raspi3b`, or a real board via `dist`)
-    Rpi3,
-}
-
-impl Board {
-    pub fn name(self) -> &'static str {
-        match self {
-            Board::Virt => "virt",
-            Board::Rpi3 => "rpi3",
-        }
-    }
-}
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, boot, test and package QvQ", long_about = None)]

@@ -1,6 +1,6 @@
 //! Makes a fresh machine able to build and boot QvQ: rustup target, QEMU, dtc.
 
-use crate::Board;
+use crate::board::Board;
 use std::process::{Command, Stdio};
 
 pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
@@ -23,6 +23,11 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     } else {
         Err(format!("{shown} failed ({status})"))
     }
+}
+
+/// The cargo that runs xtask (`$CARGO`), or `cargo`.
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 /// Adds the kernel's rustup target if it is missing (`RUSTUP_AUTO_INSTALL=0` means no
