@@ -161,7 +161,8 @@ impl ManifestToml {
             list.into_iter()
                 .map(|i| match i {
                     InterfaceToml::Name(name) => {
-                        let hash = idl_hash(&name).ok_or_else(|| format!("interface {name} is not defined in domains/trusted/interfaces; give its hash explicitly"))?;
+                        let hash = idl_hash(&name)
+                            .ok_or_else(|| format!("interface {name} is not defined in domains/trusted/interfaces; give its hash explicitly"))?;
                         Ok(InterfaceRef { name, hash })
                     }
                     InterfaceToml::Explicit { name, hash } => Ok(InterfaceRef {
