@@ -39,7 +39,7 @@ fn get(rows: &[(String, u64)], name: &str) -> u64 {
 pub fn bench() -> Result<bool, String> {
     crate::setup::ensure_rust_target()?;
     crate::setup::ensure_qemu()?;
-    let built = crate::image::build(Board::Virt)?;
+    let built = crate::image::build(Board::Virt, crate::image::Kernel::Selftest)?;
     let mut boot = Boot::from_build(Board::Virt, &built);
     boot.append = "qvq.test=bench".into();
     boot.extra = ["-icount", "shift=0,sleep=off"].map(String::from).to_vec();

@@ -106,10 +106,7 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
     eprintln!("xtask: host link for `cargo xtask swap --board {}`: {}", board.name(), link.display());
     if gdb {
         boot.extra.extend(["-s", "-S"].map(String::from));
-        eprintln!(
-            "xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'",
-            out_elf(board).display()
-        );
+        eprintln!("xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'", built.elf.display());
     }
     println!("{}", boot.command_line());
     println!("(quit QEMU: Ctrl-A then X)");
@@ -118,10 +115,6 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
         .status()
         .map_err(|e| format!("cannot start QEMU: {e}"))?;
     Ok(status.success())
-}
-
-fn out_elf(board: Board) -> PathBuf {
-    crate::paths::out_dir(board).join("kernel.elf")
 }
 
 /// A running QEMU whose console the test reads and writes.

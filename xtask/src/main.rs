@@ -29,6 +29,9 @@ enum Command {
     Build {
         #[arg(long, value_enum, default_value = "virt")]
         board: Board,
+        /// Build the kernel with its self tests and benchmarks (kernel8-selftest.img).
+        #[arg(long)]
+        selftest: bool,
     },
     /// Build, then boot QEMU with the console on this terminal (quit: Ctrl-A then X).
     Run {
@@ -40,9 +43,13 @@ enum Command {
         /// Wait for gdb on localhost:1234 before the first instruction.
         #[arg(long)]
         gdb: bool,
-        /// Kernel command line (e.g. `qvq.test=threads`).
+        /// Kernel command line (e.g. `qvq.test=threads`, which needs `--selftest`).
         #[arg(long, default_value = "")]
         append: String,
+        /// Build the kernel with its self tests and benchmarks (`selftest` feature), so
+        /// `--append qvq.test=NAME` can run one.
+        #[arg(long)]
+        selftest: bool,
     },
     /// Rebuild and sign domain NAME and hot-swap it into the QEMU that `cargo xtask run`
     /// started (pushed over the host link; the running version keeps serving if refused).
@@ -83,10 +90,19 @@ enum Command {
     },
 }
 
+/// The kernel `--selftest` asks for.
+fn kernel(selftest: bool) -> image::Kernel {
+    if selftest {
+        image::Kernel::Selftest
+    } else {
+        image::Kernel::Release
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { board } => setup::ensure_build_tools(board).and_then(|_| image::build(board)).map(|b| {
+        Command::Build { board, selftest } => setup::ensure_build_tools(board).and_then(|_| image::build(board, kernel(selftest))).map(|b| {
             println!("built {}", b.kernel.display());
             println!("built {}", b.initrd.display());
             if let Some(d) = &b.dtb {
@@ -94,9 +110,15 @@ fn main() -> ExitCode {
             }
             true
         }),
-        Command::Run { board, initrd, gdb, append } => setup::ensure_build_tools(board)
+        Command::Run {
+            board,
+            initrd,
+            gdb,
+            append,
+            selftest,
+        } => setup::ensure_build_tools(board)
             .and_then(|_| setup::ensure_qemu())
-            .and_then(|_| image::build(board))
+            .and_then(|_| image::build(board, kernel(selftest)))
             .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
         Command::Swap {
             name,

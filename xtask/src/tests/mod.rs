@@ -46,7 +46,7 @@ pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
             continue;
         }
         println!("== QEMU tests on {} ==", board.name());
-        let built = match image::build(board) {
+        let built = match image::build(board, image::Kernel::Selftest) {
             Ok(b) => b,
             Err(e) => {
                 println!("build for {} failed: {e}", board.name());
