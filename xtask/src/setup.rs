@@ -1,4 +1,5 @@
-//! Makes a fresh machine able to build and boot QvQ: rustup target, QEMU, dtc.
+//! Makes a fresh machine able to build, boot and test QvQ: rustup target and components
+//! (clippy, rustfmt), QEMU, dtc.
 
 use crate::board::Board;
 use std::process::{Command, Stdio};
@@ -40,6 +41,22 @@ pub fn ensure_rust_target() -> Result<(), String> {
     if !String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == KERNEL_TARGET) {
         eprintln!("xtask: adding rustup target {KERNEL_TARGET}");
         run(Command::new("rustup").args(["target", "add", KERNEL_TARGET]))?;
+    }
+    Ok(())
+}
+
+/// Adds the rustup components `cargo xtask test` runs (clippy, rustfmt) if they are missing.
+pub fn ensure_rust_components() -> Result<(), String> {
+    let out = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup not found ({e}); install Rust with rustup, then run `rustup component add clippy rustfmt`"))?;
+    let installed = String::from_utf8_lossy(&out.stdout).to_string();
+    for component in ["clippy", "rustfmt"] {
+        if !installed.lines().any(|l| l.trim().split('-').next() == Some(component)) {
+            eprintln!("xtask: adding rustup component {component}");
+            run(Command::new("rustup").args(["component", "add", component]))?;
+        }
     }
     Ok(())
 }

@@ -34,6 +34,9 @@ fn qemu_tests() -> Vec<QemuTest> {
 
 pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
     crate::setup::ensure_rust_target()?;
+    if !qemu_only {
+        crate::setup::ensure_rust_components()?;
+    }
     crate::setup::ensure_qemu()?;
     let (mut passed, mut failed) = if qemu_only { (0, 0) } else { host::host_tests() };
 
