@@ -93,21 +93,8 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
         Setup::NoDtb => boot.dtb = None,
         Setup::NoSemihosting => boot.semihosting = false,
         Setup::FatalHello => {
-            let mut entries = image::initrd_entries(board)?;
-            let elf = std::fs::read(crate::domains::build_domain_elf("hello")?).map_err(|e| e.to_string())?;
-            let entry = crate::domains::RecipeEntry {
-                name: "hello".into(),
-                devices: vec![],
-                restart: Some("fatal".into()),
-                version: None,
-            };
-            let manifest = crate::domains::manifest("hello", Some(&entry), true)?;
-            let signed = qvq_sign::sign(&manifest, &elf, &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?)?;
-            for e in entries.iter_mut().filter(|e| e.0 == "hello.qvd") {
-                e.1 = signed.clone();
-            }
             let path = out_dir(board).join("fatal-initrd.img");
-            image::write_initrd(&path, &entries)?;
+            image::write_initrd(&path, &fixtures::fatal_hello_entries(board)?)?;
             boot.initrd = Some(path);
         }
         Setup::RejectionInitrd => {

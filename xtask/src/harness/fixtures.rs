@@ -1,4 +1,4 @@
-//! The initrds of the QEMU test setups that need more than the board's standard one.
+//! The initrds of the QEMU test setups that differ from the board's standard one.
 
 use crate::board::Board;
 use crate::domains::{self, build_domain_elf, RecipeEntry};
@@ -78,5 +78,23 @@ pub fn swap_fixture_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, Stri
         ("hello-initpanic.qvd".to_string(), fixture("swap-init-panics")?),
         ("hello-otherstate.qvd".to_string(), fixture("swap-other-state")?),
     ]);
+    Ok(entries)
+}
+
+/// The board's domains with hello's restart policy set to `fatal`.
+pub fn fatal_hello_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut entries = image::initrd_entries(board)?;
+    let elf = std::fs::read(build_domain_elf("hello")?).map_err(|e| e.to_string())?;
+    let entry = RecipeEntry {
+        name: "hello".into(),
+        devices: vec![],
+        restart: Some("fatal".into()),
+        version: None,
+    };
+    let manifest = domains::manifest("hello", Some(&entry), true)?;
+    let signed = qvq_sign::sign(&manifest, &elf, &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?)?;
+    for e in entries.iter_mut().filter(|e| e.0 == "hello.qvd") {
+        e.1 = signed.clone();
+    }
     Ok(entries)
 }
