@@ -133,7 +133,7 @@ fn default_restart() -> String {
 }
 
 /// An interface in `domain.toml`: a bare name (its hash comes from QvQ's IDL,
-/// `domains/interfaces`) or an explicit `{ name, hash }`.
+/// `domains/trusted/interfaces`) or an explicit `{ name, hash }`.
 #[derive(Deserialize)]
 #[serde(untagged)]
 pub enum InterfaceToml {
@@ -161,7 +161,8 @@ impl ManifestToml {
             list.into_iter()
                 .map(|i| match i {
                     InterfaceToml::Name(name) => {
-                        let hash = idl_hash(&name).ok_or_else(|| format!("interface {name} is not defined in domains/interfaces; give its hash explicitly"))?;
+                        let hash = idl_hash(&name)
+                            .ok_or_else(|| format!("interface {name} is not defined in domains/trusted/interfaces; give its hash explicitly"))?;
                         Ok(InterfaceRef { name, hash })
                     }
                     InterfaceToml::Explicit { name, hash } => Ok(InterfaceRef {

@@ -3,8 +3,8 @@
 //! clock, runs the kernel's `bench` self test twice,
 //! checks both runs agree, and prints the table with the peer figures of ANCHORS.md.
 
+use crate::board::Board;
 use crate::harness::{Boot, Session};
-use crate::Board;
 use std::time::Duration;
 
 fn run_once(boot: &Boot) -> Result<Vec<(String, u64)>, String> {
@@ -39,7 +39,7 @@ fn get(rows: &[(String, u64)], name: &str) -> u64 {
 pub fn bench() -> Result<bool, String> {
     crate::setup::ensure_rust_target()?;
     crate::setup::ensure_qemu()?;
-    let built = crate::image::build(Board::Virt)?;
+    let built = crate::image::build(Board::Virt, crate::image::Kernel::Selftest)?;
     let mut boot = Boot::from_build(Board::Virt, &built);
     boot.append = "qvq.test=bench".into();
     boot.extra = ["-icount", "shift=0,sleep=off"].map(String::from).to_vec();

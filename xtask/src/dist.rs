@@ -1,6 +1,6 @@
 //! `cargo xtask dist`: a folder to copy onto a Raspberry Pi 3's FAT boot partition.
 
-use crate::Board;
+use crate::board::Board;
 use std::path::Path;
 
 const CONFIG_TXT: &str = "\
@@ -36,7 +36,7 @@ pub fn dist(board: Board, out: &Path) -> Result<(), String> {
     if board != Board::Rpi3 {
         return Err("dist makes a Raspberry Pi 3 boot folder: use --board rpi3 (virt boots from QEMU: cargo xtask run)".into());
     }
-    let built = crate::image::build(board)?;
+    let built = crate::image::build(board, crate::image::Kernel::Release)?;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let copy = |from: &Path, name: &str| {
         std::fs::copy(from, out.join(name))

@@ -3,9 +3,9 @@
 //! `domain.toml`, device grants and restart policy from the board recipe), and pack the
 //! board's initrd in recipe order.
 
-use crate::image::workspace_root;
-use crate::setup::KERNEL_TARGET;
-use crate::Board;
+use crate::board::Board;
+use crate::paths::{self, domain_dir, domains_dir};
+use crate::setup::{cargo, KERNEL_TARGET};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -45,23 +45,15 @@ struct Recipe {
 }
 
 pub fn recipe(board: Board) -> Result<Vec<RecipeEntry>, String> {
-    let path = workspace_root().join("initrd").join(format!("{}.toml", board.name()));
+    let path = paths::recipe(board);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let r: Recipe = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(r.domain)
 }
 
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
-
-fn domains_dir() -> PathBuf {
-    workspace_root().join("domains")
-}
-
 /// Builds the given domain packages; returns each ELF's path.
 pub fn build_elves(names: &[&str]) -> Result<Vec<PathBuf>, String> {
-    let target_dir = workspace_root().join("target/domains");
+    let target_dir = paths::domains_target_dir();
     let mut cmd = cargo();
     cmd.current_dir(domains_dir())
         .args(["build", "--release", "--target", KERNEL_TARGET, "--target-dir"])
@@ -73,7 +65,12 @@ pub fn build_elves(names: &[&str]) -> Result<Vec<PathBuf>, String> {
     if !status.success() {
         return Err(format!("building domains {} failed", names.join(", ")));
     }
-    Ok(names.iter().map(|n| target_dir.join(KERNEL_TARGET).join("release").join(n)).collect())
+    Ok(names.iter().map(|n| paths::domain_elf(n)).collect())
+}
+
+/// Builds one domain package (a domain or a fixture such as `sample`); returns its ELF.
+pub fn build_domain_elf(name: &str) -> Result<PathBuf, String> {
+    Ok(build_elves(&[name])?.remove(0))
 }
 
 /// True if crate-root source `text` carries `#![forbid(unsafe_code)]` (outside comments).
@@ -85,7 +82,7 @@ pub fn forbids_unsafe_code(text: &str) -> bool {
 
 /// The crate root says `#![forbid(unsafe_code)]`.
 pub fn check_forbids_unsafe(name: &str) -> Result<(), String> {
-    let root = domains_dir().join(name).join("src/main.rs");
+    let root = domain_dir(name).join("src/main.rs");
     let text = std::fs::read_to_string(&root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
     if forbids_unsafe_code(&text) {
         Ok(())
@@ -164,7 +161,7 @@ fn toolchain() -> String {
 
 /// The manifest of `name`: its domain.toml, with the recipe's grants and restart policy.
 pub fn manifest(name: &str, entry: Option<&RecipeEntry>, safe_checked: bool) -> Result<qvq_sign::loader::Manifest, String> {
-    let path = domains_dir().join(name).join("domain.toml");
+    let path = domain_dir(name).join("domain.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut m: qvq_sign::ManifestToml = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some(e) = entry {
@@ -198,7 +195,7 @@ pub fn signed_initrd_entries(board: Board, key: &Path) -> Result<Vec<(String, Ve
         .iter()
         .map(|e| built[names.iter().position(|n| *n == e.name).expect("built above")].clone());
     let key = qvq_sign::read_signing_key(key)?;
-    let out_dir = workspace_root().join("target/qvq/domains");
+    let out_dir = paths::signed_domains_dir();
     std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (entry, elf_path) in entries.iter().zip(elves) {

@@ -1,8 +1,11 @@
 //! Booting QEMU: the command line for each board, an interactive `run`, and the test
 //! harness's session (send input, wait for output with a timeout, exit status, transcript).
 
+pub mod case;
+pub mod fixtures;
+
+use crate::board::Board;
 use crate::image::Built;
-use crate::Board;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -97,16 +100,13 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
         boot.initrd = Some(i);
     }
     boot.append = append.to_string();
-    let link = crate::swap::socket_path(board);
+    let link = crate::paths::host_link_socket(board);
     let _ = std::fs::remove_file(&link);
     boot.host_link = Some(link.clone());
     eprintln!("xtask: host link for `cargo xtask swap --board {}`: {}", board.name(), link.display());
     if gdb {
         boot.extra.extend(["-s", "-S"].map(String::from));
-        eprintln!(
-            "xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'",
-            out_elf(board).display()
-        );
+        eprintln!("xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'", built.elf.display());
     }
     println!("{}", boot.command_line());
     println!("(quit QEMU: Ctrl-A then X)");
@@ -115,10 +115,6 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
         .status()
         .map_err(|e| format!("cannot start QEMU: {e}"))?;
     Ok(status.success())
-}
-
-fn out_elf(board: Board) -> PathBuf {
-    crate::image::out_dir(board).join("kernel.elf")
 }
 
 /// A running QEMU whose console the test reads and writes.

@@ -1,35 +1,56 @@
 //! Building the boot artefacts: kernel8.img (raw image with the arm64 Linux header),
-//! initrd.img, and for rpi3 the device tree QEMU gets with `-dtb`.
+//! initrd.img, and for rpi3 the device tree QEMU gets with `-dtb`. A kernel built with its
+//! `selftest` feature (self tests and benchmarks: `test`, `bench`, `run --selftest`) is
+//! written as kernel8-selftest.img / kernel-selftest.elf, so neither build is ever mistaken
+//! for the other.
 
-use crate::setup::KERNEL_TARGET;
-use crate::Board;
+use crate::board::Board;
+use crate::paths::{self, out_dir, workspace_root};
+use crate::setup::{cargo, KERNEL_TARGET};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Which kernel to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// What ships (`run`, `dist`, `build`): no test-only code.
+    Release,
+    /// With the kernel's `selftest` feature: the self tests `qvq.test=NAME` selects and the
+    /// benchmarks (`test`, `bench`, `run --selftest`).
+    Selftest,
+}
+
+impl Kernel {
+    /// The kernel's cargo features for `board`.
+    pub fn features(self, board: Board) -> String {
+        match self {
+            Kernel::Release => board.name().to_string(),
+            Kernel::Selftest => format!("{},selftest", board.name()),
+        }
+    }
+
+    /// Added to the output file names, so a release and a selftest build never share one.
+    fn suffix(self) -> &'static str {
+        match self {
+            Kernel::Release => "",
+            Kernel::Selftest => "-selftest",
+        }
+    }
+}
+
 /// Paths of what `build` made.
 pub struct Built {
+    /// The raw image (kernel8.img, or kernel8-selftest.img).
     pub kernel: PathBuf,
+    /// The kernel ELF, for gdb (kernel.elf, or kernel-selftest.elf).
+    pub elf: PathBuf,
     pub initrd: PathBuf,
     pub dtb: Option<PathBuf>,
 }
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-pub fn out_dir(board: Board) -> PathBuf {
-    workspace_root().join("target/qvq").join(board.name())
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
-
-/// Builds the kernel ELF for `board`; returns its path.
-fn build_kernel_elf(board: Board) -> Result<PathBuf, String> {
+/// Builds the kernel ELF for `board`; returns its path. Cargo is run every time: it rebuilds
+/// when the features changed and always leaves the binary of this feature set at the path.
+fn build_kernel_elf(board: Board, kernel: Kernel) -> Result<PathBuf, String> {
     let root = workspace_root();
     let status = cargo()
         .current_dir(&root)
@@ -41,7 +62,7 @@ fn build_kernel_elf(board: Board) -> Result<PathBuf, String> {
             "--target",
             KERNEL_TARGET,
             "--features",
-            &format!("{},selftest", board.name()),
+            &kernel.features(board),
         ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -105,7 +126,7 @@ pub fn elf_to_raw_image(elf: &[u8]) -> Result<Vec<u8>, String> {
 /// path. Also makes this machine's revoked test key: trusted like the dev key but listed
 /// in keys/dev/revoked.toml, so tests can show a revoked signer is refused.
 pub fn ensure_dev_key() -> Result<PathBuf, String> {
-    let dev = workspace_root().join("keys/dev");
+    let dev = paths::dev_keys_dir();
     let make = |name: &str| -> Result<(PathBuf, [u8; 32]), String> {
         let prefix = dev.join(name);
         let (private, public) = qvq_sign::key_paths(&prefix);
@@ -127,16 +148,6 @@ pub fn ensure_dev_key() -> Result<PathBuf, String> {
         std::fs::write(&revoked, text).map_err(|e| format!("cannot write {}: {e}", revoked.display()))?;
     }
     Ok(private)
-}
-
-/// The private key of this machine's revoked test key.
-pub fn revoked_test_key() -> PathBuf {
-    workspace_root().join("keys/dev/revoked-test.key.pem")
-}
-
-/// Builds the sample domain (the signed-domain chain's test fixture) and returns its ELF.
-pub fn build_domain_elf(name: &str) -> Result<PathBuf, String> {
-    Ok(crate::domains::build_elves(&[name])?.remove(0))
 }
 
 /// Packs `(entry name, envelope)` pairs into an initrd image at `path`.
@@ -165,28 +176,30 @@ pub fn compile_dts(dts: &Path, dtb: &Path) -> Result<(), String> {
     }
 }
 
-pub fn rpi3_dts() -> PathBuf {
-    workspace_root().join("kernel/src/bsp/rpi3/rpi3.dts")
-}
-
-pub fn build(board: Board) -> Result<Built, String> {
+pub fn build(board: Board, which: Kernel) -> Result<Built, String> {
     let out = out_dir(board);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     ensure_dev_key()?;
-    let elf_path = build_kernel_elf(board)?;
+    let elf_path = build_kernel_elf(board, which)?;
     let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
-    let kernel = out.join("kernel8.img");
+    let kernel = out.join(format!("kernel8{}.img", which.suffix()));
     std::fs::write(&kernel, elf_to_raw_image(&elf)?).map_err(|e| format!("cannot write {}: {e}", kernel.display()))?;
-    std::fs::write(out.join("kernel.elf"), &elf).map_err(|e| format!("cannot write kernel.elf: {e}"))?;
+    let elf_out = out.join(format!("kernel{}.elf", which.suffix()));
+    std::fs::write(&elf_out, &elf).map_err(|e| format!("cannot write {}: {e}", elf_out.display()))?;
     let initrd = out.join("initrd.img");
     write_initrd(&initrd, &initrd_entries(board)?)?;
     let dtb = match board {
         Board::Rpi3 => {
             let dtb = out.join("rpi3.dtb");
-            compile_dts(&rpi3_dts(), &dtb)?;
+            compile_dts(&paths::rpi3_dts(), &dtb)?;
             Some(dtb)
         }
         Board::Virt => None,
     };
-    Ok(Built { kernel, initrd, dtb })
+    Ok(Built {
+        kernel,
+        elf: elf_out,
+        initrd,
+        dtb,
+    })
 }

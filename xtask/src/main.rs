@@ -1,34 +1,20 @@
 //! `cargo xtask`: builds, packs, boots and tests QvQ. Run `cargo xtask --help`.
 
 mod bench;
+mod board;
 mod dist;
 mod domains;
 mod harness;
 mod image;
+mod paths;
 mod setup;
 mod swap;
 mod tests;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use board::Board;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Board {
-    /// QEMU `-M virt -cpu cortex-a53`
-    Virt,
-    /// Raspberry Pi 3 (QEMU `-M raspi3b`, or a real board via `dist`)
-    Rpi3,
-}
-
-impl Board {
-    pub fn name(self) -> &'static str {
-        match self {
-            Board::Virt => "virt",
-            Board::Rpi3 => "rpi3",
-        }
-    }
-}
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, boot, test and package QvQ", long_about = None)]
@@ -43,6 +29,9 @@ enum Command {
     Build {
         #[arg(long, value_enum, default_value = "virt")]
         board: Board,
+        /// Build the kernel with its self tests and benchmarks (kernel8-selftest.img).
+        #[arg(long)]
+        selftest: bool,
     },
     /// Build, then boot QEMU with the console on this terminal (quit: Ctrl-A then X).
     Run {
@@ -54,9 +43,13 @@ enum Command {
         /// Wait for gdb on localhost:1234 before the first instruction.
         #[arg(long)]
         gdb: bool,
-        /// Kernel command line (e.g. `qvq.test=threads`).
+        /// Kernel command line (e.g. `qvq.test=threads`, which needs `--selftest`).
         #[arg(long, default_value = "")]
         append: String,
+        /// Build the kernel with its self tests and benchmarks (`selftest` feature), so
+        /// `--append qvq.test=NAME` can run one.
+        #[arg(long)]
+        selftest: bool,
     },
     /// Rebuild and sign domain NAME and hot-swap it into the QEMU that `cargo xtask run`
     /// started (pushed over the host link; the running version keeps serving if refused).
@@ -97,10 +90,19 @@ enum Command {
     },
 }
 
+/// The kernel `--selftest` asks for.
+fn kernel(selftest: bool) -> image::Kernel {
+    if selftest {
+        image::Kernel::Selftest
+    } else {
+        image::Kernel::Release
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { board } => setup::ensure_build_tools(board).and_then(|_| image::build(board)).map(|b| {
+        Command::Build { board, selftest } => setup::ensure_build_tools(board).and_then(|_| image::build(board, kernel(selftest))).map(|b| {
             println!("built {}", b.kernel.display());
             println!("built {}", b.initrd.display());
             if let Some(d) = &b.dtb {
@@ -108,9 +110,15 @@ fn main() -> ExitCode {
             }
             true
         }),
-        Command::Run { board, initrd, gdb, append } => setup::ensure_build_tools(board)
+        Command::Run {
+            board,
+            initrd,
+            gdb,
+            append,
+            selftest,
+        } => setup::ensure_build_tools(board)
             .and_then(|_| setup::ensure_qemu())
-            .and_then(|_| image::build(board))
+            .and_then(|_| image::build(board, kernel(selftest)))
             .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
         Command::Swap {
             name,

@@ -1,6 +1,7 @@
-//! Makes a fresh machine able to build and boot QvQ: rustup target, QEMU, dtc.
+//! Makes a fresh machine able to build, boot and test QvQ: rustup target and components
+//! (clippy, rustfmt), QEMU, dtc.
 
-use crate::Board;
+use crate::board::Board;
 use std::process::{Command, Stdio};
 
 pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
@@ -25,6 +26,11 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// The cargo that runs xtask (`$CARGO`), or `cargo`.
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
 /// Adds the kernel's rustup target if it is missing (`RUSTUP_AUTO_INSTALL=0` means no
 /// toolchain file will do it for us).
 pub fn ensure_rust_target() -> Result<(), String> {
@@ -35,6 +41,22 @@ pub fn ensure_rust_target() -> Result<(), String> {
     if !String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == KERNEL_TARGET) {
         eprintln!("xtask: adding rustup target {KERNEL_TARGET}");
         run(Command::new("rustup").args(["target", "add", KERNEL_TARGET]))?;
+    }
+    Ok(())
+}
+
+/// Adds the rustup components `cargo xtask test` runs (clippy, rustfmt) if they are missing.
+pub fn ensure_rust_components() -> Result<(), String> {
+    let out = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup not found ({e}); install Rust with rustup, then run `rustup component add clippy rustfmt`"))?;
+    let installed = String::from_utf8_lossy(&out.stdout).to_string();
+    for component in ["clippy", "rustfmt"] {
+        if !installed.lines().any(|l| l.trim().split('-').next() == Some(component)) {
+            eprintln!("xtask: adding rustup component {component}");
+            run(Command::new("rustup").args(["component", "add", component]))?;
+        }
     }
     Ok(())
 }

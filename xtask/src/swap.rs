@@ -1,17 +1,12 @@
 //! `cargo xtask swap NAME`: rebuild and sign a domain, then push it over the host link to
 //! the QEMU that `cargo xtask run` started, which swaps it in (pushlink/PROTOCOL.md).
 
-use crate::Board;
+use crate::board::Board;
 use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, HEADER_LEN, MAX_PAYLOAD};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The socket `run` asks QEMU to listen on for the board's host link.
-pub fn socket_path(board: Board) -> PathBuf {
-    crate::image::out_dir(board).join("hostlink.sock")
-}
 
 /// How long to wait for an acknowledgement, and for the swap's result.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -197,7 +192,7 @@ pub fn next_version(declared: &str, running: Option<&str>) -> String {
 pub fn signed_domain(board: Board, name: &str, version: Option<&str>) -> Result<(Vec<u8>, String), String> {
     crate::domains::check_forbids_unsafe(name)?;
     crate::domains::check_dependencies(name)?;
-    let elf_path = crate::image::build_domain_elf(name)?;
+    let elf_path = crate::domains::build_domain_elf(name)?;
     let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
     let recipe = crate::domains::recipe(board)?;
     let mut entry = recipe.into_iter().find(|e| e.name == name && e.version.is_none());
@@ -218,7 +213,7 @@ pub fn signed_domain(board: Board, name: &str, version: Option<&str>) -> Result<
 
 /// The `swap` command.
 pub fn swap(board: Board, name: &str, version: Option<&str>, downgrade: bool, socket: Option<&Path>) -> Result<bool, String> {
-    let socket = socket.map(Path::to_path_buf).unwrap_or_else(|| socket_path(board));
+    let socket = socket.map(Path::to_path_buf).unwrap_or_else(|| crate::paths::host_link_socket(board));
     let mut link = Link::connect(&socket, Duration::from_secs(2))?;
     let running = link.query(name)?;
     let declared = crate::domains::manifest(name, None, true)?.version.to_string();

@@ -1,0 +1,176 @@
+//! The QEMU test machinery: a test case is a board setup plus a console conversation
+//! (`Step`s); `run_qemu_test` boots it under the harness and holds the conversation. The
+//! cases themselves are in `crate::tests`.
+
+use super::{dtb_variant, fixtures, Boot, Session};
+use crate::board::Board;
+use crate::image::{self, Built};
+use crate::paths::{self, out_dir};
+use crate::swap::Fault;
+use std::time::Duration;
+
+/// One step of a console conversation.
+#[derive(Clone, Copy)]
+pub enum Step {
+    /// Wait for this text (after the previous match).
+    Expect(&'static str),
+    /// Type this.
+    Send(&'static str),
+    /// Wait for all of these, in any order (output of different threads).
+    ExpectAll(&'static [&'static str]),
+    /// Wait for this text for up to this many seconds (a long-running command).
+    ExpectWithin(&'static str, u64),
+    /// Check the transcript so far.
+    Check(fn(&str) -> Result<(), String>),
+    /// Push a domain over the host link (the setup must provide one).
+    Push(PushStep),
+    /// What `cargo xtask swap NAME` does: rebuild, sign newer than what runs, push, swapped.
+    SwapCommand(&'static str),
+}
+pub use Step::{Check, Expect, ExpectAll, ExpectWithin, Push, Send, SwapCommand};
+
+/// One push: `domain` signed as `version` (its signature broken if `tamper`), sent with
+/// `fault`; the kernel's answer (or the link's error) must contain `answer`, and the new
+/// version must (or must not) be swapped in.
+#[derive(Clone, Copy)]
+pub struct PushStep {
+    pub domain: &'static str,
+    pub version: &'static str,
+    pub tamper: bool,
+    pub fault: Fault,
+    pub swapped: bool,
+    pub answer: &'static str,
+}
+
+/// How a test changes the standard boot.
+#[derive(Clone, Copy)]
+pub enum Setup {
+    Standard,
+    NoInitrd,
+    /// QEMU without `-semihosting`: power-off must go through PSCI.
+    NoSemihosting,
+    /// The standard initrd with one bit of the sample envelope's manifest flipped.
+    TamperedInitrd,
+    /// The standard initrd, with the hello domain's restart policy set to `fatal`.
+    FatalHello,
+    /// The standard initrd plus unsigned, tampered, wrong-key, revoked, malformed and
+    /// over-privileged domains.
+    RejectionInitrd,
+    /// rpi3: no `-dtb`, so the kernel gets an ATAG pointer instead of a device tree.
+    NoDtb,
+    /// rpi3: the project DTS with these changes applied.
+    DtsChanges(&'static str),
+    /// The standard initrd plus versions of hello a swap must refuse.
+    SwapFixtures,
+    /// The standard boot with the host link connected to a socket.
+    HostLink,
+}
+
+/// One QEMU boot test: boot `setup` with `append` on each of `boards`, hold the console
+/// conversation `steps`, and expect QEMU to exit with `exit_status`.
+pub struct QemuTest {
+    pub name: &'static str,
+    pub boards: &'static [Board],
+    pub append: &'static str,
+    pub setup: Setup,
+    pub steps: &'static [Step],
+    pub exit_status: i32,
+}
+
+pub const BOTH: &[Board] = &[Board::Virt, Board::Rpi3];
+pub const RPI3: &[Board] = &[Board::Rpi3];
+/// Exit status of a kernel fault report (kernel/src/exception.rs).
+pub const FAULT: i32 = 3;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), String> {
+    let mut boot = Boot::from_build(board, built);
+    boot.append = t.append.to_string();
+    match t.setup {
+        Setup::Standard => {}
+        Setup::NoInitrd => boot.initrd = None,
+        Setup::NoDtb => boot.dtb = None,
+        Setup::NoSemihosting => boot.semihosting = false,
+        Setup::FatalHello => {
+            let path = out_dir(board).join("fatal-initrd.img");
+            image::write_initrd(&path, &fixtures::fatal_hello_entries(board)?)?;
+            boot.initrd = Some(path);
+        }
+        Setup::RejectionInitrd => {
+            let path = out_dir(board).join("rejection-initrd.img");
+            image::write_initrd(&path, &fixtures::rejection_entries(board)?)?;
+            boot.initrd = Some(path);
+        }
+        Setup::TamperedInitrd => {
+            let mut entries = fixtures::first_versions(board, image::initrd_entries(board)?)?;
+            entries[0].1[84] ^= 0x01; // first manifest byte: the signature no longer matches
+            let path = out_dir(board).join("tampered-initrd.img");
+            image::write_initrd(&path, &entries)?;
+            boot.initrd = Some(path);
+        }
+        Setup::SwapFixtures => {
+            let path = out_dir(board).join("swap-fixtures-initrd.img");
+            image::write_initrd(&path, &fixtures::swap_fixture_entries(board)?)?;
+            boot.initrd = Some(path);
+        }
+        Setup::HostLink => boot.host_link = Some(out_dir(board).join("test-hostlink.sock")),
+        Setup::DtsChanges(changes) => {
+            let dir = out_dir(board).join("test-dtbs");
+            boot.dtb = Some(dtb_variant(&paths::rpi3_dts(), changes, &dir, t.name)?);
+            boot.initrd = None;
+        }
+    }
+    let mut s = Session::start(&boot)?;
+    let result = (|| {
+        for step in t.steps {
+            match *step {
+                Expect(p) => s.expect(p, TIMEOUT)?,
+                ExpectAll(ps) => s.expect_all(ps, TIMEOUT)?,
+                Send(text) => s.send(text)?,
+                ExpectWithin(p, secs) => s.expect(p, Duration::from_secs(secs))?,
+                Check(f) => f(&s.transcript())?,
+                Push(p) => push_step(&p, board, boot.host_link.as_deref().ok_or("this setup has no host link")?)?,
+                SwapCommand(name) => {
+                    let socket = boot.host_link.as_deref().ok_or("this setup has no host link")?;
+                    if !crate::swap::swap(board, name, None, false, Some(socket))? {
+                        return Err(format!("`cargo xtask swap {name}` did not swap"));
+                    }
+                }
+            }
+        }
+        let status = s.wait_exit(TIMEOUT)?;
+        if status != t.exit_status {
+            return Err(format!("QEMU exit status {status}, expected {}", t.exit_status));
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        format!(
+            "{e}\n--- command ---\n{}\n--- console transcript ---\n{}--- end of transcript ---",
+            s.command_line,
+            s.transcript()
+        )
+    })
+}
+
+fn push_step(p: &PushStep, board: Board, socket: &std::path::Path) -> Result<(), String> {
+    let (mut envelope, _) = crate::swap::signed_domain(board, p.domain, Some(p.version))?;
+    if p.tamper {
+        let last = envelope.len() - 1;
+        envelope[last] ^= 0x01;
+    }
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    let outcome = link.push(p.domain, &envelope, 0, p.fault);
+    let (swapped, answer) = match outcome {
+        Ok(x) => x,
+        Err(e) => (false, e),
+    };
+    if swapped != p.swapped || !answer.contains(p.answer) {
+        return Err(format!(
+            "push of {} {}: expected swapped={} and {:?}, got swapped={swapped}: {answer}",
+            p.domain, p.version, p.swapped, p.answer
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `cargo xtask test`: host checks, then QEMU boot tests on both boards. The last line
+//! printed is `N passed, N failed`. The cases are here, one file per area; the machinery
+//! that boots and talks to QEMU is `crate::harness` (`harness::case` for a case's steps).
+
+mod boot;
+mod crash;
+mod devicetree;
+mod domains;
+mod host;
+mod hostlink;
+mod swap;
+
+use crate::board::Board;
+use crate::harness::case::{run_qemu_test, Expect, QemuTest, Step};
+use crate::image;
+use std::time::Instant;
+
+const BANNER: Step = Expect("QvQ 0.1.0 - a language-isolated microkernel for AArch64");
+
+/// Every QEMU test, by area (hot swap first: the longest and the newest).
+fn qemu_tests() -> Vec<QemuTest> {
+    [
+        swap::cases(),
+        hostlink::cases(),
+        boot::cases(),
+        domains::cases(),
+        crash::cases(),
+        devicetree::cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
+    crate::setup::ensure_rust_target()?;
+    if !qemu_only {
+        crate::setup::ensure_rust_components()?;
+    }
+    crate::setup::ensure_qemu()?;
+    let (mut passed, mut failed) = if qemu_only { (0, 0) } else { host::host_tests() };
+
+    for board in [Board::Virt, Board::Rpi3] {
+        let tests: Vec<_> = qemu_tests()
+            .into_iter()
+            .filter(|t| t.boards.contains(&board) && filter.is_none_or(|f| t.name.contains(f)))
+            .collect();
+        if tests.is_empty() {
+            continue;
+        }
+        println!("== QEMU tests on {} ==", board.name());
+        let built = match image::build(board, image::Kernel::Selftest) {
+            Ok(b) => b,
+            Err(e) => {
+                println!("build for {} failed: {e}", board.name());
+                failed += tests.len();
+                continue;
+            }
+        };
+        for t in &tests {
+            let start = Instant::now();
+            match run_qemu_test(t, board, &built) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("ok   {}/{} ({:.1} s)", board.name(), t.name, start.elapsed().as_secs_f32());
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("FAIL {}/{}: {e}", board.name(), t.name);
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}

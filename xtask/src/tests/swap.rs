@@ -1,0 +1,146 @@
+//! QEMU tests of hot swap from the initrd: state kept, versions ordered, the drain limit,
+//! 200 swaps under load, and every refusal leaving the old version serving.
+
+use crate::harness::case::{Check, Expect, ExpectWithin, QemuTest, Send, Setup, BOTH};
+
+pub fn cases() -> Vec<QemuTest> {
+    vec![
+        QemuTest {
+            name: "swap-from-the-initrd-keeps-state-and-serves",
+            boards: BOTH,
+            append: "",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("initrd: hello-0.2.0.qvd is hello 0.2.0, kept for swapping in"),
+                Expect("qvq$ "),
+                Send("hello ping 1\r"),
+                Expect("hello ping 1: 2"),
+                Send("hello ping 2\r"),
+                Expect("hello ping 2: 3"),
+                Send("hello served\r"),
+                Expect("hello served: 2 pings, answered by 0.1.0"),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
+                Expect("qvq$ "),
+                Send("hello served\r"),
+                Expect("hello served: 2 pings, answered by 0.2.0"),
+                Send("versions hello\r"),
+                Expect("hello: running 0.2.0 from hello-0.2.0.qvd"),
+                Expect("available: hello.qvd 0.1.0"),
+                Expect("available: hello-0.2.0.qvd 0.2.0 (running)"),
+                Expect("retired: 0.1.0 from hello.qvd at"),
+                Expect("qvq$ "),
+                Send("swap hello\r"),
+                Expect("swap hello refused: the initrd holds no version of hello newer than 0.2.0"),
+                Send("swap hello hello.qvd\r"),
+                Expect("swap hello refused: hello.qvd is version 0.1.0, older than the running 0.2.0 (a downgrade needs the explicit flag)"),
+                Send("swap hello 0.1.0 --downgrade\r"),
+                Expect("swapped hello 0.2.0 -> 0.1.0 (hello.qvd"),
+                Send("hello ping 3\r"),
+                Expect("hello ping 3: 4"),
+                Send("hello served\r"),
+                Expect("hello served: 3 pings, answered by 0.1.0"),
+                Send("relay fault\r"),
+                Expect("relay: hello crashed inside relay's call; relay answered normally"),
+                // A call that stays in flight past the drain limit: the swap is refused and
+                // the call still completes on the old version; afterwards the swap goes through.
+                Send("hello nap 1500\r"),
+                Expect("qvq$ "),
+                Send("swap hello\r"),
+                Expect("swap hello refused: 1 calls into the running version did not return within 500 ms"),
+                Expect("hello nap 1500: done"),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0"),
+                Send("swap nosuch\r"),
+                Expect("swap nosuch refused: no running domain is named \"nosuch\""),
+                Send("swap\r"),
+                Expect("usage: swap NAME [ENTRY] [--downgrade]"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "swap-200-times-while-threads-call-loses-no-call",
+            boards: BOTH,
+            append: "",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("qvq$ "),
+                Send("swap-stress 200 hello.qvd hello-0.2.0.qvd\r"),
+                ExpectWithin("swap-stress answers by version:", 240),
+                Expect("swap-stress: 200 swaps, 0 refused; "),
+                Expect(" pings, 0 errors, 0 wrong answers; served count matches\n"),
+                Check(stress_answers_from_both_versions),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "refused-swaps-leave-the-old-version-serving",
+            boards: BOTH,
+            append: "",
+            setup: Setup::SwapFixtures,
+            steps: &[
+                Expect("domain hello-badsig rejected: bad signature"),
+                Expect("qvq$ "),
+                Send("mem\r"),
+                Expect("free frames ("),
+                Expect(" KiB)"),
+                Send("swap hello hello-badsig\r"),
+                Expect("swap hello refused: hello-badsig.qvd: bad signature"),
+                Send("swap hello hello-0.0.1\r"),
+                Expect("swap hello refused: hello-0.0.1.qvd is version 0.0.1, older than the running 0.1.0"),
+                Send("swap hello hello-revokedkey --downgrade\r"),
+                Expect("swap hello refused: hello-revokedkey.qvd: revoked key"),
+                Send("swap hello hello-wronghash\r"),
+                Expect("swap hello refused: the new version's Hello has interface hash"),
+                Send("swap hello hello-initpanic\r"),
+                Expect("panicked at"),
+                Expect("swap hello refused: the new version's initialisation failed: crashed during initialisation"),
+                Send("swap hello hello-otherstate\r"),
+                Expect("swap hello refused: state type mismatch: the running version hands over state"),
+                Send("hello ping 5\r"),
+                Expect("hello ping 5: 6"),
+                Send("versions hello\r"),
+                Expect("hello: running 0.1.0 from hello.qvd (domain 2, generation 1"),
+                Send("mem\r"),
+                Expect("free frames ("),
+                Expect(" KiB)"),
+                Check(free_frames_unchanged),
+                Send("swap hello hello-0.2.0\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+    ]
+}
+
+/// `swap-stress`: callers got answers from both versions.
+fn stress_answers_from_both_versions(t: &str) -> Result<(), String> {
+    let line = t
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("swap-stress answers by version:"))
+        .ok_or("no swap-stress summary")?;
+    let by_version = line.split("answers by version:").nth(1).ok_or("no answers by version")?;
+    let counts: Vec<u64> = by_version.split_whitespace().skip(1).step_by(2).filter_map(|n| n.parse().ok()).collect();
+    if counts.len() == 2 && counts.iter().all(|c| *c > 0) && by_version.contains("0.1.0:") && by_version.contains("0.2.0:") {
+        Ok(())
+    } else {
+        Err(format!("expected answers from both 0.1.0 and 0.2.0: {line}"))
+    }
+}
+
+/// The two `mem` reports show the same number of free frames.
+fn free_frames_unchanged(t: &str) -> Result<(), String> {
+    let frames: Vec<&str> = t.lines().filter(|l| l.ends_with(" KiB)") && l.contains(" free frames (")).collect();
+    match frames.as_slice() {
+        [.., before, after] if before == after => Ok(()),
+        [.., before, after] => Err(format!("free frames changed: {before} -> {after}")),
+        _ => Err("fewer than two mem reports".into()),
+    }
+}
