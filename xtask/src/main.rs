@@ -6,6 +6,7 @@ mod dist;
 mod domains;
 mod harness;
 mod image;
+mod layers;
 mod paths;
 mod setup;
 mod swap;

@@ -64,7 +64,8 @@ pub fn host_tests() -> (usize, usize) {
     let host_dir = paths::domains_host_target_dir();
     let (p2, f2) = cargo_test(&paths::domains_dir(), &["--package", "qvq-interfaces"], &[("CARGO_TARGET_DIR", &host_dir)]);
     let (p3, f3) = lint_checks();
-    let (passed, failed) = (p1 + p2 + p3, f1 + f2 + f3);
+    let (p4, f4) = layer_check();
+    let (passed, failed) = (p1 + p2 + p3 + p4, f1 + f2 + f3 + f4);
     println!("host: {passed} passed, {failed} failed");
     (passed, failed)
 }
@@ -156,4 +157,20 @@ fn lint_checks() -> (usize, usize) {
     checks.push(LintCheck::new("fmt-domains", &domains, &["fmt", "--all", "--check"]));
     let passed = checks.iter().filter(|c| c.run()).count();
     (passed, checks.len() - passed)
+}
+
+/// The kernel's layering (`layers.rs`): no import cycle between kernel subsystems, no kernel
+/// file over the size limit. Counts as one test.
+fn layer_check() -> (usize, usize) {
+    let start = Instant::now();
+    match crate::layers::check(&paths::workspace_root().join("kernel/src")) {
+        Ok(()) => {
+            println!("ok   host/kernel-layers ({:.1} s)", start.elapsed().as_secs_f32());
+            (1, 0)
+        }
+        Err(why) => {
+            println!("FAIL host/kernel-layers: {why}");
+            (0, 1)
+        }
+    }
 }
