@@ -19,11 +19,13 @@
 //! | events domains wait on | `events.rs` |
 //! | data that moves between domains (`RRef`) | `rref.rs` |
 //! | what a domain may ask of the kernel (the ABI boundary) | `services.rs` |
+//! | is this pointer the domain's own (every value from a domain is an allegation) | `allegation.rs` |
 //! | what the kernel itself exports (`Kernel`) | `kernel_iface.rs` |
 //! | the kernel log through the console domain | `console.rs` |
 //! | replacing a running domain | `swap.rs`, `swap_window.rs`, `swap_refusal.rs`, `versions.rs` |
 //! | receiving a new version from the host | `push.rs` |
 
+mod allegation;
 mod boot;
 mod console;
 mod continuation;
@@ -87,7 +89,7 @@ pub mod inspect {
     pub fn segment_of(name: &str, perm: loader::Permission) -> Option<usize> {
         let r = registry();
         let inst = r.running(name)?.instance()?;
-        inst.image.segments.iter().find(|s| s.1 == perm).map(|s| s.0)
+        inst.image.segments.iter().find(|s| s.2 == perm).map(|s| s.0)
     }
 
     /// (name, instructions to verify, instructions to load) of every started domain.
