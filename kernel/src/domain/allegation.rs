@@ -20,6 +20,8 @@ pub enum Refusal {
     TooLong,
     /// The domain has no instance (it is being torn down).
     NoInstance,
+    /// A kernel object (an event) of another domain.
+    NotItsObject,
 }
 
 /// The memory a domain may point the kernel at, as it is now.

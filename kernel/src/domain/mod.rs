@@ -30,6 +30,8 @@ mod boot;
 mod console;
 mod continuation;
 mod events;
+#[cfg(feature = "selftest")]
+mod fuzz;
 mod grants;
 mod image;
 mod instance;
@@ -112,6 +114,24 @@ pub mod inspect {
     /// Bytes on the shared heap, all owners together.
     pub fn shared_heap_bytes() -> usize {
         super::rref::total_bytes()
+    }
+
+    /// Random service calls as domain `target` (see `fuzz.rs`): (calls, crashes), or `None`
+    /// if `target` did not come back after a crash.
+    pub fn fuzz_services(target: DomainId, other: DomainId, rounds: u32, seed: u64) -> Option<(u32, u32)> {
+        super::fuzz::fuzz_services(target, other, rounds, seed).map(|r| (r.calls, r.crashes))
+    }
+
+    /// A digest of domain `d`'s image and heap.
+    pub fn memory_digest(d: DomainId) -> Option<[u8; 32]> {
+        super::fuzz::memory_digest(d)
+    }
+
+    /// (state, generation, restarts) of domain `d`.
+    pub fn life_of(d: DomainId) -> Option<(&'static str, u32)> {
+        let r = registry();
+        let dom = r.get(d)?;
+        Some((dom.state().name(), dom.generation()))
     }
 
     /// A swap from the initrd (the bench's swap window).

@@ -30,8 +30,10 @@ pub const QUOTA_PER_DOMAIN: usize = 256 * 1024;
 /// Shared-heap bytes all domains together may own: the rest of the kernel heap stays the
 /// kernel's.
 pub const QUOTA_TOTAL: usize = 4 * 1024 * 1024;
-/// Upper bound on one block.
+/// Upper bounds on one block's size and alignment (a larger alignment would waste kernel
+/// heap the quota does not see).
 const MAX_BLOCK: usize = 64 * 1024;
+const MAX_ALIGN: usize = 4096;
 
 struct Registry {
     blocks: BTreeMap<usize, Block>,
@@ -57,7 +59,7 @@ pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     let Ok(layout) = Layout::from_size_align(size.max(1), align.max(1)) else {
         return core::ptr::null_mut();
     };
-    if layout.size() > MAX_BLOCK {
+    if layout.size() > MAX_BLOCK || layout.align() > MAX_ALIGN {
         return core::ptr::null_mut();
     }
     let mut reg = REGISTRY.lock();

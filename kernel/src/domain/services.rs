@@ -78,6 +78,7 @@ fn refuse(d: DomainId, service: &str, why: Refusal) -> ! {
             Refusal::NotOwned => "an address outside its own memory, or code that is not its own",
             Refusal::TooLong => "a length past the service's limit",
             Refusal::NoInstance => "it has no instance",
+            Refusal::NotItsObject => "an event that is not its own",
         }
     );
     as_kernel(|| recovery::crashed(d, &cause));
@@ -237,7 +238,7 @@ extern "C" fn event_new() -> i64 {
 
 /// The end of a wait on an event the domain does not own.
 fn not_owned_event(d: DomainId, service: &str) -> ! {
-    refuse(d, service, Refusal::NotOwned)
+    refuse(d, service, Refusal::NotItsObject)
 }
 
 extern "C" fn event_wait(event: u32, seen: u64) -> u64 {
