@@ -331,3 +331,63 @@ impl Then for QemuTest {
         self
     }
 }
+
+/// Compile-time attacks that need the runtime (`domains/attack-compile-fail`, one feature
+/// each): `cargo check` of the domain with the feature on must fail with the error named.
+const RUNTIME_COMPILE_FAIL: &[(&str, &str)] = &[
+    // Class 3: `runtime::start` again, with the services table: the private heap is set up
+    // again over live allocations.
+    ("runtime-start", "call to unsafe function"),
+    // Class 3: the `_start` that `entry!` generates, called from the domain's own code.
+    ("entry-start", "call to unsafe function"),
+];
+
+/// Host checks: each compile-time attack on the runtime fails to compile, and the fixture
+/// without attacks compiles (so the failures are the attacks'). Returns (passed, failed).
+pub fn compile_fail_checks() -> (usize, usize) {
+    println!("== compile-time attacks on the runtime (domains/attack-compile-fail) ==");
+    let check = |feature: Option<&str>| {
+        let mut cmd = crate::setup::cargo();
+        cmd.current_dir(crate::paths::domains_dir())
+            .args(["check", "--release", "--target", crate::setup::KERNEL_TARGET, "--target-dir"])
+            .arg(crate::paths::domains_target_dir())
+            .args(["--package", "attack-compile-fail"]);
+        if let Some(f) = feature {
+            cmd.args(["--features", f]);
+        }
+        cmd.output().map_err(|e| format!("cannot run cargo: {e}"))
+    };
+    let (mut passed, mut failed) = (0, 0);
+    let mut report = |name: &str, r: Result<(), String>| match r {
+        Ok(()) => {
+            passed += 1;
+            println!("ok   compile-fail/{name}");
+        }
+        Err(e) => {
+            failed += 1;
+            println!("FAIL compile-fail/{name}: {e}");
+        }
+    };
+    let clean = check(None).and_then(|o| {
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!("the fixture without attacks does not compile:\n{}", String::from_utf8_lossy(&o.stderr)))
+        }
+    });
+    report("attack-compile-fail-without-attacks", clean);
+    for (feature, error) in RUNTIME_COMPILE_FAIL {
+        let r = check(Some(feature)).and_then(|o| {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            if o.status.success() {
+                Err("compiled: a domain can make this attack".to_string())
+            } else if !stderr.contains(error) {
+                Err(format!("failed, but not with {error:?}:\n{stderr}"))
+            } else {
+                Ok(())
+            }
+        });
+        report(feature, r);
+    }
+    (passed, failed)
+}

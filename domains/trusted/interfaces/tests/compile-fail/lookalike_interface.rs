@@ -1,0 +1,16 @@
+//! Attack class 4: a domain declares its own look-alike of an interface (same name and
+//! text, so the same hash), with generated tables and proxies it controls.
+#![forbid(unsafe_code)]
+
+use interfaces::{RRef, RpcResult, Text};
+
+interfaces::interface! {
+    pub mod hello: Hello {
+        fn ping(&self, x: u64) -> RpcResult<u64>;
+        fn steal(&self, t: RRef<Text>) -> RpcResult<()>;
+    }
+}
+
+fn main() {
+    let _ = hello::HASH;
+}
