@@ -138,7 +138,9 @@ pub fn attack_entries(board: Board, attackers: &[Attacker]) -> Result<Vec<(Strin
         };
         let mut manifest = domains::manifest(a.krate, Some(&entry), true)?;
         manifest.name = a.name.into();
-        entries.push((format!("{}.qvd", a.name), qvq_sign::sign(&manifest, &elf, &dev)?));
+        // Versioned entry names: two variants of one attacker are two versions of it (the
+        // first boots; a later one can be swapped in).
+        entries.push((format!("{}-0.{}.0.qvd", a.name, a.variant), qvq_sign::sign(&manifest, &elf, &dev)?));
     }
     Ok(entries)
 }

@@ -56,6 +56,8 @@ const DEVICE_4: &[Attacker] = &[device(4)];
 const ODD_INPUTS: &[Attacker] = &[attacker("attack-inputs", 1)];
 const HUGE_SLEEPS: &[Attacker] = &[attacker("attack-inputs", 2)];
 const LOG_FORGERY: &[Attacker] = &[attacker("attack-inputs", 3)];
+const SWAP_EXPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 1), attacker("attack-swap", 2)];
+const SWAP_IMPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 2), attacker("attack-swap", 3)];
 
 /// The kernel never panicked, and no attacker reported an escape.
 fn kernel_intact(t: &str) -> Result<(), String> {
@@ -294,6 +296,40 @@ pub fn cases() -> Vec<QemuTest> {
             ],
         )
         .then(SHELL_ANSWERS),
+        // Class 14: a hot swap whose state export (in the running version) loops forever.
+        attack(
+            "attack-swap-export-loops",
+            SWAP_EXPORT_LOOPS,
+            &[
+                Expect("attack-swap: variant 1 running"),
+                Expect("qvq$ "),
+                Send("swap attack-swap\r"),
+                Expect("attack-swap: state export loops forever"),
+                ExpectAny(&["swap attack-swap refused", "swap attack-swap: error"]),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Send("ticker 3 10\r"),
+                ExpectAll(&["tick 1/3", "tick 2/3", "tick 3/3"]),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 14: a hot swap whose state import (in the new version) loops forever; the
+        // old version serves on.
+        attack(
+            "attack-swap-import-loops",
+            SWAP_IMPORT_LOOPS,
+            &[
+                Expect("attack-swap: variant 2 running"),
+                Expect("qvq$ "),
+                Send("swap attack-swap\r"),
+                Expect("attack-swap: state import loops forever"),
+                Expect("swap attack-swap refused"),
+                Send("domains\r"),
+                Expect("attack-swap  0.2.0    running"),
+                Expect("qvq$ "),
+            ],
+        )
+        .then(SHELL_ANSWERS),
         // Class 14 (found here): log lines with embedded line breaks forge kernel lines.
         attack(
             "attack-log-forgery",
@@ -301,7 +337,7 @@ pub fn cases() -> Vec<QemuTest> {
             &[
                 Expect("attack-inputs: forgery done"),
                 Expect("domain attack-inputs crashed: panicked"),
-                Expect("qvq$ "),
+                Expect("ended: its domain crashed"),
                 Check(no_forged_line),
             ],
         )
