@@ -207,6 +207,8 @@ pub fn cases() -> Vec<QemuTest> {
                 ExpectAll(&["crash hello panic: error: callee crashed", "domain hello restarted: generation 2"]),
                 Send("hello sum\r"),
                 Expect("hello sum 1..8: 36"),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
             ],
         )
         .then(SHELL_ANSWERS),
@@ -226,6 +228,10 @@ pub fn cases() -> Vec<QemuTest> {
                 ExpectAll(&["crash hello panic: error: callee crashed", "domain hello restarted: generation 2"]),
                 Send("crash console\r"),
                 Expect("domain console restarted: generation 2"),
+                // A new version needs fresh frames: the bomb must have left them (charged
+                // to the attacker's own limit, not the machine's).
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
             ],
         )
         .then(SHELL_ANSWERS),
@@ -243,6 +249,8 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("domain console restarted: generation 2"),
                 Send("ticker 3 10\r"),
                 ExpectAll(&["tick 1/3", "tick 2/3", "tick 3/3"]),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
             ],
         )
         .then(SHELL_ANSWERS),
