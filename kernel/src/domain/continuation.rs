@@ -21,21 +21,41 @@ pub(super) struct Continuation {
     caller: DomainId,
     _caller_status: u32,
     prev: usize,
-    /// `KERNEL_ENTRY` when the kernel entered the domain (not a call: no CPU budget).
+    /// How the domain was entered: `EntryKind::Call` (0, a proxy call), or by the kernel.
     kind: u64,
     _unused: u64,
 }
 
-/// `Continuation::kind` of a kernel entry (initialisation, a domain's thread).
-const KERNEL_ENTRY: u64 = 0x5254;
+/// How a domain was entered (`Continuation::kind`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum EntryKind {
+    /// A proxy call from another domain: a call in flight, under the CPU budget. (The
+    /// trampoline does not write it: any value but the two below means a call.)
+    #[allow(dead_code)]
+    Call = 0,
+    /// The kernel runs one of the domain's threads: no budget (threads may run forever).
+    Thread = 0x5254,
+    /// The kernel calls the domain (its initialisation, its state hooks): under the CPU
+    /// budget like a call, so a looping `init` is crashed instead of hanging boot or a swap.
+    Kernel = 0x5255,
+}
 
 const _: () = assert!(core::mem::size_of::<Continuation>() == 128);
+
+impl Continuation {
+    /// A proxy call (the trampoline leaves `kind` as it finds it, so anything but the two
+    /// kernel kinds is a call).
+    fn is_call(&self) -> bool {
+        self.kind != EntryKind::Thread as u64 && self.kind != EntryKind::Kernel as u64
+    }
+}
 
 /// How the kernel itself enters a domain: `invoke(data, table, state)`.
 pub type InvokeFn = unsafe extern "C" fn(data: *mut u8, table: *const (), state: *const ());
 
 extern "C" {
-    fn qvq_call_with_continuation(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32;
+    fn qvq_call_with_continuation(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const (), kind: u64) -> u32;
     fn qvq_resume_continuation(cont: *const Continuation, code: u32) -> !;
     /// The proxy trampoline; domains reach it through `KernelServices::proxy_call`.
     pub fn qvq_proxy_call();
@@ -73,12 +93,12 @@ pub(super) fn resume_address() -> u64 {
 /// Size of the frame the trampoline pushes.
 pub(super) const FRAME_SIZE: u64 = core::mem::size_of::<Continuation>() as u64;
 
-/// Runs `invoke(data, table, state)` as domain `domain`, behind a continuation. Returns 0,
-/// or the error code the call was unwound with if `domain` crashed during it.
-pub fn call_into(domain: DomainId, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32 {
+/// Runs `invoke(data, table, state)` as domain `domain`, behind a continuation of `kind`.
+/// Returns 0, or the error code the call was unwound with if `domain` crashed during it.
+pub fn call_into(domain: DomainId, kind: EntryKind, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32 {
     // SAFETY: the trampoline keeps the continuation on this stack for the whole call and
     // unlinks it on return; `invoke` matches `data`.
-    let code = unsafe { qvq_call_with_continuation(domain, invoke, data, table, state) };
+    let code = unsafe { qvq_call_with_continuation(domain, invoke, data, table, state, kind as u64) };
     // An unwind set the proxy status for a proxy to read; here the code is returned
     // instead, and a stale status would fail this thread's next proxy call.
     call_context::live().status.store(0, Relaxed);
@@ -139,7 +159,7 @@ pub fn context_inside(ctx: &SavedContext, d: DomainId) -> bool {
 /// True if the thread whose saved context is `ctx` is inside a *call* into `d` (a proxy
 /// call still in flight), as opposed to running one of `d`'s own threads or not in `d`.
 pub fn context_in_call_to(ctx: &SavedContext, d: DomainId) -> bool {
-    chain(ctx.domain, ctx.continuations).any(|(called, c)| called == d && c.kind != KERNEL_ENTRY)
+    chain(ctx.domain, ctx.continuations).any(|(called, c)| called == d && c.is_call())
 }
 
 /// The innermost domain on the running thread's call chain (outside the current one) that
@@ -157,12 +177,19 @@ pub fn running_in_call_to(d: DomainId) -> bool {
     let ctx = call_context::live();
     chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed))
         .find(|(called, _)| *called == d)
-        .is_some_and(|(_, c)| c.kind != KERNEL_ENTRY)
+        .is_some_and(|(_, c)| c.is_call())
 }
 
-/// The running thread's innermost continuation, if it is a proxy call (not a kernel
-/// entry): the call the watchdog times.
+/// The domain that made the call the running thread is serving now (the caller recorded
+/// in its innermost continuation), if it is inside one.
+pub(super) fn caller_of_current_call() -> Option<DomainId> {
+    let ctx = call_context::live();
+    chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed)).next().map(|(_, c)| c.caller)
+}
+
+/// The running thread's innermost continuation, if it is under the CPU budget (a call, or
+/// the kernel calling the domain; not a domain thread): the call the watchdog times.
 pub(super) fn innermost_call() -> Option<usize> {
     let head = call_context::live().continuations.load(Relaxed);
-    chain(KERNEL, head).next().filter(|(_, c)| c.kind != KERNEL_ENTRY).map(|_| head)
+    chain(KERNEL, head).next().filter(|(_, c)| c.kind != EntryKind::Thread as u64).map(|_| head)
 }

@@ -1,6 +1,9 @@
-//! Events: counters a domain makes, signals and waits on (its runtime's `Event`). A wait
-//! marked restartable (the call has had no effect yet) is also given up when a hot swap
-//! drains the waiting domain, or when a domain further out on the call chain died.
+//! Events: counters a domain makes, signals and waits on (its runtime's `Event`). Each
+//! belongs to the domain that made it: only that domain may wait on or signal it, a domain
+//! may own at most `QUOTA_PER_DOMAIN` of them, and they are freed with the domain's
+//! instance. A wait marked restartable (the call has had no effect yet) is also given up
+//! when a hot swap drains the waiting domain, or when a domain further out on the call
+//! chain died.
 
 use super::{continuation, swap, DomainId};
 use crate::sched::WaitQueue;
@@ -8,23 +11,53 @@ use crate::sync::IrqLock;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+/// Events one domain may own at once.
+pub const QUOTA_PER_DOMAIN: usize = 64;
+
 struct Event {
     owner: DomainId,
     count: u64,
-    waiters: &'static WaitQueue,
+    /// Boxed: waiters hold its address while the table moves.
+    waiters: Box<WaitQueue>,
 }
 
-static EVENTS: IrqLock<Vec<Event>> = IrqLock::new("events", Vec::new());
+/// Event numbers index this table; a freed number is reused.
+static EVENTS: IrqLock<Vec<Option<Event>>> = IrqLock::new("events", Vec::new());
 
-/// A new event of domain `owner`; returns its number.
-pub fn create(owner: DomainId) -> u32 {
+/// The wait queue of event `e` if `d` owns it. The queue lives as long as the event, and
+/// the event as long as its owner's instance; a thread waiting on it belongs to that
+/// instance, so it is unwound (never touches the queue again) before the queue is freed.
+fn queue_of(d: DomainId, e: u32) -> Option<&'static WaitQueue> {
+    let events = EVENTS.lock();
+    let ev = events.get(e as usize)?.as_ref().filter(|ev| ev.owner == d)?;
+    let q: *const WaitQueue = &*ev.waiters;
+    // SAFETY: the box is freed only by `free_owned_by(d)`, after `d` died and its waiters
+    // were woken; every user of the reference is a thread of `d`, unwound before it runs
+    // again (see above).
+    Some(unsafe { &*q })
+}
+
+/// A new event of domain `owner`: its number, or `None` over the quota.
+pub fn create(owner: DomainId) -> Option<u32> {
     let mut events = EVENTS.lock();
-    events.push(Event {
+    if events.iter().flatten().filter(|e| e.owner == owner).count() >= QUOTA_PER_DOMAIN {
+        return None;
+    }
+    let ev = Event {
         owner,
         count: 0,
-        waiters: Box::leak(Box::new(WaitQueue::new())),
-    });
-    (events.len() - 1) as u32
+        waiters: Box::new(WaitQueue::new()),
+    };
+    match events.iter().position(Option::is_none) {
+        Some(i) => {
+            events[i] = Some(ev);
+            Some(i as u32)
+        }
+        None => {
+            events.push(Some(ev));
+            Some((events.len() - 1) as u32)
+        }
+    }
 }
 
 /// How an event wait ended.
@@ -35,15 +68,15 @@ pub enum Waited {
     Reissue,
     /// The domain that made the call (further out on the chain) died: give up the call.
     CallerDied(DomainId),
+    /// Not an event of the waiting domain.
+    NotOwned,
 }
 
-/// Waits until event `e` moves past `seen`. With `restartable` the wait is also given up
-/// when a hot swap drains `d` and the thread is in a call into it, or when a domain that
-/// called it died (it would return into dead code).
+/// Waits until event `e` of domain `d` moves past `seen`. With `restartable` the wait is
+/// also given up when a hot swap drains `d` and the thread is in a call into it, or when a
+/// domain that called it died (it would return into dead code).
 pub fn wait(d: DomainId, e: u32, seen: u64, restartable: bool) -> Waited {
-    let Some(q) = EVENTS.lock().get(e as usize).map(|x| x.waiters) else {
-        return Waited::Count(seen);
-    };
+    let Some(q) = queue_of(d, e) else { return Waited::NotOwned };
     let in_call = restartable && continuation::running_in_call_to(d);
     q.wait_until(|| {
         if restartable {
@@ -54,33 +87,51 @@ pub fn wait(d: DomainId, e: u32, seen: u64, restartable: bool) -> Waited {
                 return Some(Waited::Reissue);
             }
         }
-        EVENTS.lock().get(e as usize).and_then(|x| (x.count != seen).then_some(Waited::Count(x.count)))
+        match EVENTS.lock().get(e as usize).and_then(Option::as_ref) {
+            Some(x) if x.owner == d => (x.count != seen).then_some(Waited::Count(x.count)),
+            _ => Some(Waited::NotOwned),
+        }
     })
 }
 
-pub fn signal(e: u32) {
-    let q = {
+/// Signals event `e` of domain `d`. False if `d` does not own it.
+pub fn signal(d: DomainId, e: u32) -> bool {
+    {
         let mut events = EVENTS.lock();
-        let Some(ev) = events.get_mut(e as usize) else { return };
-        ev.count += 1;
-        ev.waiters
-    };
-    q.wake_all();
+        match events.get_mut(e as usize).and_then(Option::as_mut) {
+            Some(ev) if ev.owner == d => ev.count += 1,
+            _ => return false,
+        }
+    }
+    if let Some(q) = queue_of(d, e) {
+        q.wake_all();
+    }
+    true
 }
 
 /// Wakes event waiters, so that restartable waits look again at whether they must give
 /// up: on the events `owner` made (a swap drains it: its calls are re-issued), or on every
 /// event (`None`: a domain died, and waits for its calls, in any domain, end).
 pub fn wake_waiters(owner: Option<DomainId>) {
-    let queues: Vec<&'static WaitQueue> = EVENTS.lock().iter().filter(|e| owner.is_none_or(|o| e.owner == o)).map(|e| e.waiters).collect();
-    for q in queues {
-        q.wake_all();
+    let events = EVENTS.lock();
+    for ev in events.iter().flatten().filter(|e| owner.is_none_or(|o| e.owner == o)) {
+        ev.waiters.wake_all();
     }
 }
 
-/// Domain `d` was retired: its events belong to nobody now (its number may be reused).
-pub fn disown(d: DomainId) {
-    for e in EVENTS.lock().iter_mut().filter(|e| e.owner == d) {
-        e.owner = DomainId::MAX;
+/// Frees the events of domain `d`, whose instance is gone: its waiters are woken first
+/// (they are `d`'s threads, unwound before they run again). Returns how many.
+pub fn free_owned_by(d: DomainId) -> usize {
+    let freed: Vec<Event> = {
+        let mut events = EVENTS.lock();
+        events
+            .iter_mut()
+            .filter(|slot| slot.as_ref().is_some_and(|e| e.owner == d))
+            .filter_map(Option::take)
+            .collect()
+    };
+    for ev in &freed {
+        ev.waiters.wake_all();
     }
+    freed.len()
 }

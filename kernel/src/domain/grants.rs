@@ -21,7 +21,8 @@ pub struct Grant {
     mmio: Region,
     pub irq: Option<IrqNumber>,
     irq_pending: bool,
-    irq_waiters: &'static WaitQueue,
+    /// Boxed: a waiter holds its address; freed with the instance, after `wake_waiters`.
+    irq_waiters: Box<WaitQueue>,
 }
 
 impl Grant {
@@ -67,7 +68,7 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
             mmio: dev.reg,
             irq,
             irq_pending: false,
-            irq_waiters: Box::leak(Box::new(WaitQueue::new())),
+            irq_waiters: Box::new(WaitQueue::new()),
         });
     }
     Ok(out)
@@ -127,20 +128,20 @@ fn on_granted_irq(irq: IrqNumber, ctx: usize) {
         c.disable(irq); // stays masked until the domain says irq_done
     }
     let (d, index) = ((ctx >> 16) as DomainId, (ctx & 0xffff) as u32);
-    let q = with_grant(d, index, |g| {
+    with_grant(d, index, |g| {
         g.irq_pending = true;
-        g.irq_waiters
+        g.irq_waiters.wake_all();
     });
-    if let Some(q) = q {
-        q.wake_all();
-    }
 }
 
 /// Waits until grant `index`'s interrupt fires. False if the grant has no interrupt.
 pub fn irq_wait(d: DomainId, index: u32) -> bool {
-    let Some(Some(q)) = with_grant(d, index, |g| g.irq.map(|_| g.irq_waiters)) else {
+    let Some(Some(q)) = with_grant(d, index, |g| g.irq.map(|_| &*g.irq_waiters as *const WaitQueue)) else {
         return false;
     };
+    // SAFETY: the queue lives as long as `d`'s instance; when it goes, its waiters (threads
+    // of `d`) are woken first and unwound before they run again, never touching it.
+    let q = unsafe { &*q };
     q.wait_until(|| with_grant(d, index, |g| core::mem::take(&mut g.irq_pending).then_some(())).flatten());
     true
 }

@@ -13,9 +13,8 @@ pub struct LoadedImage {
     pub base: usize,
     pub size: usize,
     pub entry: usize,
-    /// (address, permission) of each mapped segment.
-    #[cfg_attr(not(feature = "selftest"), allow(dead_code))] // read by the bench and selftests
-    pub segments: alloc::vec::Vec<(usize, Permission)>,
+    /// (address, size, permission) of each mapped segment.
+    pub segments: alloc::vec::Vec<(usize, usize, Permission)>,
 }
 
 #[derive(Debug)]
@@ -67,7 +66,7 @@ pub fn load(elf: &ElfImage) -> Result<LoadedImage, LoadFailure> {
         };
         frames.protect(s.offset as usize, s.size as usize, access).map_err(LoadFailure::Map)?;
     }
-    let segments = segments.iter().map(|s| (base + s.offset as usize, s.permission)).collect();
+    let segments = segments.iter().map(|s| (base + s.offset as usize, s.size as usize, s.permission)).collect();
     Ok(LoadedImage {
         _frames: frames,
         base,

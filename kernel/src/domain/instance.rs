@@ -3,7 +3,7 @@
 //! its initialisation. Everything an instance owns is freed when it is dropped; `reclaim`
 //! (lifecycle.rs) first takes back what others hold for it (interrupt routes, shared heap).
 
-use super::continuation::call_into;
+use super::continuation::{call_into, EntryKind};
 use super::grants::{self, Grant, GrantError};
 use super::image::{self, LoadFailure, LoadedImage};
 use super::registry::registry;
@@ -20,6 +20,8 @@ use loader::manifest::Manifest;
 #[derive(Clone, Copy)]
 pub struct StateHooks {
     pub hash: [u8; 32],
+    /// The state type's size: the block handed over must be exactly this big.
+    pub size: usize,
     pub export: interfaces::abi::StateExportFn,
     pub export_context: usize,
     pub import: interfaces::abi::StateImportFn,
@@ -38,6 +40,13 @@ pub struct Instance {
 impl Instance {
     pub fn heap_bytes(&self) -> usize {
         self.heap.bytes()
+    }
+
+    pub fn heap_region(&self) -> crate::memory::Region {
+        crate::memory::Region {
+            base: self.heap.base(),
+            size: self.heap.bytes(),
+        }
     }
 
     pub fn services(&self) -> *const KernelServices {
@@ -117,7 +126,14 @@ pub fn run_init(id: DomainId, m: &Manifest) -> Result<(), StartError> {
         (inst.image.entry, inst.services())
     };
     let mut call = InitCall { entry, services, result: -1 };
-    let code = call_into(id, invoke_init, &mut call as *mut InitCall as *mut u8, core::ptr::null(), core::ptr::null());
+    let code = call_into(
+        id,
+        EntryKind::Kernel,
+        invoke_init,
+        &mut call as *mut InitCall as *mut u8,
+        core::ptr::null(),
+        core::ptr::null(),
+    );
     if code != 0 {
         return Err(StartError::InitCrashed);
     }

@@ -24,6 +24,7 @@ pub fn reclaim(d: DomainId, name: &str, inst: Instance) {
         g.wake_waiters();
     }
     let (blocks, bytes) = rref::free_all_owned_by(d);
+    events::free_owned_by(d);
     drop(inst);
     info!("domain {name} reclaimed: {image_kib} KiB image, {heap_kib} KiB heap, {blocks} shared-heap blocks ({bytes} bytes), {irqs} interrupt routes");
 }
@@ -33,7 +34,6 @@ pub fn reclaim(d: DomainId, name: &str, inst: Instance) {
 /// events, its instance and, once retired, its image.
 pub fn retire(id: DomainId, state: State) {
     let retirement = registry().retire(id, state);
-    events::disown(id);
     if let Some(r) = retirement {
         if let Some(inst) = r.instance {
             reclaim(id, &r.name, inst);

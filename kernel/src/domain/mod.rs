@@ -19,15 +19,19 @@
 //! | events domains wait on | `events.rs` |
 //! | data that moves between domains (`RRef`) | `rref.rs` |
 //! | what a domain may ask of the kernel (the ABI boundary) | `services.rs` |
+//! | is this pointer the domain's own (every value from a domain is an allegation) | `allegation.rs` |
 //! | what the kernel itself exports (`Kernel`) | `kernel_iface.rs` |
 //! | the kernel log through the console domain | `console.rs` |
 //! | replacing a running domain | `swap.rs`, `swap_window.rs`, `swap_refusal.rs`, `versions.rs` |
 //! | receiving a new version from the host | `push.rs` |
 
+mod allegation;
 mod boot;
 mod console;
 mod continuation;
 mod events;
+#[cfg(feature = "selftest")]
+mod fuzz;
 mod grants;
 mod image;
 mod instance;
@@ -87,7 +91,7 @@ pub mod inspect {
     pub fn segment_of(name: &str, perm: loader::Permission) -> Option<usize> {
         let r = registry();
         let inst = r.running(name)?.instance()?;
-        inst.image.segments.iter().find(|s| s.1 == perm).map(|s| s.0)
+        inst.image.segments.iter().find(|s| s.2 == perm).map(|s| s.0)
     }
 
     /// (name, instructions to verify, instructions to load) of every started domain.
@@ -110,6 +114,24 @@ pub mod inspect {
     /// Bytes on the shared heap, all owners together.
     pub fn shared_heap_bytes() -> usize {
         super::rref::total_bytes()
+    }
+
+    /// Random service calls as domain `target` (see `fuzz.rs`): (calls, crashes), or `None`
+    /// if `target` did not come back after a crash.
+    pub fn fuzz_services(target: DomainId, other: DomainId, rounds: u32, seed: u64) -> Option<(u32, u32)> {
+        super::fuzz::fuzz_services(target, other, rounds, seed).map(|r| (r.calls, r.crashes))
+    }
+
+    /// A digest of domain `d`'s image and heap.
+    pub fn memory_digest(d: DomainId) -> Option<[u8; 32]> {
+        super::fuzz::memory_digest(d)
+    }
+
+    /// (state, generation, restarts) of domain `d`.
+    pub fn life_of(d: DomainId) -> Option<(&'static str, u32)> {
+        let r = registry();
+        let dom = r.get(d)?;
+        Some((dom.state().name(), dom.generation()))
     }
 
     /// A swap from the initrd (the bench's swap window).

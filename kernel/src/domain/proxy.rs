@@ -31,6 +31,10 @@ pub struct Slot {
     /// Non-zero while a hot swap holds callers at this slot.
     pub(super) paused: AtomicU32,
     pub(super) calls: AtomicU64,
+    /// The interface the slot was made for (the first two bytes of its hash) and its number
+    /// of methods: the trampoline refuses a call with another tag or a method index past it.
+    pub(super) tag: AtomicU32,
+    pub(super) methods: AtomicU32,
 }
 
 const NOBODY: u32 = u32::MAX;
@@ -45,18 +49,44 @@ static QVQ_SLOTS: [Slot; MAX_SLOTS] = [const {
         callee: AtomicU32::new(NOBODY),
         paused: AtomicU32::new(0),
         calls: AtomicU64::new(0),
+        tag: AtomicU32::new(0),
+        methods: AtomicU32::new(0),
     }
 }; MAX_SLOTS];
 
-/// Fills slot `index` (manager only).
-pub fn set_slot(index: usize, owner: DomainId, callee: DomainId, table: usize, state: usize) -> bool {
+/// What a slot dispatches to: the callee's table (with its number of methods and the
+/// interface's tag) and state.
+#[derive(Clone, Copy)]
+pub struct Target {
+    pub callee: DomainId,
+    pub table: usize,
+    pub state: usize,
+    pub tag: u32,
+    pub methods: u32,
+}
+
+/// The tag of the interface with `hash`, as the generated proxies pass it.
+pub fn tag_of(hash: &[u8; 32]) -> u32 {
+    hash[0] as u32 | (hash[1] as u32) << 8
+}
+
+/// Fills slot `index` for `owner` (the registry only), and opens it.
+pub fn set_slot(index: usize, owner: DomainId, t: Target) -> bool {
     let Some(s) = QVQ_SLOTS.get(index) else { return false };
-    s.table.store(table, Relaxed);
-    s.state.store(state, Relaxed);
-    s.callee.store(callee, Relaxed);
+    s.table.store(t.table, Relaxed);
+    s.state.store(t.state, Relaxed);
+    s.tag.store(t.tag, Relaxed);
+    s.methods.store(t.methods, Relaxed);
+    s.callee.store(t.callee, Relaxed);
     s.owner.store(owner, Relaxed);
     s.caller.store(owner, Relaxed);
     true
+}
+
+/// The callee of `owner`'s slot `index`, if the slot is theirs.
+pub fn callee_of(owner: DomainId, index: u32) -> Option<DomainId> {
+    let s = QVQ_SLOTS.get(index as usize)?;
+    (s.owner.load(Relaxed) == owner).then(|| s.callee.load(Relaxed))
 }
 
 /// Makes every slot into `callee` accept (or refuse) calls (manager only).
@@ -79,6 +109,7 @@ pub fn clear_slot(index: usize) {
         s.callee.store(NOBODY, Relaxed);
         s.paused.store(0, Relaxed);
         s.calls.store(0, Relaxed);
+        s.methods.store(0, Relaxed);
     }
 }
 

@@ -1,5 +1,11 @@
-//! The shared heap: `RRef` blocks, each recorded with the domain that owns it. Blocks come
-//! from the kernel heap; the registry frees a dead domain's blocks.
+//! The shared heap: `RRef` blocks, each recorded with the domain that owns it and, while it
+//! moves through a call, the domain it was sent to. Blocks come from the kernel heap,
+//! charged to their owner's quota; the registry frees a dead domain's blocks.
+//!
+//! Moving a block takes two steps: its owner *sends* it (as an argument through one of its
+//! slots, to that slot's callee; or as the result of the call it serves, to that call's
+//! caller), and the receiver *claims* it. A domain can claim only a block sent to it, and
+//! free only a block it owns: naming another domain's block by its address gets nothing.
 
 use super::DomainId;
 use crate::sync::IrqLock;
@@ -9,87 +15,170 @@ use core::alloc::Layout;
 struct Block {
     owner: DomainId,
     layout: Layout,
+    /// The domain it was sent to, until that domain claims it.
+    sent_to: Option<DomainId>,
 }
 
-static REGISTRY: IrqLock<BTreeMap<usize, Block>> = IrqLock::new("shared heap", BTreeMap::new());
+/// What a block costs its owner's quota: its size, at least 64 bytes, plus the registry's
+/// own bookkeeping, so that many tiny blocks cannot exhaust the kernel heap either.
+fn charge(layout: &Layout) -> usize {
+    layout.size().max(64) + 64
+}
 
-/// Upper bound on one block (a safety net against a confused caller).
-const MAX_BLOCK: usize = 1 << 20;
+/// Shared-heap bytes (as `charge` counts them) one domain may own at once.
+pub const QUOTA_PER_DOMAIN: usize = 256 * 1024;
+/// Shared-heap bytes all domains together may own: the rest of the kernel heap stays the
+/// kernel's.
+pub const QUOTA_TOTAL: usize = 4 * 1024 * 1024;
+/// Upper bounds on one block's size and alignment (a larger alignment would waste kernel
+/// heap the quota does not see).
+const MAX_BLOCK: usize = 64 * 1024;
+const MAX_ALIGN: usize = 4096;
 
+struct Registry {
+    blocks: BTreeMap<usize, Block>,
+    charged_total: usize,
+}
+
+impl Registry {
+    fn charged_to(&self, d: DomainId) -> usize {
+        self.blocks.values().filter(|b| b.owner == d).map(|b| charge(&b.layout)).sum()
+    }
+}
+
+static REGISTRY: IrqLock<Registry> = IrqLock::new(
+    "shared heap",
+    Registry {
+        blocks: BTreeMap::new(),
+        charged_total: 0,
+    },
+);
+
+/// A new block for `owner`, or null when the size is unreasonable or a quota is used up.
 pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     let Ok(layout) = Layout::from_size_align(size.max(1), align.max(1)) else {
         return core::ptr::null_mut();
     };
-    if layout.size() > MAX_BLOCK {
+    if layout.size() > MAX_BLOCK || layout.align() > MAX_ALIGN {
         return core::ptr::null_mut();
     }
-    // SAFETY: non-zero size.
+    let mut reg = REGISTRY.lock();
+    let cost = charge(&layout);
+    if reg.charged_total + cost > QUOTA_TOTAL || reg.charged_to(owner) + cost > QUOTA_PER_DOMAIN {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: non-zero size. The kernel heap allocator takes its own lock; one core, and
+    // this lock only masks interrupts, so there is no lock-order problem.
     let p = unsafe { alloc::alloc::alloc(layout) };
     if !p.is_null() {
-        REGISTRY.lock().insert(p as usize, Block { owner, layout });
+        reg.charged_total += cost;
+        reg.blocks.insert(p as usize, Block { owner, layout, sent_to: None });
     }
     p
 }
 
-/// Frees a block its owner drops. Refuses (and reports) anything else.
+fn release(reg: &mut Registry, p: usize) -> Option<Layout> {
+    let b = reg.blocks.remove(&p)?;
+    reg.charged_total -= charge(&b.layout);
+    Some(b.layout)
+}
+
+/// Frees a block its owner drops. Refuses (false) anything else.
 pub fn free(by: DomainId, p: *mut u8) -> bool {
-    let mut reg = REGISTRY.lock();
-    match reg.get(&(p as usize)) {
-        Some(b) if b.owner == by => {
-            let layout = b.layout;
-            reg.remove(&(p as usize));
-            drop(reg);
+    let layout = {
+        let mut reg = REGISTRY.lock();
+        match reg.blocks.get(&(p as usize)) {
+            Some(b) if b.owner == by => release(&mut reg, p as usize),
+            _ => None,
+        }
+    };
+    match layout {
+        Some(layout) => {
             // SAFETY: allocated by `alloc` with this layout, and now unregistered.
             unsafe { alloc::alloc::dealloc(p, layout) };
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Frees every block `d` owns (it died); returns (blocks, bytes).
-pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
-    let owned: alloc::vec::Vec<(usize, Layout)> = {
-        let mut reg = REGISTRY.lock();
-        let v: alloc::vec::Vec<(usize, Layout)> = reg.iter().filter(|(_, b)| b.owner == d).map(|(p, b)| (*p, b.layout)).collect();
-        for (p, _) in &v {
-            reg.remove(p);
-        }
-        v
-    };
-    let bytes = owned.iter().map(|(_, l)| l.size()).sum();
-    for (p, layout) in &owned {
-        // SAFETY: allocated by `alloc` with this layout and now unregistered; its owner is
-        // dead, so nothing uses it.
-        unsafe { alloc::alloc::dealloc(*p as *mut u8, *layout) };
-    }
-    (owned.len(), bytes)
-}
-
-/// (blocks, bytes) owned by `d`.
-pub fn owned_by(d: DomainId) -> (usize, usize) {
-    let reg = REGISTRY.lock();
-    reg.values().filter(|b| b.owner == d).fold((0, 0), |(n, s), b| (n + 1, s + b.layout.size()))
-}
-
-/// Bytes on the shared heap, whoever owns them.
-#[cfg_attr(not(feature = "selftest"), allow(dead_code))] // used by the selftests
-pub fn total_bytes() -> usize {
-    REGISTRY.lock().values().map(|b| b.layout.size()).sum()
-}
-
-/// Records `to` as the owner of `p` (a proxy moved it).
-pub fn claim(to: DomainId, p: *mut u8) -> bool {
-    match REGISTRY.lock().get_mut(&(p as usize)) {
-        Some(b) => {
-            b.owner = to;
             true
         }
         None => false,
     }
 }
 
-/// The size of block `p`, if it is on the shared heap.
-pub fn size_of(p: *mut u8) -> Option<usize> {
-    REGISTRY.lock().get(&(p as usize)).map(|b| b.layout.size())
+/// Marks `p`, owned by `by`, as sent to `to`. False if `by` does not own it.
+pub fn send(by: DomainId, p: *mut u8, to: DomainId) -> bool {
+    match REGISTRY.lock().blocks.get_mut(&(p as usize)) {
+        Some(b) if b.owner == by => {
+            b.sent_to = Some(to);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `by` takes `p`, which was sent to it (or which it owns already). False otherwise.
+pub fn claim(by: DomainId, p: *mut u8) -> bool {
+    let mut reg = REGISTRY.lock();
+    let Some(b) = reg.blocks.get(&(p as usize)) else { return false };
+    let (owner, sent_to) = (b.owner, b.sent_to);
+    match sent_to {
+        Some(to) if to == by => {
+            // From now on it counts against the receiver (one over its quota still gets what
+            // it was sent: refusing would strand the block in flight).
+            if let Some(b) = reg.blocks.get_mut(&(p as usize)) {
+                b.owner = by;
+                b.sent_to = None;
+            }
+            true
+        }
+        None => owner == by,
+        Some(_) => false,
+    }
+}
+
+/// The kernel moves `p` from `from` to `to` (a hot swap's state block). False unless
+/// `from` owns it and it is `size` bytes.
+pub fn hand_over(from: DomainId, to: DomainId, p: *mut u8, size: usize) -> bool {
+    match REGISTRY.lock().blocks.get_mut(&(p as usize)) {
+        Some(b) if b.owner == from && b.layout.size() == size.max(1) => {
+            b.owner = to;
+            b.sent_to = None;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Domain `d` died: frees every block it owns or that was sent to it and never claimed
+/// (its sender gave it up); returns (blocks, bytes).
+pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
+    let freed: alloc::vec::Vec<(usize, Layout)> = {
+        let mut reg = REGISTRY.lock();
+        let ps: alloc::vec::Vec<usize> = reg
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.owner == d || b.sent_to == Some(d))
+            .map(|(p, _)| *p)
+            .collect();
+        ps.into_iter().filter_map(|p| release(&mut reg, p).map(|l| (p, l))).collect()
+    };
+    let bytes = freed.iter().map(|(_, l)| l.size()).sum();
+    for (p, layout) in &freed {
+        // SAFETY: allocated by `alloc` with this layout and now unregistered; its owner is
+        // dead (or it was on its way to a dead domain), so nothing uses it.
+        unsafe { alloc::alloc::dealloc(*p as *mut u8, *layout) };
+    }
+    (freed.len(), bytes)
+}
+
+/// (blocks, bytes) owned by `d`.
+pub fn owned_by(d: DomainId) -> (usize, usize) {
+    let reg = REGISTRY.lock();
+    reg.blocks
+        .values()
+        .filter(|b| b.owner == d)
+        .fold((0, 0), |(n, s), b| (n + 1, s + b.layout.size()))
+}
+
+/// Bytes on the shared heap, whoever owns them.
+#[cfg_attr(not(feature = "selftest"), allow(dead_code))] // used by the selftests
+pub fn total_bytes() -> usize {
+    REGISTRY.lock().blocks.values().map(|b| b.layout.size()).sum()
 }

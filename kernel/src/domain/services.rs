@@ -1,22 +1,38 @@
 //! The `KernelServices` table: what a domain may ask of the kernel. Every function acts for
-//! the domain the current thread is running (`current()`), never for one the caller names.
-//! This is the ABI boundary: the kernel's typed results become the ABI's integer codes
-//! here, and only here.
+//! the domain the current thread is running (`current()`), never for one the caller names,
+//! and treats every argument as an allegation (`allegation.rs`): a pointer outside the
+//! domain's own memory, or code that is not the domain's, crashes the domain — the trusted
+//! crates never pass one, so only an attack does. Quotas (threads, events, shared heap) turn
+//! exhaustion into that domain's error. This is the ABI boundary: the kernel's typed
+//! results become the ABI's integer codes here, and only here.
 
-use super::continuation::{as_kernel, call_into, proxy_status_address};
+use super::allegation::{copy_hash, copy_in, copy_out, copy_text, Reach, Refusal};
+use super::continuation::{as_kernel, call_into, caller_of_current_call, proxy_status_address, EntryKind};
 use super::events::{self, Waited};
 use super::instance::StateHooks;
-use super::registry::{registry, State};
+use super::registry::{registry, State, MAX_DOMAINS};
 use super::unwind::unwind;
-use super::{grants, recovery, rref};
+use super::{grants, proxy, recovery, rref, DomainId};
 use crate::sched::call_context::current_domain as current;
+use alloc::string::String;
+use core::sync::atomic::{AtomicU32, Ordering};
+use interfaces::abi::RETURN_TO_CALLER;
 use interfaces::{DeviceGrant, KernelServices, RpcError, ABI_VERSION};
 
-fn name(d: super::DomainId) -> alloc::string::String {
-    registry().name(d)
-}
+/// Threads one domain may have at once.
+pub const THREAD_QUOTA: u32 = 16;
+/// Longest log line, thread name and interface name the kernel takes.
+const MAX_LOG: usize = 1024;
+const MAX_PANIC: usize = 256;
+const MAX_THREAD_NAME: usize = 32;
+const MAX_INTERFACE_NAME: usize = 64;
+/// Most methods an interface table may have (the trampoline takes an 8-bit index).
+const MAX_METHODS: u32 = 255;
 
-pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize, version: [u32; 3]) -> KernelServices {
+/// Live threads per domain number.
+static THREADS: [AtomicU32; MAX_DOMAINS] = [const { AtomicU32::new(0) }; MAX_DOMAINS];
+
+pub fn table(domain: DomainId, heap_base: usize, heap_size: usize, version: [u32; 3]) -> KernelServices {
     KernelServices {
         abi_version: ABI_VERSION,
         domain_id: domain,
@@ -44,40 +60,78 @@ pub fn table(domain: super::DomainId, heap_base: usize, heap_size: usize, versio
         irq_done,
         rref_alloc,
         rref_free,
+        rref_send,
         rref_claim,
     }
 }
 
-/// Borrows a domain-supplied string. The pointer comes from the trusted runtime or the
-/// generated interface code (domains are safe Rust and cannot forge one).
-fn text<'a>(ptr: *const u8, len: usize, max: usize) -> &'a str {
-    if ptr.is_null() {
-        return "";
-    }
-    // SAFETY: see above; the length is bounded.
-    let bytes = unsafe { core::slice::from_raw_parts(ptr, len.min(max)) };
-    core::str::from_utf8(bytes).unwrap_or("<not UTF-8>")
+fn name(d: DomainId) -> String {
+    registry().name(d)
 }
 
-extern "C" fn log(ptr: *const u8, len: usize) {
-    crate::info!("{}: {}", name(current()), text(ptr, len, 1024).trim_end());
-}
-
-extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
-    let d = current();
-    // Handle the crash as the kernel: otherwise an interrupt meanwhile would find this
-    // thread "inside" the dead domain and unwind it before the reclamation is done.
-    let cause = alloc::format!("panicked: {}", text(ptr, len, 256));
+/// Crashes the calling domain `d`, which passed `service` a value it does not own, and
+/// unwinds the thread out of it.
+fn refuse(d: DomainId, service: &str, why: Refusal) -> ! {
+    let cause = alloc::format!(
+        "its call of the kernel service {service} was refused: {}",
+        match why {
+            Refusal::NotOwned => "an address outside its own memory, or code that is not its own",
+            Refusal::TooLong => "a length past the service's limit",
+            Refusal::NoInstance => "it has no instance",
+            Refusal::NotItsObject => "an event that is not its own",
+        }
+    );
     as_kernel(|| recovery::crashed(d, &cause));
     drop(cause);
     unwind(d, RpcError::Crashed as u32)
 }
 
-extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const ()) -> i32 {
-    // SAFETY: `hash` points at the interface's `HASH` constant (generated code).
-    let hash = unsafe { &*hash };
-    let (d, name) = (current(), text(name, name_len, 64));
-    let result = registry().export(d, name, hash, table as usize, state as usize);
+/// The value of an allegation, or the calling domain crashed.
+fn checked<T>(d: DomainId, service: &str, r: Result<T, Refusal>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(why) => refuse(d, service, why),
+    }
+}
+
+extern "C" fn log(ptr: *const u8, len: usize) {
+    let d = current();
+    let text = checked(d, "log", copy_text(d, ptr, len, MAX_LOG));
+    crate::info!("{}: {}", name(d), text.trim_end());
+}
+
+extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
+    let d = current();
+    let message = copy_text(d, ptr, len, MAX_PANIC).unwrap_or_else(|_| String::from("<its message was not in its own memory>"));
+    // Handle the crash as the kernel: otherwise an interrupt meanwhile would find this
+    // thread "inside" the dead domain and unwind it before the reclamation is done.
+    let cause = alloc::format!("panicked: {message}");
+    drop(message);
+    as_kernel(|| recovery::crashed(d, &cause));
+    drop(cause);
+    unwind(d, RpcError::Crashed as u32)
+}
+
+extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const (), methods: u32) -> i32 {
+    let d = current();
+    let name = checked(d, "export", copy_text(d, name, name_len, MAX_INTERFACE_NAME));
+    let hash = checked(d, "export", copy_hash(d, hash));
+    // The table must be the domain's own, and each entry a function of its own code: the
+    // trampoline will jump there on its callers' behalf. (`state` is only handed back to
+    // those functions.)
+    if methods == 0 || methods > MAX_METHODS {
+        refuse(d, "export", Refusal::TooLong);
+    }
+    let entries = checked(d, "export", copy_in(d, table as *const u8, methods as usize * 8, MAX_METHODS as usize * 8));
+    if let Some(reach) = checked(d, "export", Reach::of(d)) {
+        let own_code = entries
+            .chunks_exact(8)
+            .all(|e| reach.is_code(usize::from_le_bytes(e.try_into().unwrap_or([0; 8]))));
+        if !own_code {
+            refuse(d, "export", Refusal::NotOwned);
+        }
+    }
+    let result = registry().export(d, &name, &hash, table as usize, state as usize, methods);
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -93,10 +147,10 @@ extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], ta
 }
 
 extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64 {
-    // SAFETY: as in `export`.
-    let hash = unsafe { &*hash };
-    let (d, name) = (current(), text(name, name_len, 64));
-    let result = registry().import(d, name, hash);
+    let d = current();
+    let name = checked(d, "import", copy_text(d, name, name_len, MAX_INTERFACE_NAME));
+    let hash = checked(d, "import", copy_hash(d, hash));
+    let result = registry().import(d, &name, &hash);
     match result {
         Ok(slot) => slot as i64,
         Err(e) => {
@@ -121,31 +175,47 @@ struct ThreadCall {
 }
 
 unsafe extern "C" fn invoke_thread(data: *mut u8, _: *const (), _: *const ()) {
-    // SAFETY: `data` is the `ThreadCall` of the spawning closure below.
+    // SAFETY: `data` is the `ThreadCall` of the spawning closure below; `entry` was checked
+    // to be code of the domain this runs as.
     let call = unsafe { &*(data as *const ThreadCall) };
     (call.entry)(call.arg);
 }
 
 extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32 {
     let d = current();
-    let name = alloc::format!("{}:{}", registry().name(d), text(name, name_len, 32));
+    let thread_name = checked(d, "spawn", copy_text(d, name, name_len, MAX_THREAD_NAME));
+    if let Some(reach) = checked(d, "spawn", Reach::of(d)) {
+        if !reach.is_code(entry as usize) {
+            refuse(d, "spawn", Refusal::NotOwned);
+        }
+    }
+    let Some(count) = THREADS.get(d as usize) else { return -1 };
+    if count.load(Ordering::Relaxed) >= THREAD_QUOTA {
+        return -2;
+    }
+    count.fetch_add(1, Ordering::Relaxed);
+    let name = alloc::format!("{}:{}", registry().name(d), thread_name);
     let thread_name = name.clone();
     let r = crate::sched::spawn(&thread_name, crate::sched::Priority::Normal, move || {
         let mut call = ThreadCall { entry, arg };
-        if call_into(d, invoke_thread, &mut call as *mut ThreadCall as *mut u8, core::ptr::null(), core::ptr::null()) != 0 {
-            crate::info!(
-                "thread {name} ended: its domain {}",
-                if registry().get(d).is_some_and(|x| x.state() == State::Retired) {
-                    "was swapped out"
-                } else {
-                    "crashed"
-                }
-            );
+        let code = call_into(
+            d,
+            EntryKind::Thread,
+            invoke_thread,
+            &mut call as *mut ThreadCall as *mut u8,
+            core::ptr::null(),
+            core::ptr::null(),
+        );
+        THREADS[d as usize].fetch_sub(1, Ordering::Relaxed);
+        if code != 0 {
+            let retired = registry().get(d).is_some_and(|x| x.state() == State::Retired);
+            crate::info!("thread {name} ended: its domain {}", if retired { "was swapped out" } else { "crashed" });
         }
     });
     if r.is_ok() {
         0
     } else {
+        count.fetch_sub(1, Ordering::Relaxed);
         -1
     }
 }
@@ -163,13 +233,20 @@ extern "C" fn uptime_ns() -> u64 {
 }
 
 extern "C" fn event_new() -> i64 {
-    events::create(current()) as i64
+    events::create(current()).map_or(-1, |e| e as i64)
+}
+
+/// The end of a wait on an event the domain does not own.
+fn not_owned_event(d: DomainId, service: &str) -> ! {
+    refuse(d, service, Refusal::NotItsObject)
 }
 
 extern "C" fn event_wait(event: u32, seen: u64) -> u64 {
-    match events::wait(current(), event, seen, false) {
+    let d = current();
+    match events::wait(d, event, seen, false) {
         Waited::Count(n) => n,
-        _ => seen,
+        Waited::NotOwned => not_owned_event(d, "event_wait"),
+        Waited::Reissue | Waited::CallerDied(_) => seen,
     }
 }
 
@@ -177,6 +254,7 @@ extern "C" fn event_wait_restartable(event: u32, seen: u64) -> u64 {
     let d = current();
     match events::wait(d, event, seen, true) {
         Waited::Count(n) => n,
+        Waited::NotOwned => not_owned_event(d, "event_wait_restartable"),
         // A hot swap cancelled the call: back to the caller's proxy, which makes it again.
         Waited::Reissue => unwind(d, interfaces::abi::STATUS_REISSUE),
         // The call's caller died: drop the call and the dead caller's frames with it.
@@ -184,42 +262,47 @@ extern "C" fn event_wait_restartable(event: u32, seen: u64) -> u64 {
     }
 }
 
+extern "C" fn event_signal(event: u32) {
+    let d = current();
+    if !events::signal(d, event) {
+        not_owned_event(d, "event_signal");
+    }
+}
+
 extern "C" fn state_hooks(
     hash: *const [u8; 32],
+    size: usize,
     export: interfaces::abi::StateExportFn,
     export_context: usize,
     import: interfaces::abi::StateImportFn,
     import_context: usize,
 ) -> i32 {
-    if hash.is_null() {
-        return -1;
+    let d = current();
+    let hash = checked(d, "state_hooks", copy_hash(d, hash));
+    if let Some(reach) = checked(d, "state_hooks", Reach::of(d)) {
+        if !reach.is_code(export as usize) || !reach.is_code(import as usize) {
+            refuse(d, "state_hooks", Refusal::NotOwned);
+        }
     }
-    // SAFETY: `hash` points at a `SwapState::HASH` constant (the runtime passes it).
-    let hash = unsafe { *hash };
     let hooks = StateHooks {
         hash,
+        size,
         export,
         export_context,
         import,
         import_context,
     };
-    if registry().set_state_hooks(current(), hooks) {
+    if registry().set_state_hooks(d, hooks) {
         0
     } else {
         -1
     }
 }
 
-extern "C" fn event_signal(event: u32) {
-    events::signal(event)
-}
-
 extern "C" fn device(index: u32, out: *mut DeviceGrant) -> i32 {
-    let Some(g) = grants::device(current(), index) else { return -1 };
-    if !out.is_null() {
-        // SAFETY: `out` is the runtime's `DeviceGrant` on its stack.
-        unsafe { out.write(g) };
-    }
+    let d = current();
+    let Some(g) = grants::device(d, index) else { return -1 };
+    checked(d, "device", copy_out(d, out, g));
     0
 }
 
@@ -245,6 +328,23 @@ extern "C" fn rref_free(ptr: *mut u8) {
     }
 }
 
-extern "C" fn rref_claim(ptr: *mut u8) {
-    rref::claim(current(), ptr);
+extern "C" fn rref_send(ptr: *mut u8, slot: u32) -> i32 {
+    let d = current();
+    let to = if slot == RETURN_TO_CALLER {
+        caller_of_current_call()
+    } else {
+        proxy::callee_of(d, slot)
+    };
+    match to {
+        Some(to) if rref::send(d, ptr, to) => 0,
+        _ => -1,
+    }
+}
+
+extern "C" fn rref_claim(ptr: *mut u8) -> i32 {
+    if rref::claim(current(), ptr) {
+        0
+    } else {
+        -1
+    }
 }

@@ -260,7 +260,7 @@ fn install_and_swap(
     }
     let new_hooks = registry().get(new).and_then(|d| d.instance()).and_then(|i| i.state_hooks);
     match (&old.hooks, &new_hooks) {
-        (Some(o), Some(n)) if o.hash != n.hash => return refuse(SwapRefusal::StateMismatch(o.hash, n.hash)),
+        (Some(o), Some(n)) if o.hash != n.hash || o.size != n.size => return refuse(SwapRefusal::StateMismatch(o.hash, n.hash)),
         (Some(o), None) => return refuse(SwapRefusal::StateDropped(o.hash)),
         _ => {}
     }

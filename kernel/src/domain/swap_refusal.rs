@@ -101,7 +101,7 @@ impl fmt::Display for SwapRefusal {
             StateTypeChanged => f.write_str("the running version's state type changed meanwhile"),
             CrashedMeanwhile => f.write_str("the running version crashed meanwhile"),
             ExportCrashed => f.write_str("the running version crashed while saving its state"),
-            StateNotShared => f.write_str("the running version's state is not on the shared heap"),
+            StateNotShared => f.write_str("the running version's state is not a shared-heap block of its own, of its state type's size"),
             ImportCrashed => f.write_str("the new version crashed while taking the state"),
             StateRefused(code) => write!(f, "the new version refused the state (code {code})"),
             RouteIrq(n, e) => write!(f, "cannot route interrupt {n} to the new version: {e}"),

@@ -4,7 +4,7 @@
 //! route the interrupts to the new version, commit (re-point the slots), resume. No log
 //! line and no allocation-heavy work inside. On error the old version serves on as before.
 
-use super::continuation::{call_into, context_in_call_to};
+use super::continuation::{call_into, context_in_call_to, EntryKind};
 use super::grants::{grant_irqs, route_irq, set_masked};
 use super::instance::StateHooks;
 use super::registry::{is_dead, registry, State};
@@ -45,17 +45,38 @@ fn hand_over(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_ho
         block: core::ptr::null_mut(),
         result: 0,
     };
-    if call_into(old, invoke_export, &mut call as *mut StateCall as *mut u8, core::ptr::null(), core::ptr::null()) != 0 {
+    if call_into(
+        old,
+        EntryKind::Kernel,
+        invoke_export,
+        &mut call as *mut StateCall as *mut u8,
+        core::ptr::null(),
+        core::ptr::null(),
+    ) != 0
+    {
         return Err(SwapRefusal::ExportCrashed);
     }
-    let size = rref::size_of(call.block).ok_or(SwapRefusal::StateNotShared)?;
+    // Only the old version's own block, of the size its state type has.
+    let size = export.size;
     let Some(import) = new_hooks else {
-        rref::free(old, call.block);
+        if !rref::free(old, call.block) {
+            return Err(SwapRefusal::StateNotShared);
+        }
         return Ok(size);
     };
-    rref::claim(new, call.block);
+    if !rref::hand_over(old, new, call.block, size) {
+        return Err(SwapRefusal::StateNotShared);
+    }
     call.hooks = import;
-    if call_into(new, invoke_import, &mut call as *mut StateCall as *mut u8, core::ptr::null(), core::ptr::null()) != 0 {
+    if call_into(
+        new,
+        EntryKind::Kernel,
+        invoke_import,
+        &mut call as *mut StateCall as *mut u8,
+        core::ptr::null(),
+        core::ptr::null(),
+    ) != 0
+    {
         return Err(SwapRefusal::ImportCrashed);
     }
     if call.result != 0 {

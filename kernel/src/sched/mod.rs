@@ -345,6 +345,19 @@ pub fn current() -> Option<ThreadId> {
     s.thread(cur).map(|t| t.id)
 }
 
+/// The running thread's stack, below its guard page to its top (where its locals live).
+pub fn current_stack() -> Option<crate::memory::Region> {
+    let mut guard = SCHED.lock();
+    let s = guard.as_mut()?;
+    let cur = s.current;
+    let t = s.thread(cur)?;
+    let low = t.stack.guard().end();
+    Some(crate::memory::Region {
+        base: low,
+        size: t.stack.top() - low,
+    })
+}
+
 /// From the tick interrupt: wakes sleepers, ends time slices.
 pub fn tick() {
     let now = crate::arch::timer::counter();

@@ -85,6 +85,13 @@ pub fn cases() -> Vec<QemuTest> {
             steps: &[
                 Expect("domain hello-badsig rejected: bad signature"),
                 Expect("qvq$ "),
+                // Warm-up: a refused candidate is loaded at a fresh address, and the page
+                // tables that first map it stay (tables are never freed). From the second
+                // time on, a refusal must give back every frame.
+                Send("swap hello hello-initpanic\r"),
+                Expect("swap hello refused: the new version's initialisation failed"),
+                Send("swap hello hello-otherstate\r"),
+                Expect("swap hello refused: state type mismatch"),
                 Send("mem\r"),
                 Expect("free frames ("),
                 Expect(" KiB)"),

@@ -1,9 +1,15 @@
 //! The table of kernel services every domain's entry point receives. `#[repr(C)]`, so the
 //! kernel and separately compiled domains agree on it; `ABI_VERSION` changes with it.
+//!
+//! Every service is an `unsafe extern "C" fn`: safe domain code cannot call one (only the
+//! trusted crates do, through safe typed wrappers: `RRef`, the generated proxies and
+//! `export`/`import`, the runtime's functions). The table is installed once, by the entry
+//! point the kernel calls first; it cannot be replaced afterwards. The kernel still checks
+//! every argument: a pointer must lie in the calling domain's own memory.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Proxy status: a hot swap cancelled the call before it had any effect (the callee was
 /// waiting in `event_wait_restartable`); the proxy makes the call again.
@@ -36,13 +42,14 @@ pub struct KernelServices {
     /// The version in the domain's signed manifest: major, minor, patch.
     pub version: [u32; 3],
     /// Writes one log line, prefixed with the domain's name.
-    pub log: extern "C" fn(ptr: *const u8, len: usize),
+    pub log: unsafe extern "C" fn(ptr: *const u8, len: usize),
     /// Reports a panic; the kernel unwinds to the caller of the current call.
-    pub panic: extern "C" fn(ptr: *const u8, len: usize) -> !,
-    /// Registers an export (must be in the manifest). 0 or a negative error.
-    pub export: extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const ()) -> i32,
+    pub panic: unsafe extern "C" fn(ptr: *const u8, len: usize) -> !,
+    /// Registers an export (must be in the manifest): `table` holds `methods` entries, each
+    /// a function of the exporting domain's code. 0 or a negative `ExportError`.
+    pub export: unsafe extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const (), methods: u32) -> i32,
     /// A slot for an import (must be in the manifest), or a negative error.
-    pub import: extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64,
+    pub import: unsafe extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64,
     /// Address of the kernel's proxy trampoline. Generated proxies call it as
     /// `extern "C" fn(slot << 8 | method index, the method's arguments...) -> the method's
     /// return type`; it checks the slot, pushes a continuation and calls the callee's
@@ -53,32 +60,45 @@ pub struct KernelServices {
     pub proxy_status: *const u32,
     /// The generation of the instance a slot of the caller's now reaches (it grows by one
     /// with every restart of the callee); 0 for a slot that is not the caller's.
-    pub slot_generation: extern "C" fn(slot: u32) -> u32,
+    pub slot_generation: unsafe extern "C" fn(slot: u32) -> u32,
     /// Starts a thread of this domain running `entry(arg)`.
-    pub spawn: extern "C" fn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32,
-    pub sleep_ms: extern "C" fn(ms: u64),
-    pub yield_now: extern "C" fn(),
-    pub uptime_ns: extern "C" fn() -> u64,
+    pub spawn: unsafe extern "C" fn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32,
+    pub sleep_ms: unsafe extern "C" fn(ms: u64),
+    pub yield_now: unsafe extern "C" fn(),
+    pub uptime_ns: unsafe extern "C" fn() -> u64,
     /// Events: counters a thread can wait on until they move past a value it has seen.
-    pub event_new: extern "C" fn() -> i64,
-    pub event_wait: extern "C" fn(event: u32, seen: u64) -> u64,
-    pub event_signal: extern "C" fn(event: u32),
+    pub event_new: unsafe extern "C" fn() -> i64,
+    pub event_wait: unsafe extern "C" fn(event: u32, seen: u64) -> u64,
+    pub event_signal: unsafe extern "C" fn(event: u32),
     /// `event_wait` inside a call that has had no effect yet: a hot swap of this domain
     /// may cancel the call here (it never returns then) and make it again on the new version.
-    pub event_wait_restartable: extern "C" fn(event: u32, seen: u64) -> u64,
+    pub event_wait_restartable: unsafe extern "C" fn(event: u32, seen: u64) -> u64,
     /// Declares how this domain hands its state to its next version in a hot swap: the
-    /// state's type hash (`SwapState::HASH`) and the two functions with their contexts.
-    pub state_hooks: extern "C" fn(hash: *const [u8; 32], export: StateExportFn, export_context: usize, import: StateImportFn, import_context: usize) -> i32,
+    /// state's type hash (`SwapState::HASH`) and size, and the two functions with their
+    /// contexts.
+    pub state_hooks: unsafe extern "C" fn(
+        hash: *const [u8; 32],
+        size: usize,
+        export: StateExportFn,
+        export_context: usize,
+        import: StateImportFn,
+        import_context: usize,
+    ) -> i32,
     /// The `index`-th device grant; 0 or a negative error.
-    pub device: extern "C" fn(index: u32, out: *mut DeviceGrant) -> i32,
+    pub device: unsafe extern "C" fn(index: u32, out: *mut DeviceGrant) -> i32,
     /// Blocks until the device's interrupt fires; the line stays masked until `irq_done`.
-    pub irq_wait: extern "C" fn(index: u32) -> i32,
-    pub irq_done: extern "C" fn(index: u32),
-    /// The shared heap: blocks are recorded with their owning domain.
-    pub rref_alloc: extern "C" fn(size: usize, align: usize) -> *mut u8,
-    pub rref_free: extern "C" fn(ptr: *mut u8),
-    /// Records the calling domain as the owner (called when an `RRef` crosses a call).
-    pub rref_claim: extern "C" fn(ptr: *mut u8),
+    pub irq_wait: unsafe extern "C" fn(index: u32) -> i32,
+    pub irq_done: unsafe extern "C" fn(index: u32),
+    /// The shared heap: blocks are recorded with their owning domain, charged to its
+    /// quota; null when the quota or the heap is exhausted.
+    pub rref_alloc: unsafe extern "C" fn(size: usize, align: usize) -> *mut u8,
+    pub rref_free: unsafe extern "C" fn(ptr: *mut u8),
+    /// Sends a block the caller owns through a call: as an argument through its slot
+    /// `slot` (to that slot's callee), or, with `slot` = `RETURN_TO_CALLER`, as the result of
+    /// the call it is serving (to that call's caller). 0, or -1 if refused.
+    pub rref_send: unsafe extern "C" fn(ptr: *mut u8, slot: u32) -> i32,
+    /// Takes a block sent to the calling domain (see `rref_send`). 0, or -1 if refused.
+    pub rref_claim: unsafe extern "C" fn(ptr: *mut u8) -> i32,
 }
 
 // SAFETY: the table is immutable after the kernel builds it; `proxy_status` points at a
@@ -87,11 +107,19 @@ unsafe impl Send for KernelServices {}
 // SAFETY: as above.
 unsafe impl Sync for KernelServices {}
 
+/// `rref_send`'s slot for a result going back to the caller of the call being served.
+pub const RETURN_TO_CALLER: u32 = u32::MAX;
+
 static SERVICES: AtomicPtr<KernelServices> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Set once by the runtime's entry point (or by the kernel for itself).
-pub fn set_services(s: &'static KernelServices) {
-    SERVICES.store(s as *const KernelServices as *mut KernelServices, Ordering::Release);
+/// Installs the kernel services, once: by the runtime's entry point, which the kernel calls
+/// before any other code of the domain runs (or by the kernel for itself). Every later call
+/// is refused (false), so no code can replace the table the kernel gave.
+pub fn set_services(s: &'static KernelServices) -> bool {
+    let new = s as *const KernelServices as *mut KernelServices;
+    SERVICES
+        .compare_exchange(core::ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
 }
 
 /// The kernel services of this domain.
@@ -115,7 +143,8 @@ pub fn services_unchecked() -> &'static KernelServices {
 #[cold]
 pub fn await_restart<T>(mut call: impl FnMut() -> Option<crate::RpcResult<T>>) -> Option<crate::RpcResult<T>> {
     for _ in 0..200 {
-        (services().sleep_ms)(5);
+        // SAFETY: a plain value argument.
+        unsafe { (services().sleep_ms)(5) };
         match call()? {
             Err(crate::RpcError::Unavailable) => continue,
             r => return Some(r),

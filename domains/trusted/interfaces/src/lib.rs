@@ -1,7 +1,7 @@
 //! QvQ's interface definitions and the kernel/domain ABI (trusted; shared by the kernel and
 //! every domain).
 //!
-//! Each interface is declared once with [`interface!`]. From the declaration come the
+//! Each interface is declared once, here, with the crate-private `interface!` macro. From the declaration come the
 //! Rust trait, a `#[repr(C)]` table of `extern "C"` functions, the callee-side adapter
 //! (`table_for`), the caller-side proxy (`Proxy`, which calls through the kernel's trusted
 //! `proxy_call`), `export`/`import` helpers, and `HASH`: SHA-256 of the declaration's text,
@@ -162,7 +162,8 @@ impl<T> From<Ret<T>> for RpcResult<T> {
 }
 
 /// Declares an interface. See the crate documentation; the interfaces QvQ has are below.
-#[macro_export]
+/// Not exported: interfaces are declared here only, in the trusted crate, so no domain can
+/// declare a look-alike (same text, hence same hash, over types of its own).
 macro_rules! interface {
     (
         $(#[$doc:meta])*
@@ -176,6 +177,8 @@ macro_rules! interface {
             use super::*;
             #[allow(unused_imports)]
             use $crate::{CrossDomain, Ret, RpcError, RpcResult, RRef};
+            #[allow(unused_imports)]
+            use ::core::primitive::{u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, bool, char};
 
             /// The interface's name, as manifests list it.
             pub const NAME: &str = stringify!($name);
@@ -203,30 +206,44 @@ macro_rules! interface {
                         $( CrossDomain::claim(&$arg); )*
                         // SAFETY: the kernel passes back the `state` given to `export`, a `&'static T`.
                         let this = unsafe { &*(state as *const T) };
-                        this.$method($($arg),*).into()
+                        let r = this.$method($($arg),*);
+                        // A result on the shared heap goes back to the caller.
+                        if let Ok(v) = &r {
+                            CrossDomain::send(v, $crate::abi::RETURN_TO_CALLER);
+                        }
+                        r.into()
                     }
                 )*
                 Table { $( $method: $method::<T>, )* }
             }
 
-            /// The caller-side proxy: each call goes through the kernel's `proxy_call`.
+            /// The interface's tag: the first two bytes of `HASH`. The trampoline refuses a
+            /// call whose tag is not the one its slot was made for.
+            const TAG: u32 = (HASH[0] as u32) | ((HASH[1] as u32) << 8);
+            /// The number of methods: the trampoline refuses a method index past it.
+            const METHODS: u32 = (::core::mem::size_of::<Table>() / ::core::mem::size_of::<usize>()) as u32;
+
+            /// The caller-side proxy: each call goes through the kernel's `proxy_call`. Only
+            /// `import` makes one: a domain cannot name a slot of its choosing.
             #[derive(Clone, Copy, Debug)]
             pub struct Proxy {
-                /// The slot number, shifted as the trampoline takes it (`slot << 8`).
-                shifted_slot: u32,
+                /// What the trampoline takes in its first argument, without the method
+                /// index: `TAG << 16 | slot << 8`.
+                call_word: u32,
             }
 
             impl Proxy {
-                pub const fn from_slot(slot: u32) -> Self {
-                    Proxy { shifted_slot: slot << 8 }
+                const fn from_slot(slot: u32) -> Self {
+                    Proxy { call_word: TAG << 16 | (slot & 0xff) << 8 }
                 }
                 pub fn slot(&self) -> u32 {
-                    self.shifted_slot >> 8
+                    (self.call_word >> 8) & 0xff
                 }
                 /// The generation of the callee instance this handle reaches now: when it
                 /// changes, the caller talks to a restarted instance.
                 pub fn generation(&self) -> u32 {
-                    ($crate::services().slot_generation)(self.slot())
+                    // SAFETY: a plain slot number.
+                    unsafe { ($crate::services().slot_generation)(self.slot()) }
                 }
             }
 
@@ -237,6 +254,8 @@ macro_rules! interface {
                         type Trampoline = unsafe extern "C" fn(u32 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
                         const METHOD: u32 = (core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>()) as u32;
                         let services = $crate::abi::services_unchecked();
+                        // Shared-heap arguments go to the callee of this slot.
+                        $( CrossDomain::send(&$arg, self.slot()); )*
                         // Our copy of the arguments: dropped only if the call never reached the callee.
                         let args = core::mem::ManuallyDrop::new(($($arg,)*));
                         // SAFETY: `proxy_call` is the kernel's trampoline with this calling
@@ -246,7 +265,7 @@ macro_rules! interface {
                             let f: Trampoline = core::mem::transmute(services.proxy_call);
                             #[allow(unused_parens, clippy::unused_unit)]
                             let ($($arg,)*) = core::ptr::read(&*args);
-                            f(self.shifted_slot | METHOD $(, $arg)*)
+                            f(self.call_word | METHOD $(, $arg)*)
                         };
                         // SAFETY: the kernel's per-thread status word, written by the trampoline.
                         let status = unsafe { core::ptr::read_volatile(services.proxy_status) };
@@ -311,13 +330,18 @@ macro_rules! interface {
             /// Exports `object` as this interface of the calling domain.
             pub fn export<T: $name + 'static>(object: &'static T) -> Result<(), $crate::ExportError> {
                 let table: &'static Table = alloc::boxed::Box::leak(alloc::boxed::Box::new(table_for::<T>()));
-                let r = ($crate::services().export)(NAME.as_ptr(), NAME.len(), &HASH, table as *const Table as *const (), object as *const T as *const ());
+                // SAFETY: the name, hash, table and object are live for the domain's life;
+                // the table holds `METHODS` functions of this domain.
+                let r = unsafe {
+                    ($crate::services().export)(NAME.as_ptr(), NAME.len(), &HASH, table as *const Table as *const (), object as *const T as *const (), METHODS)
+                };
                 if r == 0 { Ok(()) } else { Err($crate::ExportError::from_code(r)) }
             }
 
             /// A proxy to the export this domain's manifest imports under this name and hash.
             pub fn import() -> Result<Proxy, $crate::ImportError> {
-                let r = ($crate::services().import)(NAME.as_ptr(), NAME.len(), &HASH);
+                // SAFETY: the name and hash are constants of this crate.
+                let r = unsafe { ($crate::services().import)(NAME.as_ptr(), NAME.len(), &HASH) };
                 if r < 0 { Err($crate::ImportError::from_code(r)) } else { Ok(Proxy::from_slot(r as u32)) }
             }
         }

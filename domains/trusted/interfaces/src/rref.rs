@@ -38,13 +38,27 @@ unsafe impl<T: RRefable> Sync for RRef<T> {}
 
 impl<T: RRefable> RRef<T> {
     /// Moves `value` onto the shared heap, owned by the calling domain.
+    ///
+    /// Panics (the domain crashes) when the domain's shared-heap quota is used up; use
+    /// [`RRef::try_new`] to handle that.
     pub fn new(value: T) -> RRef<T> {
+        match Self::try_new(value) {
+            Ok(r) => r,
+            Err(_) => panic!("shared heap exhausted (this domain's quota or the kernel's heap)"),
+        }
+    }
+
+    /// Moves `value` onto the shared heap, or gives it back if the domain's quota (or the
+    /// kernel's heap) has no room.
+    pub fn try_new(value: T) -> Result<RRef<T>, T> {
         let size = core::mem::size_of::<T>().max(1);
-        let p = (crate::services().rref_alloc)(size, core::mem::align_of::<T>()) as *mut T;
-        let ptr = NonNull::new(p).expect("shared heap exhausted");
+        // SAFETY: plain values; the kernel returns null or a fresh block of `size` bytes
+        // aligned to `align`, owned by this domain.
+        let p = unsafe { (crate::services().rref_alloc)(size, core::mem::align_of::<T>()) } as *mut T;
+        let Some(ptr) = NonNull::new(p) else { return Err(value) };
         // SAFETY: the kernel returned a fresh block of the right size and alignment.
         unsafe { ptr.as_ptr().write(value) };
-        RRef { ptr, _owns: PhantomData }
+        Ok(RRef { ptr, _owns: PhantomData })
     }
 
     /// Re-wraps a block that an `RRef<T>` was made from and then forgotten (the hot-swap
@@ -83,13 +97,20 @@ impl<T: RRefable> DerefMut for RRef<T> {
 
 impl<T: RRefable> Drop for RRef<T> {
     fn drop(&mut self) {
-        (crate::services().rref_free)(self.as_ptr());
+        // SAFETY: the block this `RRef` owns; nothing uses it after this.
+        unsafe { (crate::services().rref_free)(self.as_ptr()) };
     }
+}
+
+/// The marker traits below are implemented here only: a domain cannot declare its own
+/// types cross-domain or replayable.
+mod sealed {
+    pub trait Sealed {}
 }
 
 /// Arguments a shadow proxy can pass again after the callee restarted: plain values can,
 /// an `RRef` cannot (it went to the crashed callee and was reclaimed with it).
-pub trait Replayable: Sized {
+pub trait Replayable: Sized + sealed::Sealed {
     fn replay(&self) -> Option<Self>;
 }
 
@@ -104,19 +125,41 @@ impl<T: RRefable> Replayable for RRef<T> {
     }
 }
 
-/// Values that may be passed to or returned from a cross-domain call. `claim` runs in the
-/// receiving domain and records it as the new owner of anything on the shared heap.
-pub trait CrossDomain {
+/// Values that may be passed to or returned from a cross-domain call. Sealed: only the
+/// plain values and `RRef`s listed here.
+///
+/// Moving an `RRef` through a call takes two steps the kernel records: the sender `send`s
+/// it (through its slot, or back to the caller of the call it serves), then the receiver
+/// `claim`s it. The kernel lets a domain claim only a block sent to it, so no domain can
+/// take a block by naming its address.
+pub trait CrossDomain: sealed::Sealed {
+    #[doc(hidden)]
+    fn send(&self, _slot: u32) {}
+    #[doc(hidden)]
     fn claim(&self) {}
 }
 
 macro_rules! plain_cross_domain {
-    ($($t:ty),*) => { $( impl CrossDomain for $t {} )* };
+    ($($t:ty),*) => { $(
+        impl sealed::Sealed for $t {}
+        impl CrossDomain for $t {}
+    )* };
 }
 plain_cross_domain!((), u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, bool, char);
 
+impl<T: RRefable> sealed::Sealed for RRef<T> {}
+
 impl<T: RRefable> CrossDomain for RRef<T> {
+    fn send(&self, slot: u32) {
+        // SAFETY: the block this `RRef` owns and a plain slot number; the kernel checks both.
+        let r = unsafe { (crate::services().rref_send)(self.as_ptr(), slot) };
+        assert!(r == 0, "the kernel refused to send a shared-heap block this domain owns");
+    }
+
     fn claim(&self) {
-        (crate::services().rref_claim)(self.as_ptr());
+        // SAFETY: the block that arrived with the call; the kernel checks it was sent here.
+        let r = unsafe { (crate::services().rref_claim)(self.as_ptr()) };
+        // Never touch a block the kernel did not give this domain.
+        assert!(r == 0, "received a shared-heap block that was not sent to this domain");
     }
 }

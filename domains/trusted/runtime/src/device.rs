@@ -49,7 +49,8 @@ impl Device {
     /// The `index`-th device of the manifest's grants, if the kernel granted it.
     pub fn claim(index: u32) -> Option<Device> {
         let mut g = DeviceGrant::default();
-        if (services().device)(index, &mut g) != 0 {
+        // SAFETY: `g` is a live `DeviceGrant` the kernel fills.
+        if unsafe { (services().device)(index, &mut g) } != 0 {
             return None;
         }
         Some(Device {
@@ -68,10 +69,12 @@ impl Device {
 
     /// Waits for the device's interrupt. The line stays masked until `irq_done`.
     pub fn wait_irq(&self) -> bool {
-        (services().irq_wait)(self.index) == 0
+        // SAFETY: a plain grant index.
+        unsafe { (services().irq_wait)(self.index) == 0 }
     }
 
     pub fn irq_done(&self) {
-        (services().irq_done)(self.index)
+        // SAFETY: a plain grant index.
+        unsafe { (services().irq_done)(self.index) }
     }
 }

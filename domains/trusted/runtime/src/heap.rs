@@ -36,7 +36,8 @@ unsafe impl GlobalAlloc for DomainHeap {
             let mut b = crate::log::LineBuf::new();
             let _ = core::fmt::write(&mut b, format_args!("private heap exhausted: a {}-byte allocation failed", layout.size()));
             let msg = b.as_bytes();
-            (interfaces::services().panic)(msg.as_ptr(), msg.len());
+            // SAFETY: a live buffer of this length.
+            unsafe { (interfaces::services().panic)(msg.as_ptr(), msg.len()) };
         }
         p
     }

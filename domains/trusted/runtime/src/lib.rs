@@ -34,10 +34,11 @@ macro_rules! entry {
 /// Called by the code `entry!` generates. Not for domains to call.
 #[doc(hidden)]
 pub fn start(s: &'static KernelServices, init: fn() -> Result<(), &'static str>) -> i32 {
-    if s.abi_version != interfaces::ABI_VERSION {
+    // Refused unless this is the first call, the kernel's: no code can install a table of
+    // its own once the domain runs.
+    if s.abi_version != interfaces::ABI_VERSION || !interfaces::set_services(s) {
         return -1;
     }
-    interfaces::set_services(s);
     heap::init(s.heap_base, s.heap_size);
     match init() {
         Ok(()) => 0,
@@ -53,7 +54,8 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut buf = log::LineBuf::new();
     let _ = core::fmt::write(&mut buf, format_args!("{info}"));
     let text = buf.as_bytes();
-    (services().panic)(text.as_ptr(), text.len())
+    // SAFETY: the text is a live buffer of this length.
+    unsafe { (services().panic)(text.as_ptr(), text.len()) }
 }
 
 /// Deliberate faults in trusted code, for crash-recovery tests: what a bug in a trusted
@@ -76,7 +78,8 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), i32> {
     }
     let boxed: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(f));
     let arg = Box::into_raw(boxed) as usize;
-    let r = (services().spawn)(trampoline, arg, name.as_ptr(), name.len());
+    // SAFETY: `trampoline` takes exactly this `arg`; the name is a live string.
+    let r = unsafe { (services().spawn)(trampoline, arg, name.as_ptr(), name.len()) };
     if r < 0 {
         // SAFETY: the kernel did not take it; reclaim it.
         drop(unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>) });
@@ -86,11 +89,13 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), i32> {
 }
 
 pub fn sleep_ms(ms: u64) {
-    (services().sleep_ms)(ms)
+    // SAFETY: a plain value.
+    unsafe { (services().sleep_ms)(ms) }
 }
 
 pub fn yield_now() {
-    (services().yield_now)()
+    // SAFETY: no arguments.
+    unsafe { (services().yield_now)() }
 }
 
 /// This domain's version, from its signed manifest: (major, minor, patch).
@@ -100,7 +105,8 @@ pub fn version() -> (u32, u32, u32) {
 }
 
 pub fn uptime_ns() -> u64 {
-    (services().uptime_ns)()
+    // SAFETY: no arguments.
+    unsafe { (services().uptime_ns)() }
 }
 
 /// A counter threads can wait on: `wait(seen)` returns once it differs from `seen`.
@@ -108,27 +114,81 @@ pub fn uptime_ns() -> u64 {
 pub struct Event(u32);
 
 impl Event {
+    /// A new event of this domain; `None` when its quota of events is used up.
     pub fn new() -> Option<Event> {
-        let e = (services().event_new)();
+        // SAFETY: no arguments.
+        let e = unsafe { (services().event_new)() };
         (e >= 0).then_some(Event(e as u32))
     }
     pub fn wait(&self, seen: u64) -> u64 {
-        (services().event_wait)(self.0, seen)
+        // SAFETY: plain values (the kernel checks the event is this domain's).
+        unsafe { (services().event_wait)(self.0, seen) }
     }
     /// `wait`, for a call that has had no effect yet (nothing changed, nothing held):
     /// a hot swap of this domain may cancel the call here, and the caller's proxy makes
     /// it again on the new version. Use it where a call blocks for input.
     pub fn wait_restartable(&self, seen: u64) -> u64 {
-        (services().event_wait_restartable)(self.0, seen)
+        // SAFETY: as in `wait`.
+        unsafe { (services().event_wait_restartable)(self.0, seen) }
     }
     pub fn signal(&self) {
-        (services().event_signal)(self.0)
+        // SAFETY: as in `wait`.
+        unsafe { (services().event_signal)(self.0) }
     }
 }
 
-/// Masks interrupts for a short critical section (domains run at EL1 on one core). The
-/// asm is a compiler memory barrier (no `nomem`), so the section's memory accesses stay
-/// between the mask and the unmask.
+/// Mutual exclusion for a domain's own data, shared between its threads and the calls it
+/// serves. Domain code never masks interrupts: a thread that finds the lock taken yields
+/// until it is free, so the tick (and with it the CPU-budget watchdog) always runs, and a
+/// closure that loops forever inside a call is ended like any other over-long call.
+/// Re-entering `with` on the same thread waits forever: don't.
+pub struct Mutex<T> {
+    held: core::sync::atomic::AtomicBool,
+    value: core::cell::UnsafeCell<T>,
+}
+
+// SAFETY: the value is reached only inside `with`, between a successful acquire of `held`
+// and its release, so at most one `&mut T` exists at a time, on one thread.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    pub const fn new(value: T) -> Self {
+        Mutex {
+            held: core::sync::atomic::AtomicBool::new(false),
+            value: core::cell::UnsafeCell::new(value),
+        }
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        use core::sync::atomic::Ordering;
+        let mut tries = 0u32;
+        while self.held.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            // Yield first (the holder is usually a thread of the same priority); then sleep,
+            // so a holder of lower priority gets the CPU too.
+            tries += 1;
+            if tries < 16 {
+                yield_now();
+            } else {
+                sleep_ms(1);
+            }
+        }
+        // Released even if `f` never returns normally: a panic ends the domain's call (and
+        // a crash reclaims the domain), so nothing waits on a lock of a dead instance.
+        struct Release<'a>(&'a core::sync::atomic::AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, core::sync::atomic::Ordering::Release);
+            }
+        }
+        let _release = Release(&self.held);
+        // SAFETY: see the `Sync` impl: `held` was acquired above.
+        f(unsafe { &mut *self.value.get() })
+    }
+}
+
+/// Masks interrupts around `f`: for the trusted heap only (bounded work, never domain
+/// code). The asm is a compiler memory barrier (no `nomem`), so the section's memory
+/// accesses stay between the mask and the unmask.
 pub(crate) fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     let daif: u64;
     // SAFETY: reading DAIF and masking IRQ/FIQ only affects this core's interrupt mask.
@@ -137,34 +197,4 @@ pub(crate) fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: restores the mask read above.
     unsafe { core::arch::asm!("msr daif, {}", in(reg) daif, options(nostack)) };
     r
-}
-
-/// Mutual exclusion for a domain's own data, shared between its threads and the calls it
-/// serves: the closure runs with interrupts masked, so keep it short and never block in it.
-pub struct Mutex<T> {
-    held: core::cell::Cell<bool>,
-    value: core::cell::UnsafeCell<T>,
-}
-
-// SAFETY: access happens only inside `with`, with interrupts masked on the only core, and
-// `held` rejects re-entry; so at most one `&mut T` exists at a time.
-unsafe impl<T: Send> Sync for Mutex<T> {}
-
-impl<T> Mutex<T> {
-    pub const fn new(value: T) -> Self {
-        Mutex {
-            held: core::cell::Cell::new(false),
-            value: core::cell::UnsafeCell::new(value),
-        }
-    }
-
-    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        without_interrupts(|| {
-            assert!(!self.held.replace(true), "runtime::Mutex re-entered");
-            // SAFETY: see the `Sync` impl.
-            let r = f(unsafe { &mut *self.value.get() });
-            self.held.set(false);
-            r
-        })
-    }
 }

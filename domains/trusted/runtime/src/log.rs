@@ -33,7 +33,8 @@ impl fmt::Write for LineBuf {
 }
 
 pub fn write_str(s: &str) {
-    (interfaces::services().log)(s.as_ptr(), s.len());
+    // SAFETY: a live string of this length.
+    unsafe { (interfaces::services().log)(s.as_ptr(), s.len()) };
 }
 
 #[doc(hidden)]
@@ -41,7 +42,8 @@ pub fn _print(args: fmt::Arguments) {
     let mut b = LineBuf::new();
     let _ = fmt::write(&mut b, args);
     let bytes = b.as_bytes();
-    (interfaces::services().log)(bytes.as_ptr(), bytes.len());
+    // SAFETY: live bytes of this length.
+    unsafe { (interfaces::services().log)(bytes.as_ptr(), bytes.len()) };
 }
 
 /// Logs one line through the kernel.

@@ -40,7 +40,17 @@ extern "C" fn import_trampoline<S: SwapState>(context: usize, block: *mut u8) ->
 pub fn keep_state<S: SwapState>(export: fn() -> S, import: fn(S) -> Result<(), &'static str>) -> Result<(), i32> {
     let export_trampoline: StateExportFn = export_trampoline::<S>;
     let import_trampoline: StateImportFn = import_trampoline::<S>;
-    let r = (services().state_hooks)(&S::HASH, export_trampoline, export as usize, import_trampoline, import as usize);
+    // SAFETY: the hash is a constant; each trampoline is paired with the function it expects.
+    let r = unsafe {
+        (services().state_hooks)(
+            &S::HASH,
+            core::mem::size_of::<S>(),
+            export_trampoline,
+            export as usize,
+            import_trampoline,
+            import as usize,
+        )
+    };
     if r == 0 {
         Ok(())
     } else {

@@ -3,8 +3,8 @@
 // types (the names in braces), so the layouts are defined once, in Rust:
 //   Continuation (`domain::continuation`): x29, x30 at 0, x19..x28 from 16, the caller's
 //     call context (current, status, continuations: 16 bytes) at {CONT_CALLER}, and at
-//     {CONT_KIND} KERNEL_ENTRY if the kernel itself entered the domain (initialisation, a
-//     domain thread): those are not calls and have no CPU budget. Cleared when it goes.
+//     {CONT_KIND} how the domain was entered (0: a proxy call; otherwise the kernel entered
+//     it, for a domain thread or a call of its own: `EntryKind`). Cleared when it goes.
 //   The domain a continuation called is not stored: it is the caller recorded in the next
 //   inner continuation, or, for the innermost, the current domain.
 //   QVQ_DOMAIN_CTX (`sched::call_context::CallContext`): current domain (u32) at 0, proxy
@@ -12,7 +12,8 @@
 //   QVQ_SLOTS (`domain::proxy::Slot`, 1 << {SLOT_SHIFT} bytes each): table at 0, state at 8,
 //     caller at {SLOT_CALLER} (u32: the owner while the callee runs, else NOBODY), owner at
 //     {SLOT_OWNER}, callee at {SLOT_CALLEE}, paused at {SLOT_PAUSED} (u32: a hot swap holds
-//     callers), calls at {SLOT_CALLS} (u64).
+//     callers), calls at {SLOT_CALLS} (u64), the interface's tag at {SLOT_TAG} and the
+//     table's method count right after it (u32 each).
 //
 // Calls into domains are made with IRQs enabled (kernel threads run so, and the kernel
 // only calls a domain then), so a resumed continuation re-enables IRQs rather than
@@ -30,8 +31,10 @@
 
 .section .text
 // The trusted proxy, called by every generated interface proxy:
-//   x0 = slot << 8 | method index, x1..x6 = the method's arguments, x8 = result location.
-// Checks the slot is the caller's and its callee runs, counts the call, pushes a
+//   x0 = interface tag << 16 | slot << 8 | method index, x1..x6 = the method's arguments,
+//   x8 = result location.
+// Checks the slot is the caller's and its callee runs, that the call was made for the
+// slot's interface and the method is inside its table, counts the call, pushes a
 // continuation, makes the callee current, and dispatches table[method](state, x1..x6).
 // On failure sets the thread's proxy status to an RpcError code (then x0/x1/[x8] are
 // meaningless); on success the status is the caller's own, 0 (the proxy clears it after
@@ -49,6 +52,12 @@ qvq_proxy_call:
     ldr     w12, [x9, #{SLOT_CALLER}]              // who may call through this slot now
     cmp     w12, w11
     b.ne    8f
+    ldp     w12, w15, [x9, #{SLOT_TAG}]            // the slot's interface tag, its method count
+    cmp     w12, w0, lsr #16                // a call made for another interface
+    b.ne    7f
+    and     w17, w0, #0xff                  // method index
+    cmp     w17, w15                        // past the table
+    b.hs    7f
     ldr     x12, [x9, #{SLOT_CALLS}]              // count the call (a statistic)
     add     x12, x12, #1
     str     x12, [x9, #{SLOT_CALLS}]
@@ -65,7 +74,6 @@ qvq_proxy_frame:
     stp     x12, x13, [x10]             // current = callee, status 0, continuations = this
 .global qvq_proxy_entered
 qvq_proxy_entered:
-    and     w17, w0, #0xff              // method index
     ldp     x13, x0, [x9]               // table, state
     ldr     x16, [x13, x17, lsl #3]
     blr     x16
@@ -110,9 +118,10 @@ qvq_proxy_entered:
     str     w16, [x10, #{CTX_STATUS}]
     ret
 
-// qvq_call_with_continuation(domain, invoke, data, table, state) -> 0
-//   The kernel's own way into a domain (initialisation, domain threads): pushes a
-//   continuation, makes `domain` current, calls invoke(data, table, state).
+// qvq_call_with_continuation(domain, invoke, data, table, state, kind) -> 0
+//   The kernel's own way into a domain (initialisation, state hooks, domain threads):
+//   pushes a continuation of `kind` (`domain::continuation::EntryKind`), makes `domain`
+//   current, calls invoke(data, table, state).
 .global qvq_call_with_continuation
 qvq_call_with_continuation:
     SAVE_CONTINUATION
@@ -120,8 +129,7 @@ qvq_call_with_continuation:
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
     ldp     x11, x13, [x10]
     stp     x11, x13, [sp, #{CONT_CALLER}]
-    mov     x11, #{KERNEL_ENTRY}
-    str     x11, [sp, #{CONT_KIND}]
+    str     x5, [sp, #{CONT_KIND}]
     str     w0, [x10]
     mov     x13, sp
     str     x13, [x10, #{CTX_CONTINUATIONS}]

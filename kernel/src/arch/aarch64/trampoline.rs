@@ -3,7 +3,7 @@
 //! from the Rust definitions (`offset_of!`, the enums' values). Included by
 //! `domain::continuation` (`#[path]`), whose types it describes.
 
-use super::{Continuation, KERNEL_ENTRY};
+use super::Continuation;
 use crate::domain::proxy::{Slot, MAX_SLOTS};
 use crate::sched::call_context::CallContext;
 use core::mem::{offset_of, size_of};
@@ -14,6 +14,7 @@ const _: () = {
     assert!(offset_of!(Continuation, fp_lr) == 0 && offset_of!(Continuation, callee_saved) == 16);
     assert!(offset_of!(CallContext, current) == 0 && offset_of!(CallContext, continuations) == 8);
     assert!(offset_of!(Slot, table) == 0 && offset_of!(Slot, state) == 8);
+    assert!(offset_of!(Slot, methods) == offset_of!(Slot, tag) + 4);
     assert!(size_of::<Slot>() == 1 << 6);
     assert!(MAX_SLOTS == 1 << 8);
 };
@@ -23,7 +24,6 @@ core::arch::global_asm!(
     CONT_SIZE = const size_of::<Continuation>(),
     CONT_CALLER = const offset_of!(Continuation, caller),
     CONT_KIND = const offset_of!(Continuation, kind),
-    KERNEL_ENTRY = const KERNEL_ENTRY,
     CTX_STATUS = const offset_of!(CallContext, status),
     CTX_CONTINUATIONS = const offset_of!(CallContext, continuations),
     SLOT_SHIFT = const 6,
@@ -33,6 +33,7 @@ core::arch::global_asm!(
     SLOT_CALLEE = const offset_of!(Slot, callee),
     SLOT_PAUSED = const offset_of!(Slot, paused),
     SLOT_CALLS = const offset_of!(Slot, calls),
+    SLOT_TAG = const offset_of!(Slot, tag),
     ERR_UNAVAILABLE = const RpcError::Unavailable as u32,
     ERR_NOT_ALLOWED = const RpcError::NotAllowed as u32,
 );

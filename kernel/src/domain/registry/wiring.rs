@@ -16,8 +16,22 @@ pub(super) struct Export {
     pub(super) domain: DomainId,
     pub(super) table: usize,
     pub(super) state: usize,
+    /// Entries in `table` (checked to be functions of the exporter when it exported).
+    pub(super) methods: u32,
     /// False while its domain is `Preparing`: nobody can import it yet.
     pub(super) live: bool,
+}
+
+impl Export {
+    fn target(&self) -> proxy::Target {
+        proxy::Target {
+            callee: self.domain,
+            table: self.table,
+            state: self.state,
+            tag: proxy::tag_of(&self.hash),
+            methods: self.methods,
+        }
+    }
 }
 
 /// Which interface a slot was made for, to re-point it after a restart or a swap.
@@ -38,7 +52,7 @@ impl Registry {
 
     /// Records `d`'s export of `name`. A version being prepared for a swap exports beside
     /// the running one, unseen until the swap commits.
-    pub fn export(&mut self, d: DomainId, name: &str, hash: &[u8; 32], table: usize, state: usize) -> Result<(), ExportError> {
+    pub fn export(&mut self, d: DomainId, name: &str, hash: &[u8; 32], table: usize, state: usize, methods: u32) -> Result<(), ExportError> {
         let dom = self.get(d).ok_or(ExportError::Refused)?;
         if !declared(&dom.manifest.exports, name, hash) {
             return Err(ExportError::NotDeclared);
@@ -53,6 +67,7 @@ impl Registry {
             domain: d,
             table,
             state,
+            methods,
             live,
         });
         Ok(())
@@ -70,20 +85,20 @@ impl Registry {
             .iter()
             .find(|e| e.live && e.name == name && e.hash == *hash)
             .ok_or(ImportError::NotExported)?;
-        let (callee, table, state) = (e.domain, e.table, e.state);
+        let target = e.target();
         if let Some(r) = self.slots.iter_mut().find(|r| r.owner == d && r.name == name && r.hash == *hash) {
-            r.callee = callee;
-            proxy::set_slot(r.index, d, callee, table, state);
+            r.callee = target.callee;
+            proxy::set_slot(r.index, d, target);
             return Ok(r.index);
         }
         let index = (0..proxy::MAX_SLOTS)
             .find(|i| !self.slots.iter().any(|r| r.index == *i))
             .ok_or(ImportError::NoFreeSlot)?;
-        proxy::set_slot(index, d, callee, table, state);
+        proxy::set_slot(index, d, target);
         self.slots.push(SlotRecord {
             index,
             owner: d,
-            callee,
+            callee: target.callee,
             name: name.to_string(),
             hash: *hash,
         });
@@ -120,7 +135,7 @@ impl Registry {
             let export = self.exports.iter().find(|e| e.live && e.domain == new && e.name == r.name && e.hash == r.hash);
             if let Some(e) = export {
                 r.callee = new;
-                proxy::set_slot(r.index, r.owner, new, e.table, e.state);
+                proxy::set_slot(r.index, r.owner, e.target());
             }
         }
     }

@@ -1,8 +1,8 @@
-use interfaces::hello::{Hello, Proxy};
+use interfaces::hello::{self, Hello};
 use interfaces::{Numbers, RRef};
 
 fn main() {
-    let hello = Proxy::from_slot(0);
+    let hello = hello::import().unwrap();
     let numbers = RRef::new(Numbers([1; 8]));
     let _ = hello.sum(numbers);
     // `numbers` moved into the call: the callee owns it now.

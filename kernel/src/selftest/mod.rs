@@ -3,6 +3,8 @@
 //! Each prints `selftest NAME: PASS` and powers off with 0, or `... FAIL: why` and 1;
 //! the fault tests end in the kernel's fault report (status 3) by design.
 
+mod isolation;
+
 use crate::sched::{self, Priority, WaitQueue};
 use crate::{info, kprintln};
 use alloc::sync::Arc;
@@ -25,14 +27,17 @@ pub const NAMES: &[&str] = &[
     "crash-loop",
     "shadow",
     "threads-crash",
+    "proxy-refuses-forged-calls",
+    "services-fuzz",
+    "console-crash-loop",
 ];
 
-fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
+pub(crate) fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: PASS ({detail})");
     crate::power::exit(0)
 }
 
-fn fail(name: &str, detail: core::fmt::Arguments) -> ! {
+pub(crate) fn fail(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: FAIL: {detail}");
     crate::power::exit(1)
 }
@@ -96,6 +101,9 @@ pub fn run(name: &str) -> ! {
         "crash-loop" => crash_loop(name),
         "shadow" => shadow(name),
         "threads-crash" => threads_crash(name),
+        "proxy-refuses-forged-calls" => isolation::proxy_refuses_forged_calls(name),
+        "services-fuzz" => isolation::services_fuzz(name),
+        "console-crash-loop" => isolation::console_crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();
             let c0 = crate::time::uptime_ns();
