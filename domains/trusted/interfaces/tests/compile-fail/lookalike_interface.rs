@@ -2,12 +2,10 @@
 //! text, so the same hash), with generated tables and proxies it controls.
 #![forbid(unsafe_code)]
 
-use interfaces::{RRef, RpcResult, Text};
-
 interfaces::interface! {
     pub mod hello: Hello {
-        fn ping(&self, x: u64) -> RpcResult<u64>;
-        fn steal(&self, t: RRef<Text>) -> RpcResult<()>;
+        fn ping(&self, x: u64) -> interfaces::RpcResult<u64>;
+        fn steal(&self, t: interfaces::RRef<interfaces::Text>) -> interfaces::RpcResult<()>;
     }
 }
 

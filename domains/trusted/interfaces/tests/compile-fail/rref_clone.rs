@@ -6,7 +6,7 @@ use interfaces::RRef;
 
 fn main() {
     let a = RRef::new(7u64);
-    let b = a.clone();
+    let b: RRef<u64> = Clone::clone(&a);
     drop(a);
     let _ = *b;
 }
