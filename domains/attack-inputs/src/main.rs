@@ -5,6 +5,7 @@
 //!    `keep_state` with other domains' state types, twice.
 //! 2. `sleep_ms` with `u64::MAX` and other huge values in threads (must not hang or panic
 //!    the system; the shell keeps answering).
+//! 4. Replacing the services table: `set_services`, `runtime::start` and `_start` again.
 //! 3. Log forgery: a log line with an embedded newline and a fake kernel line after it,
 //!    and a thread name that does the same.
 #![no_std]
@@ -79,10 +80,23 @@ fn forgery() {
     runtime::println!("forgery done ({:?})", r);
 }
 
+/// Class 3 at run time: install the services table again, run the entry point again.
+fn replace_services() {
+    let before = alloc::boxed::Box::new([0x5au8; 64]);
+    let s = runtime::interfaces::services();
+    let a = runtime::interfaces::set_services(s);
+    let b = runtime::start(s, || Ok(()));
+    let c = _start(s);
+    let after = alloc::boxed::Box::new([0xa5u8; 64]);
+    let intact = before.iter().all(|&x| x == 0x5a) && after.iter().all(|&x| x == 0xa5);
+    runtime::println!("set_services again: {a}; runtime::start again: {b}; _start again: {c}; heap intact: {intact}");
+}
+
 fn init() -> Result<(), &'static str> {
     let r = match runtime::version().1 {
         1 => runtime::spawn("odd", huge_and_odd),
         2 => runtime::spawn("sleepers", sleepers),
+        4 => runtime::spawn("replace", replace_services),
         _ => runtime::spawn("forgery", forgery),
     };
     r.map_err(|_| "cannot spawn")

@@ -56,6 +56,7 @@ const DEVICE_4: &[Attacker] = &[device(4)];
 const ODD_INPUTS: &[Attacker] = &[attacker("attack-inputs", 1)];
 const HUGE_SLEEPS: &[Attacker] = &[attacker("attack-inputs", 2)];
 const LOG_FORGERY: &[Attacker] = &[attacker("attack-inputs", 3)];
+const REPLACE_SERVICES: &[Attacker] = &[attacker("attack-inputs", 4)];
 const SWAP_EXPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 1), attacker("attack-swap", 2)];
 const SWAP_IMPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 2), attacker("attack-swap", 3)];
 
@@ -304,6 +305,17 @@ pub fn cases() -> Vec<QemuTest> {
             ],
         )
         .then(SHELL_ANSWERS),
+        // Class 3: replacing the services table from safe code (`set_services`,
+        // `runtime::start`, the `_start` that `entry!` generates) is refused at run time,
+        // and the private heap is not set up again over live allocations.
+        attack(
+            "attack-replace-services",
+            REPLACE_SERVICES,
+            &[Expect(
+                "attack-inputs: set_services again: false; runtime::start again: -1; _start again: -1; heap intact: true",
+            )],
+        )
+        .then(SHELL_ANSWERS),
         // Class 14: a hot swap whose state export (in the running version) loops forever.
         attack(
             "attack-swap-export-loops",
@@ -374,64 +386,4 @@ impl Then for QemuTest {
         self.steps = Box::leak(steps.into_boxed_slice());
         self
     }
-}
-
-/// Compile-time attacks that need the runtime (`domains/attack-compile-fail`, one feature
-/// each): `cargo check` of the domain with the feature on must fail with the error named.
-const RUNTIME_COMPILE_FAIL: &[(&str, &str)] = &[
-    // Class 3: `runtime::start` again, with the services table: the private heap is set up
-    // again over live allocations.
-    ("runtime-start", "call to unsafe function"),
-    // Class 3: the `_start` that `entry!` generates, called from the domain's own code.
-    ("entry-start", "call to unsafe function"),
-];
-
-/// Host checks: each compile-time attack on the runtime fails to compile, and the fixture
-/// without attacks compiles (so the failures are the attacks'). Returns (passed, failed).
-pub fn compile_fail_checks() -> (usize, usize) {
-    println!("== compile-time attacks on the runtime (domains/attack-compile-fail) ==");
-    let check = |feature: Option<&str>| {
-        let mut cmd = crate::setup::cargo();
-        cmd.current_dir(crate::paths::domains_dir())
-            .args(["check", "--release", "--target", crate::setup::KERNEL_TARGET, "--target-dir"])
-            .arg(crate::paths::domains_target_dir())
-            .args(["--package", "attack-compile-fail"]);
-        if let Some(f) = feature {
-            cmd.args(["--features", f]);
-        }
-        cmd.output().map_err(|e| format!("cannot run cargo: {e}"))
-    };
-    let (mut passed, mut failed) = (0, 0);
-    let mut report = |name: &str, r: Result<(), String>| match r {
-        Ok(()) => {
-            passed += 1;
-            println!("ok   compile-fail/{name}");
-        }
-        Err(e) => {
-            failed += 1;
-            println!("FAIL compile-fail/{name}: {e}");
-        }
-    };
-    let clean = check(None).and_then(|o| {
-        if o.status.success() {
-            Ok(())
-        } else {
-            Err(format!("the fixture without attacks does not compile:\n{}", String::from_utf8_lossy(&o.stderr)))
-        }
-    });
-    report("attack-compile-fail-without-attacks", clean);
-    for (feature, error) in RUNTIME_COMPILE_FAIL {
-        let r = check(Some(feature)).and_then(|o| {
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            if o.status.success() {
-                Err("compiled: a domain can make this attack".to_string())
-            } else if !stderr.contains(error) {
-                Err(format!("failed, but not with {error:?}:\n{stderr}"))
-            } else {
-                Ok(())
-            }
-        });
-        report(feature, r);
-    }
-    (passed, failed)
 }
