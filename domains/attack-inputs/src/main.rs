@@ -5,9 +5,9 @@
 //!    `keep_state` with other domains' state types, twice.
 //! 2. `sleep_ms` with `u64::MAX` and other huge values in threads (must not hang or panic
 //!    the system; the shell keeps answering).
-//! 4. Replacing the services table: `set_services`, `runtime::start` and `_start` again.
 //! 3. Log forgery: a log line with an embedded newline and a fake kernel line after it,
 //!    and a thread name that does the same.
+//! 4. Replacing the services table: `set_services`, `runtime::start` and `_start` again.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]

@@ -4,6 +4,7 @@
 //!   variant 3 panics inside `Mutex::with` in the call.
 //! - `relay fault` (how 4): calls `hello.fail(3)` (hello loops) while holding a `Mutex`:
 //!   the callee must still be taken back by its CPU budget.
+//!
 //! Variant 1 also starts a thread of its own that loops forever inside `Mutex::with`.
 #![no_std]
 #![no_main]
