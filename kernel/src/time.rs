@@ -30,8 +30,9 @@ pub fn uptime_ns() -> u64 {
 }
 
 /// Counter ticks for a duration in milliseconds.
+/// Counter ticks for a duration in milliseconds (saturating: a domain may ask for any `ms`).
 pub fn ms_to_counter(ms: u64) -> u64 {
-    frequency() * ms / 1000
+    ((frequency() as u128 * ms as u128) / 1000).min(u64::MAX as u128) as u64
 }
 
 /// Scheduler ticks so far.

@@ -302,7 +302,7 @@ pub fn block_current() {
 
 /// Sleeps for at least `ms` milliseconds; wakes on the first tick after that.
 pub fn sleep_ms(ms: u64) {
-    let deadline = crate::arch::timer::counter() + crate::time::ms_to_counter(ms);
+    let deadline = crate::arch::timer::counter().saturating_add(crate::time::ms_to_counter(ms));
     if let Some(s) = SCHED.lock().as_mut() {
         let cur = s.current;
         if let Some(t) = s.thread(cur) {
