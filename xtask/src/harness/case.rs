@@ -22,12 +22,14 @@ pub enum Step {
     ExpectWithin(&'static str, u64),
     /// Check the transcript so far.
     Check(fn(&str) -> Result<(), String>),
+    /// Wait for any one of these (after the previous match): outcomes that are all fine.
+    ExpectAny(&'static [&'static str]),
     /// Push a domain over the host link (the setup must provide one).
     Push(PushStep),
     /// What `cargo xtask swap NAME` does: rebuild, sign newer than what runs, push, swapped.
     SwapCommand(&'static str),
 }
-pub use Step::{Check, Expect, ExpectAll, ExpectWithin, Push, Send, SwapCommand};
+pub use Step::{Check, Expect, ExpectAll, ExpectAny, ExpectWithin, Push, Send, SwapCommand};
 
 /// One push: `domain` signed as `version` (its signature broken if `tamper`), sent with
 /// `fault`; the kernel's answer (or the link's error) must contain `answer`, and the new
@@ -64,6 +66,8 @@ pub enum Setup {
     SwapFixtures,
     /// The standard boot with the host link connected to a socket.
     HostLink,
+    /// The standard initrd plus attack domains (`crate::tests::attacks`).
+    Attack(&'static [fixtures::Attacker]),
 }
 
 /// One QEMU boot test: boot `setup` with `append` on each of `boards`, hold the console
@@ -114,6 +118,11 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
             image::write_initrd(&path, &fixtures::swap_fixture_entries(board)?)?;
             boot.initrd = Some(path);
         }
+        Setup::Attack(attackers) => {
+            let path = out_dir(board).join(format!("attack-{}-initrd.img", t.name));
+            image::write_initrd(&path, &fixtures::attack_entries(board, attackers)?)?;
+            boot.initrd = Some(path);
+        }
         Setup::HostLink => boot.host_link = Some(out_dir(board).join("test-hostlink.sock")),
         Setup::DtsChanges(changes) => {
             let dir = out_dir(board).join("test-dtbs");
@@ -127,6 +136,7 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
             match *step {
                 Expect(p) => s.expect(p, TIMEOUT)?,
                 ExpectAll(ps) => s.expect_all(ps, TIMEOUT)?,
+                ExpectAny(ps) => expect_any(&mut s, ps, TIMEOUT)?,
                 Send(text) => s.send(text)?,
                 ExpectWithin(p, secs) => s.expect(p, Duration::from_secs(secs))?,
                 Check(f) => f(&s.transcript())?,
@@ -173,4 +183,25 @@ fn push_step(p: &PushStep, board: Board, socket: &std::path::Path) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// Waits until one of `patterns` appears after the previous match; continues after the
+/// earliest one found.
+fn expect_any(s: &mut Session, patterns: &[&str], timeout: Duration) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let (lock, cond) = &*s.output;
+    let mut out = lock.lock().unwrap();
+    loop {
+        let rest = &out.text[s.cursor..];
+        if let Some(end) = patterns.iter().filter_map(|p| rest.find(p).map(|at| at + p.len())).min() {
+            s.cursor += end;
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if out.closed || now >= deadline {
+            let why = if out.closed { "QEMU exited" } else { "timed out" };
+            return Err(format!("{why} waiting for any of {patterns:?}"));
+        }
+        out = cond.wait_timeout(out, deadline - now).unwrap().0;
+    }
 }

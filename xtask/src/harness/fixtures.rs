@@ -98,3 +98,49 @@ pub fn fatal_hello_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, Strin
     }
     Ok(entries)
 }
+
+/// An attack domain of the attack tests: crate `krate` signed as domain `name` with version
+/// `0.<variant>.0` (the domain reads its variant from its version), restart policy
+/// `restart`, the board's device grants, and optionally taking the place of a standard
+/// domain (`replaces`, an initrd entry such as `relay.qvd`, so it can export its interface).
+#[derive(Clone, Copy)]
+pub struct Attacker {
+    pub krate: &'static str,
+    pub name: &'static str,
+    pub variant: u32,
+    pub restart: &'static str,
+    pub virt_devices: &'static [&'static str],
+    pub rpi3_devices: &'static [&'static str],
+    pub replaces: Option<&'static str>,
+}
+
+/// The board's standard initrd plus the attack domains, each checked (safe Rust, allowed
+/// dependencies), built and signed with the development key like any domain.
+pub fn attack_entries(board: Board, attackers: &[Attacker]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut entries = image::initrd_entries(board)?;
+    let dev = qvq_sign::read_signing_key(&image::ensure_dev_key()?)?;
+    for a in attackers {
+        domains::check_forbids_unsafe(a.krate)?;
+        domains::check_dependencies(a.krate)?;
+        if let Some(r) = a.replaces {
+            entries.retain(|e| e.0 != r);
+        }
+        let elf = std::fs::read(build_domain_elf(a.krate)?).map_err(|e| e.to_string())?;
+        let devices = match board {
+            Board::Virt => a.virt_devices,
+            Board::Rpi3 => a.rpi3_devices,
+        };
+        let entry = RecipeEntry {
+            name: a.krate.into(),
+            devices: devices.iter().map(|d| d.to_string()).collect(),
+            restart: Some(a.restart.into()),
+            version: Some(format!("0.{}.0", a.variant)),
+        };
+        let mut manifest = domains::manifest(a.krate, Some(&entry), true)?;
+        manifest.name = a.name.into();
+        // Versioned entry names: two variants of one attacker are two versions of it (the
+        // first boots; a later one can be swapped in).
+        entries.push((format!("{}-0.{}.0.qvd", a.name, a.variant), qvq_sign::sign(&manifest, &elf, &dev)?));
+    }
+    Ok(entries)
+}

@@ -2,6 +2,7 @@
 //! printed is `N passed, N failed`. The cases are here, one file per area; the machinery
 //! that boots and talks to QEMU is `crate::harness` (`harness::case` for a case's steps).
 
+mod attacks;
 mod boot;
 mod crash;
 mod devicetree;
@@ -26,6 +27,7 @@ fn qemu_tests() -> Vec<QemuTest> {
         domains::cases(),
         crash::cases(),
         devicetree::cases(),
+        attacks::cases(),
     ]
     .into_iter()
     .flatten()

@@ -1,0 +1,8 @@
+//! Attack class 2: calling a kernel service through the services table directly, with
+//! values the trusted wrappers would never pass: an export whose table and state are integers (every call into it jumps there).
+#![forbid(unsafe_code)]
+
+fn main() {
+    let s = interfaces::services();
+    let _ = (s.export)(b"Hello".as_ptr(), 5, &interfaces::hello::HASH, 0x1000 as *const (), 0x2000 as *const ());
+}

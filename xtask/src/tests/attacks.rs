@@ -1,0 +1,389 @@
+//! QEMU tests of the attacker QvQ designs against (../shared/DESIGN.md, "The attacker we
+//! design against"): signed, safe-Rust attack domains (`domains/attack-*`) that loop while
+//! holding a lock, exhaust what they can allocate, abuse their device grants and feed odd
+//! values to every safe runtime function. Each test boots the standard initrd plus the
+//! attacker (`Setup::Attack`) and asserts containment: the attacker is refused or crashed
+//! with a clear log line, the kernel does not panic, and the shell and the other domains
+//! still answer. The compile-time attack classes (forged proxies, services-table calls,
+//! look-alike interfaces, marker traits) are trybuild tests in
+//! `domains/trusted/interfaces/tests/compile-fail/`.
+
+use crate::harness::case::{Check, Expect, ExpectAll, ExpectAny, QemuTest, Send, Setup, Step, BOTH};
+use crate::harness::fixtures::Attacker;
+
+const fn attacker(krate: &'static str, variant: u32) -> Attacker {
+    Attacker {
+        krate,
+        name: krate,
+        variant,
+        restart: "hold",
+        virt_devices: &[],
+        rpi3_devices: &[],
+        replaces: None,
+    }
+}
+
+/// attack-mutex in relay's place (it exports Relay, so `relay panic|fault` reach it).
+const fn mutex(variant: u32) -> Attacker {
+    Attacker {
+        restart: "restart",
+        replaces: Some("relay.qvd"),
+        ..attacker("attack-mutex", variant)
+    }
+}
+
+/// attack-device with one grant without an interrupt: QEMU virt's fw-cfg, the rpi3's
+/// mini UART (polled; no interrupt in the device tree).
+const fn device(variant: u32) -> Attacker {
+    Attacker {
+        virt_devices: &["qemu,fw-cfg-mmio"],
+        rpi3_devices: &["brcm,bcm2835-aux-uart"],
+        ..attacker("attack-device", variant)
+    }
+}
+
+const MUTEX_CALL: &[Attacker] = &[mutex(2)];
+const MUTEX_THREAD: &[Attacker] = &[mutex(1)];
+const MUTEX_PANIC: &[Attacker] = &[mutex(3)];
+const HEAP: &[Attacker] = &[attacker("attack-heap", 1)];
+const THREAD_BOMB: &[Attacker] = &[attacker("attack-bomb", 1)];
+const EVENT_BOMB: &[Attacker] = &[attacker("attack-bomb", 2)];
+const INIT_LOOP: &[Attacker] = &[attacker("attack-initloop", 1)];
+const DEVICE_1: &[Attacker] = &[device(1)];
+const DEVICE_2: &[Attacker] = &[device(2)];
+const DEVICE_3: &[Attacker] = &[device(3)];
+const DEVICE_4: &[Attacker] = &[device(4)];
+const ODD_INPUTS: &[Attacker] = &[attacker("attack-inputs", 1)];
+const HUGE_SLEEPS: &[Attacker] = &[attacker("attack-inputs", 2)];
+const LOG_FORGERY: &[Attacker] = &[attacker("attack-inputs", 3)];
+const REPLACE_SERVICES: &[Attacker] = &[attacker("attack-inputs", 4)];
+const SWAP_EXPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 1), attacker("attack-swap", 2)];
+const SWAP_IMPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 2), attacker("attack-swap", 3)];
+
+/// The kernel never panicked, and no attacker reported an escape.
+fn kernel_intact(t: &str) -> Result<(), String> {
+    for bad in ["KERNEL PANIC", "ESCAPE"] {
+        if let Some(at) = t.find(bad) {
+            let line_end = t[at..].find('\n').map_or(t.len(), |n| at + n);
+            return Err(format!("found {bad:?}: {}", &t[at..line_end]));
+        }
+    }
+    Ok(())
+}
+
+/// The end of every attack test: the shell answers, hello answers, the kernel is intact.
+const SHELL_ANSWERS: &[Step] = &[
+    Send("hello ping 41\r"),
+    Expect("hello ping 41: 42"),
+    Expect("qvq$ "),
+    Check(kernel_intact),
+    Send("poweroff\r"),
+    Expect("power off (status 0)"),
+];
+
+fn attack(name: &'static str, attackers: &'static [Attacker], steps: &'static [Step]) -> QemuTest {
+    QemuTest {
+        name,
+        boards: BOTH,
+        append: "",
+        setup: Setup::Attack(attackers),
+        steps,
+        exit_status: 0,
+    }
+}
+
+/// A huge sleep must not have been cut short by an overflowing deadline.
+fn no_huge_sleep_woke(t: &str) -> Result<(), String> {
+    match t.find("woke from sleep_ms(") {
+        Some(at) => Err(format!("a thread woke early: {}", &t[at..t[at..].find('\n').map_or(t.len(), |n| at + n)])),
+        None => Ok(()),
+    }
+}
+
+/// No line of the console transcript begins with a timestamp an attacker wrote (a log
+/// line with an embedded newline or carriage return forges a kernel line).
+fn no_forged_line(t: &str) -> Result<(), String> {
+    for forged in ["[    0.000001]", "[    0.000002]", "[    0.000003]"] {
+        if t.split(['\n', '\r']).any(|line| line.starts_with(forged)) {
+            return Err(format!("a domain forged a kernel log line starting {forged:?}"));
+        }
+    }
+    Ok(())
+}
+
+pub fn cases() -> Vec<QemuTest> {
+    vec![
+        // Class 7: a loop inside Mutex::with, in a call the shell makes.
+        attack(
+            "attack-mutex-loop-in-a-call",
+            MUTEX_CALL,
+            &[
+                Expect("domain attack-mutex started: exports Relay"),
+                Expect("qvq$ "),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Send("relay panic\r"),
+                Expect("attack-mutex: looping inside Mutex::with in a call"),
+                Expect("domain attack-mutex crashed: a call ran past its CPU budget"),
+                ExpectAll(&["relay: error: callee crashed", "domain attack-mutex restarted: generation 2"]),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                // Once more, on the restarted instance.
+                Send("relay panic\r"),
+                Expect("domain attack-mutex crashed: a call ran past its CPU budget"),
+                ExpectAll(&["relay: error: callee crashed", "domain attack-mutex restarted: generation 3"]),
+                Step::Send("hello sum\r"),
+                Expect("hello sum 1..8: 36"),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 7: the callee of a call made while holding a Mutex loops; its CPU budget
+        // must still take it back (the caller's lock must not mask the watchdog).
+        attack(
+            "attack-mutex-callee-loops-under-a-mutex",
+            MUTEX_CALL,
+            &[
+                Expect("qvq$ "),
+                Send("relay fault\r"),
+                Expect("attack-mutex: calling hello.fail(3) while holding a Mutex"),
+                Expect("domain hello crashed: a call ran past its CPU budget"),
+                ExpectAll(&[
+                    "attack-mutex: hello.fail(3) under a Mutex ended with outcome 1",
+                    "relay: hello crashed inside relay's call; relay answered normally",
+                    "domain hello restarted: generation 2",
+                ]),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 7: a panic while holding a Mutex (the unwind must not leave interrupts
+        // masked or the lock held in the restarted instance).
+        attack(
+            "attack-mutex-panic-under-a-mutex",
+            MUTEX_PANIC,
+            &[
+                Expect("qvq$ "),
+                Send("relay panic\r"),
+                Expect("domain attack-mutex crashed: panicked: panicked at"),
+                ExpectAll(&["relay: error: callee crashed", "domain attack-mutex restarted: generation 2"]),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Send("relay panic\r"),
+                Expect("attack-mutex panics while holding its Mutex"),
+                ExpectAll(&["relay: error: callee crashed", "domain attack-mutex restarted: generation 3"]),
+                Send("ticker 3 10\r"),
+                ExpectAll(&["tick 1/3", "tick 2/3", "tick 3/3"]),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 7: a thread of the domain's own loops inside Mutex::with: a busy thread,
+        // nothing more; the shell keeps answering and other threads keep running.
+        attack(
+            "attack-mutex-loop-in-a-thread",
+            MUTEX_THREAD,
+            &[
+                Expect("attack-mutex: thread loops inside Mutex::with from now on"),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Send("ticker 3 10\r"),
+                ExpectAll(&["tick 1/3", "tick 2/3", "tick 3/3"]),
+                Send("crash hello panic\r"),
+                ExpectAll(&["crash hello panic: error: callee crashed", "domain hello restarted: generation 2"]),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 8: leaking shared-heap blocks ends at the attacker's quota.
+        attack(
+            "attack-shared-heap-exhaustion",
+            HEAP,
+            &[
+                Expect("attack-heap: leaking 64-byte shared-heap blocks"),
+                Expect("domain attack-heap crashed: panicked"),
+                Expect("domain attack-heap reclaimed:"),
+                Expect("domain attack-heap held: its restart policy is hold"),
+                Send("hello sum\r"),
+                Expect("hello sum 1..8: 36"),
+                Send("mem\r"),
+                Expect("qvq$ "),
+                Send("crash hello panic\r"),
+                ExpectAll(&["crash hello panic: error: callee crashed", "domain hello restarted: generation 2"]),
+                Send("hello sum\r"),
+                Expect("hello sum 1..8: 36"),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 9: a thread bomb ends in the attacker's error; others can still start
+        // threads and restart.
+        attack(
+            "attack-thread-bomb",
+            THREAD_BOMB,
+            &[
+                Expect("attack-bomb: thread bomb starting"),
+                ExpectAny(&["attack-bomb: spawn refused after", "domain attack-bomb crashed"]),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Send("ticker 3 10\r"),
+                ExpectAll(&["tick 1/3", "tick 2/3", "tick 3/3"]),
+                Send("crash hello panic\r"),
+                ExpectAll(&["crash hello panic: error: callee crashed", "domain hello restarted: generation 2"]),
+                Send("crash console\r"),
+                Expect("domain console restarted: generation 2"),
+                // A new version needs fresh frames: the bomb must have left them (charged
+                // to the attacker's own limit, not the machine's).
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 9: an event bomb ends in the attacker's error; a restarted console driver
+        // can still make its event.
+        attack(
+            "attack-event-bomb",
+            EVENT_BOMB,
+            &[
+                Expect("attack-bomb: event bomb starting"),
+                ExpectAny(&["attack-bomb: Event::new refused after", "domain attack-bomb crashed"]),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Send("crash console\r"),
+                Expect("domain console restarted: generation 2"),
+                Send("ticker 3 10\r"),
+                ExpectAll(&["tick 1/3", "tick 2/3", "tick 3/3"]),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 10: an init that never returns; boot carries on.
+        attack(
+            "attack-init-loops-forever",
+            INIT_LOOP,
+            &[
+                Expect("attack-initloop: init loops forever"),
+                Expect("domain attack-initloop"),
+                Expect("CPU budget"),
+                Expect("qvq$ "),
+                Send("domains\r"),
+                Expect("shell        0.1.0    running"),
+                Expect("qvq$ "),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 12: claims past the grants, an interrupt wait without an interrupt, and
+        // accesses at each edge of the granted range.
+        attack("attack-device-read-at-size", DEVICE_1, DEVICE_STEPS).then(SHELL_ANSWERS),
+        attack("attack-device-read-at-usize-max", DEVICE_2, DEVICE_STEPS).then(SHELL_ANSWERS),
+        attack("attack-device-write-at-size", DEVICE_3, DEVICE_STEPS).then(SHELL_ANSWERS),
+        attack("attack-device-read-straddling-the-end", DEVICE_4, DEVICE_STEPS).then(SHELL_ANSWERS),
+        // Class 13: huge and odd inputs.
+        attack(
+            "attack-odd-inputs",
+            ODD_INPUTS,
+            &[
+                Expect("attack-inputs: logged 1 MiB"),
+                Expect("attack-inputs: logged odd text"),
+                Expect("attack-inputs: spawn with a 10 KiB name: Ok(())"),
+                Expect("attack-inputs: wait(u64::MAX) on a fresh event returned 0"),
+                Expect("attack-inputs: wait(0) after 1000 signals returned 1000"),
+                Expect("attack-inputs: wait_restartable outside a call returned 1000"),
+                Expect("attack-inputs: keep_state with hello's state"),
+                Expect("attack-inputs: odd inputs done"),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        attack(
+            "attack-huge-sleeps",
+            HUGE_SLEEPS,
+            &[
+                Expect("attack-inputs: sleepers started"),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Send("ticker 3 10\r"),
+                ExpectAll(&["tick 1/3", "tick 2/3", "tick 3/3"]),
+                Check(no_huge_sleep_woke),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 3: replacing the services table from safe code (`set_services`,
+        // `runtime::start`, the `_start` that `entry!` generates) is refused at run time,
+        // and the private heap is not set up again over live allocations.
+        attack(
+            "attack-replace-services",
+            REPLACE_SERVICES,
+            &[Expect(
+                "attack-inputs: set_services again: false; runtime::start again: -1; _start again: -1; heap intact: true",
+            )],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 14: a hot swap whose state export (in the running version) loops forever.
+        attack(
+            "attack-swap-export-loops",
+            SWAP_EXPORT_LOOPS,
+            &[
+                Expect("attack-swap: variant 1 running"),
+                Expect("qvq$ "),
+                Send("swap attack-swap\r"),
+                Expect("attack-swap: state export loops forever"),
+                ExpectAny(&["swap attack-swap refused", "swap attack-swap: error"]),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Send("ticker 3 10\r"),
+                ExpectAll(&["tick 1/3", "tick 2/3", "tick 3/3"]),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 14: a hot swap whose state import (in the new version) loops forever; the
+        // old version serves on.
+        attack(
+            "attack-swap-import-loops",
+            SWAP_IMPORT_LOOPS,
+            &[
+                Expect("attack-swap: variant 2 running"),
+                Expect("qvq$ "),
+                Send("swap attack-swap\r"),
+                Expect("attack-swap: state import loops forever"),
+                Expect("swap attack-swap refused"),
+                Send("domains\r"),
+                Expect("attack-swap  0.2.0    running"),
+                Expect("qvq$ "),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 14 (found here): log lines with embedded line breaks forge kernel lines.
+        attack(
+            "attack-log-forgery",
+            LOG_FORGERY,
+            &[
+                Expect("attack-inputs: forgery done"),
+                Expect("domain attack-inputs crashed: panicked"),
+                Expect("ended: its domain crashed"),
+                Check(no_forged_line),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+    ]
+}
+
+const DEVICE_STEPS: &[Step] = &[
+    Expect("attack-device: claims past the grant refused: 6 of 6"),
+    Expect("attack-device: grant 0: "),
+    Expect("attack-device: wait_irq on a grant without an interrupt returned false"),
+    Expect("attack-device: read32(size-4) fine"),
+    Expect("domain attack-device crashed: panicked: panicked at"),
+    Expect("outside the granted"),
+    Expect("domain attack-device held"),
+];
+
+trait Then {
+    fn then(self, more: &'static [Step]) -> QemuTest;
+}
+
+impl Then for QemuTest {
+    /// The same test with `more` steps after its own (leaked: tests live for the run).
+    fn then(mut self, more: &'static [Step]) -> QemuTest {
+        let steps: Vec<Step> = self.steps.iter().chain(more).copied().collect();
+        self.steps = Box::leak(steps.into_boxed_slice());
+        self
+    }
+}
