@@ -80,12 +80,12 @@ extern "C" fn trap_from_thread(frame: &mut TrapFrame, kind: u64) {
     match Kind::from_raw(kind) {
         Kind::Irq => {
             crate::irq::handle_interrupt();
-            if crate::domain::watchdog_fired() {
+            if let Some(d) = crate::domain::watchdog_fired() {
                 let cause = alloc::format!(
                     "a call ran past its CPU budget ({} ms); taken back at the timer interrupt",
                     crate::domain::CALL_BUDGET_TICKS as u64 * 1000 / crate::time::TICK_HZ
                 );
-                crate::domain::crash_in_trap(frame, &cause);
+                crate::domain::crash_domain_in_trap(frame, d, &cause);
             }
         }
         Kind::Sync => {

@@ -39,6 +39,12 @@ pub fn set_sink(sink: &'static dyn Sink) {
     *SINK.lock() = Some(sink);
 }
 
+/// A thread was unwound out of the kernel (its domain crashed), perhaps while it wrote to
+/// the sink: let the next line try the sink again.
+pub fn writer_abandoned() {
+    WRITING_TO_SINK.store(false, Ordering::Relaxed);
+}
+
 /// For the fatal-fault path only: the output's holder will never resume.
 pub fn force_unlock() {
     OUTPUT.force_unlock();

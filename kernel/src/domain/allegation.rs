@@ -104,6 +104,25 @@ pub fn copy_text(d: DomainId, ptr: *const u8, len: usize, max: usize) -> Result<
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Text a domain gave the kernel, made safe to print: control characters (terminal escape
+/// sequences, carriage returns, C1 controls) become `?`, so a domain cannot start a line
+/// that looks like the kernel's or move the cursor. With `multiline`, a line break is kept
+/// but the next line is indented, so it never starts like a kernel log line; otherwise it
+/// is shown as `\n`.
+pub fn printable(text: &str, multiline: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' if multiline => out.push_str("\n    "),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push(' '),
+            c if c.is_control() => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Copies a 32-byte hash at `ptr` from domain `d`.
 pub fn copy_hash(d: DomainId, ptr: *const [u8; 32]) -> Result<[u8; 32], Refusal> {
     let bytes = copy_in(d, ptr as *const u8, 32, 32)?;

@@ -23,7 +23,9 @@ pub(super) struct Continuation {
     prev: usize,
     /// How the domain was entered: `EntryKind::Call` (0, a proxy call), or by the kernel.
     kind: u64,
-    _unused: u64,
+    /// Timer ticks that found the thread running inside this call (itself, what it called,
+    /// or kernel services on its behalf): the CPU budget. Zeroed when the frame is pushed.
+    ticks: u64,
 }
 
 /// How a domain was entered (`Continuation::kind`).
@@ -146,7 +148,6 @@ pub(super) fn take_innermost_into(domain: DomainId, code: u32) -> Option<*const 
     ctx.continuations.store(cont.prev, Relaxed);
     ctx.current.store(cont.caller, Relaxed);
     ctx.status.store(code, Relaxed);
-    ctx.watch_ticks.store(0, Relaxed);
     Some(cont as *const Continuation)
 }
 
@@ -187,9 +188,24 @@ pub(super) fn caller_of_current_call() -> Option<DomainId> {
     chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed)).next().map(|(_, c)| c.caller)
 }
 
-/// The running thread's innermost continuation, if it is under the CPU budget (a call, or
-/// the kernel calling the domain; not a domain thread): the call the watchdog times.
-pub(super) fn innermost_call() -> Option<usize> {
-    let head = call_context::live().continuations.load(Relaxed);
-    chain(KERNEL, head).next().filter(|(_, c)| c.kind != EntryKind::Thread as u64).map(|_| head)
+/// Counts one tick against every call on the running thread's chain that is under the CPU
+/// budget (proxy calls and the kernel's calls of a domain; not domain threads). Returns the
+/// domain entered by the innermost call now past `budget` ticks, if any.
+pub(super) fn charge_tick(budget: u64) -> Option<DomainId> {
+    let ctx = call_context::live();
+    let mut over = None;
+    for (called, c) in chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed)) {
+        if c.kind == EntryKind::Thread as u64 {
+            continue;
+        }
+        let ticks = c.ticks + 1;
+        // SAFETY: a live continuation frame of the interrupted thread (the tick runs with
+        // interrupts masked on its behalf); `ticks` is the kernel's own field in it, which
+        // no domain code can reach.
+        unsafe { core::ptr::addr_of!(c.ticks).cast_mut().write_volatile(ticks) };
+        if ticks > budget && over.is_none() && called != KERNEL {
+            over = Some(called);
+        }
+    }
+    over
 }

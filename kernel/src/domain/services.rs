@@ -6,7 +6,7 @@
 //! exhaustion into that domain's error. This is the ABI boundary: the kernel's typed
 //! results become the ABI's integer codes here, and only here.
 
-use super::allegation::{copy_hash, copy_in, copy_out, copy_text, Reach, Refusal};
+use super::allegation::{copy_hash, copy_in, copy_out, copy_text, printable, Reach, Refusal};
 use super::continuation::{as_kernel, call_into, caller_of_current_call, proxy_status_address, EntryKind};
 use super::events::{self, Waited};
 use super::instance::StateHooks;
@@ -45,6 +45,7 @@ pub fn table(domain: DomainId, heap_base: usize, heap_size: usize, version: [u32
         import,
         proxy_call: super::continuation::qvq_proxy_call as *const () as usize,
         proxy_status: proxy_status_address(),
+        stack_limit: crate::sched::call_context::live().stack_limit.as_ptr(),
         slot_generation,
         spawn,
         sleep_ms,
@@ -63,6 +64,25 @@ pub fn table(domain: DomainId, heap_base: usize, heap_size: usize, version: [u32
         rref_send,
         rref_claim,
     }
+}
+
+/// The calling domain, once it is sure to have the stack a service needs. A domain that
+/// calls a service with less than `SERVICE_STACK` left has overflowed its stack: the
+/// service touches the guard page, so the domain crashes from a clean trap (on the
+/// exception stack) rather than deep inside the kernel with a lock held.
+#[inline(always)]
+fn enter() -> DomainId {
+    let d = current();
+    let ctx = crate::sched::call_context::live();
+    let limit = ctx.stack_limit.load(Ordering::Relaxed);
+    let here = 0u8;
+    let sp = core::hint::black_box(&here) as *const u8 as usize;
+    if d != super::KERNEL && limit != 0 && sp.saturating_sub(limit) < interfaces::abi::SERVICE_STACK {
+        // SAFETY: deliberately faults: the word just below the stack limit is the thread's
+        // unmapped guard page. The trap handler crashes `d` and unwinds the thread.
+        unsafe { core::ptr::read_volatile((limit - 8) as *const u64) };
+    }
+    d
 }
 
 fn name(d: DomainId) -> String {
@@ -95,17 +115,17 @@ fn checked<T>(d: DomainId, service: &str, r: Result<T, Refusal>) -> T {
 }
 
 extern "C" fn log(ptr: *const u8, len: usize) {
-    let d = current();
+    let d = enter();
     let text = checked(d, "log", copy_text(d, ptr, len, MAX_LOG));
-    crate::info!("{}: {}", name(d), text.trim_end());
+    crate::info!("{}: {}", name(d), printable(text.trim_end(), false));
 }
 
 extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
-    let d = current();
+    let d = enter();
     let message = copy_text(d, ptr, len, MAX_PANIC).unwrap_or_else(|_| String::from("<its message was not in its own memory>"));
     // Handle the crash as the kernel: otherwise an interrupt meanwhile would find this
     // thread "inside" the dead domain and unwind it before the reclamation is done.
-    let cause = alloc::format!("panicked: {message}");
+    let cause = alloc::format!("panicked: {}", printable(&message, true));
     drop(message);
     as_kernel(|| recovery::crashed(d, &cause));
     drop(cause);
@@ -113,8 +133,8 @@ extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
 }
 
 extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const (), methods: u32) -> i32 {
-    let d = current();
-    let name = checked(d, "export", copy_text(d, name, name_len, MAX_INTERFACE_NAME));
+    let d = enter();
+    let name = printable(&checked(d, "export", copy_text(d, name, name_len, MAX_INTERFACE_NAME)), false);
     let hash = checked(d, "export", copy_hash(d, hash));
     // The table must be the domain's own, and each entry a function of its own code: the
     // trampoline will jump there on its callers' behalf. (`state` is only handed back to
@@ -147,8 +167,8 @@ extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], ta
 }
 
 extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64 {
-    let d = current();
-    let name = checked(d, "import", copy_text(d, name, name_len, MAX_INTERFACE_NAME));
+    let d = enter();
+    let name = printable(&checked(d, "import", copy_text(d, name, name_len, MAX_INTERFACE_NAME)), false);
     let hash = checked(d, "import", copy_hash(d, hash));
     let result = registry().import(d, &name, &hash);
     match result {
@@ -166,7 +186,7 @@ extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) ->
 }
 
 extern "C" fn slot_generation(slot: u32) -> u32 {
-    registry().slot_generation(current(), slot)
+    registry().slot_generation(enter(), slot)
 }
 
 struct ThreadCall {
@@ -182,7 +202,7 @@ unsafe extern "C" fn invoke_thread(data: *mut u8, _: *const (), _: *const ()) {
 }
 
 extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32 {
-    let d = current();
+    let d = enter();
     let thread_name = checked(d, "spawn", copy_text(d, name, name_len, MAX_THREAD_NAME));
     if let Some(reach) = checked(d, "spawn", Reach::of(d)) {
         if !reach.is_code(entry as usize) {
@@ -194,7 +214,7 @@ extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, na
         return -2;
     }
     count.fetch_add(1, Ordering::Relaxed);
-    let name = alloc::format!("{}:{}", registry().name(d), thread_name);
+    let name = alloc::format!("{}:{}", registry().name(d), printable(&thread_name, false));
     let thread_name = name.clone();
     let r = crate::sched::spawn(&thread_name, crate::sched::Priority::Normal, move || {
         let mut call = ThreadCall { entry, arg };
@@ -221,19 +241,22 @@ extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, na
 }
 
 extern "C" fn sleep_ms(ms: u64) {
+    enter();
     crate::sched::sleep_ms(ms)
 }
 
 extern "C" fn yield_now() {
+    enter();
     crate::sched::yield_now()
 }
 
 extern "C" fn uptime_ns() -> u64 {
+    enter();
     crate::time::uptime_ns()
 }
 
 extern "C" fn event_new() -> i64 {
-    events::create(current()).map_or(-1, |e| e as i64)
+    events::create(enter()).map_or(-1, |e| e as i64)
 }
 
 /// The end of a wait on an event the domain does not own.
@@ -242,7 +265,7 @@ fn not_owned_event(d: DomainId, service: &str) -> ! {
 }
 
 extern "C" fn event_wait(event: u32, seen: u64) -> u64 {
-    let d = current();
+    let d = enter();
     match events::wait(d, event, seen, false) {
         Waited::Count(n) => n,
         Waited::NotOwned => not_owned_event(d, "event_wait"),
@@ -251,7 +274,7 @@ extern "C" fn event_wait(event: u32, seen: u64) -> u64 {
 }
 
 extern "C" fn event_wait_restartable(event: u32, seen: u64) -> u64 {
-    let d = current();
+    let d = enter();
     match events::wait(d, event, seen, true) {
         Waited::Count(n) => n,
         Waited::NotOwned => not_owned_event(d, "event_wait_restartable"),
@@ -263,7 +286,7 @@ extern "C" fn event_wait_restartable(event: u32, seen: u64) -> u64 {
 }
 
 extern "C" fn event_signal(event: u32) {
-    let d = current();
+    let d = enter();
     if !events::signal(d, event) {
         not_owned_event(d, "event_signal");
     }
@@ -277,7 +300,7 @@ extern "C" fn state_hooks(
     import: interfaces::abi::StateImportFn,
     import_context: usize,
 ) -> i32 {
-    let d = current();
+    let d = enter();
     let hash = checked(d, "state_hooks", copy_hash(d, hash));
     if let Some(reach) = checked(d, "state_hooks", Reach::of(d)) {
         if !reach.is_code(export as usize) || !reach.is_code(import as usize) {
@@ -300,14 +323,14 @@ extern "C" fn state_hooks(
 }
 
 extern "C" fn device(index: u32, out: *mut DeviceGrant) -> i32 {
-    let d = current();
+    let d = enter();
     let Some(g) = grants::device(d, index) else { return -1 };
     checked(d, "device", copy_out(d, out, g));
     0
 }
 
 extern "C" fn irq_wait(index: u32) -> i32 {
-    if grants::irq_wait(current(), index) {
+    if grants::irq_wait(enter(), index) {
         0
     } else {
         -1
@@ -315,21 +338,22 @@ extern "C" fn irq_wait(index: u32) -> i32 {
 }
 
 extern "C" fn irq_done(index: u32) {
-    grants::irq_done(current(), index)
+    grants::irq_done(enter(), index)
 }
 
 extern "C" fn rref_alloc(size: usize, align: usize) -> *mut u8 {
-    rref::alloc(current(), size, align)
+    rref::alloc(enter(), size, align)
 }
 
 extern "C" fn rref_free(ptr: *mut u8) {
-    if !rref::free(current(), ptr) {
-        crate::warn!("{}: freed a shared-heap block it does not own; ignored", name(current()));
+    let d = enter();
+    if !rref::free(d, ptr) {
+        crate::warn!("{}: freed a shared-heap block it does not own; ignored", name(d));
     }
 }
 
 extern "C" fn rref_send(ptr: *mut u8, slot: u32) -> i32 {
-    let d = current();
+    let d = enter();
     let to = if slot == RETURN_TO_CALLER {
         caller_of_current_call()
     } else {
@@ -342,7 +366,7 @@ extern "C" fn rref_send(ptr: *mut u8, slot: u32) -> i32 {
 }
 
 extern "C" fn rref_claim(ptr: *mut u8) -> i32 {
-    if rref::claim(current(), ptr) {
+    if rref::claim(enter(), ptr) {
         0
     } else {
         -1

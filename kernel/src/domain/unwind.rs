@@ -35,14 +35,20 @@ fn redirect(frame: &mut TrapFrame, domain: DomainId, code: u32) -> bool {
     true
 }
 
-/// A synchronous exception or the watchdog caught domain code: the current domain
-/// crashed. Returns false (a kernel fault) if the kernel itself was running.
+/// A synchronous exception caught domain code: the current domain crashed. Returns false
+/// (a kernel fault) if the kernel itself was running.
 pub fn crash_in_trap(frame: &mut TrapFrame, cause: &str) -> bool {
-    let d = call_context::current_domain();
+    crash_domain_in_trap(frame, call_context::current_domain(), cause)
+}
+
+/// The watchdog (or a fault) caught a call into `d` on the interrupted thread: `d` crashed,
+/// and the thread resumes at its innermost call into `d`. False for the kernel.
+pub fn crash_domain_in_trap(frame: &mut TrapFrame, d: DomainId, cause: &str) -> bool {
     if d == KERNEL {
         return false;
     }
     recovery::crashed(d, cause);
+    crate::log::writer_abandoned();
     redirect(frame, d, RpcError::Crashed as u32)
 }
 

@@ -1,46 +1,30 @@
 //! The CPU-budget watchdog: a call into a domain that runs past its budget is taken back
-//! at the timer tick (its domain crashes). It costs the call path nothing: the tick looks at
-//! the interrupted thread's innermost call and counts how long it has been the same one.
+//! at the timer tick (the domain it entered crashes). It costs the call path one store:
+//! every tick charges the interrupted thread's live calls (the continuation frames on its
+//! chain), so a call's time includes what it calls and the kernel services it uses, and a
+//! call cannot hide from the budget by calling out or logging in a loop.
 
-use super::continuation::innermost_call;
-use super::registry::is_dead;
-use super::{proxy, KERNEL};
-use crate::sched::call_context;
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use super::continuation::charge_tick;
+use super::DomainId;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// Ticks a call may run before the watchdog ends it (100 ms at 100 Hz).
 pub const CALL_BUDGET_TICKS: u32 = 10;
-static FIRED: AtomicBool = AtomicBool::new(false);
+/// The domain to crash at the end of this interrupt, plus one (0: none).
+static FIRED: AtomicU32 = AtomicU32::new(0);
 
-/// From the timer tick, for the interrupted thread: counts how long the same call into a
-/// domain has been running; past the budget, flags it for `fired`.
+/// From the timer tick, for the interrupted thread: charges its calls; flags the innermost
+/// one past the budget for `fired`.
 pub fn tick() {
-    let ctx = call_context::live();
-    let d = ctx.current.load(Relaxed);
-    let call = if d != KERNEL && !is_dead(d) { innermost_call() } else { None };
-    let Some(head) = call else {
-        ctx.watch_ticks.store(0, Relaxed);
-        return;
-    };
-    // The same call if neither the continuation nor the callee's call count changed.
-    let calls = proxy::calls_served(d);
-    if ctx.watch_cont.load(Relaxed) == head && ctx.watch_calls.load(Relaxed) == calls {
-        let t = ctx.watch_ticks.load(Relaxed) + 1;
-        ctx.watch_ticks.store(t, Relaxed);
-        if t > CALL_BUDGET_TICKS {
-            FIRED.store(true, Relaxed);
-        }
-    } else {
-        ctx.watch_cont.store(head, Relaxed);
-        ctx.watch_calls.store(calls, Relaxed);
-        ctx.watch_ticks.store(1, Relaxed);
+    if let Some(d) = charge_tick(CALL_BUDGET_TICKS as u64) {
+        FIRED.store(d + 1, Relaxed);
     }
 }
 
-/// True (once) if the watchdog flagged the interrupted thread's call.
-pub fn fired() -> bool {
+/// The domain (once) whose call the watchdog flagged on the interrupted thread.
+pub fn fired() -> Option<DomainId> {
     // Plain load and store: called from the IRQ path with interrupts masked.
     let fired = FIRED.load(Relaxed);
-    FIRED.store(false, Relaxed);
-    fired
+    FIRED.store(0, Relaxed);
+    fired.checked_sub(1)
 }

@@ -1,10 +1,9 @@
 //! The running thread's call context: which domain's code it runs, the outcome of its last
-//! proxy call, the head of its continuation chain, and the watchdog's view of its current
-//! call. The proxy trampoline (arch/aarch64/continuation.s) reads and writes the live copy
-//! without a lock; the scheduler saves it with each thread and restores it on a switch.
+//! proxy call, the head of its continuation chain, and where its stack ends. The proxy
+//! trampoline (arch/aarch64/continuation.s) reads and writes the live copy without a lock; the scheduler saves it with each thread and restores it on a switch.
 //! Only the domain layer interprets it: here it is a register file.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 /// A domain's number; 0 is the kernel.
 pub type DomainId = u32;
@@ -20,11 +19,10 @@ pub struct CallContext {
     pub status: AtomicU32,
     /// Innermost live continuation of this thread (an address on its stack), or 0.
     pub continuations: AtomicUsize,
-    /// Watchdog: the call seen at the last tick (its continuation and the callee's call
-    /// count) and for how many consecutive ticks it has been running.
-    pub watch_cont: AtomicUsize,
-    pub watch_calls: AtomicU64,
-    pub watch_ticks: AtomicU32,
+    /// The lowest usable address of this thread's stack (just above its guard page), or 0
+    /// before threads run: callees and kernel services refuse to start with too little
+    /// stack left above it.
+    pub stack_limit: AtomicUsize,
 }
 
 /// The one live context (one core). The symbol name is the assembly's.
@@ -33,9 +31,7 @@ pub static QVQ_DOMAIN_CTX: CallContext = CallContext {
     current: AtomicU32::new(KERNEL),
     status: AtomicU32::new(0),
     continuations: AtomicUsize::new(0),
-    watch_cont: AtomicUsize::new(0),
-    watch_calls: AtomicU64::new(0),
-    watch_ticks: AtomicU32::new(0),
+    stack_limit: AtomicUsize::new(0),
 };
 
 /// A switched-out thread's copy of its call context.
@@ -44,9 +40,7 @@ pub struct SavedContext {
     pub domain: DomainId,
     pub status: u32,
     pub continuations: usize,
-    pub watch_cont: usize,
-    pub watch_calls: u64,
-    pub watch_ticks: u32,
+    pub stack_limit: usize,
 }
 
 /// The running thread's context.
@@ -65,9 +59,7 @@ pub fn save() -> SavedContext {
         domain: c.current.load(Relaxed),
         status: c.status.load(Relaxed),
         continuations: c.continuations.load(Relaxed),
-        watch_cont: c.watch_cont.load(Relaxed),
-        watch_calls: c.watch_calls.load(Relaxed),
-        watch_ticks: c.watch_ticks.load(Relaxed),
+        stack_limit: c.stack_limit.load(Relaxed),
     }
 }
 
@@ -76,7 +68,5 @@ pub fn restore(x: SavedContext) {
     c.current.store(x.domain, Relaxed);
     c.status.store(x.status, Relaxed);
     c.continuations.store(x.continuations, Relaxed);
-    c.watch_cont.store(x.watch_cont, Relaxed);
-    c.watch_calls.store(x.watch_calls, Relaxed);
-    c.watch_ticks.store(x.watch_ticks, Relaxed);
+    c.stack_limit.store(x.stack_limit, Relaxed);
 }

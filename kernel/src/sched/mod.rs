@@ -217,6 +217,7 @@ extern "C" fn thread_start(arg: usize) -> ! {
 /// Starts a kernel thread running `f`.
 pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, priority: Priority, f: F) -> Result<ThreadId, SpawnError> {
     let stack = Stack::new(STACK_PAGES).ok_or(SpawnError::NoMemory)?;
+    let stack_guard_end = stack.guard().end();
     let entry: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(f));
     let mut context = TrapFrame::default();
     context.x[0] = Box::into_raw(entry) as u64;
@@ -248,7 +249,10 @@ pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, priority: Priority, f: F)
         context,
         stack,
         wake_at: 0,
-        domain: SavedContext::default(),
+        domain: SavedContext {
+            stack_limit: stack_guard_end,
+            ..SavedContext::default()
+        },
     }));
     s.make_ready(index as u16);
     Ok(id)

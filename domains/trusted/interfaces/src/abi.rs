@@ -58,6 +58,8 @@ pub struct KernelServices {
     /// The calling thread's proxy status after a call: 0 done, else an `RpcError` code
     /// (then the returned value is garbage and must not be used).
     pub proxy_status: *const u32,
+    /// The lowest usable address of the running thread's stack (0 if unknown).
+    pub stack_limit: *const usize,
     /// The generation of the instance a slot of the caller's now reaches (it grows by one
     /// with every restart of the callee); 0 for a slot that is not the caller's.
     pub slot_generation: unsafe extern "C" fn(slot: u32) -> u32,
@@ -106,6 +108,24 @@ pub struct KernelServices {
 unsafe impl Send for KernelServices {}
 // SAFETY: as above.
 unsafe impl Sync for KernelServices {}
+
+/// Stack every call is guaranteed when it starts (bytes above the thread's stack limit):
+/// the callee's own frames plus `SERVICE_STACK` for the kernel services it uses. A caller
+/// that leaves less gets `RpcError::StackExhausted` and the callee does not run.
+pub const CALL_STACK: usize = 10 * 1024;
+/// Stack a kernel service needs when a domain calls it; with less left, the service
+/// treats the call as the domain's stack overflow (the domain crashes, nothing else).
+pub const SERVICE_STACK: usize = 6 * 1024;
+
+/// True if the running thread has at least `CALL_STACK` bytes of stack left.
+#[inline(always)]
+pub fn stack_left_for_a_call() -> bool {
+    let here = 0u8;
+    let sp = core::hint::black_box(&here) as *const u8 as usize;
+    // SAFETY: the kernel's per-thread stack-limit word (a plain read).
+    let limit = unsafe { core::ptr::read_volatile(services_unchecked().stack_limit) };
+    limit == 0 || sp.saturating_sub(limit) >= CALL_STACK
+}
 
 /// `rref_send`'s slot for a result going back to the caller of the call being served.
 pub const RETURN_TO_CALLER: u32 = u32::MAX;

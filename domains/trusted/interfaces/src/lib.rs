@@ -34,6 +34,9 @@ pub enum RpcError {
     /// A hot swap cancelled the call before it had any effect, and its arguments could
     /// not be passed again (an `RRef` went to the old version and was reclaimed with it).
     Interrupted = 5,
+    /// The caller left too little stack for the call (`abi::CALL_STACK`): the callee did
+    /// not run.
+    StackExhausted = 6,
 }
 
 impl RpcError {
@@ -43,6 +46,7 @@ impl RpcError {
             2 => RpcError::Unavailable,
             3 => RpcError::NotAllowed,
             5 => RpcError::Interrupted,
+            6 => RpcError::StackExhausted,
             _ => RpcError::Refused,
         }
     }
@@ -53,6 +57,7 @@ impl RpcError {
             RpcError::NotAllowed => "not allowed",
             RpcError::Refused => "refused",
             RpcError::Interrupted => "interrupted by a hot swap",
+            RpcError::StackExhausted => "the caller left too little stack for the call",
         }
     }
 }
@@ -202,6 +207,11 @@ macro_rules! interface {
                 $(
                     #[allow(improper_ctypes_definitions)]
                     unsafe extern "C" fn $method<T: $name>(state: *const () $(, $arg: $argty)*) -> Ret<$ret> {
+                        // A call must not start so deep that the callee would run out of
+                        // stack through its caller's fault (and be blamed for it).
+                        if !$crate::abi::stack_left_for_a_call() {
+                            return Ret::Err(RpcError::StackExhausted);
+                        }
                         // Arguments now belong to the callee.
                         $( CrossDomain::claim(&$arg); )*
                         // SAFETY: the kernel passes back the `state` given to `export`, a `&'static T`.

@@ -69,6 +69,7 @@ qvq_proxy_call:
 qvq_proxy_frame:
     SAVE_CONTINUATION
     stp     x11, x13, [sp, #{CONT_CALLER}]         // the caller's context, restored on return
+    str     xzr, [sp, #{CONT_TICKS}]               // the call's CPU budget starts
     ldr     w12, [x9, #{SLOT_CALLEE}]              // callee (zero-extended: status 0)
     mov     x13, sp
     stp     x12, x13, [x10]             // current = callee, status 0, continuations = this
@@ -129,7 +130,7 @@ qvq_call_with_continuation:
     add     x10, x10, :lo12:QVQ_DOMAIN_CTX
     ldp     x11, x13, [x10]
     stp     x11, x13, [sp, #{CONT_CALLER}]
-    str     x5, [sp, #{CONT_KIND}]
+    stp     x5, xzr, [sp, #{CONT_KIND}]             // kind; ticks = 0
     str     w0, [x10]
     mov     x13, sp
     str     x13, [x10, #{CTX_CONTINUATIONS}]

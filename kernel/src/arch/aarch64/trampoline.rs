@@ -12,6 +12,7 @@ use interfaces::RpcError;
 // The assembly reads two neighbouring fields with one `ldp`/`stp`: keep them neighbours.
 const _: () = {
     assert!(offset_of!(Continuation, fp_lr) == 0 && offset_of!(Continuation, callee_saved) == 16);
+    assert!(offset_of!(Continuation, ticks) == offset_of!(Continuation, kind) + 8);
     assert!(offset_of!(CallContext, current) == 0 && offset_of!(CallContext, continuations) == 8);
     assert!(offset_of!(Slot, table) == 0 && offset_of!(Slot, state) == 8);
     assert!(offset_of!(Slot, methods) == offset_of!(Slot, tag) + 4);
@@ -24,6 +25,7 @@ core::arch::global_asm!(
     CONT_SIZE = const size_of::<Continuation>(),
     CONT_CALLER = const offset_of!(Continuation, caller),
     CONT_KIND = const offset_of!(Continuation, kind),
+    CONT_TICKS = const offset_of!(Continuation, ticks),
     CTX_STATUS = const offset_of!(CallContext, status),
     CTX_CONTINUATIONS = const offset_of!(CallContext, continuations),
     SLOT_SHIFT = const 6,
