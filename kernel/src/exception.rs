@@ -87,6 +87,7 @@ extern "C" fn trap_from_thread(frame: &mut TrapFrame, kind: u64) {
                 );
                 crate::domain::crash_domain_in_trap(frame, d, &cause);
             }
+            crate::domain::end_overdue_kernel_calls();
         }
         Kind::Sync => {
             let syn = Syndrome::read();

@@ -98,9 +98,12 @@ pub(super) const FRAME_SIZE: u64 = core::mem::size_of::<Continuation>() as u64;
 /// Runs `invoke(data, table, state)` as domain `domain`, behind a continuation of `kind`.
 /// Returns 0, or the error code the call was unwound with if `domain` crashed during it.
 pub fn call_into(domain: DomainId, kind: EntryKind, invoke: InvokeFn, data: *mut u8, table: *const (), state: *const ()) -> u32 {
+    // The kernel's own calls (init, state hooks) also have a time limit (watchdog.rs).
+    let deadline = (kind == EntryKind::Kernel).then(|| super::watchdog::kernel_call_begins(domain)).flatten();
     // SAFETY: the trampoline keeps the continuation on this stack for the whole call and
     // unlinks it on return; `invoke` matches `data`.
     let code = unsafe { qvq_call_with_continuation(domain, invoke, data, table, state, kind as u64) };
+    super::watchdog::kernel_call_ends(deadline);
     // An unwind set the proxy status for a proxy to read; here the code is returned
     // instead, and a stale status would fail this thread's next proxy call.
     call_context::live().status.store(0, Relaxed);

@@ -56,7 +56,7 @@ pub use boot::boot;
 pub use console::hand_over as hand_over_console;
 pub use recovery::set_restart_rate_limit;
 pub use swap_refusal::SwapRefusal;
-pub use unwind::{before_resume, crash_domain_in_trap, crash_in_trap};
+pub use unwind::{before_resume, crash_domain_in_trap, crash_in_trap, end_overdue_kernel_calls};
 pub use watchdog::{fired as watchdog_fired, tick as watchdog_tick, CALL_BUDGET_TICKS};
 
 /// The first 8 bytes of a key id or hash, in hex (log lines).

@@ -52,6 +52,21 @@ pub fn crash_domain_in_trap(frame: &mut TrapFrame, d: DomainId, cause: &str) -> 
     redirect(frame, d, RpcError::Crashed as u32)
 }
 
+/// From the trap path: crashes the domains whose kernel calls (init, state hooks) ran past
+/// their time limit, and wakes the threads waiting in them (they are unwound when they
+/// run, like any thread inside a dead domain).
+pub fn end_overdue_kernel_calls() {
+    while let Some((thread, d)) = super::watchdog::overdue_kernel_call() {
+        let cause = alloc::format!(
+            "the kernel's call into it (its initialisation or a state hook) did not return within {} ms",
+            super::watchdog::KERNEL_CALL_LIMIT_MS
+        );
+        recovery::crashed(d, &cause);
+        crate::log::writer_abandoned();
+        crate::sched::wake(thread);
+    }
+}
+
 /// On every return to a thread: a thread about to run code of a dead domain (it was
 /// preempted or blocked inside it) is unwound to its call into that domain instead; a
 /// thread caught between the trampoline's slot check and its switch into the callee starts

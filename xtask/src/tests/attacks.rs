@@ -49,6 +49,8 @@ const HEAP: &[Attacker] = &[attacker("attack-heap", 1)];
 const THREAD_BOMB: &[Attacker] = &[attacker("attack-bomb", 1)];
 const EVENT_BOMB: &[Attacker] = &[attacker("attack-bomb", 2)];
 const INIT_LOOP: &[Attacker] = &[attacker("attack-initloop", 1)];
+const INIT_SLEEPS: &[Attacker] = &[attacker("attack-initloop", 2)];
+const INIT_WAITS: &[Attacker] = &[attacker("attack-initloop", 3)];
 const DEVICE_1: &[Attacker] = &[device(1)];
 const DEVICE_2: &[Attacker] = &[device(2)];
 const DEVICE_3: &[Attacker] = &[device(3)];
@@ -267,6 +269,30 @@ pub fn cases() -> Vec<QemuTest> {
                 Send("domains\r"),
                 Expect("shell        0.1.0    running"),
                 Expect("qvq$ "),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 10 again: an init that blocks forever (sleeping, or waiting on its own
+        // event) runs no CPU, so the kernel call's time limit ends it; boot carries on.
+        attack(
+            "attack-init-sleeps-forever",
+            INIT_SLEEPS,
+            &[
+                Expect("attack-initloop: init sleeps forever"),
+                Expect("domain attack-initloop crashed: the kernel's call into it (its initialisation or a state hook) did not return within 2000 ms"),
+                Expect("domain attack-initloop rejected: crashed during initialisation"),
+                Expect("QvQ ready"),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        attack(
+            "attack-init-waits-forever",
+            INIT_WAITS,
+            &[
+                Expect("attack-initloop: init waits forever on its own event"),
+                Expect("domain attack-initloop crashed: the kernel's call into it (its initialisation or a state hook) did not return within 2000 ms"),
+                Expect("domain attack-initloop rejected: crashed during initialisation"),
+                Expect("QvQ ready"),
             ],
         )
         .then(SHELL_ANSWERS),
