@@ -6,7 +6,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub const MANIFEST_VERSION: u8 = 1;
+/// Version 2 added the resource quotas (`shared_heap_limit`, `max_threads`, `max_events`).
+pub const MANIFEST_VERSION: u8 = 2;
 pub const MAX_NAME: usize = 32;
 pub const MAX_INTERFACE_NAME: usize = 64;
 pub const MAX_COMPATIBLE: usize = 64;
@@ -15,6 +16,17 @@ pub const MAX_INTERFACES: usize = 16;
 pub const MAX_DEVICES: usize = 8;
 pub const MAX_HEAP: u32 = 256 << 20;
 pub const MAX_STACK: u32 = 1 << 20;
+/// Bounds and default of `shared_heap_limit` (bytes of shared-heap `RRef` blocks).
+pub const MIN_SHARED_HEAP: u32 = 4096;
+pub const MAX_SHARED_HEAP: u32 = 4 << 20;
+pub const DEFAULT_SHARED_HEAP_LIMIT: u32 = 256 << 10;
+/// Bounds and default of `max_threads` (threads alive at once).
+pub const MIN_THREADS: u32 = 1;
+pub const MAX_THREADS: u32 = 64;
+pub const DEFAULT_MAX_THREADS: u32 = 16;
+/// Bounds and default of `max_events` (events owned at once).
+pub const MAX_EVENTS: u32 = 1024;
+pub const DEFAULT_MAX_EVENTS: u32 = 64;
 
 /// What the system does when the domain fails (a hint; board recipes may override).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +104,12 @@ pub struct Manifest {
     pub devices: Vec<String>,
     pub heap_limit: u32,
     pub stack_size: u32,
+    /// Bytes of shared-heap `RRef` blocks the domain may own at once.
+    pub shared_heap_limit: u32,
+    /// Threads the domain may have at once.
+    pub max_threads: u32,
+    /// Events the domain may own at once.
+    pub max_events: u32,
     pub restart: RestartPolicy,
     pub toolchain: String,
     /// The build checked `#![forbid(unsafe_code)]` and the dependency allow-list.
@@ -111,6 +129,9 @@ pub enum ManifestError {
     DuplicateInterface,
     HeapLimit(u32),
     StackSize(u32),
+    SharedHeapLimit(u32),
+    MaxThreads(u32),
+    MaxEvents(u32),
     BadRestartPolicy(u8),
     BadFlag(u8),
     TrailingBytes,
@@ -131,6 +152,9 @@ impl fmt::Display for ManifestError {
             DuplicateInterface => write!(f, "an interface is listed twice"),
             HeapLimit(v) => write!(f, "heap limit {v} is zero, above {MAX_HEAP} or not page aligned"),
             StackSize(v) => write!(f, "stack size {v} is below 4096, above {MAX_STACK} or not page aligned"),
+            SharedHeapLimit(v) => write!(f, "shared-heap limit {v} is below {MIN_SHARED_HEAP} or above {MAX_SHARED_HEAP} bytes"),
+            MaxThreads(v) => write!(f, "thread limit {v} is below {MIN_THREADS} or above {MAX_THREADS}"),
+            MaxEvents(v) => write!(f, "event limit {v} is above {MAX_EVENTS}"),
             BadRestartPolicy(v) => write!(f, "restart policy {v} is unknown"),
             BadFlag(v) => write!(f, "safe-Rust flag {v} is neither 0 nor 1"),
             TrailingBytes => write!(f, "bytes after the end of the manifest"),
@@ -188,6 +212,19 @@ fn check_limits(heap: u32, stack: u32) -> Result<(), ManifestError> {
     Ok(())
 }
 
+fn check_quotas(shared_heap: u32, threads: u32, events: u32) -> Result<(), ManifestError> {
+    if !(MIN_SHARED_HEAP..=MAX_SHARED_HEAP).contains(&shared_heap) {
+        return Err(ManifestError::SharedHeapLimit(shared_heap));
+    }
+    if !(MIN_THREADS..=MAX_THREADS).contains(&threads) {
+        return Err(ManifestError::MaxThreads(threads));
+    }
+    if events > MAX_EVENTS {
+        return Err(ManifestError::MaxEvents(events));
+    }
+    Ok(())
+}
+
 fn read_interfaces(r: &mut Reader) -> Result<Vec<InterfaceRef>, ManifestError> {
     let n = r.u8()? as usize;
     if n > MAX_INTERFACES {
@@ -231,6 +268,8 @@ impl Manifest {
         }
         let (heap_limit, stack_size) = (r.u32()?, r.u32()?);
         check_limits(heap_limit, stack_size)?;
+        let (shared_heap_limit, max_threads, max_events) = (r.u32()?, r.u32()?, r.u32()?);
+        check_quotas(shared_heap_limit, max_threads, max_events)?;
         let restart = match r.u8()? {
             0 => RestartPolicy::Restart,
             1 => RestartPolicy::Hold,
@@ -254,6 +293,9 @@ impl Manifest {
             devices,
             heap_limit,
             stack_size,
+            shared_heap_limit,
+            max_threads,
+            max_events,
             restart,
             toolchain,
             safe_rust_checked,
@@ -291,6 +333,9 @@ impl Manifest {
         }
         out.extend_from_slice(&self.heap_limit.to_le_bytes());
         out.extend_from_slice(&self.stack_size.to_le_bytes());
+        out.extend_from_slice(&self.shared_heap_limit.to_le_bytes());
+        out.extend_from_slice(&self.max_threads.to_le_bytes());
+        out.extend_from_slice(&self.max_events.to_le_bytes());
         out.push(match self.restart {
             RestartPolicy::Restart => 0,
             RestartPolicy::Hold => 1,
@@ -327,6 +372,9 @@ mod tests {
             devices: alloc::vec!["arm,pl011".into()],
             heap_limit: 64 << 10,
             stack_size: 16 << 10,
+            shared_heap_limit: 128 << 10,
+            max_threads: 8,
+            max_events: 32,
             restart: RestartPolicy::Restart,
             toolchain: "rustc 1.95.0".into(),
             safe_rust_checked: true,
@@ -347,8 +395,8 @@ mod tests {
         t.push(0);
         assert_eq!(Manifest::decode(&t), Err(ManifestError::TrailingBytes));
         let mut v = good.clone();
-        v[0] = 2;
-        assert_eq!(Manifest::decode(&v), Err(ManifestError::UnsupportedVersion(2)));
+        v[0] = 1; // the version before the quotas
+        assert_eq!(Manifest::decode(&v), Err(ManifestError::UnsupportedVersion(1)));
         let mut n = good.clone();
         n[2] = b'H';
         assert_eq!(Manifest::decode(&n), Err(ManifestError::BadName));
@@ -366,6 +414,85 @@ mod tests {
         assert_eq!(m.encode(), Err(ManifestError::TooManyDevices));
     }
 
+    /// Offset of `shared_heap_limit` in `sample()`'s encoding (then `max_threads`,
+    /// `max_events`): before the restart byte, the toolchain string and the flag.
+    fn quota_offset() -> usize {
+        sample().encode().unwrap().len() - 1 - (1 + sample().toolchain.len()) - 1 - 12
+    }
+
+    #[test]
+    fn quotas_are_encoded_after_the_stack_size() {
+        let b = sample().encode().unwrap();
+        let at = quota_offset();
+        let word = |i: usize| u32::from_le_bytes(b[at + 4 * i..at + 4 * i + 4].try_into().unwrap());
+        assert_eq!(u32::from_le_bytes(b[at - 4..at].try_into().unwrap()), sample().stack_size);
+        assert_eq!((word(0), word(1), word(2)), (128 << 10, 8, 32));
+    }
+
+    #[test]
+    fn each_quota_bound_is_refused() {
+        /// Sets the quota; values accepted; values refused; the refusal.
+        type Case = (fn(&mut Manifest, u32), &'static [u32], &'static [u32], fn(u32) -> ManifestError);
+        let cases: [Case; 3] = [
+            (
+                |m, v| m.shared_heap_limit = v,
+                &[MIN_SHARED_HEAP, DEFAULT_SHARED_HEAP_LIMIT, MAX_SHARED_HEAP, 5000],
+                &[0, MIN_SHARED_HEAP - 1, MAX_SHARED_HEAP + 1, u32::MAX],
+                ManifestError::SharedHeapLimit,
+            ),
+            (
+                |m, v| m.max_threads = v,
+                &[MIN_THREADS, DEFAULT_MAX_THREADS, MAX_THREADS],
+                &[0, MAX_THREADS + 1, u32::MAX],
+                ManifestError::MaxThreads,
+            ),
+            (
+                |m, v| m.max_events = v,
+                &[0, DEFAULT_MAX_EVENTS, MAX_EVENTS],
+                &[MAX_EVENTS + 1, u32::MAX],
+                ManifestError::MaxEvents,
+            ),
+        ];
+        for (i, (set, good, bad, err)) in cases.into_iter().enumerate() {
+            for &v in good {
+                let mut m = sample();
+                set(&mut m, v);
+                assert_eq!(Manifest::decode(&m.encode().unwrap()).unwrap(), m, "{v}");
+            }
+            for &v in bad {
+                let mut m = sample();
+                set(&mut m, v);
+                assert_eq!(m.encode(), Err(err(v)), "{v}");
+                // decode refuses the same bytes, however they were made.
+                let mut b = sample().encode().unwrap();
+                let at = quota_offset() + 4 * i;
+                b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                assert_eq!(Manifest::decode(&b), Err(err(v)), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn quota_errors_name_their_bounds() {
+        use alloc::string::ToString;
+        assert_eq!(
+            ManifestError::SharedHeapLimit(1).to_string(),
+            "shared-heap limit 1 is below 4096 or above 4194304 bytes"
+        );
+        assert_eq!(ManifestError::MaxThreads(0).to_string(), "thread limit 0 is below 1 or above 64");
+        assert_eq!(ManifestError::MaxEvents(2000).to_string(), "event limit 2000 is above 1024");
+    }
+
+    #[test]
+    fn a_version_1_manifest_is_refused() {
+        // Version 1 had no quotas: its bytes are the version-2 bytes without them.
+        let b = sample().encode().unwrap();
+        let at = quota_offset();
+        let mut old = [&b[..at], &b[at + 12..]].concat();
+        old[0] = 1;
+        assert_eq!(Manifest::decode(&old), Err(ManifestError::UnsupportedVersion(1)));
+    }
+
     #[test]
     fn versions_parse_strictly() {
         assert_eq!(Version::parse("0.10.2"), Some(Version { major: 0, minor: 10, patch: 2 }));
@@ -378,6 +505,28 @@ mod tests {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = Manifest::decode(&bytes);
+        }
+
+        #[test]
+        fn quotas_round_trip(shared in MIN_SHARED_HEAP..=MAX_SHARED_HEAP, threads in MIN_THREADS..=MAX_THREADS, events in 0..=MAX_EVENTS) {
+            let mut m = sample();
+            m.shared_heap_limit = shared;
+            m.max_threads = threads;
+            m.max_events = events;
+            prop_assert_eq!(Manifest::decode(&m.encode().unwrap()).unwrap(), m);
+        }
+
+        #[test]
+        fn out_of_range_quotas_never_decode(v in any::<u32>(), which in 0usize..3) {
+            let mut b = sample().encode().unwrap();
+            let at = quota_offset() + 4 * which;
+            b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            let ok = match which {
+                0 => (MIN_SHARED_HEAP..=MAX_SHARED_HEAP).contains(&v),
+                1 => (MIN_THREADS..=MAX_THREADS).contains(&v),
+                _ => v <= MAX_EVENTS,
+            };
+            prop_assert_eq!(Manifest::decode(&b).is_ok(), ok);
         }
 
         #[test]

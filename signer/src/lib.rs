@@ -6,7 +6,7 @@
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use loader::envelope::{assemble, key_id, statement, KeyId};
-use loader::manifest::{InterfaceRef, Manifest, RestartPolicy, Version};
+use loader::manifest::{self, InterfaceRef, Manifest, RestartPolicy, Version};
 use loader::{ElfImage, Keyring, Revocations};
 use serde::Deserialize;
 use std::fs;
@@ -120,6 +120,15 @@ pub struct ManifestToml {
     pub heap_limit: u32,
     /// Bytes; a multiple of 4096.
     pub stack_size: u32,
+    /// Bytes of shared-heap `RRef` blocks the domain may own (4096 to 4 MiB; default 256 KiB).
+    #[serde(default = "default_shared_heap_limit")]
+    pub shared_heap_limit: u32,
+    /// Threads the domain may have at once (1 to 64; default 16).
+    #[serde(default = "default_max_threads")]
+    pub max_threads: u32,
+    /// Events the domain may own at once (0 to 1024; default 64).
+    #[serde(default = "default_max_events")]
+    pub max_events: u32,
     #[serde(default = "default_restart")]
     pub restart: String,
     #[serde(default)]
@@ -130,6 +139,15 @@ pub struct ManifestToml {
 
 fn default_restart() -> String {
     "restart".into()
+}
+fn default_shared_heap_limit() -> u32 {
+    manifest::DEFAULT_SHARED_HEAP_LIMIT
+}
+fn default_max_threads() -> u32 {
+    manifest::DEFAULT_MAX_THREADS
+}
+fn default_max_events() -> u32 {
+    manifest::DEFAULT_MAX_EVENTS
 }
 
 /// An interface in `domain.toml`: a bare name (its hash comes from QvQ's IDL,
@@ -180,6 +198,9 @@ impl ManifestToml {
             devices: self.devices,
             heap_limit: self.heap_limit,
             stack_size: self.stack_size,
+            shared_heap_limit: self.shared_heap_limit,
+            max_threads: self.max_threads,
+            max_events: self.max_events,
             restart: RestartPolicy::from_name(&self.restart).ok_or_else(|| format!("restart {:?} is not restart, hold or fatal", self.restart))?,
             toolchain: self.toolchain,
             safe_rust_checked: self.safe_rust_checked,

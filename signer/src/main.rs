@@ -95,6 +95,9 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
         "devices": m.devices,
         "heap_limit": m.heap_limit,
         "stack_size": m.stack_size,
+        "shared_heap_limit": m.shared_heap_limit,
+        "max_threads": m.max_threads,
+        "max_events": m.max_events,
         "restart": m.restart.name(),
         "toolchain": m.toolchain,
         "safe_rust_checked": m.safe_rust_checked,
@@ -143,6 +146,10 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
             println!("device      {d}");
         }
         println!("limits      heap {} bytes, stack {} bytes", m.heap_limit, m.stack_size);
+        println!(
+            "quotas      shared heap {} bytes, {} threads, {} events",
+            m.shared_heap_limit, m.max_threads, m.max_events
+        );
         println!("restart     {}", m.restart.name());
         println!("build       toolchain {:?}, safe Rust checked: {}", m.toolchain, m.safe_rust_checked);
         println!(

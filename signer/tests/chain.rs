@@ -322,3 +322,50 @@ fn inspect_json_reports_manifest_segments_and_relocations() {
         .collect();
     assert!(perms.contains(&"RX".to_string()) && perms.iter().all(|p| p != "RWX"));
 }
+
+#[test]
+fn quotas_default_when_domain_toml_omits_them() {
+    let s = signed_sample();
+    let o = qvq_sign(&["inspect", "--json", s.qvd.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["manifest"]["shared_heap_limit"], 262144);
+    assert_eq!(v["manifest"]["max_threads"], 16);
+    assert_eq!(v["manifest"]["max_events"], 64);
+    let o = qvq_sign(&["inspect", s.qvd.to_str().unwrap()]);
+    assert!(text(&o).contains("quotas      shared heap 262144 bytes, 16 threads, 64 events"), "{}", text(&o));
+}
+
+#[test]
+fn quotas_from_domain_toml_are_signed_and_bounds_refused() {
+    let s = signed_sample();
+    let key = s.dir.path().join("keys/dev.key.pem");
+    let elf = s.dir.path().join("sample.elf");
+    // Top-level keys go first: the sample's TOML ends in an [[exports]] table.
+    let base = std::fs::read_to_string(manifest_toml()).unwrap();
+    let m = s.dir.path().join("quotas.toml");
+    let out = s.dir.path().join("q.qvd");
+    std::fs::write(&m, format!("shared_heap_limit = 4194304\nmax_threads = 1\nmax_events = 0\n{base}")).unwrap();
+    let o = sign(&key, &m, &elf, &out);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = qvq_sign(&["inspect", "--json", out.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&v["manifest"]["shared_heap_limit"], &v["manifest"]["max_threads"], &v["manifest"]["max_events"]),
+        (&4194304.into(), &1.into(), &0.into())
+    );
+    std::fs::remove_file(&out).unwrap();
+    for (key_line, reason) in [
+        ("shared_heap_limit = 4095", "shared-heap limit 4095 is below 4096 or above 4194304 bytes"),
+        ("shared_heap_limit = 4194305", "shared-heap limit 4194305"),
+        ("max_threads = 0", "thread limit 0 is below 1 or above 64"),
+        ("max_threads = 65", "thread limit 65"),
+        ("max_events = 1025", "event limit 1025 is above 1024"),
+    ] {
+        std::fs::write(&m, format!("{key_line}\n{base}")).unwrap();
+        let o = sign(&key, &m, &elf, &out);
+        assert_eq!(o.status.code(), Some(1), "{key_line}");
+        assert!(text(&o).contains(reason), "{key_line}: {}", text(&o));
+        assert!(!out.exists());
+    }
+}

@@ -159,7 +159,9 @@ fn toolchain() -> String {
         .unwrap_or_default()
 }
 
-/// The manifest of `name`: its domain.toml, with the recipe's grants and restart policy.
+/// The manifest of `name`: its domain.toml (limits and quotas; `shared_heap_limit`,
+/// `max_threads` and `max_events` default as in `loader::manifest`), with the recipe's
+/// grants and restart policy.
 pub fn manifest(name: &str, entry: Option<&RecipeEntry>, safe_checked: bool) -> Result<qvq_sign::loader::Manifest, String> {
     let path = domain_dir(name).join("domain.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -267,6 +269,18 @@ mod tests {
         assert_eq!(allowed_dependencies_only(&dev, "dom"), Ok(()));
         let build = meta(&[("dom", &["qvq-runtime", "codegen:build"]), ("qvq-runtime", &[])]);
         assert!(allowed_dependencies_only(&build, "dom").unwrap_err().contains("codegen"));
+    }
+
+    #[test]
+    fn manifests_carry_quotas_with_their_defaults() {
+        use qvq_sign::loader::manifest::{DEFAULT_MAX_EVENTS, DEFAULT_MAX_THREADS, DEFAULT_SHARED_HEAP_LIMIT};
+        for d in ["console", "hello", "shell"] {
+            let m = manifest(d, None, true).unwrap();
+            assert_eq!(
+                (m.shared_heap_limit, m.max_threads, m.max_events),
+                (DEFAULT_SHARED_HEAP_LIMIT, DEFAULT_MAX_THREADS, DEFAULT_MAX_EVENTS)
+            );
+        }
     }
 
     #[test]

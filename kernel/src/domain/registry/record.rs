@@ -6,7 +6,7 @@ use super::super::{DomainId, KERNEL};
 use crate::memory::FrameRange;
 use alloc::string::String;
 use alloc::vec::Vec;
-use loader::manifest::{InterfaceRef, Manifest, RestartPolicy, Version};
+use loader::manifest::{self, InterfaceRef, Manifest, RestartPolicy, Version};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum State {
@@ -115,6 +115,9 @@ impl Domain {
                 devices: Vec::new(),
                 heap_limit: 4096,
                 stack_size: 4096,
+                shared_heap_limit: manifest::DEFAULT_SHARED_HEAP_LIMIT,
+                max_threads: manifest::DEFAULT_MAX_THREADS,
+                max_events: manifest::DEFAULT_MAX_EVENTS,
                 restart: RestartPolicy::Fatal,
                 toolchain: String::new(),
                 safe_rust_checked: false,
