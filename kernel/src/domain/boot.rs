@@ -23,6 +23,9 @@ struct Pending {
 /// kernel uses (granted as `arm,pl011` when the device tree names none).
 pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
     registry().add_kernel(uart);
+    if let Some(k) = registry().get(KERNEL) {
+        super::quota::set(KERNEL, k.manifest());
+    }
     if !interfaces::set_services(Box::leak(Box::new(super::services::table(KERNEL, 0, 0, [0, 1, 0])))) {
         warn!("domains: the kernel's own services table was set twice; keeping the first");
     }

@@ -1,6 +1,6 @@
 //! Events: counters a domain makes, signals and waits on (its runtime's `Event`). Each
 //! belongs to the domain that made it: only that domain may wait on or signal it, a domain
-//! may own at most `QUOTA_PER_DOMAIN` of them, and they are freed with the domain's
+//! may own at most its manifest's `max_events` of them, and they are freed with the domain's
 //! instance. A wait marked restartable (the call has had no effect yet) is also given up
 //! when a hot swap drains the waiting domain, or when a domain further out on the call
 //! chain died.
@@ -10,9 +10,6 @@ use crate::sched::WaitQueue;
 use crate::sync::IrqLock;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-
-/// Events one domain may own at once.
-pub const QUOTA_PER_DOMAIN: usize = 64;
 
 struct Event {
     owner: DomainId,
@@ -40,7 +37,7 @@ fn queue_of(d: DomainId, e: u32) -> Option<&'static WaitQueue> {
 /// A new event of domain `owner`: its number, or `None` over the quota.
 pub fn create(owner: DomainId) -> Option<u32> {
     let mut events = EVENTS.lock();
-    if events.iter().flatten().filter(|e| e.owner == owner).count() >= QUOTA_PER_DOMAIN {
+    if events.iter().flatten().filter(|e| e.owner == owner).count() >= super::quota::events(owner) {
         return None;
     }
     let ev = Event {

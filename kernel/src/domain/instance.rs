@@ -85,6 +85,7 @@ impl fmt::Display for StartError {
 /// Loads an instance of domain `id` from its verified ELF. With `route_irqs` false (a
 /// version prepared for a swap) its interrupts are routed only when the swap commits.
 pub fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage, route_irqs: bool) -> Result<Instance, StartError> {
+    super::quota::set(id, m);
     let image = image::load(elf).map_err(StartError::Load)?;
     let heap = FrameRange::alloc(m.heap_limit as usize / PAGE_SIZE).ok_or(StartError::NoHeapMemory)?;
     let uart = registry().uart();

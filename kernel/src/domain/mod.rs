@@ -17,6 +17,7 @@
 //! | a call that runs too long | `watchdog.rs` |
 //! | devices and their interrupts | `grants.rs` |
 //! | events domains wait on | `events.rs` |
+//! | how much of each resource a domain may hold | `quota.rs` |
 //! | data that moves between domains (`RRef`) | `rref.rs` |
 //! | what a domain may ask of the kernel (the ABI boundary) | `services.rs` |
 //! | is this pointer the domain's own (every value from a domain is an allegation) | `allegation.rs` |
@@ -39,6 +40,7 @@ mod kernel_iface;
 mod lifecycle;
 mod proxy;
 pub mod push;
+mod quota;
 mod recovery;
 mod registry;
 mod rref;

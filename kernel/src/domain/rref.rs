@@ -1,6 +1,6 @@
 //! The shared heap: `RRef` blocks, each recorded with the domain that owns it and, while it
 //! moves through a call, the domain it was sent to. Blocks come from the kernel heap,
-//! charged to their owner's quota; the registry frees a dead domain's blocks.
+//! charged to their owner's quota (its manifest's `shared_heap_limit`); the registry frees a dead domain's blocks.
 //!
 //! Moving a block takes two steps: its owner *sends* it (as an argument through one of its
 //! slots, to that slot's callee; or as the result of the call it serves, to that call's
@@ -25,8 +25,6 @@ fn charge(layout: &Layout) -> usize {
     layout.size().max(64) + 64
 }
 
-/// Shared-heap bytes (as `charge` counts them) one domain may own at once.
-pub const QUOTA_PER_DOMAIN: usize = 256 * 1024;
 /// Shared-heap bytes all domains together may own: the rest of the kernel heap stays the
 /// kernel's.
 pub const QUOTA_TOTAL: usize = 4 * 1024 * 1024;
@@ -64,7 +62,14 @@ pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     }
     let mut reg = REGISTRY.lock();
     let cost = charge(&layout);
-    if reg.charged_total + cost > QUOTA_TOTAL || reg.charged_to(owner) + cost > QUOTA_PER_DOMAIN {
+    // The kernel's own blocks (its log lines to the console domain, its replies) are
+    // bounded by the kernel itself.
+    let quota = if owner == super::KERNEL {
+        QUOTA_TOTAL
+    } else {
+        super::quota::shared_heap(owner)
+    };
+    if reg.charged_total + cost > QUOTA_TOTAL || reg.charged_to(owner) + cost > quota {
         return core::ptr::null_mut();
     }
     // SAFETY: non-zero size. The kernel heap allocator takes its own lock; one core, and

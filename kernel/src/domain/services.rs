@@ -19,8 +19,6 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use interfaces::abi::RETURN_TO_CALLER;
 use interfaces::{DeviceGrant, KernelServices, RpcError, ABI_VERSION};
 
-/// Threads one domain may have at once.
-pub const THREAD_QUOTA: u32 = 16;
 /// Longest log line, thread name and interface name the kernel takes.
 const MAX_LOG: usize = 1024;
 const MAX_PANIC: usize = 256;
@@ -210,7 +208,7 @@ extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, na
         }
     }
     let Some(count) = THREADS.get(d as usize) else { return -1 };
-    if count.load(Ordering::Relaxed) >= THREAD_QUOTA {
+    if count.load(Ordering::Relaxed) as usize >= super::quota::threads(d) {
         return -2;
     }
     count.fetch_add(1, Ordering::Relaxed);
