@@ -32,6 +32,15 @@ const fn mutex(variant: u32) -> Attacker {
     }
 }
 
+/// attack-budget in relay's place (it exports Relay, so `relay panic` reaches it).
+const fn budget(variant: u32) -> Attacker {
+    Attacker {
+        restart: "restart",
+        replaces: Some("relay.qvd"),
+        ..attacker("attack-budget", variant)
+    }
+}
+
 /// attack-device with one grant without an interrupt: QEMU virt's fw-cfg, the rpi3's
 /// mini UART (polled; no interrupt in the device tree).
 const fn device(variant: u32) -> Attacker {
@@ -59,6 +68,11 @@ const ODD_INPUTS: &[Attacker] = &[attacker("attack-inputs", 1)];
 const HUGE_SLEEPS: &[Attacker] = &[attacker("attack-inputs", 2)];
 const LOG_FORGERY: &[Attacker] = &[attacker("attack-inputs", 3)];
 const REPLACE_SERVICES: &[Attacker] = &[attacker("attack-inputs", 4)];
+const STACK_CALL: &[Attacker] = &[attacker("attack-stack", 1)];
+const STACK_RREF: &[Attacker] = &[attacker("attack-stack", 2)];
+const STACK_LOG: &[Attacker] = &[attacker("attack-stack", 3)];
+const BUDGET_LOGGING: &[Attacker] = &[budget(1)];
+const BUDGET_PINGING: &[Attacker] = &[budget(2)];
 const SWAP_EXPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 1), attacker("attack-swap", 2)];
 const SWAP_IMPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 2), attacker("attack-swap", 3)];
 
@@ -111,6 +125,42 @@ fn no_forged_line(t: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The line of the transcript that starts with `prefix`, the rest of it.
+fn line_after<'a>(t: &'a str, prefix: &str) -> Result<&'a str, String> {
+    let at = t.find(prefix).ok_or_else(|| format!("no {prefix:?} line"))? + prefix.len();
+    Ok(t[at..].split(['\r', '\n']).next().unwrap_or(""))
+}
+
+/// hello counted no ping for the calls refused for want of stack (the callee never ran).
+fn served_unchanged(t: &str) -> Result<(), String> {
+    let before = line_after(t, "attack-stack: hello.served() before: ")?;
+    let after = line_after(t, "attack-stack: hello.served() after: ")?;
+    if before.starts_with("Ok(") && before == after {
+        Ok(())
+    } else {
+        Err(format!("hello.served() was {before} before the refused calls, {after} after"))
+    }
+}
+
+/// The attacker crashed at the word the service's stack check touches (just below the
+/// stack limit), not from an overflow somewhere in its own code or the kernel's.
+fn service_touched_the_guard_page(t: &str) -> Result<(), String> {
+    let line = line_after(t, "bytes of stack left: it must touch the guard page at ")?;
+    let wanted = format!("domain attack-stack crashed: stack overflow (hit the guard page at {line})");
+    match t.contains(&wanted) {
+        true => Ok(()),
+        false => Err(format!("no {wanted:?} line")),
+    }
+}
+
+/// hello was never crashed (blamed for a stack overflow or a call it did not make last).
+fn hello_never_crashed(t: &str) -> Result<(), String> {
+    match t.find("domain hello crashed") {
+        Some(at) => Err(format!("hello crashed: {}", &t[at..t[at..].find('\n').map_or(t.len(), |n| at + n)])),
+        None => Ok(()),
+    }
 }
 
 pub fn cases() -> Vec<QemuTest> {
@@ -387,6 +437,110 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("domain attack-inputs crashed: panicked"),
                 Expect("ended: its domain crashed"),
                 Check(no_forged_line),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 15 (found by the red team): a call made with almost no stack left would
+        // overflow in the callee, which was crashed for it. The callee's adapter now
+        // refuses a call that starts with less than CALL_STACK (10 KiB): the callee never
+        // runs, is not crashed and counts nothing.
+        attack(
+            "attack-stack-call-with-no-stack-left",
+            STACK_CALL,
+            &[
+                Expect("attack-stack: stack limit found at"),
+                Expect("attack-stack: hello.served() before: Ok("),
+                Expect("attack-stack: hello.ping(41) with 8192 bytes of stack left: Err(StackExhausted)"),
+                Expect("attack-stack: hello.ping(41) with 6144 bytes of stack left: Err(StackExhausted)"),
+                Expect("attack-stack: hello.ping(41) with 4096 bytes of stack left: Err(StackExhausted)"),
+                Expect("attack-stack: hello.ping(41) with 3072 bytes of stack left: Err(StackExhausted)"),
+                Expect("attack-stack: hello.ping(41) with 2048 bytes of stack left: Err(StackExhausted)"),
+                Expect("attack-stack: hello.served() after: Ok("),
+                Expect("attack-stack: 5 of 5 calls refused with StackExhausted"),
+                Expect("attack-stack: hello.ping(41) with the whole stack: Ok(42)"),
+                Check(served_unchanged),
+                Check(hello_never_crashed),
+                Send("hello served\r"),
+                Expect("hello served: "),
+                Expect("qvq$ "),
+                Check(hello_never_crashed),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 15: a kernel service called with almost no stack left overflowed inside the
+        // kernel (a kernel panic, with a lock held). A service now first checks for
+        // SERVICE_STACK (6 KiB) and otherwise touches the guard page: the caller crashes
+        // from a clean trap, nothing else does.
+        attack(
+            "attack-stack-service-with-no-stack-left",
+            STACK_RREF,
+            &[
+                Expect("attack-stack: stack limit found at"),
+                Expect("attack-stack: RRef::try_new with 8192 bytes of stack left: returned 7"),
+                Expect("attack-stack: RRef::try_new with 3072 bytes of stack left: it must touch the guard page at"),
+                Expect("domain attack-stack crashed: stack overflow"),
+                Expect("domain attack-stack held"),
+                Check(service_touched_the_guard_page),
+                Send("hello sum\r"),
+                Expect("hello sum 1..8: 36"),
+                Check(hello_never_crashed),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        attack(
+            "attack-stack-log-with-no-stack-left",
+            STACK_LOG,
+            &[
+                Expect("attack-stack: stack limit found at"),
+                Expect("attack-stack: log::write_str with 8192 bytes of stack left: returned 1"),
+                Expect("attack-stack: log::write_str with 3072 bytes of stack left: it must touch the guard page at"),
+                Expect("domain attack-stack crashed: stack overflow"),
+                Expect("domain attack-stack held"),
+                Check(service_touched_the_guard_page),
+                Send("hello sum\r"),
+                Expect("hello sum 1..8: 36"),
+                Check(hello_never_crashed),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 7 (found by the red team): a call that loops forever but spends almost all
+        // its time in the kernel's log path hid from the watchdog (which restarted its
+        // count whenever another domain or the kernel was current). A call's CPU budget
+        // now counts everything on its chain.
+        attack(
+            "attack-budget-loop-logging-in-a-call",
+            BUDGET_LOGGING,
+            &[
+                Expect("domain attack-budget started: exports Relay"),
+                Expect("qvq$ "),
+                Send("relay panic\r"),
+                Expect("attack-budget: looping forever in a call, logging"),
+                Expect("attack-budget: still inside the call after 100 writes"),
+                Expect("domain attack-budget crashed: a call ran past its CPU budget"),
+                ExpectAll(&["relay: error: callee crashed", "domain attack-budget restarted: generation 2"]),
+                Send("hello served\r"),
+                Expect("hello served: "),
+                Expect("qvq$ "),
+            ],
+        )
+        .then(SHELL_ANSWERS),
+        // Class 7: the same, the loop calling hello (whose call count keeps moving) instead
+        // of logging: the outer call is the one past its budget, and the one ended.
+        attack(
+            "attack-budget-colluding-pair",
+            BUDGET_PINGING,
+            &[
+                Expect("domain attack-budget started: exports Relay"),
+                Expect("qvq$ "),
+                Send("relay panic\r"),
+                Expect("attack-budget: looping forever in a call, calling hello.ping"),
+                Expect("attack-budget: still inside the call after 10000 pings"),
+                Expect("domain attack-budget crashed: a call ran past its CPU budget"),
+                ExpectAll(&["relay: error: callee crashed", "domain attack-budget restarted: generation 2"]),
+                Send("hello served\r"),
+                Expect("hello served: "),
+                Expect("qvq$ "),
+                Check(hello_never_crashed),
             ],
         )
         .then(SHELL_ANSWERS),
