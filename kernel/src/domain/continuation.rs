@@ -192,11 +192,16 @@ pub(super) fn caller_of_current_call() -> Option<DomainId> {
 }
 
 /// Counts one tick against every call on the running thread's chain that is under the CPU
-/// budget (proxy calls and the kernel's calls of a domain; not domain threads). Returns the
-/// domain entered by the innermost call now past `budget` ticks, if any.
+/// budget (proxy calls and the kernel's calls of a domain; not domain threads). When one is
+/// past `budget` ticks, returns the domain to blame: the innermost call within
+/// `BLAME_SLACK` ticks of the budget — so a callee that loops is blamed, not its caller
+/// whose call started a tick earlier, while a caller that loops over short calls (each
+/// fresh) is blamed itself.
 pub(super) fn charge_tick(budget: u64) -> Option<DomainId> {
+    const BLAME_SLACK: u64 = 2;
     let ctx = call_context::live();
-    let mut over = None;
+    let mut over = false;
+    let mut blame = None;
     for (called, c) in chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed)) {
         if c.kind == EntryKind::Thread as u64 {
             continue;
@@ -206,9 +211,14 @@ pub(super) fn charge_tick(budget: u64) -> Option<DomainId> {
         // interrupts masked on its behalf); `ticks` is the kernel's own field in it, which
         // no domain code can reach.
         unsafe { core::ptr::addr_of!(c.ticks).cast_mut().write_volatile(ticks) };
-        if ticks > budget && over.is_none() && called != KERNEL {
-            over = Some(called);
+        over |= ticks > budget;
+        if blame.is_none() && called != KERNEL && ticks + BLAME_SLACK > budget {
+            blame = Some(called);
         }
     }
-    over
+    if over {
+        blame
+    } else {
+        None
+    }
 }

@@ -15,8 +15,28 @@ use core::alloc::Layout;
 struct Block {
     owner: DomainId,
     layout: Layout,
-    /// The domain it was sent to, until that domain claims it.
-    sent_to: Option<DomainId>,
+    /// Where it was sent, until the receiver claims it.
+    sent: Option<Sent>,
+}
+
+/// Where a block in flight goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Through the owner's slot: to whichever domain the slot dispatches to when the call
+    /// arrives (a hot swap may re-point the slot and re-issue the call in between).
+    Slot(u32),
+    /// Back to this caller, as the result of a call it made.
+    Caller(DomainId),
+}
+
+impl Block {
+    /// The domain the block is on its way to now, if it is in flight.
+    fn receiver(&self) -> Option<DomainId> {
+        match self.sent? {
+            Sent::Slot(s) => super::proxy::callee_of(self.owner, s),
+            Sent::Caller(c) => Some(c),
+        }
+    }
 }
 
 /// What a block costs its owner's quota: its size, at least 64 bytes, plus the registry's
@@ -77,7 +97,7 @@ pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     let p = unsafe { alloc::alloc::alloc(layout) };
     if !p.is_null() {
         reg.charged_total += cost;
-        reg.blocks.insert(p as usize, Block { owner, layout, sent_to: None });
+        reg.blocks.insert(p as usize, Block { owner, layout, sent: None });
     }
     p
 }
@@ -107,11 +127,11 @@ pub fn free(by: DomainId, p: *mut u8) -> bool {
     }
 }
 
-/// Marks `p`, owned by `by`, as sent to `to`. False if `by` does not own it.
-pub fn send(by: DomainId, p: *mut u8, to: DomainId) -> bool {
+/// Marks `p`, owned by `by`, as sent `to`. False if `by` does not own it.
+pub fn send(by: DomainId, p: *mut u8, to: Sent) -> bool {
     match REGISTRY.lock().blocks.get_mut(&(p as usize)) {
         Some(b) if b.owner == by => {
-            b.sent_to = Some(to);
+            b.sent = Some(to);
             true
         }
         _ => false,
@@ -121,20 +141,17 @@ pub fn send(by: DomainId, p: *mut u8, to: DomainId) -> bool {
 /// `by` takes `p`, which was sent to it (or which it owns already). False otherwise.
 pub fn claim(by: DomainId, p: *mut u8) -> bool {
     let mut reg = REGISTRY.lock();
-    let Some(b) = reg.blocks.get(&(p as usize)) else { return false };
-    let (owner, sent_to) = (b.owner, b.sent_to);
-    match sent_to {
-        Some(to) if to == by => {
-            // From now on it counts against the receiver (one over its quota still gets what
-            // it was sent: refusing would strand the block in flight).
-            if let Some(b) = reg.blocks.get_mut(&(p as usize)) {
-                b.owner = by;
-                b.sent_to = None;
-            }
+    let Some(b) = reg.blocks.get_mut(&(p as usize)) else { return false };
+    match (b.sent, b.receiver()) {
+        // From now on it counts against the receiver (one over its quota still gets what
+        // it was sent: refusing would strand the block in flight).
+        (Some(_), Some(to)) if to == by => {
+            b.owner = by;
+            b.sent = None;
             true
         }
-        None => owner == by,
-        Some(_) => false,
+        (None, _) => b.owner == by,
+        _ => false,
     }
 }
 
@@ -144,22 +161,23 @@ pub fn hand_over(from: DomainId, to: DomainId, p: *mut u8, size: usize) -> bool 
     match REGISTRY.lock().blocks.get_mut(&(p as usize)) {
         Some(b) if b.owner == from && b.layout.size() == size.max(1) => {
             b.owner = to;
-            b.sent_to = None;
+            b.sent = None;
             true
         }
         _ => false,
     }
 }
 
-/// Domain `d` died: frees every block it owns or that was sent to it and never claimed
-/// (its sender gave it up); returns (blocks, bytes).
+/// Domain `d` died: frees every block it owns, and every block on its way to it and never
+/// claimed (the sender's call failed and gave it up; a call a swap re-issues goes through a
+/// slot already re-pointed to the new version, so its blocks stay); returns (blocks, bytes).
 pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
     let freed: alloc::vec::Vec<(usize, Layout)> = {
         let mut reg = REGISTRY.lock();
         let ps: alloc::vec::Vec<usize> = reg
             .blocks
             .iter()
-            .filter(|(_, b)| b.owner == d || b.sent_to == Some(d))
+            .filter(|(_, b)| b.owner == d || b.receiver() == Some(d))
             .map(|(p, _)| *p)
             .collect();
         ps.into_iter().filter_map(|p| release(&mut reg, p).map(|l| (p, l))).collect()

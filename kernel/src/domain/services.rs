@@ -353,9 +353,9 @@ extern "C" fn rref_free(ptr: *mut u8) {
 extern "C" fn rref_send(ptr: *mut u8, slot: u32) -> i32 {
     let d = enter();
     let to = if slot == RETURN_TO_CALLER {
-        caller_of_current_call()
+        caller_of_current_call().map(rref::Sent::Caller)
     } else {
-        proxy::callee_of(d, slot)
+        proxy::callee_of(d, slot).map(|_| rref::Sent::Slot(slot))
     };
     match to {
         Some(to) if rref::send(d, ptr, to) => 0,
