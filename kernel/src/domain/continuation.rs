@@ -200,25 +200,34 @@ pub(super) fn caller_of_current_call() -> Option<DomainId> {
 pub(super) fn charge_tick(budget: u64) -> Option<DomainId> {
     const BLAME_SLACK: u64 = 2;
     let ctx = call_context::live();
-    let mut over = false;
-    let mut blame = None;
-    for (called, c) in chain(ctx.current.load(Relaxed), ctx.continuations.load(Relaxed)) {
-        if c.kind == EntryKind::Thread as u64 {
-            continue;
-        }
-        let ticks = c.ticks + 1;
+    let (current, head) = (ctx.current.load(Relaxed), ctx.continuations.load(Relaxed));
+    let budgeted = |c: &Continuation| c.kind != EntryKind::Thread as u64;
+    let set_ticks = |c: &Continuation, ticks: u64| {
         // SAFETY: a live continuation frame of the interrupted thread (the tick runs with
         // interrupts masked on its behalf); `ticks` is the kernel's own field in it, which
         // no domain code can reach.
-        unsafe { core::ptr::addr_of!(c.ticks).cast_mut().write_volatile(ticks) };
+        unsafe { core::ptr::addr_of!(c.ticks).cast_mut().write_volatile(ticks) }
+    };
+    let mut over = false;
+    // The blamed call: (domain it entered, its frame's address, its ticks).
+    let mut blame: Option<(DomainId, usize, u64)> = None;
+    for (called, c) in chain(current, head).filter(|(_, c)| budgeted(c)) {
+        let ticks = c.ticks + 1;
+        set_ticks(c, ticks);
         over |= ticks > budget;
         if blame.is_none() && called != KERNEL && ticks + BLAME_SLACK > budget {
-            blame = Some(called);
+            blame = Some((called, c as *const Continuation as usize, ticks));
         }
     }
-    if over {
-        blame
-    } else {
-        None
+    let (d, frame, blamed_ticks) = blame.filter(|_| over)?;
+    // The calls around the blamed one are not charged for its time: that was its fault, and
+    // they carry on once it is ended.
+    let mut outside = false;
+    for (_, c) in chain(current, head).filter(|(_, c)| budgeted(c)) {
+        if outside {
+            set_ticks(c, c.ticks.saturating_sub(blamed_ticks));
+        }
+        outside |= c as *const Continuation as usize == frame;
     }
+    Some(d)
 }

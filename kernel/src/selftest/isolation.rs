@@ -119,15 +119,11 @@ pub fn console_crash_loop(name: &str) -> ! {
         crash_and_wait(round);
     }
     let measure = || (crate::memory::free_frames(), crate::memory::heap::usage().0, inspect::shared_heap_bytes());
-    sched::sleep_ms(50);
-    let before = measure();
+    let before = super::settled(measure);
     for round in 1..=ROUNDS {
         crash_and_wait(round);
     }
-    // The last restart's receive thread starts, and the last dead one is reaped, a moment
-    // after the domain runs again.
-    sched::sleep_ms(50);
-    let after = measure();
+    let after = super::settled(measure);
     if before == after {
         pass(
             name,

@@ -32,6 +32,22 @@ pub const NAMES: &[&str] = &[
     "console-crash-loop",
 ];
 
+/// `measure()` once it stops changing: the threads of the last dead instance have ended
+/// and been reaped, and the new instance's have started (two readings 20 ms apart agree;
+/// at most about 2 s).
+pub(crate) fn settled<T: PartialEq>(measure: impl Fn() -> T) -> T {
+    let mut last = measure();
+    for _ in 0..100 {
+        sched::sleep_ms(20);
+        let now = measure();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 pub(crate) fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: PASS ({detail})");
     crate::power::exit(0)
@@ -241,11 +257,11 @@ fn crash_loop(name: &str) -> ! {
             crate::domain::inspect::shared_heap_bytes(),
         )
     };
-    let before = measure();
+    let before = settled(measure);
     for round in 1..=ROUNDS {
         crash_and_wait(round);
     }
-    let after = measure();
+    let after = settled(measure);
     if before == after {
         pass(
             name,
