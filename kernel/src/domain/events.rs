@@ -37,6 +37,11 @@ fn queue_of(d: DomainId, e: u32) -> Option<&'static WaitQueue> {
 /// A new event of domain `owner`: its number, or `None` over the quota.
 pub fn create(owner: DomainId) -> Option<u32> {
     let mut events = EVENTS.lock();
+    // Room for the usual number of events at once from the start, so that the table does
+    // not grow later, when crashes and restarts overlap (it would look like a leak).
+    if events.capacity() == 0 {
+        events.reserve(64);
+    }
     if events.iter().flatten().filter(|e| e.owner == owner).count() >= super::quota::events(owner) {
         return None;
     }

@@ -32,20 +32,43 @@ pub const NAMES: &[&str] = &[
     "console-crash-loop",
 ];
 
-/// `measure()` once it stops changing: the threads of the last dead instance have ended
-/// and been reaped, and the new instance's have started (two readings 20 ms apart agree;
-/// at most about 2 s).
+/// `measure()` once it has stopped changing: five readings 20 ms apart agree (the threads
+/// of the last dead instance have ended and been reaped, the new instance's have started).
+/// At most about 2 s.
 pub(crate) fn settled<T: PartialEq>(measure: impl Fn() -> T) -> T {
     let mut last = measure();
+    let mut same = 0;
     for _ in 0..100 {
         sched::sleep_ms(20);
         let now = measure();
-        if now == last {
-            return now;
-        }
+        same = if now == last { same + 1 } else { 0 };
         last = now;
+        if same == 4 {
+            break;
+        }
     }
     last
+}
+
+/// True if `after` (free frames, kernel heap used, shared heap used, threads) holds on to
+/// nothing that `before` did not: as many free frames or more, as little heap or less, as
+/// few threads or fewer. (A thread of the last instance can still be on its way out at
+/// the first reading; it never is at the second, which waits for the first state again.)
+pub(crate) fn nothing_lost(before: (usize, usize, usize, usize), after: (usize, usize, usize, usize)) -> bool {
+    after.0 >= before.0 && after.1 <= before.1 && after.2 <= before.2 && after.3 <= before.3
+}
+
+/// `measure()` once it equals `target` again, or its last reading after about 2 s.
+pub(crate) fn back_to<T: PartialEq>(target: &T, measure: impl Fn() -> T) -> T {
+    let mut now = measure();
+    for _ in 0..100 {
+        if now == *target {
+            break;
+        }
+        sched::sleep_ms(20);
+        now = measure();
+    }
+    now
 }
 
 pub(crate) fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
@@ -255,25 +278,33 @@ fn crash_loop(name: &str) -> ! {
             crate::memory::free_frames(),
             crate::memory::heap::usage().0,
             crate::domain::inspect::shared_heap_bytes(),
+            sched::stats().threads,
         )
     };
     let before = settled(measure);
     for round in 1..=ROUNDS {
         crash_and_wait(round);
     }
-    let after = settled(measure);
-    if before == after {
+    let after = back_to(&before, measure);
+    if nothing_lost(before, after) {
         pass(
             name,
             format_args!(
-                "{ROUNDS} crash-and-restart rounds; free frames {}, kernel heap {} bytes used, shared heap {} bytes: unchanged",
-                after.0, after.1, after.2
+                "{ROUNDS} crash-and-restart rounds; free frames {}, kernel heap {} bytes used, shared heap {} bytes: {}",
+                after.0,
+                after.1,
+                after.2,
+                if before == after {
+                    "unchanged"
+                } else {
+                    "nothing lost (the first reading caught a thread of the previous instance on its way out)"
+                }
             ),
         )
     } else {
         fail(
             name,
-            format_args!("after {ROUNDS} rounds (free frames, kernel heap used, shared heap) went from {before:?} to {after:?}"),
+            format_args!("after {ROUNDS} rounds (free frames, kernel heap used, shared heap, threads) went from {before:?} to {after:?}"),
         )
     }
 }
