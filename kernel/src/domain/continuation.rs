@@ -23,8 +23,10 @@ pub(super) struct Continuation {
     prev: usize,
     /// How the domain was entered: `EntryKind::Call` (0, a proxy call), or by the kernel.
     kind: u64,
-    /// Timer ticks that found the thread running inside this call (itself, what it called,
-    /// or kernel services on its behalf): the CPU budget. Zeroed when the frame is pushed.
+    /// The CPU budget: timer ticks that found the thread running inside this call (itself,
+    /// what it called, or kernel services on its behalf) since the thread last waited (low
+    /// 32 bits), and the thread's wait count when they were counted (high 32 bits). Zeroed
+    /// when the frame is pushed.
     ticks: u64,
 }
 
@@ -211,9 +213,13 @@ pub(super) fn charge_tick(budget: u64) -> Option<DomainId> {
     let mut over = false;
     // The blamed call: (domain it entered, its frame's address, its ticks).
     let mut blame: Option<(DomainId, usize, u64)> = None;
+    // Ticks counted before the thread last blocked or slept do not count: a call that waits
+    // (for input, say, woken now and then) is not running past its budget.
+    let waits = ctx.waits.load(Relaxed) as u64;
     for (called, c) in chain(current, head).filter(|(_, c)| budgeted(c)) {
-        let ticks = c.ticks + 1;
-        set_ticks(c, ticks);
+        let before = if c.ticks >> 32 == waits { c.ticks & 0xffff_ffff } else { 0 };
+        let ticks = before + 1;
+        set_ticks(c, waits << 32 | ticks);
         over |= ticks > budget;
         if blame.is_none() && called != KERNEL && ticks + BLAME_SLACK > budget {
             blame = Some((called, c as *const Continuation as usize, ticks));
@@ -225,7 +231,7 @@ pub(super) fn charge_tick(budget: u64) -> Option<DomainId> {
     let mut outside = false;
     for (_, c) in chain(current, head).filter(|(_, c)| budgeted(c)) {
         if outside {
-            set_ticks(c, c.ticks.saturating_sub(blamed_ticks));
+            set_ticks(c, waits << 32 | (c.ticks & 0xffff_ffff).saturating_sub(blamed_ticks));
         }
         outside |= c as *const Continuation as usize == frame;
     }

@@ -23,6 +23,9 @@ pub struct CallContext {
     /// before threads run: callees and kernel services refuse to start with too little
     /// stack left above it.
     pub stack_limit: AtomicUsize,
+    /// How many times this thread has blocked or slept: a call's CPU budget counts only
+    /// the time since the thread last waited (a call that waits is not hogging the CPU).
+    pub waits: AtomicU32,
 }
 
 /// The one live context (one core). The symbol name is the assembly's.
@@ -32,6 +35,7 @@ pub static QVQ_DOMAIN_CTX: CallContext = CallContext {
     status: AtomicU32::new(0),
     continuations: AtomicUsize::new(0),
     stack_limit: AtomicUsize::new(0),
+    waits: AtomicU32::new(0),
 };
 
 /// A switched-out thread's copy of its call context.
@@ -41,6 +45,7 @@ pub struct SavedContext {
     pub status: u32,
     pub continuations: usize,
     pub stack_limit: usize,
+    pub waits: u32,
 }
 
 /// The running thread's context.
@@ -60,6 +65,7 @@ pub fn save() -> SavedContext {
         status: c.status.load(Relaxed),
         continuations: c.continuations.load(Relaxed),
         stack_limit: c.stack_limit.load(Relaxed),
+        waits: c.waits.load(Relaxed),
     }
 }
 
@@ -69,4 +75,11 @@ pub fn restore(x: SavedContext) {
     c.status.store(x.status, Relaxed);
     c.continuations.store(x.continuations, Relaxed);
     c.stack_limit.store(x.stack_limit, Relaxed);
+    c.waits.store(x.waits, Relaxed);
+}
+
+/// The running thread is about to block or sleep.
+pub fn thread_waits() {
+    let w = &QVQ_DOMAIN_CTX.waits;
+    w.store(w.load(Relaxed).wrapping_add(1), Relaxed);
 }

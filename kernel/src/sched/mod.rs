@@ -302,6 +302,7 @@ pub fn block_current() {
             t.state = State::Blocked;
         }
     }
+    call_context::thread_waits();
 }
 
 /// Sleeps for at least `ms` milliseconds; wakes on the first tick after that.
@@ -311,6 +312,7 @@ pub fn sleep_ms(ms: u64) {
         let cur = s.current;
         if let Some(t) = s.thread(cur) {
             t.state = State::Sleeping;
+            call_context::thread_waits();
             t.wake_at = deadline;
         }
     }
