@@ -226,6 +226,13 @@ pub(super) fn charge_tick(budget: u64) -> Option<DomainId> {
         }
     }
     let (d, frame, blamed_ticks) = blame.filter(|_| over)?;
+    // End it only while the thread runs the blamed domain's own code (or a kernel service
+    // for it): unwinding from inside another domain's call would cut that call short and
+    // could leave that domain's state (a lock it holds) half-changed. Until then its ticks
+    // keep counting.
+    if d != current {
+        return None;
+    }
     // The calls around the blamed one are not charged for its time: that was its fault, and
     // they carry on once it is ended.
     let mut outside = false;
