@@ -1,5 +1,6 @@
 //! Picks the board's linker script and compiles the keyring (keys/*.pub.pem,
-//! keys/dev/*.pub.pem, keys/revoked.toml) into `$OUT_DIR/keyring.rs`. Nothing here
+//! keys/dev/*.pub.pem, keys/revoked.toml), each key's policy (keys/policy/<key>.toml) and
+//! the rollback floors (keys/floors.toml) into `$OUT_DIR/keyring.rs`. Nothing here
 //! generates or rewrites files outside `$OUT_DIR`.
 use std::fmt::Write;
 use std::path::Path;
@@ -8,8 +9,14 @@ fn bytes(b: &[u8; 32]) -> String {
     format!("{b:?}")
 }
 
+fn strs(l: &[String]) -> String {
+    format!("&{l:?}")
+}
+
 fn keyring(keys: &Path, out: &Path) {
     let mut trusted = Vec::new();
+    let mut policies = Vec::new();
+    println!("cargo:rerun-if-changed={}", keys.join("policy").display());
     for dir in [keys.to_path_buf(), keys.join("dev")] {
         println!("cargo:rerun-if-changed={}", dir.display());
         if !dir.is_dir() {
@@ -19,6 +26,14 @@ fn keyring(keys: &Path, out: &Path) {
         for (path, _) in ring.1 {
             let key = qvq_sign::read_public_key(&path).unwrap();
             let name = path.file_name().unwrap().to_string_lossy().trim_end_matches(".pub.pem").to_string();
+            let policy_path = qvq_sign::policy::policy_path(keys, &path);
+            println!("cargo:rerun-if-changed={}", policy_path.display());
+            if policy_path.exists() {
+                let p = qvq_sign::policy::read_policy(&policy_path).unwrap_or_else(|e| panic!("key policy: {e}"));
+                policies.push((qvq_sign::public_key_id(&key), name.clone(), p));
+            } else {
+                println!("cargo:warning=key {name} has no policy ({}): it may sign nothing", policy_path.display());
+            }
             trusted.push((name, key.to_bytes()));
         }
     }
@@ -45,6 +60,31 @@ fn keyring(keys: &Path, out: &Path) {
     writeln!(src, "];\npub const REVOKED_DIGESTS: &[[u8; 32]] = &[").unwrap();
     for d in &revoked.digests {
         writeln!(src, "    {},", bytes(d)).unwrap();
+    }
+    writeln!(src, "];\npub const KEY_POLICIES: &[([u8; 32], &str, loader::policy::KeyPolicy<'static>)] = &[").unwrap();
+    for (id, name, p) in &policies {
+        writeln!(
+            src,
+            "    ({}, {name:?}, loader::policy::KeyPolicy {{ names: {}, exports: {}, devices: {}, unchecked: {} }}),",
+            bytes(id),
+            strs(&p.names),
+            strs(&p.exports),
+            strs(&p.devices),
+            p.unchecked
+        )
+        .unwrap();
+    }
+    let floors_path = keys.join("floors.toml");
+    println!("cargo:rerun-if-changed={}", floors_path.display());
+    let floors = qvq_sign::policy::read_floors(&floors_path).unwrap_or_else(|e| panic!("rollback floors: {e}"));
+    writeln!(src, "];\npub const FLOORS: &[(&str, loader::manifest::Version)] = &[").unwrap();
+    for (name, v) in &floors {
+        writeln!(
+            src,
+            "    ({name:?}, loader::manifest::Version {{ major: {}, minor: {}, patch: {} }}),",
+            v.major, v.minor, v.patch
+        )
+        .unwrap();
     }
     writeln!(src, "];").unwrap();
     std::fs::write(out.join("keyring.rs"), src).unwrap();

@@ -138,14 +138,14 @@ pub fn run() -> ! {
         kprintln!("bench: verify domain {name}: {verify}");
         kprintln!("bench: load domain {name}: {load}");
     }
-    // Hot swap: hello back and forth between its two initrd versions. The window is from
+    // Hot swap: hello back and forth between 0.2.0 and 0.1.1 (signed as a downgrade). The window is from
     // pausing the slots to releasing the callers (hello's state is 8 bytes); end to end is
     // from the request (verification included) to the first call the new version answers.
     let (mut window, mut end_to_end, mut end_to_end_ns) = (u64::MAX, 0, 0);
     for round in 0..4 {
-        let entry = if round % 2 == 0 { "0.2.0" } else { "0.1.0" };
+        let entry = if round % 2 == 0 { "0.2.0" } else { "0.1.1" };
         let (t0, ns0) = (cycles(), crate::time::uptime_ns());
-        let o = crate::domain::inspect::swap("hello", entry, true);
+        let o = crate::domain::inspect::swap("hello", entry);
         check("swap", o.swapped);
         check("a call to the swapped-in version", proxy.ping(1) == Ok(2));
         window = window.min(o.window);
@@ -153,7 +153,7 @@ pub fn run() -> ! {
     }
     // The console driver, while the shell waits inside it for input (that call is
     // cancelled and made again on the new version) and with 516 bytes of state.
-    let o = crate::domain::inspect::swap("console", "0.2.0", false);
+    let o = crate::domain::inspect::swap("console", "0.2.0");
     check("swapping the console", o.swapped);
     kprintln!("bench: swap window (slots paused to callers released): {window}");
     kprintln!("bench: swap window, console driver with a waiting reader: {}", o.window);

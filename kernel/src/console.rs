@@ -90,6 +90,7 @@ pub fn enable_input(irq: crate::irq::IrqNumber) -> Result<(), crate::irq::IrqErr
             func: on_rx_interrupt,
             context: 0,
             owner: 0,
+            handover: true,
         },
     )?;
     if let Some(u) = UART.lock().as_ref() {

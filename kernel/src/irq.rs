@@ -30,12 +30,17 @@ pub struct Handler {
     pub context: usize,
     /// The domain the interrupt is delivered to (0: the kernel itself).
     pub owner: u32,
+    /// A kernel handler a driver domain may take over (the boot console's input); every
+    /// other kernel handler (the timer's) stays the kernel's.
+    pub handover: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IrqError {
     NoController,
     AlreadyRegistered,
+    /// The kernel keeps this interrupt for itself (the timer's).
+    KernelOwned,
     NoSuchLine,
 }
 
@@ -44,6 +49,7 @@ impl core::fmt::Display for IrqError {
         f.write_str(match self {
             IrqError::NoController => "no interrupt controller",
             IrqError::AlreadyRegistered => "interrupt already has a handler",
+            IrqError::KernelOwned => "the kernel keeps this interrupt for itself",
             IrqError::NoSuchLine => "the controller has no such interrupt line",
         })
     }
@@ -82,13 +88,15 @@ pub fn register(irq: IrqNumber, handler: Handler) -> Result<(), IrqError> {
     Ok(())
 }
 
-/// Like `register`, but replaces a handler the kernel itself installed: this is how a
-/// driver domain takes over a device the kernel drove during boot (the console).
+/// Like `register`, but replaces a handler the kernel itself installed and marked
+/// `handover`: this is how a driver domain takes over a device the kernel drove during
+/// boot (the console). Any other kernel handler is refused (`KernelOwned`).
 pub fn register_taking_over(irq: IrqNumber, handler: Handler) -> Result<(), IrqError> {
     {
         let mut table = HANDLERS.lock();
         match table.get(&irq) {
             Some(h) if h.owner != 0 => return Err(IrqError::AlreadyRegistered),
+            Some(h) if !h.handover => return Err(IrqError::KernelOwned),
             Some(_) => {
                 table.remove(&irq);
             }

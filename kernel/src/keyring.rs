@@ -1,10 +1,11 @@
-//! The keys the kernel trusts and the revocation list, compiled in from `keys/` by
-//! `kernel/build.rs`. The domain manager verifies every initrd envelope against these.
+//! The keys the kernel trusts, the revocation list, each key's policy and the rollback
+//! floors, compiled in from `keys/` by `kernel/build.rs`. The domain manager verifies
+//! every envelope against these.
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/keyring.rs"));
 }
-pub use generated::{REVOKED_DIGESTS, REVOKED_KEYS, TRUSTED_KEYS};
+pub use generated::{FLOORS, KEY_POLICIES, REVOKED_DIGESTS, REVOKED_KEYS, TRUSTED_KEYS};
 
 /// Logs what the kernel trusts.
 pub fn log() {
@@ -25,7 +26,13 @@ pub fn log() {
             id[7]
         );
     }
-    crate::info!("keyring: {} revoked keys, {} revoked domain digests", REVOKED_KEYS.len(), REVOKED_DIGESTS.len());
+    crate::info!(
+        "keyring: {} revoked keys, {} revoked domain digests, {} key policies, {} rollback floors",
+        REVOKED_KEYS.len(),
+        REVOKED_DIGESTS.len(),
+        KEY_POLICIES.len(),
+        FLOORS.len()
+    );
 }
 
 fn key_id(key: &[u8; 32]) -> [u8; 32] {

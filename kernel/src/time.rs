@@ -85,6 +85,7 @@ pub fn start_tick(irq: crate::irq::IrqNumber) -> Result<(), crate::irq::IrqError
             func: on_timer_interrupt,
             context: 0,
             owner: 0,
+            handover: false,
         },
     )?;
     timer::arm_at(next);

@@ -29,6 +29,8 @@ fn envelope(size: usize, key: &SigningKey) -> Vec<u8> {
         restart: RestartPolicy::Restart,
         toolchain: "bench".into(),
         safe_rust_checked: true,
+        min_version: Default::default(),
+        downgrade: false,
     }
     .encode()
     .unwrap();

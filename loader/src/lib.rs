@@ -4,6 +4,7 @@
 //! * [`manifest`]: what a domain declares (name, version, interfaces, devices, limits);
 //! * [`verify()`]: envelope + keyring + revocations → a [`VerifiedDomain`] or a specific
 //!   [`LoadError`];
+//! * [`policy`]: per-key trust policy, kernel-owned devices, rollback floors;
 //! * [`elf`]: validation of position-independent AArch64 ELFs and their relocation.
 //!
 //! Every length and offset in the input is checked with checked arithmetic; no input can
@@ -16,6 +17,7 @@ extern crate alloc;
 pub mod elf;
 pub mod envelope;
 pub mod manifest;
+pub mod policy;
 mod verify;
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 /// Version 2 added the resource quotas (`shared_heap_limit`, `max_threads`, `max_events`).
-pub const MANIFEST_VERSION: u8 = 2;
+pub const MANIFEST_VERSION: u8 = 3;
 pub const MAX_NAME: usize = 32;
 pub const MAX_INTERFACE_NAME: usize = 64;
 pub const MAX_COMPATIBLE: usize = 64;
@@ -62,7 +62,7 @@ pub struct InterfaceRef {
 }
 
 /// Ordered by major, then minor, then patch (the field order).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version {
     pub major: u32,
     pub minor: u32,
@@ -114,6 +114,13 @@ pub struct Manifest {
     pub toolchain: String,
     /// The build checked `#![forbid(unsafe_code)]` and the dependency allow-list.
     pub safe_rust_checked: bool,
+    /// The signer's rollback floor for this name: once this version has run, no version
+    /// below `min_version` loads again (until reboot; `keys/floors.toml` is the durable
+    /// floor). At most `version`.
+    pub min_version: Version,
+    /// Signed permission to replace a newer running version (a rollback the key holder
+    /// chose); without it a hot swap only moves to higher versions.
+    pub downgrade: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,6 +141,7 @@ pub enum ManifestError {
     MaxEvents(u32),
     BadRestartPolicy(u8),
     BadFlag(u8),
+    FloorAboveVersion,
     TrailingBytes,
 }
 
@@ -156,7 +164,8 @@ impl fmt::Display for ManifestError {
             MaxThreads(v) => write!(f, "thread limit {v} is below {MIN_THREADS} or above {MAX_THREADS}"),
             MaxEvents(v) => write!(f, "event limit {v} is above {MAX_EVENTS}"),
             BadRestartPolicy(v) => write!(f, "restart policy {v} is unknown"),
-            BadFlag(v) => write!(f, "safe-Rust flag {v} is neither 0 nor 1"),
+            BadFlag(v) => write!(f, "flag byte {v} is neither 0 nor 1"),
+            FloorAboveVersion => write!(f, "minimum version is above the version itself"),
             TrailingBytes => write!(f, "bytes after the end of the manifest"),
         }
     }
@@ -180,6 +189,20 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, ManifestError> {
         let s = self.take(4)?;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn version(&mut self) -> Result<Version, ManifestError> {
+        Ok(Version {
+            major: self.u32()?,
+            minor: self.u32()?,
+            patch: self.u32()?,
+        })
+    }
+    fn flag(&mut self) -> Result<bool, ManifestError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(ManifestError::BadFlag(v)),
+        }
     }
     fn str(&mut self, max: usize, ok: fn(u8) -> bool, allow_empty: bool, err: ManifestError) -> Result<String, ManifestError> {
         let n = self.u8()? as usize;
@@ -242,6 +265,12 @@ fn read_interfaces(r: &mut Reader) -> Result<Vec<InterfaceRef>, ManifestError> {
     Ok(v)
 }
 
+fn push_version(out: &mut Vec<u8>, v: &Version) {
+    for x in [v.major, v.minor, v.patch] {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
 impl Manifest {
     /// Decodes and checks a manifest. At most a few KiB are allocated, whatever the input.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
@@ -251,11 +280,7 @@ impl Manifest {
             return Err(ManifestError::UnsupportedVersion(version));
         }
         let name = r.str(MAX_NAME, name_char, false, ManifestError::BadName)?;
-        let version = Version {
-            major: r.u32()?,
-            minor: r.u32()?,
-            patch: r.u32()?,
-        };
+        let version = r.version()?;
         let exports = read_interfaces(&mut r)?;
         let imports = read_interfaces(&mut r)?;
         let n = r.u8()? as usize;
@@ -277,11 +302,12 @@ impl Manifest {
             v => return Err(ManifestError::BadRestartPolicy(v)),
         };
         let toolchain = r.str(MAX_TOOLCHAIN, printable, true, ManifestError::BadToolchain)?;
-        let safe_rust_checked = match r.u8()? {
-            0 => false,
-            1 => true,
-            v => return Err(ManifestError::BadFlag(v)),
-        };
+        let safe_rust_checked = r.flag()?;
+        let min_version = r.version()?;
+        if min_version > version {
+            return Err(ManifestError::FloorAboveVersion);
+        }
+        let downgrade = r.flag()?;
         if r.at != bytes.len() {
             return Err(ManifestError::TrailingBytes);
         }
@@ -299,6 +325,8 @@ impl Manifest {
             restart,
             toolchain,
             safe_rust_checked,
+            min_version,
+            downgrade,
         })
     }
 
@@ -311,9 +339,7 @@ impl Manifest {
             out.extend_from_slice(s.as_bytes());
         };
         push_str(&mut out, &self.name);
-        for v in [self.version.major, self.version.minor, self.version.patch] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        push_version(&mut out, &self.version);
         for list in [&self.exports, &self.imports] {
             if list.len() > MAX_INTERFACES {
                 return Err(ManifestError::TooManyInterfaces);
@@ -343,6 +369,8 @@ impl Manifest {
         });
         push_str(&mut out, &self.toolchain);
         out.push(self.safe_rust_checked as u8);
+        push_version(&mut out, &self.min_version);
+        out.push(self.downgrade as u8);
         // Encoding is only valid if it decodes to the same manifest.
         match Manifest::decode(&out) {
             Ok(m) if m == *self => Ok(out),
@@ -378,6 +406,8 @@ mod tests {
             restart: RestartPolicy::Restart,
             toolchain: "rustc 1.95.0".into(),
             safe_rust_checked: true,
+            min_version: Version { major: 1, minor: 0, patch: 0 },
+            downgrade: false,
         }
     }
 
@@ -415,9 +445,27 @@ mod tests {
     }
 
     /// Offset of `shared_heap_limit` in `sample()`'s encoding (then `max_threads`,
-    /// `max_events`): before the restart byte, the toolchain string and the flag.
+    /// `max_events`): before the restart byte, the toolchain string, the safe-Rust flag,
+    /// the minimum version and the downgrade flag.
     fn quota_offset() -> usize {
-        sample().encode().unwrap().len() - 1 - (1 + sample().toolchain.len()) - 1 - 12
+        sample().encode().unwrap().len() - 1 - 12 - 1 - (1 + sample().toolchain.len()) - 1 - 12
+    }
+
+    #[test]
+    fn rollback_fields_come_last_and_are_checked() {
+        let b = sample().encode().unwrap();
+        let n = b.len();
+        assert_eq!(b[n - 1], 0, "downgrade flag");
+        assert_eq!(&b[n - 13..n - 1], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "minimum version 1.0.0");
+        let mut m = sample();
+        m.min_version = Version { major: 1, minor: 2, patch: 4 };
+        assert_eq!(m.encode(), Err(ManifestError::FloorAboveVersion));
+        m.min_version = m.version.clone();
+        m.downgrade = true;
+        assert_eq!(Manifest::decode(&m.encode().unwrap()), Ok(m));
+        let mut flag = b.clone();
+        flag[n - 1] = 2;
+        assert_eq!(Manifest::decode(&flag), Err(ManifestError::BadFlag(2)));
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn load_into_refuses_small_or_misaligned_destinations() {
     assert_eq!(img.load_into(&mut mem, !0xfff), Err(ElfError::BadBase(!0xfff)));
 }
 
-fn manifest() -> Manifest {
+pub fn sample_manifest() -> Manifest {
     Manifest {
         name: "sample".into(),
         version: Version { major: 0, minor: 1, patch: 0 },
@@ -205,6 +205,8 @@ fn manifest() -> Manifest {
         restart: RestartPolicy::Restart,
         toolchain: "test".into(),
         safe_rust_checked: false,
+        min_version: Default::default(),
+        downgrade: false,
     }
 }
 
@@ -228,10 +230,10 @@ fn keyring(k: &SigningKey) -> Keyring {
 #[test]
 fn signed_envelope_verifies() {
     let (k, e) = (key(1), elf());
-    let env = sign_raw(&manifest().encode().unwrap(), &e.bytes, &k);
-    assert_eq!(env.len(), ENVELOPE_OVERHEAD + manifest().encode().unwrap().len() + e.bytes.len());
+    let env = sign_raw(&sample_manifest().encode().unwrap(), &e.bytes, &k);
+    assert_eq!(env.len(), ENVELOPE_OVERHEAD + sample_manifest().encode().unwrap().len() + e.bytes.len());
     let d = verify(&env, &keyring(&k), &Revocations::default()).unwrap();
-    assert_eq!(d.manifest, manifest());
+    assert_eq!(d.manifest, sample_manifest());
     assert_eq!(d.elf.relocation_count(), 5);
 }
 
@@ -239,7 +241,7 @@ fn signed_envelope_verifies() {
 #[test]
 fn envelope_error_corpus() {
     let (k, e) = (key(1), elf());
-    let m = manifest().encode().unwrap();
+    let m = sample_manifest().encode().unwrap();
     let good = sign_raw(&m, &e.bytes, &k);
     let ring = keyring(&k);
     let none = Revocations::default();

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub mod policy;
+
 pub use loader;
 
 /// Lower-case hex.
@@ -135,6 +137,12 @@ pub struct ManifestToml {
     pub toolchain: String,
     #[serde(default)]
     pub safe_rust_checked: bool,
+    /// Rollback floor: once this version ran, nothing below this loads (default 0.0.0).
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// Signed permission to replace a newer running version (default false).
+    #[serde(default)]
+    pub downgrade: bool,
 }
 
 fn default_restart() -> String {
@@ -204,6 +212,11 @@ impl ManifestToml {
             restart: RestartPolicy::from_name(&self.restart).ok_or_else(|| format!("restart {:?} is not restart, hold or fatal", self.restart))?,
             toolchain: self.toolchain,
             safe_rust_checked: self.safe_rust_checked,
+            min_version: match &self.min_version {
+                None => Version::default(),
+                Some(v) => Version::parse(v).ok_or_else(|| format!("min_version {v:?} is not MAJOR.MINOR.PATCH"))?,
+            },
+            downgrade: self.downgrade,
         };
         m.encode().map_err(|e| e.to_string())?;
         Ok(m)

@@ -101,6 +101,8 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
         "restart": m.restart.name(),
         "toolchain": m.toolchain,
         "safe_rust_checked": m.safe_rust_checked,
+        "min_version": m.min_version.to_string(),
+        "downgrade": m.downgrade,
     })
 }
 
@@ -152,6 +154,7 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
         );
         println!("restart     {}", m.restart.name());
         println!("build       toolchain {:?}, safe Rust checked: {}", m.toolchain, m.safe_rust_checked);
+        println!("rollback    minimum version {}, signed downgrade: {}", m.min_version, m.downgrade);
         println!(
             "image       {} bytes of ELF, {} bytes in memory, entry {:#x}",
             env.elf.len(),

@@ -16,7 +16,7 @@ use std::process::Command;
 pub const ALLOWED_DEPENDENCIES: &[&str] = &["qvq-runtime", "qvq-interfaces", "linked_list_allocator"];
 
 /// One `[[domain]]` of `initrd/<board>.toml`.
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Clone, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RecipeEntry {
     pub name: String,
@@ -26,6 +26,11 @@ pub struct RecipeEntry {
     /// Signs this entry with this version instead of domain.toml's: a further version of a
     /// domain, packed as `<name>-<version>.qvd` and kept for hot swaps.
     pub version: Option<String>,
+    /// Signs this version as a permitted downgrade: it may replace a newer running version.
+    #[serde(default)]
+    pub downgrade: bool,
+    /// The signed rollback floor: once this version ran, nothing below this loads.
+    pub min_version: Option<String>,
 }
 
 impl RecipeEntry {
@@ -174,6 +179,12 @@ pub fn manifest(name: &str, entry: Option<&RecipeEntry>, safe_checked: bool) -> 
     }
     if let Some(v) = entry.and_then(|e| e.version.as_ref()) {
         m.version = v.clone();
+    }
+    if let Some(e) = entry {
+        m.downgrade = e.downgrade;
+        if e.min_version.is_some() {
+            m.min_version = e.min_version.clone();
+        }
     }
     m.toolchain = toolchain();
     m.safe_rust_checked = safe_checked;

@@ -123,8 +123,9 @@ pub fn elf_to_raw_image(elf: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// The local development key (made on first use; git-ignored). Returns the private key
-/// path. Also makes this machine's revoked test key: trusted like the dev key but listed
-/// in keys/dev/revoked.toml, so tests can show a revoked signer is refused.
+/// path. Also makes this machine's test keys: `revoked-test`, trusted like the dev key but
+/// listed in keys/dev/revoked.toml, so tests can show a revoked signer is refused; and
+/// `limited-test`, whose policy (keys/policy/limited-test.toml) allows only `hello`.
 pub fn ensure_dev_key() -> Result<PathBuf, String> {
     let dev = paths::dev_keys_dir();
     let make = |name: &str| -> Result<(PathBuf, [u8; 32]), String> {
@@ -139,6 +140,7 @@ pub fn ensure_dev_key() -> Result<PathBuf, String> {
     };
     let (private, _) = make("dev")?;
     let (_, revoked_id) = make("revoked-test")?;
+    make("limited-test")?;
     let revoked = dev.join("revoked.toml");
     let text = format!(
         "# This machine's revoked test key (made by xtask; git-ignored).\nkeys = [\"{}\"]\n",

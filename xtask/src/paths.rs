@@ -59,6 +59,11 @@ pub fn dev_keys_dir() -> PathBuf {
     workspace_root().join("keys/dev")
 }
 
+/// The private key of this machine's limited test key (it may sign only `hello`).
+pub fn limited_test_key() -> PathBuf {
+    dev_keys_dir().join("limited-test.key.pem")
+}
+
 /// The private key of this machine's revoked test key.
 pub fn revoked_test_key() -> PathBuf {
     dev_keys_dir().join("revoked-test.key.pem")

@@ -200,8 +200,7 @@ pub fn signed_domain(board: Board, name: &str, version: Option<&str>) -> Result<
         let e = entry.get_or_insert_with(|| crate::domains::RecipeEntry {
             name: name.into(),
             devices: Vec::new(),
-            restart: None,
-            version: None,
+            ..Default::default()
         });
         e.version = Some(v.into());
     }

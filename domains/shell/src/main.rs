@@ -12,7 +12,7 @@ use runtime::interfaces::console::{self, Console};
 use runtime::interfaces::hello::{self, Hello};
 use runtime::interfaces::kernel::{self, Kernel};
 use runtime::interfaces::relay::{self, Relay};
-use runtime::interfaces::{Numbers, RRef, Text, SWAP_ALLOW_DOWNGRADE};
+use runtime::interfaces::{Numbers, RRef, Text};
 use runtime::Mutex;
 
 /// What `swap-stress`'s caller threads count.
@@ -43,7 +43,7 @@ fn version_name(v: u64) -> String {
     format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
 }
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--downgrade] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
 
 /// Caller threads `swap-stress` runs against hello.
 const STRESS_CALLERS: usize = 3;
@@ -194,15 +194,12 @@ impl Shell {
     }
 
     fn swap(&self, name: &str, rest: &[&str]) {
-        let (mut entry, mut flags) = ("", 0);
-        for a in rest {
-            match *a {
-                "--downgrade" => flags |= SWAP_ALLOW_DOWNGRADE,
-                e if entry.is_empty() && !e.starts_with('-') => entry = e,
-                _ => return self.print("usage: swap NAME [ENTRY] [--downgrade]  (ENTRY: an initrd entry or version; see versions NAME)\n"),
-            }
-        }
-        match self.kernel.swap(text(name), text(entry), flags) {
+        let entry = match rest {
+            [] => "",
+            [e] if !e.starts_with('-') => e,
+            _ => return self.print("usage: swap NAME [ENTRY]  (ENTRY: an initrd entry or version; see versions NAME)\n"),
+        };
+        match self.kernel.swap(text(name), text(entry)) {
             Ok(r) => {
                 self.print(core::str::from_utf8(r.message.as_bytes()).unwrap_or("swap: ?"));
                 self.print("\n");
@@ -265,7 +262,7 @@ impl Shell {
         let (mut swapped, mut refused) = (0, 0);
         for i in 0..n {
             let entry = if i % 2 == 0 { b } else { a };
-            match self.kernel.swap(text("hello"), text(entry), SWAP_ALLOW_DOWNGRADE) {
+            match self.kernel.swap(text("hello"), text(entry)) {
                 Ok(r) if r.swapped == 1 => swapped += 1,
                 Ok(r) => {
                     refused += 1;
@@ -351,7 +348,7 @@ impl Shell {
                     Ok(n) => self.swap_stress(n, a, b),
                     Err(_) => self.print("usage: swap-stress N ENTRY_A ENTRY_B (N a whole number)\n"),
                 },
-                ["swap"] => self.print("usage: swap NAME [ENTRY] [--downgrade]\n"),
+                ["swap"] => self.print("usage: swap NAME [ENTRY]\n"),
                 ["versions", ..] => self.print("usage: versions NAME\n"),
                 ["ticker", ..] => self.print("usage: ticker N MS\n"),
                 ["swap-stress", ..] => self.print("usage: swap-stress N ENTRY_A ENTRY_B\n"),

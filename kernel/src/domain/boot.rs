@@ -1,7 +1,9 @@
-//! Boot: registers the kernel as domain 0 (exporting `Kernel`), then verifies every initrd
-//! envelope and starts the domains, providers before their importers. The first valid entry
-//! of each name boots; later ones are kept for hot swaps. Every refusal is one `rejected`
-//! log line.
+//! Boot: registers the kernel as domain 0 (exporting `Kernel`), then verifies and admits
+//! (policy.rs) every initrd envelope and starts the domains, providers before their
+//! importers. Which version of a name boots does not depend on the initrd's order: the
+//! entry named `NAME.qvd` (the board recipe's pin) if it is valid, else the highest valid
+//! version; the others are kept for hot swaps. Each interface has one exporter: names
+//! that declare the same export all stay down. Every refusal is one `rejected` log line.
 
 use super::lifecycle::{reject, start};
 use super::registry::registry;
@@ -10,6 +12,7 @@ use super::{recovery, KERNEL};
 use crate::devicetree::Device;
 use crate::{info, warn};
 use alloc::boxed::Box;
+use alloc::format;
 use alloc::vec::Vec;
 
 /// A verified initrd entry waiting for its imports to be served.
@@ -44,22 +47,8 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
         }
     };
     registry().set_initrd(bytes);
-    let mut pending: Vec<Pending> = Vec::new();
-    for entry in archive.entries() {
-        let stem = entry.name.strip_suffix(".qvd").unwrap_or(entry.name);
-        match verify(entry.data) {
-            Err(e) => reject(stem, &e),
-            Ok((v, _)) if pending.iter().any(|p| p.domain.manifest.name == v.manifest.name) => {
-                info!("initrd: {} is {} {}, kept for swapping in", entry.name, v.manifest.name, v.manifest.version)
-            }
-            Ok((v, _)) if v.manifest.name == "kernel" => reject(stem, &"the name \"kernel\" is reserved"),
-            Ok((domain, verify_cost)) => pending.push(Pending {
-                domain,
-                verify_cost,
-                entry: entry.name,
-            }),
-        }
-    }
+    let mut pending = choose(&archive);
+    refuse_contested_exports(&mut pending);
     // A domain starts once every import it declares is exported (with the same hash) by
     // the kernel or a started domain.
     let served = |p: &Pending| p.domain.manifest.imports.iter().all(|i| registry().serves(&i.name, &i.hash));
@@ -75,6 +64,78 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
         reject(
             &p.domain.manifest.name,
             &alloc::format!("imports {name}, which no running domain exports with that interface hash"),
+        );
+    }
+}
+
+/// Initrd entry `entry` verified and admitted, or why not.
+fn admitted(entry: &'static str, data: &'static [u8]) -> Result<Pending, alloc::string::String> {
+    let (domain, verify_cost) = verify(data).map_err(|e| format!("{e}"))?;
+    if domain.manifest.name == "kernel" {
+        return Err("the name \"kernel\" is reserved".into());
+    }
+    super::policy::admit(&domain).map_err(|e| format!("{e}"))?;
+    Ok(Pending {
+        domain,
+        verify_cost,
+        entry,
+    })
+}
+
+/// Verifies and admits every entry; returns, per name, the one that boots.
+fn choose(archive: &initrd::Archive<'static>) -> Vec<Pending> {
+    let mut valid: Vec<Pending> = Vec::new();
+    for entry in archive.entries() {
+        let stem = entry.name.strip_suffix(".qvd").unwrap_or(entry.name);
+        match admitted(entry.name, entry.data) {
+            Ok(p) => valid.push(p),
+            Err(why) => reject(stem, &why),
+        }
+    }
+    let mut chosen: Vec<Pending> = Vec::new();
+    for p in valid {
+        let name = &p.domain.manifest.name;
+        let pinned = |q: &Pending| q.entry.strip_suffix(".qvd") == Some(q.domain.manifest.name.as_str());
+        match chosen.iter().position(|c| c.domain.manifest.name == *name) {
+            None => chosen.push(p),
+            Some(i) => {
+                let c = &chosen[i];
+                let better = !pinned(c) && (pinned(&p) || p.domain.manifest.version > c.domain.manifest.version);
+                let kept = if better { core::mem::replace(&mut chosen[i], p) } else { p };
+                info!(
+                    "initrd: {} is {} {}, kept for swapping in",
+                    kept.entry, kept.domain.manifest.name, kept.domain.manifest.version
+                );
+            }
+        }
+    }
+    chosen
+}
+
+/// Removes (with a `rejected` line each) every domain that declares an export another
+/// domain also declares: an interface has one exporter, chosen by signed policy, never
+/// by initrd order.
+fn refuse_contested_exports(pending: &mut Vec<Pending>) {
+    let kernel_exports: Vec<alloc::string::String> =
+        registry().get(KERNEL).map(|k| k.manifest().exports.iter().map(|e| e.name.clone()).collect()).unwrap_or_default();
+    let rival = |p: &Pending, all: &[Pending]| -> Option<(alloc::string::String, alloc::string::String)> {
+        p.domain.manifest.exports.iter().find_map(|e| {
+            if kernel_exports.contains(&e.name) {
+                return Some((e.name.clone(), "the kernel".into()));
+            }
+            all.iter()
+                .find(|q| q.domain.manifest.name != p.domain.manifest.name && q.domain.manifest.exports.iter().any(|x| x.name == e.name))
+                .map(|q| (e.name.clone(), q.domain.manifest.name.clone()))
+        })
+    };
+    let contested: Vec<(usize, (alloc::string::String, alloc::string::String))> =
+        pending.iter().enumerate().filter_map(|(i, p)| rival(p, pending).map(|r| (i, r))).collect();
+    for (i, (iface, other)) in contested.iter().rev() {
+        let p = pending.remove(*i);
+        let outcome = if other == "the kernel" { "" } else { ", so neither starts" };
+        reject(
+            &p.domain.manifest.name,
+            &format!("exports {iface}, which {other} also exports; each interface has one exporter{outcome}"),
         );
     }
 }

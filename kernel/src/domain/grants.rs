@@ -36,6 +36,8 @@ impl Grant {
 #[derive(Debug)]
 pub enum GrantError {
     NotInDeviceTree(String),
+    /// (the device asked for, what the kernel keeps there)
+    KernelOwned(String, &'static str),
     Map(String, MapError),
     Route(String, IrqNumber, IrqError),
 }
@@ -44,6 +46,7 @@ impl fmt::Display for GrantError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GrantError::NotInDeviceTree(c) => write!(f, "device {c:?} is not in the device tree"),
+            GrantError::KernelOwned(c, what) => write!(f, "device {c:?} is {what}, which the kernel keeps; it is never granted"),
             GrantError::Map(c, e) => write!(f, "cannot map {c}: {e:?}"),
             GrantError::Route(c, n, e) => write!(f, "cannot route irq {n} of {c}: {e}"),
         }
@@ -59,6 +62,9 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
         let dev = crate::devicetree::find_device(compatible)
             .or_else(|| uart.filter(|_| compatible == "arm,pl011"))
             .ok_or_else(|| GrantError::NotInDeviceTree(compatible.clone()))?;
+        if let Some(what) = kernel_owned(compatible, &dev) {
+            return Err(GrantError::KernelOwned(compatible.clone(), what));
+        }
         crate::memory::map_device(dev.reg).map_err(|e| GrantError::Map(compatible.clone(), e))?;
         let irq = dev.irq.and_then(|s| crate::irq::translate(&s));
         if let (Some(n), true) = (irq, route_irqs) {
@@ -74,6 +80,19 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
     Ok(out)
 }
 
+/// What the kernel keeps of device `dev` (named `compatible`), if anything: a kernel-owned
+/// compatible string (admission refuses those already; checked again here), or registers
+/// overlapping a kernel-owned device's, whatever the device tree calls them.
+fn kernel_owned(compatible: &str, dev: &Device) -> Option<&'static str> {
+    if let Some(what) = loader::policy::kernel_owned(compatible) {
+        return Some(what);
+    }
+    loader::policy::KERNEL_OWNED.iter().find_map(|(c, what)| {
+        let owned = crate::devicetree::find_device(c)?;
+        (owned.reg.size > 0 && owned.reg.overlaps(&dev.reg)).then_some(*what)
+    })
+}
+
 /// Routes interrupt `n` of grant `index` to domain `id`; `replacing` takes it from a
 /// domain (a swap's old version), otherwise only from the kernel.
 pub fn route_irq(id: DomainId, index: usize, n: IrqNumber, replacing: bool) -> Result<(), IrqError> {
@@ -82,6 +101,7 @@ pub fn route_irq(id: DomainId, index: usize, n: IrqNumber, replacing: bool) -> R
         func: on_granted_irq,
         context: ((id as usize) << 16) | index,
         owner: id,
+        handover: false,
     };
     if replacing {
         crate::irq::unregister(n);

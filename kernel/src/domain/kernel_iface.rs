@@ -3,7 +3,7 @@
 use super::registry::{registry, State};
 use super::{recovery, swap, versions, KERNEL};
 use interfaces::kernel::{self, Kernel};
-use interfaces::{DomainInfo, RRef, RpcError, RpcResult, SwapReport, Text, SWAP_ALLOW_DOWNGRADE};
+use interfaces::{DomainInfo, RRef, RpcError, RpcResult, SwapReport, Text};
 
 /// What the kernel (domain 0) imports: the console, to log through it; with the selftests,
 /// the test domain's interface too.
@@ -48,10 +48,10 @@ impl Kernel for KernelInterface {
         crate::power::exit(status)
     }
 
-    fn swap(&self, name: RRef<Text>, entry: RRef<Text>, flags: u32) -> RpcResult<RRef<SwapReport>> {
+    fn swap(&self, name: RRef<Text>, entry: RRef<Text>) -> RpcResult<RRef<SwapReport>> {
         let name = core::str::from_utf8(name.as_bytes()).map_err(|_| RpcError::Refused)?;
         let entry = core::str::from_utf8(entry.as_bytes()).map_err(|_| RpcError::Refused)?;
-        let o = swap::swap(name, swap::Source::Initrd(entry), flags & SWAP_ALLOW_DOWNGRADE != 0);
+        let o = swap::swap(name, swap::Source::Initrd(entry));
         Ok(RRef::new(SwapReport {
             swapped: o.swapped as u32,
             _pad: 0,

@@ -107,6 +107,7 @@ pub fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64, source: &str
         retire(id, State::Rejected);
         return Err(BootRefusal::Start(why));
     }
+    super::policy::raise_floor(m);
     info!(
         "domain {} started: exports {}; imports {}",
         m.name,

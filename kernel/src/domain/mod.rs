@@ -38,6 +38,7 @@ mod image;
 mod instance;
 mod kernel_iface;
 mod lifecycle;
+mod policy;
 mod proxy;
 pub mod push;
 mod quota;
@@ -137,7 +138,7 @@ pub mod inspect {
     }
 
     /// A swap from the initrd (the bench's swap window).
-    pub fn swap(name: &str, entry: &str, allow_downgrade: bool) -> super::swap::Outcome {
-        super::swap::swap(name, super::swap::Source::Initrd(entry), allow_downgrade)
+    pub fn swap(name: &str, entry: &str) -> super::swap::Outcome {
+        super::swap::swap(name, super::swap::Source::Initrd(entry))
     }
 }

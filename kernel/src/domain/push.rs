@@ -107,7 +107,7 @@ impl Link {
                 }
                 let Some(t) = self.transfer.take() else { return };
                 info!("push: {} bytes for {} received intact; swapping", t.size, t.name);
-                let o = super::swap::swap(&t.name, super::swap::Source::Pushed(&t.bytes), t.flags & pushlink::FLAG_ALLOW_DOWNGRADE != 0);
+                let o = super::swap::swap(&t.name, super::swap::Source::Pushed(&t.bytes));
                 let mut reply = Vec::with_capacity(1 + o.message.len());
                 reply.push(o.swapped as u8);
                 reply.extend_from_slice(o.message.as_bytes());

@@ -134,6 +134,10 @@ fn restart(id: DomainId) {
     if loader::sha256(elf.bytes()) != digest {
         return hold(id, &name, "its image in memory no longer matches the verified digest");
     }
+    // Admitted when it was loaded (its key's policy); the floor may have risen since.
+    if let Err(why) = loader::policy::check_floor(&manifest, &super::policy::floor(&name)) {
+        return hold(id, &name, &alloc::format!("restart refused: {why}"));
+    }
     let inst = match instantiate(id, &manifest, &elf, true) {
         Ok(x) => x,
         Err(why) => return hold(id, &name, &alloc::format!("restart failed: {why}")),

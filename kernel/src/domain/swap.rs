@@ -2,8 +2,9 @@
 //! calling.
 //!
 //! 1. *Prepare*, touching nothing of the old version: verify the new envelope exactly like
-//!    a boot-time one; check it has the same name, a higher version (lower only with
-//!    `allow_downgrade`; a revoked digest is refused by verification), the same exports
+//!    a boot-time one and admit it (policy.rs: its key's policy, the rollback floor); check
+//!    it has the same name, a higher version (lower or equal only if its signed manifest
+//!    says `downgrade`; a revoked digest is refused by verification), the same exports
 //!    with the same hashes, and imports that are served now; load it as a new domain
 //!    record (`Preparing`: its exports are invisible, its interrupts not yet routed) and
 //!    run its initialisation; check both versions name the same state type.
@@ -74,12 +75,12 @@ pub(super) fn is_cancelling(d: DomainId) -> bool {
 }
 
 /// Swaps the running domain `name` for the version `source` names.
-pub fn swap(name: &str, source: Source, allow_downgrade: bool) -> Outcome {
+pub fn swap(name: &str, source: Source) -> Outcome {
     let t0 = crate::arch::pmu::cycles();
     if BUSY.swap(true, Ordering::Acquire) {
         return Outcome::refused(name, SwapRefusal::Busy, t0);
     }
-    let outcome = match swap_exclusive(name, source, allow_downgrade, t0) {
+    let outcome = match swap_exclusive(name, source, t0) {
         Ok(o) => o,
         Err(why) => Outcome::refused(name, why, t0),
     };
@@ -174,7 +175,7 @@ fn exports_differ(old: &[InterfaceRef], new: &Manifest) -> Option<SwapRefusal> {
         .map(|n| SwapRefusal::ExportAdded(n.name.clone()))
 }
 
-fn swap_exclusive(name: &str, source: Source, allow_downgrade: bool, t0: u64) -> Result<Outcome, SwapRefusal> {
+fn swap_exclusive(name: &str, source: Source, t0: u64) -> Result<Outcome, SwapRefusal> {
     let old = {
         let r = registry();
         match r.running(name) {
@@ -196,7 +197,7 @@ fn swap_exclusive(name: &str, source: Source, allow_downgrade: bool, t0: u64) ->
             (String::from("a host push"), copy, Some(frames))
         }
     };
-    let (v, verify_cost) = check_candidate(name, &old, &label, bytes, allow_downgrade)?;
+    let (v, verify_cost) = check_candidate(name, &old, &label, bytes)?;
     install_and_swap(name, &old, &label, &v, verify_cost, pushed, t0)
 }
 
@@ -207,17 +208,17 @@ fn check_candidate(
     old: &Serving,
     label: &str,
     bytes: &'static [u8],
-    allow_downgrade: bool,
 ) -> Result<(loader::VerifiedDomain<'static>, u64), SwapRefusal> {
     let (v, verify_cost) = verify(bytes).map_err(|e| SwapRefusal::Verify(label.into(), e))?;
     let m = &v.manifest;
     if m.name != name {
         return Err(SwapRefusal::WrongName(label.into(), m.name.clone(), name.into()));
     }
-    if m.version < old.version && !allow_downgrade {
+    super::policy::admit(&v).map_err(|e| SwapRefusal::Policy(label.into(), e))?;
+    if m.version < old.version && !m.downgrade {
         return Err(SwapRefusal::Older(label.into(), m.version.clone(), old.version.clone()));
     }
-    if m.version == old.version && !allow_downgrade {
+    if m.version == old.version && !m.downgrade {
         return Err(SwapRefusal::SameVersion(label.into(), m.version.clone()));
     }
     if let Some(why) = exports_differ(&old.exports, m) {
@@ -269,6 +270,7 @@ fn install_and_swap(
         Err(why) => return refuse(why),
     };
     let total = crate::arch::pmu::cycles() - t0;
+    super::policy::raise_floor(m);
     // Retire the old version, outside the window.
     retire(old.id, State::Retired);
     registry().remember_retired(RetiredVersion {

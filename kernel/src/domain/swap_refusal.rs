@@ -26,6 +26,8 @@ pub enum SwapRefusal {
     NoMemoryForPush,
     /// (where the candidate came from, why verification failed)
     Verify(String, loader::LoadError),
+    /// (where from, the trust-policy rule it breaks)
+    Policy(String, loader::policy::PolicyError),
     /// (where from, the candidate's name, the name asked for)
     WrongName(String, String, String),
     /// (where from, its version, the running version)
@@ -77,10 +79,11 @@ impl fmt::Display for SwapRefusal {
             NoSuchEntry(wanted) => write!(f, "the initrd has no entry {wanted:?}"),
             NoMemoryForPush => f.write_str("no memory to hold the pushed envelope"),
             Verify(label, e) => write!(f, "{label}: {e}"),
+            Policy(label, e) => write!(f, "{label}: {e}"),
             WrongName(label, found, name) => write!(f, "{label} is domain {found:?}, not {name:?}"),
             Older(label, new, old) => write!(
                 f,
-                "{label} is version {new}, older than the running {old} (a downgrade needs the explicit flag)"
+                "{label} is version {new}, older than the running {old} (a downgrade needs a manifest signed with `downgrade = true`)"
             ),
             SameVersion(label, v) => write!(f, "{label} is version {v}, the version already running"),
             ExportMissing(n) => write!(f, "the new version does not export {n}"),

@@ -66,6 +66,10 @@ pub enum Setup {
     SwapFixtures,
     /// The standard boot with the host link connected to a socket.
     HostLink,
+    /// The standard initrd plus domains the trust policy refuses, each for its own rule.
+    PolicyInitrd,
+    /// The standard initrd plus a second domain that exports `Console`.
+    SecondExporter,
     /// The standard initrd plus attack domains (`crate::tests::attacks`).
     Attack(&'static [fixtures::Attacker]),
 }
@@ -116,6 +120,16 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
         Setup::SwapFixtures => {
             let path = out_dir(board).join("swap-fixtures-initrd.img");
             image::write_initrd(&path, &fixtures::swap_fixture_entries(board)?)?;
+            boot.initrd = Some(path);
+        }
+        Setup::PolicyInitrd => {
+            let path = out_dir(board).join("policy-initrd.img");
+            image::write_initrd(&path, &fixtures::policy_entries(board)?)?;
+            boot.initrd = Some(path);
+        }
+        Setup::SecondExporter => {
+            let path = out_dir(board).join("second-exporter-initrd.img");
+            image::write_initrd(&path, &fixtures::second_exporter_entries(board)?)?;
             boot.initrd = Some(path);
         }
         Setup::Attack(attackers) => {

@@ -48,7 +48,95 @@ pub fn rejection_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String>
     Ok(entries)
 }
 
-/// The swap fixtures: versions of hello each refused for its own reason.
+/// hello's ELF signed with `key` under hello's manifest changed by `change`.
+fn hello_as(key: &std::path::Path, change: impl FnOnce(&mut qvq_sign::loader::Manifest)) -> Result<Vec<u8>, String> {
+    let elf = std::fs::read(build_domain_elf("hello")?).map_err(|e| e.to_string())?;
+    let mut m = domains::manifest("hello", None, true)?;
+    change(&mut m);
+    qvq_sign::sign(&m, &elf, &qvq_sign::read_signing_key(key)?)
+}
+
+/// The board's first versions plus one domain for each trust-policy rule: unchecked, a
+/// name and an export outside the limited test key's policy, kernel-owned devices, and an
+/// export the kernel makes.
+pub fn policy_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut entries = first_versions(board, image::initrd_entries(board)?)?;
+    let (dev, limited) = (image::ensure_dev_key()?, paths::limited_test_key());
+    let renamed = |name: &'static str| {
+        move |m: &mut qvq_sign::loader::Manifest| {
+            m.name = name.into();
+            m.exports.clear();
+        }
+    };
+    let interrupt_controller = match board {
+        Board::Virt => "arm,cortex-a15-gic",
+        Board::Rpi3 => "brcm,bcm2836-l1-intc",
+    };
+    let kernel_hash = qvq_sign::idl_hash("Kernel").ok_or("the IDL has no Kernel interface")?;
+    entries.extend([
+        (
+            "unchecked.qvd".to_string(),
+            hello_as(&dev, |m| {
+                renamed("unchecked")(m);
+                m.safe_rust_checked = false;
+            })?,
+        ),
+        ("outside.qvd".to_string(), hello_as(&limited, renamed("console"))?),
+        (
+            "limited-export.qvd".to_string(),
+            hello_as(&limited, |m| {
+                m.version = qvq_sign::loader::manifest::Version { major: 9, minor: 0, patch: 0 };
+                m.exports.push(qvq_sign::loader::manifest::InterfaceRef {
+                    name: "Console".into(),
+                    hash: qvq_sign::idl_hash("Console").unwrap_or_default(),
+                });
+            })?,
+        ),
+        (
+            "timer.qvd".to_string(),
+            hello_as(&dev, |m| {
+                renamed("timer")(m);
+                m.devices = vec!["arm,armv8-timer".into()];
+            })?,
+        ),
+        (
+            "intc.qvd".to_string(),
+            hello_as(&dev, |m| {
+                renamed("intc")(m);
+                m.devices = vec![interrupt_controller.into()];
+            })?,
+        ),
+        (
+            "kernel-export.qvd".to_string(),
+            hello_as(&dev, |m| {
+                renamed("kexport")(m);
+                m.exports.push(qvq_sign::loader::manifest::InterfaceRef {
+                    name: "Kernel".into(),
+                    hash: kernel_hash,
+                });
+            })?,
+        ),
+    ]);
+    Ok(entries)
+}
+
+/// The board's first versions plus `shadow-console`: the console driver signed under
+/// another name, so two domains export `Console`.
+pub fn second_exporter_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut entries = first_versions(board, image::initrd_entries(board)?)?;
+    let elf = std::fs::read(build_domain_elf("console")?).map_err(|e| e.to_string())?;
+    let entry = domains::recipe(board)?.into_iter().find(|e| e.name == "console" && e.version.is_none());
+    let mut m = domains::manifest("console", entry.as_ref(), true)?;
+    m.name = "shadow-console".into();
+    entries.push((
+        "shadow-console.qvd".to_string(),
+        qvq_sign::sign(&m, &elf, &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?)?,
+    ));
+    Ok(entries)
+}
+
+/// The swap fixtures: versions of hello each refused for its own reason, and 0.3.0 signed
+/// with the rollback floor 0.3.0.
 pub fn swap_fixture_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut entries = image::initrd_entries(board)?;
     let dev = qvq_sign::read_signing_key(&image::ensure_dev_key()?)?;
@@ -57,8 +145,8 @@ pub fn swap_fixture_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, Stri
     let version = |v: &str| RecipeEntry {
         name: "hello".into(),
         devices: vec![],
-        restart: None,
         version: Some(v.into()),
+        ..Default::default()
     };
     let hello = |v: &str| domains::manifest("hello", Some(&version(v)), true);
     let mut badsig = qvq_sign::sign(&hello("0.3.0")?, &hello_elf, &dev)?;
@@ -76,6 +164,21 @@ pub fn swap_fixture_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, Stri
         ("hello-revokedkey.qvd".to_string(), qvq_sign::sign(&hello("0.3.0")?, &hello_elf, &revoked)?),
         ("hello-wronghash.qvd".to_string(), qvq_sign::sign(&wrong_hash, &hello_elf, &dev)?),
         ("hello-initpanic.qvd".to_string(), fixture("swap-init-panics")?),
+        (
+            "hello-floor.qvd".to_string(),
+            qvq_sign::sign(
+                &domains::manifest(
+                    "hello",
+                    Some(&RecipeEntry {
+                        min_version: Some("0.3.0".into()),
+                        ..version("0.3.0")
+                    }),
+                    true,
+                )?,
+                &hello_elf,
+                &dev,
+            )?,
+        ),
         ("hello-otherstate.qvd".to_string(), fixture("swap-other-state")?),
     ]);
     Ok(entries)
@@ -89,7 +192,7 @@ pub fn fatal_hello_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, Strin
         name: "hello".into(),
         devices: vec![],
         restart: Some("fatal".into()),
-        version: None,
+        ..Default::default()
     };
     let manifest = domains::manifest("hello", Some(&entry), true)?;
     let signed = qvq_sign::sign(&manifest, &elf, &qvq_sign::read_signing_key(&image::ensure_dev_key()?)?)?;
@@ -135,12 +238,19 @@ pub fn attack_entries(board: Board, attackers: &[Attacker]) -> Result<Vec<(Strin
             devices: devices.iter().map(|d| d.to_string()).collect(),
             restart: Some(a.restart.into()),
             version: Some(format!("0.{}.0", a.variant)),
+            ..Default::default()
         };
         let mut manifest = domains::manifest(a.krate, Some(&entry), true)?;
         manifest.name = a.name.into();
-        // Versioned entry names: two variants of one attacker are two versions of it (the
-        // first boots; a later one can be swapped in).
-        entries.push((format!("{}-0.{}.0.qvd", a.name, a.variant), qvq_sign::sign(&manifest, &elf, &dev)?));
+        // Two variants of one attacker are two versions of it: the first is the pinned
+        // `NAME.qvd`, which boots; a later one is versioned and can be swapped in.
+        let pinned = format!("{}.qvd", a.name);
+        let file = if entries.iter().any(|e| e.0 == pinned) {
+            format!("{}-0.{}.0.qvd", a.name, a.variant)
+        } else {
+            pinned
+        };
+        entries.push((file, qvq_sign::sign(&manifest, &elf, &dev)?));
     }
     Ok(entries)
 }

@@ -9,6 +9,7 @@ mod devicetree;
 mod domains;
 mod host;
 mod hostlink;
+mod policy;
 mod swap;
 
 use crate::board::Board;
@@ -25,6 +26,7 @@ fn qemu_tests() -> Vec<QemuTest> {
         hostlink::cases(),
         boot::cases(),
         domains::cases(),
+        policy::cases(),
         crash::cases(),
         devicetree::cases(),
         attacks::cases(),

@@ -33,13 +33,15 @@ pub fn cases() -> Vec<QemuTest> {
                 Send("swap hello\r"),
                 Expect("swap hello refused: the initrd holds no version of hello newer than 0.2.0"),
                 Send("swap hello hello.qvd\r"),
-                Expect("swap hello refused: hello.qvd is version 0.1.0, older than the running 0.2.0 (a downgrade needs the explicit flag)"),
+                Expect("swap hello refused: hello.qvd is version 0.1.0, older than the running 0.2.0 (a downgrade needs a manifest signed with `downgrade = true`)"),
                 Send("swap hello 0.1.0 --downgrade\r"),
-                Expect("swapped hello 0.2.0 -> 0.1.0 (hello.qvd"),
+                Expect("usage: swap NAME [ENTRY]"),
+                Send("swap hello 0.1.1\r"),
+                Expect("swapped hello 0.2.0 -> 0.1.1 (hello-0.1.1.qvd"),
                 Send("hello ping 3\r"),
                 Expect("hello ping 3: 4"),
                 Send("hello served\r"),
-                Expect("hello served: 3 pings, answered by 0.1.0"),
+                Expect("hello served: 3 pings, answered by 0.1.1"),
                 Send("relay fault\r"),
                 Expect("relay: hello crashed inside relay's call; relay answered normally"),
                 // A call that stays in flight past the drain limit: the swap is refused and
@@ -50,11 +52,11 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("swap hello refused: 1 calls into the running version did not return within 500 ms"),
                 Expect("hello nap 1500: done"),
                 Send("swap hello\r"),
-                Expect("swapped hello 0.1.0 -> 0.2.0"),
+                Expect("swapped hello 0.1.1 -> 0.2.0"),
                 Send("swap nosuch\r"),
                 Expect("swap nosuch refused: no running domain is named \"nosuch\""),
                 Send("swap\r"),
-                Expect("usage: swap NAME [ENTRY] [--downgrade]"),
+                Expect("usage: swap NAME [ENTRY]"),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
             ],
@@ -67,7 +69,7 @@ pub fn cases() -> Vec<QemuTest> {
             setup: Setup::Standard,
             steps: &[
                 Expect("qvq$ "),
-                Send("swap-stress 200 hello.qvd hello-0.2.0.qvd\r"),
+                Send("swap-stress 200 hello-0.1.1.qvd hello-0.2.0.qvd\r"),
                 ExpectWithin("swap-stress answers by version:", 240),
                 Expect("swap-stress: 200 swaps, 0 refused; "),
                 Expect(" pings, 0 errors, 0 wrong answers; served count matches\n"),
@@ -84,6 +86,7 @@ pub fn cases() -> Vec<QemuTest> {
             setup: Setup::SwapFixtures,
             steps: &[
                 Expect("domain hello-badsig rejected: bad signature"),
+                Expect("domain hello-0.0.1 rejected: version 0.0.1 is below the rollback floor 0.1.0"),
                 Expect("qvq$ "),
                 // Warm-up: a refused candidate is loaded at a fresh address, and the page
                 // tables that first map it stay (tables are never freed). From the second
@@ -98,8 +101,8 @@ pub fn cases() -> Vec<QemuTest> {
                 Send("swap hello hello-badsig\r"),
                 Expect("swap hello refused: hello-badsig.qvd: bad signature"),
                 Send("swap hello hello-0.0.1\r"),
-                Expect("swap hello refused: hello-0.0.1.qvd is version 0.0.1, older than the running 0.1.0"),
-                Send("swap hello hello-revokedkey --downgrade\r"),
+                Expect("swap hello refused: hello-0.0.1.qvd: version 0.0.1 is below the rollback floor 0.1.0"),
+                Send("swap hello hello-revokedkey\r"),
                 Expect("swap hello refused: hello-revokedkey.qvd: revoked key"),
                 Send("swap hello hello-wronghash\r"),
                 Expect("swap hello refused: the new version's Hello has interface hash"),
@@ -118,6 +121,14 @@ pub fn cases() -> Vec<QemuTest> {
                 Check(free_frames_unchanged),
                 Send("swap hello hello-0.2.0\r"),
                 Expect("swapped hello 0.1.0 -> 0.2.0"),
+                // A version signed with a rollback floor: once it ran, the versions below
+                // its floor are refused, even one signed as a permitted downgrade.
+                Send("swap hello hello-floor\r"),
+                Expect("swapped hello 0.2.0 -> 0.3.0 (hello-floor.qvd"),
+                Send("swap hello hello-0.1.1\r"),
+                Expect("swap hello refused: hello-0.1.1.qvd: version 0.1.1 is below the rollback floor 0.3.0"),
+                Send("hello ping 7\r"),
+                Expect("hello ping 7: 8"),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
             ],
@@ -135,10 +146,11 @@ fn stress_answers_from_both_versions(t: &str) -> Result<(), String> {
         .ok_or("no swap-stress summary")?;
     let by_version = line.split("answers by version:").nth(1).ok_or("no answers by version")?;
     let counts: Vec<u64> = by_version.split_whitespace().skip(1).step_by(2).filter_map(|n| n.parse().ok()).collect();
-    if counts.len() == 2 && counts.iter().all(|c| *c > 0) && by_version.contains("0.1.0:") && by_version.contains("0.2.0:") {
+    // Callers may also see the booted 0.1.0 before the first swap.
+    if counts.len() >= 2 && counts.iter().all(|c| *c > 0) && by_version.contains("0.1.1:") && by_version.contains("0.2.0:") {
         Ok(())
     } else {
-        Err(format!("expected answers from both 0.1.0 and 0.2.0: {line}"))
+        Err(format!("expected answers from both 0.1.1 and 0.2.0: {line}"))
     }
 }
 

@@ -97,9 +97,6 @@ pub struct SwapReport {
 // SAFETY: integers and text bytes only.
 unsafe impl RRefable for SwapReport {}
 
-/// `flags` bit of `Kernel::swap`: allow a version lower than the running one.
-pub const SWAP_ALLOW_DOWNGRADE: u32 = 1;
-
 /// A domain's state, handed by one version to the next in a hot swap. The hash names the
 /// type: both versions must use the same one, or the kernel refuses the swap.
 ///

@@ -121,6 +121,8 @@ impl Domain {
                 restart: RestartPolicy::Fatal,
                 toolchain: String::new(),
                 safe_rust_checked: false,
+                min_version: Default::default(),
+                downgrade: false,
             },
             key_id: [0; 32],
             source: "built in".into(),

@@ -1,0 +1,50 @@
+//! QEMU tests of the trust policy (keys/policy/, kernel/src/domain/policy.rs): each rule
+//! refuses a signed domain with its own reason, and an interface has one exporter.
+
+use crate::harness::case::{Expect, ExpectAll, QemuTest, Send, Setup, BOTH};
+
+pub fn cases() -> Vec<QemuTest> {
+    vec![
+        QemuTest {
+            name: "policy-refuses-each-rule-with-its-reason",
+            boards: BOTH,
+            append: "",
+            setup: Setup::PolicyInitrd,
+            steps: &[
+                Expect("key policies"),
+                Expect(
+                    "domain unchecked rejected: its manifest says the build did not check it as safe Rust, and its key's policy does not allow unchecked domains",
+                ),
+                Expect("domain outside rejected: its key's policy does not allow the name \"console\""),
+                Expect("domain limited-export rejected: its key's policy does not allow exporting Console"),
+                Expect("domain timer rejected: device \"arm,armv8-timer\" is the kernel's timer, which the kernel keeps; it is never granted"),
+                Expect("domain intc rejected: device \""),
+                Expect("is the interrupt controller, which the kernel keeps; it is never granted"),
+                Expect("domain kexport rejected: exports Kernel, which the kernel also exports; each interface has one exporter"),
+                Expect("qvq$ "),
+                Send("hello ping 9\r"),
+                Expect("hello ping 9: 10"),
+                Send("domains\r"),
+                Expect("console      0.1.0    running"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "a-second-exporter-of-an-interface-is-refused",
+            boards: BOTH,
+            append: "qvq.test=boot",
+            setup: Setup::SecondExporter,
+            steps: &[
+                ExpectAll(&[
+                    "domain console rejected: exports Console, which shadow-console also exports; each interface has one exporter, so neither starts",
+                    "domain shadow-console rejected: exports Console, which console also exports; each interface has one exporter, so neither starts",
+                ]),
+                Expect("domain shell rejected: imports Console, which no running domain exports"),
+                Expect("selftest boot: PASS"),
+            ],
+            exit_status: 0,
+        },
+    ]
+}
