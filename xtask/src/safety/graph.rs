@@ -221,9 +221,10 @@ fn standing<'a>(p: &Package, lock: &[LockPackage], allow: &'a AllowList) -> Resu
         .iter()
         .find(|l| l.name == p.name && l.version == p.version && l.source.as_deref() == Some(source));
     match locked.and_then(|l| l.checksum.as_deref()) {
-        None => Err(format!(
+        None => Err(
             "Cargo.lock records no checksum for it (rule: third-party crates are pinned by checksum; git dependencies cannot be); use a registry release"
-        )),
+                .to_string(),
+        ),
         Some(sum) if sum != entry.checksum => Err(format!(
             "its Cargo.lock checksum {sum} is not the pinned {} (rule: pinned checksum); this is not the code that was vetted: restore Cargo.lock, or vet this code and update {list}",
             entry.checksum

@@ -128,8 +128,13 @@ impl Checked {
         self.meta.packages.iter().find(|p| p.id == id)
     }
 
-    /// The specific error for unsafe code the compiler found in package `id` at `at`.
-    fn unsafe_error(&self, id: &str, at: &str) -> String {
+    /// The specific error for the unsafe code the compiler found in package `id` at `ats`.
+    fn unsafe_error(&self, id: &str, ats: &[String]) -> String {
+        const SHOWN: usize = 3;
+        let mut at = ats.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        if ats.len() > SHOWN {
+            at += &format!(" and {} more places", ats.len() - SHOWN);
+        }
         let Some(p) = self.package(id) else {
             return format!("package {id}: unsafe code at {at}");
         };
@@ -202,7 +207,7 @@ impl Checked {
         }
         let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
         let mut elves = BTreeMap::new();
-        let mut refusals = Vec::new();
+        let mut refusals: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in BufReader::new(child.stdout.take().ok_or("cargo gave no output")?).lines() {
             let line = line.map_err(|e| format!("reading cargo's output: {e}"))?;
             let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -217,7 +222,7 @@ impl Checked {
                     if m["level"] == "error" && m["code"]["code"] == "unsafe_code" {
                         let span = m["spans"].as_array().and_then(|s| s.first());
                         let at = span.map_or("?".into(), |s| format!("{}:{}", s["file_name"].as_str().unwrap_or("?"), s["line_start"]));
-                        refusals.push(self.unsafe_error(id, &at));
+                        refusals.entry(id.to_string()).or_default().push(at);
                     }
                 }
                 Some("compiler-artifact") if msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")) => {
@@ -231,8 +236,8 @@ impl Checked {
         let status = child.wait().map_err(|e| format!("cargo: {e}"))?;
         let names: Vec<&str> = self.graphs.iter().map(|(n, _, _)| n.as_str()).collect();
         if !refusals.is_empty() {
-            refusals.dedup();
-            return Err(format!("{}\nrefusing to build or sign", refusals.join("\n")));
+            let lines: Vec<String> = refusals.iter().map(|(id, ats)| self.unsafe_error(id, ats)).collect();
+            return Err(format!("{}\nrefusing to build or sign", lines.join("\n")));
         }
         if !status.success() {
             return Err(format!("building domains {} failed (the compiler's messages are above)", names.join(", ")));

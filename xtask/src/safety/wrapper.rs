@@ -192,7 +192,7 @@ mod tests {
         };
         let mut b = a.clone();
         b.version = "0.1.1".into();
-        assert_ne!(rustflags(&[a.clone()])[1], rustflags(&[b])[1]);
-        assert_eq!(rustflags(&[a.clone()])[1], rustflags(&[a])[1]);
+        assert_ne!(rustflags(std::slice::from_ref(&a))[1], rustflags(&[b])[1]);
+        assert_eq!(rustflags(std::slice::from_ref(&a))[1], rustflags(&[a])[1]);
     }
 }
