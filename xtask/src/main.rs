@@ -90,7 +90,7 @@ enum Command {
         /// The domain workspace (default: domains/).
         #[arg(long)]
         workspace: Option<PathBuf>,
-        /// The allow-list (default: domains/allowed-crates.toml).
+        /// The allow-list (default: the workspace's allowed-crates.toml).
         #[arg(long)]
         allow_list: Option<PathBuf>,
         /// Where to build (default: target/domains/).
@@ -157,13 +157,7 @@ fn main() -> ExitCode {
             allow_list,
             target_dir,
         } => setup::ensure_rust_target().and_then(|_| {
-            let mut ws = safety::Workspace::domains();
-            if let Some(w) = workspace {
-                ws.dir = safety::absolute(&w);
-                ws.allow_list = allow_list.clone().unwrap_or_else(|| ws.dir.join("allowed-crates.toml"));
-            }
-            ws.allow_list = allow_list.map_or(ws.allow_list, |a| safety::absolute(&a));
-            ws.target_dir = target_dir.map_or(ws.target_dir, |t| safety::absolute(&t));
+            let ws = safety::Workspace::from_options(workspace, allow_list, target_dir);
             safety::check_domains(&ws, &names, domains::NOT_DOMAINS).map(|_| true)
         }),
         Command::Bench => bench::bench(),

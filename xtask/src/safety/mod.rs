@@ -42,6 +42,20 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// `domains()` with any of its parts replaced (relative paths are from the current
+    /// folder; the allow-list defaults to the workspace's `allowed-crates.toml`).
+    pub fn from_options(dir: Option<PathBuf>, allow_list: Option<PathBuf>, target_dir: Option<PathBuf>) -> Workspace {
+        let default = Workspace::domains();
+        let dir = dir.map_or(default.dir, |d| absolute(&d));
+        Workspace {
+            allow_list: allow_list.map_or_else(|| dir.join("allowed-crates.toml"), |a| absolute(&a)),
+            target_dir: target_dir.map_or(default.target_dir, |t| absolute(&t)),
+            dir,
+        }
+    }
+}
+
 /// What the checks found out: the metadata and the allow-list, for the build.
 pub struct Checked {
     meta: Metadata,
@@ -266,6 +280,6 @@ pub fn check_domains(ws: &Workspace, names: &[String], skip: &[&str]) -> Result<
 }
 
 /// `dir` relative to the current folder if it is given relative.
-pub fn absolute(dir: &Path) -> PathBuf {
+fn absolute(dir: &Path) -> PathBuf {
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
