@@ -212,6 +212,7 @@ impl Checked {
             "CARGO_BUILD_RUSTFLAGS",
             "RUSTC_WORKSPACE_WRAPPER",
             "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_BUILD_RUSTC_WRAPPER",
             &target_var,
         ] {
             cmd.env_remove(var);
