@@ -8,6 +8,7 @@ mod harness;
 mod image;
 mod layers;
 mod paths;
+mod safety;
 mod setup;
 mod swap;
 mod tests;
@@ -79,6 +80,23 @@ enum Command {
         #[arg(long)]
         qemu_only: bool,
     },
+    /// Check and build domains under the safety rules, without signing: allow-listed
+    /// dependencies by id and source, one binary inside its crate, no build scripts or
+    /// proc-macros unless allowed, `-F unsafe_code` enforced by the compiler
+    /// (domains/README.md, "Build checks").
+    CheckDomains {
+        /// Domains to check (default: every domain of the workspace).
+        names: Vec<String>,
+        /// The domain workspace (default: domains/).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// The allow-list (default: the workspace's allowed-crates.toml).
+        #[arg(long)]
+        allow_list: Option<PathBuf>,
+        /// Where to build (default: target/domains/).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
     /// Instruction counts of calls, proxies and domain loading (QEMU virt, -icount shift=0).
     Bench,
     /// Make a Raspberry Pi 3 boot folder (kernel8.img, initrd.img, config.txt).
@@ -101,6 +119,10 @@ fn kernel(selftest: bool) -> image::Kernel {
 }
 
 fn main() -> ExitCode {
+    // The domain build runs this binary as its rustc wrapper (safety::wrapper).
+    if let Some(code) = safety::wrapper::run_if_wrapper() {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build { board, selftest } => setup::ensure_build_tools(board).and_then(|_| image::build(board, kernel(selftest))).map(|b| {
@@ -129,6 +151,15 @@ fn main() -> ExitCode {
             socket,
         } => setup::ensure_build_tools(board).and_then(|_| swap::swap(board, &name, version.as_deref(), downgrade, socket.as_deref())),
         Command::Test { filter, qemu_only } => tests::run_all(filter.as_deref(), qemu_only),
+        Command::CheckDomains {
+            names,
+            workspace,
+            allow_list,
+            target_dir,
+        } => setup::ensure_rust_target().and_then(|_| {
+            let ws = safety::Workspace::from_options(workspace, allow_list, target_dir);
+            safety::check_domains(&ws, &names, domains::NOT_DOMAINS).map(|_| true)
+        }),
         Command::Bench => bench::bench(),
         Command::Dist { board, out } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out)).map(|_| true),
     };

@@ -51,7 +51,7 @@ fn cargo_test(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> (usize, usize
 pub fn host_tests() -> (usize, usize) {
     println!("== host unit tests (cargo test) ==");
     // The signed-domain chain tests need a real domain ELF built for the kernel's target.
-    let sample = match crate::domains::build_domain_elf("sample") {
+    let sample = match crate::domains::build_fixture_elf("sample") {
         Ok(p) => p,
         Err(e) => {
             println!("{e}");
