@@ -65,9 +65,15 @@ pub enum PolicyError {
     Name(String),
     Export(String),
     Device(String),
-    KernelOwned { compatible: String, what: &'static str },
+    KernelOwned {
+        compatible: String,
+        what: &'static str,
+    },
     Unchecked,
-    BelowFloor { version: Version, floor: Version },
+    BelowFloor {
+        version: Version,
+        floor: Version,
+    },
 }
 
 impl fmt::Display for PolicyError {
@@ -187,10 +193,7 @@ mod tests {
     fn each_rule_refuses_with_its_reason() {
         assert_eq!(LIMITED.allows(&manifest("hello", &["Hello"], &["arm,pl011"], true)), Ok(()));
         assert_eq!(LIMITED.allows(&manifest("net-virtio", &[], &[], true)), Ok(()));
-        assert_eq!(
-            LIMITED.allows(&manifest("console", &[], &[], true)),
-            Err(PolicyError::Name("console".into()))
-        );
+        assert_eq!(LIMITED.allows(&manifest("console", &[], &[], true)), Err(PolicyError::Name("console".into())));
         assert_eq!(
             LIMITED.allows(&manifest("hello", &["Console"], &[], true)),
             Err(PolicyError::Export("Console".into()))

@@ -71,7 +71,10 @@ pub fn read_policy(path: &Path) -> Result<PolicyToml, String> {
 /// The policy file of the key at `key_path` (`DIR/NAME.pub.pem`): `keys/policy/NAME.toml`,
 /// `keys/` being `DIR` or, for `keys/dev/`, its parent.
 pub fn policy_path(keys_root: &Path, key_path: &Path) -> PathBuf {
-    let stem = key_path.file_name().map(|n| n.to_string_lossy().trim_end_matches(".pub.pem").to_string()).unwrap_or_default();
+    let stem = key_path
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".pub.pem").to_string())
+        .unwrap_or_default();
     keys_root.join("policy").join(format!("{stem}.toml"))
 }
 
@@ -128,7 +131,10 @@ mod tests {
         let bad = write(&dir, "bad-floors.toml", "[floors]\nhello = \"1\"\n");
         assert!(read_floors(&bad).unwrap_err().contains("not MAJOR.MINOR.PATCH"));
         assert_eq!(read_floors(&dir.join("none.toml")).unwrap(), []);
-        assert_eq!(policy_path(Path::new("keys"), Path::new("keys/dev/dev.pub.pem")), Path::new("keys/policy/dev.toml"));
+        assert_eq!(
+            policy_path(Path::new("keys"), Path::new("keys/dev/dev.pub.pem")),
+            Path::new("keys/policy/dev.toml")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -75,11 +75,7 @@ fn admitted(entry: &'static str, data: &'static [u8]) -> Result<Pending, alloc::
         return Err("the name \"kernel\" is reserved".into());
     }
     super::policy::admit(&domain).map_err(|e| format!("{e}"))?;
-    Ok(Pending {
-        domain,
-        verify_cost,
-        entry,
-    })
+    Ok(Pending { domain, verify_cost, entry })
 }
 
 /// Verifies and admits every entry; returns, per name, the one that boots.
@@ -116,8 +112,10 @@ fn choose(archive: &initrd::Archive<'static>) -> Vec<Pending> {
 /// domain also declares: an interface has one exporter, chosen by signed policy, never
 /// by initrd order.
 fn refuse_contested_exports(pending: &mut Vec<Pending>) {
-    let kernel_exports: Vec<alloc::string::String> =
-        registry().get(KERNEL).map(|k| k.manifest().exports.iter().map(|e| e.name.clone()).collect()).unwrap_or_default();
+    let kernel_exports: Vec<alloc::string::String> = registry()
+        .get(KERNEL)
+        .map(|k| k.manifest().exports.iter().map(|e| e.name.clone()).collect())
+        .unwrap_or_default();
     let rival = |p: &Pending, all: &[Pending]| -> Option<(alloc::string::String, alloc::string::String)> {
         p.domain.manifest.exports.iter().find_map(|e| {
             if kernel_exports.contains(&e.name) {

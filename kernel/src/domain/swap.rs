@@ -203,12 +203,7 @@ fn swap_exclusive(name: &str, source: Source, t0: u64) -> Result<Outcome, SwapRe
 
 /// Step 1, the checks: verification, name, version, exports, imports. Returns the
 /// verified candidate and what verifying it cost.
-fn check_candidate(
-    name: &str,
-    old: &Serving,
-    label: &str,
-    bytes: &'static [u8],
-) -> Result<(loader::VerifiedDomain<'static>, u64), SwapRefusal> {
+fn check_candidate(name: &str, old: &Serving, label: &str, bytes: &'static [u8]) -> Result<(loader::VerifiedDomain<'static>, u64), SwapRefusal> {
     let (v, verify_cost) = verify(bytes).map_err(|e| SwapRefusal::Verify(label.into(), e))?;
     let m = &v.manifest;
     if m.name != name {
