@@ -186,17 +186,25 @@ pub fn build(board: Board, which: Kernel) -> Result<Built, String> {
     build_with(board, which, crate::swap::recipe_enables_host_link(board)?)
 }
 
+/// Builds the kernel alone and writes it as `kernel8<which><extra>.img` and
+/// `kernel<which><extra>.elf`; returns (image, ELF). The receiver is in only if `host_link`.
+pub fn build_kernel(board: Board, which: Kernel, host_link: bool, extra: &str) -> Result<(PathBuf, PathBuf), String> {
+    let out = out_dir(board);
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let elf_path = build_kernel_elf(board, which, host_link)?;
+    let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
+    let kernel = out.join(format!("kernel8{}{extra}.img", which.suffix()));
+    std::fs::write(&kernel, elf_to_raw_image(&elf)?).map_err(|e| format!("cannot write {}: {e}", kernel.display()))?;
+    let elf_out = out.join(format!("kernel{}{extra}.elf", which.suffix()));
+    std::fs::write(&elf_out, &elf).map_err(|e| format!("cannot write {}: {e}", elf_out.display()))?;
+    Ok((kernel, elf_out))
+}
+
 /// Builds everything for `board`; the kernel has the host-link receiver only if `host_link`.
 pub fn build_with(board: Board, which: Kernel, host_link: bool) -> Result<Built, String> {
     let out = out_dir(board);
-    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     ensure_dev_key()?;
-    let elf_path = build_kernel_elf(board, which, host_link)?;
-    let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
-    let kernel = out.join(format!("kernel8{}.img", which.suffix()));
-    std::fs::write(&kernel, elf_to_raw_image(&elf)?).map_err(|e| format!("cannot write {}: {e}", kernel.display()))?;
-    let elf_out = out.join(format!("kernel{}.elf", which.suffix()));
-    std::fs::write(&elf_out, &elf).map_err(|e| format!("cannot write {}: {e}", elf_out.display()))?;
+    let (kernel, elf_out) = build_kernel(board, which, host_link, "")?;
     let initrd = out.join("initrd.img");
     write_initrd(&initrd, &initrd_entries(board)?)?;
     let dtb = match board {

@@ -72,6 +72,9 @@ pub enum Setup {
     HostLink,
     /// The same with this much RAM (QEMU `-m`, virt only: raspi3b's is fixed).
     HostLinkRam(&'static str),
+    /// The host link's socket connected to a kernel built without the receiver (what
+    /// `cargo xtask dist` makes by default), as `kernel8-selftest-nohostlink.img`.
+    NoReceiver,
     /// The standard initrd plus attack domains (`crate::tests::attacks`).
     Attack(&'static [fixtures::Attacker]),
 }
@@ -128,6 +131,10 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
             let path = out_dir(board).join(format!("attack-{}-initrd.img", t.name));
             image::write_initrd(&path, &fixtures::attack_entries(board, attackers)?)?;
             boot.initrd = Some(path);
+        }
+        Setup::NoReceiver => {
+            boot.kernel = image::build_kernel(board, image::Kernel::Selftest, false, "-nohostlink")?.0;
+            boot.host_link = Some(out_dir(board).join("test-hostlink.sock"));
         }
         Setup::HostLink | Setup::HostLinkRam(_) => {
             boot.host_link = Some(out_dir(board).join("test-hostlink.sock"));

@@ -163,7 +163,33 @@ pub fn cases() -> Vec<QemuTest> {
             ],
             exit_status: 0,
         },
+        QemuTest {
+            name: "hostlink-absent-without-the-feature",
+            boards: VIRT,
+            append: "",
+            setup: Setup::NoReceiver,
+            steps: &[
+                Expect("push: this kernel has no host-link receiver (built without the `hostlink` feature)"),
+                Expect("qvq$ "),
+                Link(nothing_answers_on_the_link),
+                Send("hello ping 1\r"),
+                Expect("hello ping 1: 2"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
     ]
+}
+
+/// A kernel without the receiver leaves the second serial port alone: a QUERY goes
+/// unanswered.
+fn nothing_answers_on_the_link(_: Board, socket: &Path) -> Result<(), String> {
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    match link.query("hello") {
+        Err(e) if e.contains("no answer from the kernel") => Ok(()),
+        other => Err(format!("QUERY to a kernel without the receiver: expected no answer, got {other:?}")),
+    }
 }
 
 /// A 4 MiB BEGIN for `name` (the most a push may announce).
