@@ -433,10 +433,12 @@ fn boot_fdt() -> Option<Fdt<'static>> {
 }
 
 /// PCI address space code (bits 24-25 of a child address's first cell) of I/O space.
+#[cfg(feature = "hostlink")]
 const PCI_SPACE_IO: u32 = 0b01;
 
 /// The first enabled generic ECAM PCI host bridge at the root: its configuration space
 /// and its I/O window (CPU addresses). Child addresses in `ranges` are 3 cells.
+#[cfg(feature = "hostlink")]
 pub fn pci_host() -> Option<(Region, Region)> {
     let fdt = boot_fdt()?;
     let root = fdt.find_node("/")?;

@@ -16,6 +16,7 @@ mod devicetree;
 mod domain;
 mod driver;
 mod exception;
+#[cfg(feature = "hostlink")]
 mod hostlink;
 mod irq;
 mod keyring;
@@ -220,7 +221,10 @@ fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Opti
         );
     }
     domain::boot(initrd, uart);
+    #[cfg(feature = "hostlink")]
     domain::push::start();
+    #[cfg(not(feature = "hostlink"))]
+    info!("push: this kernel has no host-link receiver (built without the `hostlink` feature); swaps come from the initrd only");
     domain::hand_over_console();
     let s = sched::stats();
     info!("QvQ ready: {} threads, tick {} Hz", s.threads, time::TICK_HZ);

@@ -19,8 +19,13 @@ pub const CHUNK: usize = 1024;
 pub const MAX_ENVELOPE: usize = 4 << 20;
 /// A transfer with no frame for this long is abandoned by the kernel.
 pub const IDLE_LIMIT_MS: u64 = 3000;
-/// `Begin` flag: allow a version lower than (or equal to) the running one.
-pub const FLAG_ALLOW_DOWNGRADE: u32 = 1;
+/// Longest domain name a `Begin` may carry (a manifest's limit, `loader::manifest::MAX_NAME`).
+pub const MAX_NAME: usize = 32;
+/// Bit 0 of `Begin::flags` once meant "allow a downgrade". Nothing authenticated it, so the
+/// kernel refuses every `Begin` with it set: a downgrade needs a signed downgrade manifest.
+pub const RETIRED_FLAG_DOWNGRADE: u32 = 1;
+/// The `Begin` flags this protocol version defines: none.
+pub const KNOWN_FLAGS: u32 = 0;
 
 /// Frame kinds. Host to kernel below 0x80, kernel to host from 0x80.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,8 +73,41 @@ pub struct Begin<'a> {
     pub name: &'a str,
 }
 
+/// Why a `Begin` payload is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeginError {
+    /// Fewer than the 12 bytes of size, CRC and flags.
+    Short(usize),
+    /// The envelope size is 0 or above `MAX_ENVELOPE`.
+    Size(u32),
+    /// The retired downgrade bit is set.
+    Downgrade,
+    /// Flags this protocol does not define.
+    UnknownFlags(u32),
+    /// The name is empty or longer than `MAX_NAME` bytes.
+    NameLength(usize),
+    NameNotUtf8,
+}
+
+impl core::fmt::Display for BeginError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BeginError::Short(n) => write!(f, "BEGIN: {n} payload bytes, at least 12 expected"),
+            BeginError::Size(n) => write!(f, "BEGIN: {n} bytes is not between 1 and {MAX_ENVELOPE}"),
+            BeginError::Downgrade => f.write_str("BEGIN: the downgrade flag is refused: downgrades need a signed downgrade manifest, never a link flag"),
+            BeginError::UnknownFlags(x) => write!(
+                f,
+                "BEGIN: unknown flags {x:#x} (this protocol defines none; downgrades need a signed downgrade manifest)"
+            ),
+            BeginError::NameLength(n) => write!(f, "BEGIN: a domain name of {n} bytes (1 to {MAX_NAME} expected)"),
+            BeginError::NameNotUtf8 => f.write_str("BEGIN: the domain name is not UTF-8"),
+        }
+    }
+}
+
 impl<'a> Begin<'a> {
-    /// Writes the payload into `out`; returns its length.
+    /// Writes the payload into `out`; returns its length. A name longer than `MAX_NAME` is
+    /// sent whole (up to what fits), so the kernel refuses it rather than a cut one swapping.
     pub fn encode(&self, out: &mut [u8; MAX_PAYLOAD]) -> usize {
         let name = &self.name.as_bytes()[..self.name.len().min(MAX_PAYLOAD - 12)];
         out[0..4].copy_from_slice(&self.size.to_le_bytes());
@@ -79,14 +117,28 @@ impl<'a> Begin<'a> {
         12 + name.len()
     }
 
-    pub fn decode(p: &'a [u8]) -> Option<Begin<'a>> {
+    /// Reads and checks a payload: size within `1..=MAX_ENVELOPE`, no flag set, a UTF-8
+    /// name of 1 to `MAX_NAME` bytes.
+    pub fn decode(p: &'a [u8]) -> Result<Begin<'a>, BeginError> {
         let word = |i: usize| p.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-        Some(Begin {
-            size: word(0)?,
-            crc: word(4)?,
-            flags: word(8)?,
-            name: core::str::from_utf8(p.get(12..)?).ok()?,
-        })
+        let (Some(size), Some(crc), Some(flags)) = (word(0), word(4), word(8)) else {
+            return Err(BeginError::Short(p.len()));
+        };
+        if size == 0 || size as usize > MAX_ENVELOPE {
+            return Err(BeginError::Size(size));
+        }
+        if flags & RETIRED_FLAG_DOWNGRADE != 0 {
+            return Err(BeginError::Downgrade);
+        }
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(BeginError::UnknownFlags(flags & !KNOWN_FLAGS));
+        }
+        let name = &p[12..];
+        if name.is_empty() || name.len() > MAX_NAME {
+            return Err(BeginError::NameLength(name.len()));
+        }
+        let name = core::str::from_utf8(name).map_err(|_| BeginError::NameNotUtf8)?;
+        Ok(Begin { size, crc, flags, name })
     }
 }
 
@@ -253,12 +305,42 @@ mod tests {
         let b = Begin {
             size: 70_000,
             crc: 0xdead_beef,
-            flags: FLAG_ALLOW_DOWNGRADE,
+            flags: 0,
             name: "console",
         };
         let mut out = [0; MAX_PAYLOAD];
         let n = b.encode(&mut out);
-        assert_eq!(Begin::decode(&out[..n]), Some(b));
-        assert_eq!(Begin::decode(&out[..5]), None);
+        assert_eq!(Begin::decode(&out[..n]), Ok(b));
+        assert_eq!(Begin::decode(&out[..5]), Err(BeginError::Short(5)));
+    }
+
+    fn begin(size: u32, flags: u32, name: &str) -> Result<(), BeginError> {
+        let mut out = [0; MAX_PAYLOAD];
+        let n = Begin { size, crc: 0, flags, name }.encode(&mut out);
+        Begin::decode(&out[..n]).map(|_| ())
+    }
+
+    #[test]
+    fn begin_refuses_the_downgrade_bit_and_unknown_flags() {
+        assert_eq!(begin(100, RETIRED_FLAG_DOWNGRADE, "hello"), Err(BeginError::Downgrade));
+        assert_eq!(begin(100, RETIRED_FLAG_DOWNGRADE | 0x10, "hello"), Err(BeginError::Downgrade));
+        assert_eq!(begin(100, 0x8000_0000, "hello"), Err(BeginError::UnknownFlags(0x8000_0000)));
+        let why = std::format!("{}", BeginError::Downgrade);
+        assert!(why.contains("signed downgrade manifest"), "{why}");
+    }
+
+    #[test]
+    fn begin_bounds_size_and_name() {
+        assert_eq!(begin(0, 0, "hello"), Err(BeginError::Size(0)));
+        assert_eq!(begin(MAX_ENVELOPE as u32 + 1, 0, "hello"), Err(BeginError::Size(MAX_ENVELOPE as u32 + 1)));
+        assert_eq!(begin(MAX_ENVELOPE as u32, 0, "hello"), Ok(()));
+        assert_eq!(begin(1, 0, ""), Err(BeginError::NameLength(0)));
+        let long = "x".repeat(MAX_NAME + 1);
+        assert_eq!(begin(1, 0, &long), Err(BeginError::NameLength(MAX_NAME + 1)));
+        assert_eq!(begin(1, 0, &long[..MAX_NAME]), Ok(()));
+        let mut p = [0u8; 14];
+        p[0] = 1;
+        p[12..].copy_from_slice(&[0xff, 0xfe]);
+        assert_eq!(Begin::decode(&p), Err(BeginError::NameNotUtf8));
     }
 }

@@ -1,4 +1,6 @@
-//! `cargo xtask dist`: a folder to copy onto a Raspberry Pi 3's FAT boot partition.
+//! `cargo xtask dist`: a folder to copy onto a Raspberry Pi 3's FAT boot partition. Its
+//! kernel has no host-link receiver (no thread reads the second serial port, nothing can be
+//! pushed) unless `--host-link` asks for it and the board recipe enables it.
 
 use crate::board::Board;
 use std::path::Path;
@@ -32,11 +34,17 @@ serial adapter to GPIO 14 (TX, pin 8), GPIO 15 (RX, pin 10) and ground (pin 6), 
 it at 115200 8N1 (e.g. `picocom -b 115200 /dev/ttyUSB0`). Power on: QvQ prints its banner.
 ";
 
-pub fn dist(board: Board, out: &Path) -> Result<(), String> {
+pub fn dist(board: Board, out: &Path, host_link: bool) -> Result<(), String> {
     if board != Board::Rpi3 {
         return Err("dist makes a Raspberry Pi 3 boot folder: use --board rpi3 (virt boots from QEMU: cargo xtask run)".into());
     }
-    let built = crate::image::build(board, crate::image::Kernel::Release)?;
+    if host_link && !crate::swap::recipe_enables_host_link(board)? {
+        return Err(format!(
+            "--host-link: {} does not enable the host link (top-level `host_link = true`)",
+            crate::paths::recipe(board).display()
+        ));
+    }
+    let built = crate::image::build_with(board, crate::image::Kernel::Release, host_link)?;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let copy = |from: &Path, name: &str| {
         std::fs::copy(from, out.join(name))
@@ -49,6 +57,10 @@ pub fn dist(board: Board, out: &Path) -> Result<(), String> {
     write("config.txt", CONFIG_TXT)?;
     write("FIRMWARE.txt", FIRMWARE_NOTE)?;
     println!("{}: kernel8.img, initrd.img, config.txt, FIRMWARE.txt", out.display());
+    match host_link {
+        true => println!("The kernel has the host-link receiver: anyone on the board's second serial port can push signed domains."),
+        false => println!("The kernel has no host-link receiver (`--host-link` builds one in)."),
+    }
     println!("Add the firmware files listed in {} before booting.", out.join("FIRMWARE.txt").display());
     Ok(())
 }

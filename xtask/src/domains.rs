@@ -46,6 +46,10 @@ impl RecipeEntry {
 #[serde(deny_unknown_fields)]
 struct Recipe {
     domain: Vec<RecipeEntry>,
+    /// Top-level `host_link = true`: the board's kernel gets the host-link receiver. Read by
+    /// `crate::swap::recipe_enables_host_link`; named here so unknown keys stay refused.
+    #[serde(default, rename = "host_link")]
+    _host_link: bool,
 }
 
 pub fn recipe(board: Board) -> Result<Vec<RecipeEntry>, String> {

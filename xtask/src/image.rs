@@ -21,12 +21,16 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The kernel's cargo features for `board`.
-    pub fn features(self, board: Board) -> String {
-        match self {
-            Kernel::Release => board.name().to_string(),
-            Kernel::Selftest => format!("{},selftest", board.name()),
+    /// The kernel's cargo features for `board`, with the host-link receiver if `host_link`.
+    pub fn features(self, board: Board, host_link: bool) -> String {
+        let mut f = board.name().to_string();
+        if self == Kernel::Selftest {
+            f.push_str(",selftest");
         }
+        if host_link {
+            f.push_str(",hostlink");
+        }
+        f
     }
 
     /// Added to the output file names, so a release and a selftest build never share one.
@@ -50,7 +54,7 @@ pub struct Built {
 
 /// Builds the kernel ELF for `board`; returns its path. Cargo is run every time: it rebuilds
 /// when the features changed and always leaves the binary of this feature set at the path.
-fn build_kernel_elf(board: Board, kernel: Kernel) -> Result<PathBuf, String> {
+fn build_kernel_elf(board: Board, kernel: Kernel, host_link: bool) -> Result<PathBuf, String> {
     let root = workspace_root();
     let status = cargo()
         .current_dir(&root)
@@ -62,7 +66,7 @@ fn build_kernel_elf(board: Board, kernel: Kernel) -> Result<PathBuf, String> {
             "--target",
             KERNEL_TARGET,
             "--features",
-            &kernel.features(board),
+            &kernel.features(board, host_link),
         ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -178,16 +182,31 @@ pub fn compile_dts(dts: &Path, dtb: &Path) -> Result<(), String> {
     }
 }
 
+/// Builds everything for `board`, the kernel with the host-link receiver if the board
+/// recipe enables it (`host_link = true`).
 pub fn build(board: Board, which: Kernel) -> Result<Built, String> {
+    build_with(board, which, crate::swap::recipe_enables_host_link(board)?)
+}
+
+/// Builds the kernel alone and writes it as `kernel8<which><extra>.img` and
+/// `kernel<which><extra>.elf`; returns (image, ELF). The receiver is in only if `host_link`.
+pub fn build_kernel(board: Board, which: Kernel, host_link: bool, extra: &str) -> Result<(PathBuf, PathBuf), String> {
     let out = out_dir(board);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    ensure_dev_key()?;
-    let elf_path = build_kernel_elf(board, which)?;
+    let elf_path = build_kernel_elf(board, which, host_link)?;
     let elf = std::fs::read(&elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
-    let kernel = out.join(format!("kernel8{}.img", which.suffix()));
+    let kernel = out.join(format!("kernel8{}{extra}.img", which.suffix()));
     std::fs::write(&kernel, elf_to_raw_image(&elf)?).map_err(|e| format!("cannot write {}: {e}", kernel.display()))?;
-    let elf_out = out.join(format!("kernel{}.elf", which.suffix()));
+    let elf_out = out.join(format!("kernel{}{extra}.elf", which.suffix()));
     std::fs::write(&elf_out, &elf).map_err(|e| format!("cannot write {}: {e}", elf_out.display()))?;
+    Ok((kernel, elf_out))
+}
+
+/// Builds everything for `board`; the kernel has the host-link receiver only if `host_link`.
+pub fn build_with(board: Board, which: Kernel, host_link: bool) -> Result<Built, String> {
+    let out = out_dir(board);
+    ensure_dev_key()?;
+    let (kernel, elf_out) = build_kernel(board, which, host_link, "")?;
     let initrd = out.join("initrd.img");
     write_initrd(&initrd, &initrd_entries(board)?)?;
     let dtb = match board {

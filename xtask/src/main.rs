@@ -55,18 +55,24 @@ enum Command {
     },
     /// Rebuild and sign domain NAME and hot-swap it into the QEMU that `cargo xtask run`
     /// started (pushed over the host link; the running version keeps serving if refused).
+    ///
+    /// The version signed comes from this machine, never from the link: the highest of
+    /// domains/NAME/domain.toml's, the board recipe's further versions of NAME, and the
+    /// highest `swap` signed before (recorded in target/qvq/<board>/signed-versions/NAME),
+    /// with the patch number raised by one. The version the link reports is shown and
+    /// compared: if it is higher than every local one, `swap` stops and asks for
+    /// `--version`. There is no downgrade option: the kernel refuses any version not newer
+    /// than the running one from a push; a downgrade needs a signed downgrade manifest.
+    #[command(verbatim_doc_comment)]
     Swap {
         /// The domain (a crate under domains/).
         name: String,
         #[arg(long, value_enum, default_value = "virt")]
         board: Board,
-        /// Sign with this version (default: domain.toml's, or the running one's patch + 1
-        /// if domain.toml's is not newer).
-        #[arg(long)]
+        /// Sign with this version (MAJOR.MINOR.PATCH) instead of the one chosen from local
+        /// state; recorded like a chosen one.
+        #[arg(long, value_name = "X.Y.Z")]
         version: Option<String>,
-        /// Allow a version lower than (or equal to) the running one.
-        #[arg(long)]
-        downgrade: bool,
         /// The host link socket (default: target/qvq/<board>/hostlink.sock).
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -99,13 +105,18 @@ enum Command {
     },
     /// Instruction counts of calls, proxies and domain loading (QEMU virt, -icount shift=0).
     Bench,
-    /// Make a Raspberry Pi 3 boot folder (kernel8.img, initrd.img, config.txt).
+    /// Make a Raspberry Pi 3 boot folder (kernel8.img, initrd.img, config.txt). Its kernel
+    /// has no host-link receiver unless `--host-link` asks for one.
     Dist {
         #[arg(long, value_enum, default_value = "rpi3")]
         board: Board,
         /// Folder to fill (created if missing).
         #[arg(short, long)]
         out: PathBuf,
+        /// Build the kernel with the host-link receiver (the board recipe must enable it):
+        /// whoever reaches the board's second serial port can then push signed domains.
+        #[arg(long)]
+        host_link: bool,
     },
 }
 
@@ -143,13 +154,9 @@ fn main() -> ExitCode {
             .and_then(|_| setup::ensure_qemu())
             .and_then(|_| image::build(board, kernel(selftest)))
             .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
-        Command::Swap {
-            name,
-            board,
-            version,
-            downgrade,
-            socket,
-        } => setup::ensure_build_tools(board).and_then(|_| swap::swap(board, &name, version.as_deref(), downgrade, socket.as_deref())),
+        Command::Swap { name, board, version, socket } => {
+            setup::ensure_build_tools(board).and_then(|_| swap::swap(board, &name, version.as_deref(), socket.as_deref(), &swap::records_dir(board)))
+        }
         Command::Test { filter, qemu_only } => tests::run_all(filter.as_deref(), qemu_only),
         Command::CheckDomains {
             names,
@@ -161,7 +168,7 @@ fn main() -> ExitCode {
             safety::check_domains(&ws, &names, domains::NOT_DOMAINS).map(|_| true)
         }),
         Command::Bench => bench::bench(),
-        Command::Dist { board, out } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out)).map(|_| true),
+        Command::Dist { board, out, host_link } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out, host_link)).map(|_| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,11 +1,15 @@
 //! `cargo xtask swap NAME`: rebuild and sign a domain, then push it over the host link to
-//! the QEMU that `cargo xtask run` started, which swaps it in (pushlink/PROTOCOL.md).
+//! the QEMU that `cargo xtask run` started, which swaps it in (pushlink/PROTOCOL.md). The
+//! version it signs comes from this machine's own state, never from what the link reports;
+//! whether a board's kernel has the receiver at all is the board recipe's `host_link`.
 
 use crate::board::Board;
-use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, HEADER_LEN, MAX_PAYLOAD};
+use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, HEADER_LEN, MAX_NAME, MAX_PAYLOAD};
+use qvq_sign::loader::manifest::Version;
+use serde::Deserialize;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long to wait for an acknowledgement, and for the swap's result.
@@ -130,20 +134,34 @@ impl Link {
         }
     }
 
-    /// Pushes `envelope` for domain `name`; returns (swapped, the kernel's message).
-    pub fn push(&mut self, name: &str, envelope: &[u8], flags: u32, fault: Fault) -> Result<(bool, String), String> {
-        let mut begin = [0u8; MAX_PAYLOAD];
-        let n = Begin {
-            size: envelope.len() as u32,
-            crc: pushlink::crc32(envelope),
-            flags,
-            name,
-        }
-        .encode(&mut begin);
-        self.send(Kind::Begin, 0, &begin[..n], false)?;
+    /// Sends BEGIN: `Ok` once the kernel ACKs it, `Err` with the kernel's reason otherwise.
+    pub fn begin(&mut self, begin: &Begin) -> Result<(), String> {
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let n = begin.encode(&mut payload);
+        self.send(Kind::Begin, 0, &payload[..n], false)?;
         if !self.await_ack(0)? {
             return Err("the kernel did not accept the transfer's start".into());
         }
+        Ok(())
+    }
+
+    /// Sends DATA chunk `seq` (`damage`d on the wire if asked): `Ok(true)` once ACKed,
+    /// `Ok(false)` if the kernel asks for a resend, `Err` if it ends the transfer.
+    pub fn chunk(&mut self, seq: u16, bytes: &[u8], damage: bool) -> Result<bool, String> {
+        self.send(Kind::Data, seq, bytes, damage)?;
+        self.await_ack(seq)
+    }
+
+    /// Pushes `envelope` for domain `name` with BEGIN `flags` (0: this protocol defines
+    /// none); returns (swapped, the kernel's message).
+    pub fn push(&mut self, name: &str, envelope: &[u8], flags: u32, fault: Fault) -> Result<(bool, String), String> {
+        let size = u32::try_from(envelope.len()).map_err(|_| format!("a {}-byte envelope is too large for the link", envelope.len()))?;
+        self.begin(&Begin {
+            size,
+            crc: pushlink::crc32(envelope),
+            flags,
+            name,
+        })?;
         for (i, chunk) in envelope.chunks(CHUNK).enumerate() {
             let seq = i as u16;
             if fault == Fault::StopAfterChunks(seq) {
@@ -152,9 +170,9 @@ impl Link {
             let mut damage = fault == Fault::CorruptChunkOnce(seq);
             let mut tries = 0;
             loop {
-                self.send(Kind::Data, seq, chunk, damage)?;
+                let acked = self.chunk(seq, chunk, damage)?;
                 damage = false;
-                if self.await_ack(seq)? {
+                if acked {
                     break;
                 }
                 tries += 1;
@@ -163,6 +181,11 @@ impl Link {
                 }
             }
         }
+        self.end()
+    }
+
+    /// Sends END; returns (swapped, the kernel's message), or the kernel's NAK as `Err`.
+    pub fn end(&mut self) -> Result<(bool, String), String> {
         self.send(Kind::End, 0, &[], false)?;
         loop {
             match self.receive(RESULT_TIMEOUT)? {
@@ -171,19 +194,6 @@ impl Link {
                 _ => continue,
             }
         }
-    }
-}
-
-/// The version to sign a rebuilt domain with: domain.toml's if it is newer than the running
-/// one, else the running one with the patch number raised (so a rebuilt driver is newer).
-pub fn next_version(declared: &str, running: Option<&str>) -> String {
-    let parse = |v: &str| -> Option<(u32, u32, u32)> {
-        let mut it = v.split('.').map(|x| x.parse::<u32>().ok());
-        Some((it.next()??, it.next()??, it.next()??))
-    };
-    match (parse(declared), running.and_then(parse)) {
-        (Some(d), Some(r)) if d <= r => format!("{}.{}.{}", r.0, r.1, r.2 + 1),
-        _ => declared.to_string(),
     }
 }
 
@@ -208,25 +218,117 @@ pub fn signed_domain(board: Board, name: &str, version: Option<&str>) -> Result<
     Ok((qvq_sign::sign(&manifest, &elf, &key)?, version))
 }
 
-/// The `swap` command.
-pub fn swap(board: Board, name: &str, version: Option<&str>, downgrade: bool, socket: Option<&Path>) -> Result<bool, String> {
+/// Where `swap` records the highest version it signed of each domain for `board`
+/// (`target/qvq/<board>/signed-versions/<name>`), so no number is signed twice.
+pub fn records_dir(board: Board) -> PathBuf {
+    crate::paths::out_dir(board).join("signed-versions")
+}
+
+/// Refuses what cannot be a domain name (it becomes a file name under `records`).
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(ok) {
+        return Err(format!("{name:?} is not a domain name (1 to {MAX_NAME} of a-z, 0-9, _ and -)"));
+    }
+    Ok(())
+}
+
+/// The version `records` holds for `name`, if any.
+fn recorded(records: &Path, name: &str) -> Result<Option<Version>, String> {
+    let path = records.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Version::parse(text.trim())
+            .map(Some)
+            .ok_or_else(|| format!("{}: {:?} is not a version (fix or delete the file)", path.display(), text.trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Records that `version` of `name` was signed (keeping the highest ever recorded).
+pub fn record_signed(records: &Path, name: &str, version: &Version) -> Result<(), String> {
+    check_name(name)?;
+    if recorded(records, name)?.is_some_and(|r| r >= *version) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(records).map_err(|e| format!("cannot create {}: {e}", records.display()))?;
+    let path = records.join(name);
+    std::fs::write(&path, format!("{version}\n")).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Every version of `name` this machine knows of, with where it comes from: domain.toml's,
+/// the board recipe's further versions, and the highest `swap` signed (`records`).
+fn local_versions(board: Board, name: &str, records: &Path) -> Result<Vec<(Version, String)>, String> {
+    let mut local = vec![(crate::domains::manifest(name, None, true)?.version, format!("domains/{name}/domain.toml"))];
+    let recipe = crate::paths::recipe(board);
+    for e in crate::domains::recipe(board)?.iter().filter(|e| e.name == name) {
+        if let Some(v) = &e.version {
+            let parsed = Version::parse(v).ok_or_else(|| format!("{}: {name} version {v:?} is not MAJOR.MINOR.PATCH", recipe.display()))?;
+            local.push((parsed, recipe.display().to_string()));
+        }
+    }
+    if let Some(v) = recorded(records, name)? {
+        local.push((v, records.join(name).display().to_string()));
+    }
+    Ok(local)
+}
+
+/// The version to sign a rebuilt `name` with: the highest `local` one with its patch number
+/// raised by one. `running` (what the link reports) is only compared: if it is higher than
+/// anything local, the choice is the user's (`--version`), never the link's.
+pub fn choose_version(name: &str, local: &[(Version, String)], running: Option<&Version>) -> Result<Version, String> {
+    let (base, from) = local
+        .iter()
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .ok_or_else(|| format!("no local version of {name} to start from"))?;
+    if let Some(r) = running.filter(|r| *r > base) {
+        return Err(format!(
+            "the host link reports {name} {r} running, higher than any version signed on this machine (the highest: {base}, from {from}); \
+             what the link reports is never the base of a signature: pass --version X.Y.Z (above {r}) to choose the version yourself"
+        ));
+    }
+    let patch = base.patch.checked_add(1).ok_or_else(|| {
+        format!(
+            "{name} {base} (from {from}): the patch number cannot be raised past {}; pass --version X.Y.Z with a higher minor or major number",
+            u32::MAX
+        )
+    })?;
+    Ok(Version { patch, ..base.clone() })
+}
+
+/// What the link reports as running, as a version (`None`: not running).
+fn reported_version(name: &str, text: Option<&str>) -> Result<Option<Version>, String> {
+    let Some(text) = text else { return Ok(None) };
+    let shown: String = text.chars().take(40).collect();
+    Version::parse(text)
+        .map(Some)
+        .ok_or_else(|| format!("the host link reports {name} running as {shown:?}, which is not a version"))
+}
+
+/// The `swap` command: `version` or (if `None`) `choose_version`'s; what it signs is
+/// recorded in `records`.
+pub fn swap(board: Board, name: &str, version: Option<&str>, socket: Option<&Path>, records: &Path) -> Result<bool, String> {
+    check_name(name)?;
+    let version = version
+        .map(|v| Version::parse(v).ok_or_else(|| format!("--version {v:?}: not MAJOR.MINOR.PATCH")))
+        .transpose()?;
     let socket = socket.map(Path::to_path_buf).unwrap_or_else(|| crate::paths::host_link_socket(board));
     let mut link = Link::connect(&socket, Duration::from_secs(2))?;
-    let running = link.query(name)?;
-    let declared = crate::domains::manifest(name, None, true)?.version.to_string();
+    let running = reported_version(name, link.query(name)?.as_deref())?;
     let version = match version {
-        Some(v) => v.to_string(),
-        None => next_version(&declared, running.as_deref()),
+        Some(v) => v,
+        None => choose_version(name, &local_versions(board, name, records)?, running.as_ref())?,
     };
-    let (envelope, version) = signed_domain(board, name, Some(&version))?;
-    println!(
-        "xtask: {name} {version} built and signed ({} bytes); running: {}",
-        envelope.len(),
-        running.as_deref().unwrap_or("not running")
-    );
-    let flags = if downgrade { pushlink::FLAG_ALLOW_DOWNGRADE } else { 0 };
+    let (envelope, version) = signed_domain(board, name, Some(&version.to_string()))?;
+    let signed = Version::parse(&version).ok_or_else(|| format!("signed {name} as {version:?}, which is not a version"))?;
+    record_signed(records, name, &signed)?;
+    let shown = running.as_ref().map_or("not running".to_string(), |r| format!("{r} running"));
+    println!("xtask: {name} {version} built and signed ({} bytes); the link reports {shown}", envelope.len());
+    if running.as_ref().is_some_and(|r| signed <= *r) {
+        println!("xtask: {version} is not newer than what runs: the kernel will refuse it (a downgrade needs a signed downgrade manifest, not a push)");
+    }
     let started = Instant::now();
-    let (swapped, message) = link.push(name, &envelope, flags, Fault::None)?;
+    let (swapped, message) = link.push(name, &envelope, 0, Fault::None)?;
     for nak in &link.naks {
         println!("xtask: the kernel reported on the way: {nak}");
     }
@@ -234,15 +336,89 @@ pub fn swap(board: Board, name: &str, version: Option<&str>, downgrade: bool, so
     Ok(swapped)
 }
 
+/// The board recipe's top-level switch for the kernel's host-link receiver
+/// (`host_link = true` in `initrd/<board>.toml`; absent means off).
+pub fn recipe_enables_host_link(board: Board) -> Result<bool, String> {
+    #[derive(Deserialize)]
+    struct Switch {
+        #[serde(default)]
+        host_link: bool,
+    }
+    let path = crate::paths::recipe(board);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let s: Switch = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(s.host_link)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::next_version;
+    use super::{check_name, choose_version, record_signed, recorded, reported_version, Version};
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    fn local(versions: &[&str]) -> Vec<(Version, String)> {
+        versions.iter().map(|s| (v(s), format!("source of {s}"))).collect()
+    }
 
     #[test]
-    fn a_rebuild_is_signed_newer_than_what_runs() {
-        assert_eq!(next_version("0.1.0", Some("0.1.0")), "0.1.1");
-        assert_eq!(next_version("0.1.0", Some("0.2.3")), "0.2.4");
-        assert_eq!(next_version("0.3.0", Some("0.2.3")), "0.3.0");
-        assert_eq!(next_version("0.1.0", None), "0.1.0");
+    fn the_highest_local_version_plus_one_patch_is_signed() {
+        assert_eq!(choose_version("hello", &local(&["0.1.0"]), None), Ok(v("0.1.1")));
+        assert_eq!(choose_version("hello", &local(&["0.1.0", "0.2.0", "0.1.7"]), Some(&v("0.1.0"))), Ok(v("0.2.1")));
+        // What runs, as long as it is not above the local versions, does not matter.
+        assert_eq!(choose_version("hello", &local(&["0.3.0"]), Some(&v("0.3.0"))), Ok(v("0.3.1")));
+        assert_eq!(choose_version("hello", &local(&["0.3.0"]), Some(&v("0.0.9"))), Ok(v("0.3.1")));
+    }
+
+    #[test]
+    fn a_link_reporting_a_higher_version_is_refused_not_followed() {
+        let e = choose_version("hello", &local(&["0.1.0", "0.2.0"]), Some(&v("9.9.9"))).unwrap_err();
+        assert!(
+            e.contains("reports hello 9.9.9 running, higher than any version signed on this machine (the highest: 0.2.0, from source of 0.2.0)"),
+            "{e}"
+        );
+        assert!(e.contains("pass --version X.Y.Z"), "{e}");
+        let e = choose_version("hello", &local(&["0.2.0"]), Some(&v("0.2.1"))).unwrap_err();
+        assert!(e.contains("0.2.1 running"), "{e}");
+    }
+
+    #[test]
+    fn a_patch_number_at_its_maximum_is_an_error_not_a_wrap() {
+        let top = format!("1.2.{}", u32::MAX);
+        let e = choose_version("hello", &local(&[&top]), None).unwrap_err();
+        assert!(e.contains("patch number cannot be raised past 4294967295"), "{e}");
+        assert!(e.contains("higher minor or major"), "{e}");
+        // A link reporting u32::MAX as its patch cannot make the choice overflow either.
+        let e = choose_version("hello", &local(&["0.1.0"]), Some(&v(&top))).unwrap_err();
+        assert!(e.contains("higher than any version signed"), "{e}");
+    }
+
+    #[test]
+    fn records_keep_the_highest_signed_version() {
+        let dir = std::env::temp_dir().join(format!("qvq-swap-records-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(recorded(&dir, "hello"), Ok(None));
+        record_signed(&dir, "hello", &v("0.5.0")).unwrap();
+        record_signed(&dir, "hello", &v("0.3.0")).unwrap();
+        assert_eq!(recorded(&dir, "hello"), Ok(Some(v("0.5.0"))));
+        record_signed(&dir, "hello", &v("0.5.1")).unwrap();
+        assert_eq!(recorded(&dir, "hello"), Ok(Some(v("0.5.1"))));
+        std::fs::write(dir.join("hello"), "garbage").unwrap();
+        assert!(recorded(&dir, "hello").unwrap_err().contains("is not a version"));
+        assert!(record_signed(&dir, "../escape", &v("1.0.0")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_and_reported_versions_are_checked() {
+        assert!(check_name("hello").is_ok());
+        for bad in ["", "../x", "Hello", "a/b", &"x".repeat(33)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(reported_version("hello", None), Ok(None));
+        assert_eq!(reported_version("hello", Some("0.2.0")), Ok(Some(v("0.2.0"))));
+        let e = reported_version("hello", Some("0.2.0; rm -rf")).unwrap_err();
+        assert!(e.contains("not a version"), "{e}");
     }
 }

@@ -40,12 +40,14 @@ mod kernel_iface;
 mod lifecycle;
 mod policy;
 mod proxy;
+#[cfg(feature = "hostlink")]
 pub mod push;
 mod quota;
 mod recovery;
 mod registry;
 mod rref;
 mod services;
+// Without the receiver nothing pushes: the swap's push path is built but has no caller.
 pub mod swap;
 mod swap_refusal;
 mod swap_window;

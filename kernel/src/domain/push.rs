@@ -3,23 +3,86 @@
 //! its size and CRC, and hands it to `swap` — which verifies it exactly like a boot-time
 //! envelope. Any failure is answered (NAK or a refused RESULT) and logged; the running
 //! version keeps serving.
+//!
+//! Everything here is bounded by what the link cannot choose: one transfer at a time, its
+//! bytes in frames of their own sized to the BEGIN's announced size (at most
+//! `MAX_ENVELOPE`, allocated fallibly, freed when the transfer ends or is abandoned), the
+//! name in a fixed array, and every answer built on the stack. Nothing the host sends
+//! allocates on the kernel heap.
 
 use crate::driver::SerialPort;
+use crate::memory::{FrameRange, PAGE_SIZE};
 use crate::{info, warn};
-use alloc::format;
-use alloc::string::String;
-use alloc::vec::Vec;
-use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, HEADER_LEN, IDLE_LIMIT_MS, MAX_ENVELOPE, MAX_PAYLOAD};
+use core::fmt::{self, Write};
+use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, HEADER_LEN, IDLE_LIMIT_MS, MAX_NAME, MAX_PAYLOAD};
+
+// A BEGIN's name is a manifest's name, so the two limits are one.
+const _: () = assert!(MAX_NAME == loader::manifest::MAX_NAME);
+
+/// A domain name from a BEGIN (checked by `Begin::decode`: UTF-8, 1 to `MAX_NAME` bytes).
+struct Name {
+    bytes: [u8; MAX_NAME],
+    len: usize,
+}
+
+impl Name {
+    fn new(s: &str) -> Name {
+        let len = s.len().min(MAX_NAME);
+        let mut bytes = [0; MAX_NAME];
+        bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
+        Name { bytes, len }
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
+    }
+}
+
+/// Text for one frame's payload, written on the stack; what does not fit is cut.
+struct Text {
+    buf: [u8; MAX_PAYLOAD],
+    len: usize,
+}
+
+impl Text {
+    fn of(args: fmt::Arguments) -> Text {
+        let mut t = Text { buf: [0; MAX_PAYLOAD], len: 0 };
+        let _ = t.write_fmt(args); // `write_str` never fails: it cuts
+        t
+    }
+
+    fn as_str(&self) -> &str {
+        // A cut may split a character: keep the valid prefix.
+        let b = &self.buf[..self.len];
+        core::str::from_utf8(b).unwrap_or_else(|e| core::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""))
+    }
+}
+
+impl Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(MAX_PAYLOAD - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
 
 /// A transfer in progress.
 struct Transfer {
-    name: String,
+    name: Name,
     size: usize,
     crc: u32,
-    flags: u32,
-    bytes: Vec<u8>,
+    /// The envelope's bytes so far: `[..received]` of frames sized to `size`.
+    frames: FrameRange,
+    received: usize,
     next_seq: u16,
     last_frame_ns: u64,
+}
+
+impl Transfer {
+    fn idle_ms(&self, now: u64) -> u64 {
+        now.saturating_sub(self.last_frame_ns) / 1_000_000
+    }
 }
 
 struct Link {
@@ -28,6 +91,9 @@ struct Link {
 }
 
 impl Link {
+    // Not inlined, here and in `nak` and `result`: their frame-sized buffers then never sit
+    // on the stack below a swap.
+    #[inline(never)]
     fn send(&self, kind: Kind, seq: u16, payload: &[u8]) {
         let mut out = [0u8; HEADER_LEN + MAX_PAYLOAD + CRC_LEN];
         let n = pushlink::encode(kind, seq, payload, &mut out);
@@ -36,15 +102,115 @@ impl Link {
         }
     }
 
-    fn nak(&mut self, seq: u16, why: &str, abandon: bool) {
+    /// Answers NAK with `why`; with `abandon`, the transfer in progress ends (its frames freed).
+    #[inline(never)]
+    fn nak(&mut self, seq: u16, abandon: bool, why: fmt::Arguments) {
+        let why = Text::of(why);
         match (&self.transfer, abandon) {
-            (Some(t), true) => warn!("push: {}: {why}; transfer abandoned, the running version keeps serving", t.name),
-            _ => warn!("push: {why}"),
+            (Some(t), true) => warn!(
+                "push: {}: {}; transfer abandoned, the running version keeps serving",
+                t.name.as_str(),
+                why.as_str()
+            ),
+            _ => warn!("push: {}", why.as_str()),
         }
-        self.send(Kind::Nak, seq, why.as_bytes());
+        self.send(Kind::Nak, seq, why.as_str().as_bytes());
         if abandon {
             self.transfer = None;
         }
+    }
+
+    #[inline(never)]
+    fn result(&self, swapped: bool, message: &str) {
+        let mut reply = [0u8; MAX_PAYLOAD];
+        let n = message.len().min(MAX_PAYLOAD - 1);
+        reply[0] = swapped as u8;
+        reply[1..1 + n].copy_from_slice(&message.as_bytes()[..n]);
+        self.send(Kind::Result, 0, &reply[..1 + n]);
+    }
+
+    /// One transfer at a time: a BEGIN while one is in progress is refused, unless that one
+    /// has been idle past `IDLE_LIMIT_MS` (it is abandoned first, as `check_idle` would).
+    fn begin(&mut self, payload: &[u8], now: u64) {
+        let b = match Begin::decode(payload) {
+            Ok(b) => b,
+            Err(e) => return self.nak(0, false, format_args!("{e}")),
+        };
+        self.check_idle();
+        if let Some(t) = &self.transfer {
+            let (name, received, size, idle) = (Name::new(t.name.as_str()), t.received, t.size, t.idle_ms(now));
+            return self.nak(
+                0,
+                false,
+                format_args!(
+                    "BEGIN for {} refused: the transfer of {} is in progress ({received} of {size} bytes, last frame {idle} ms ago; one transfer at a time, an idle one is abandoned after {IDLE_LIMIT_MS} ms)",
+                    b.name,
+                    name.as_str()
+                ),
+            );
+        }
+        let size = b.size as usize; // at most MAX_ENVELOPE (`Begin::decode`)
+        let pages = size.div_ceil(PAGE_SIZE);
+        let Some(frames) = FrameRange::alloc(pages) else {
+            return self.nak(
+                0,
+                false,
+                format_args!("BEGIN for {}: out of memory frames: no {pages} free contiguous pages for {size} bytes", b.name),
+            );
+        };
+        info!("push: receiving {size} bytes for domain {} ({pages} pages)", b.name);
+        self.transfer = Some(Transfer {
+            name: Name::new(b.name),
+            size,
+            crc: b.crc,
+            frames,
+            received: 0,
+            next_seq: 0,
+            last_frame_ns: now,
+        });
+        self.send(Kind::Ack, 0, &[]);
+    }
+
+    fn data(&mut self, seq: u16, payload: &[u8], now: u64) {
+        let Some(t) = self.transfer.as_mut() else {
+            return self.nak(seq, false, format_args!("DATA without a BEGIN"));
+        };
+        t.last_frame_ns = now;
+        if seq.wrapping_add(1) == t.next_seq {
+            return self.send(Kind::Ack, seq, &[]); // a resend after a lost ACK
+        }
+        if seq != t.next_seq {
+            let next = t.next_seq;
+            return self.nak(seq, true, format_args!("chunk {seq} arrived, chunk {next} was expected"));
+        }
+        let end = t.received + payload.len();
+        if end > t.size || payload.len() > CHUNK {
+            let size = t.size;
+            return self.nak(seq, true, format_args!("chunk {seq} runs past the announced {size} bytes"));
+        }
+        t.frames.as_mut_slice()[t.received..end].copy_from_slice(payload);
+        t.received = end;
+        t.next_seq = t.next_seq.wrapping_add(1);
+        self.send(Kind::Ack, seq, &[]);
+    }
+
+    fn end(&mut self) {
+        let Some(t) = self.transfer.as_mut() else {
+            return self.nak(0, false, format_args!("END without a BEGIN"));
+        };
+        if t.received != t.size {
+            let (received, size) = (t.received, t.size);
+            return self.nak(0, true, format_args!("END after {received} of {size} bytes"));
+        }
+        if pushlink::crc32(&t.frames.as_mut_slice()[..t.size]) != t.crc {
+            return self.nak(0, true, format_args!("the envelope's CRC-32 does not match the one announced"));
+        }
+        let Some(mut t) = self.transfer.take() else { return };
+        info!("push: {} bytes for {} received intact; swapping", t.size, t.name.as_str());
+        let bytes = &t.frames.as_mut_slice()[..t.size];
+        let o = super::swap::swap(t.name.as_str(), super::swap::Source::Pushed(bytes));
+        self.result(o.swapped, &o.message);
+        // `t` goes here: its frames return to the pool (the swap kept its own copy).
     }
 
     fn frame(&mut self, kind: Kind, seq: u16, payload: &[u8]) {
@@ -55,65 +221,10 @@ impl Link {
                 let version = super::swap::running_version(name).unwrap_or_default();
                 self.send(Kind::Info, 0, version.as_bytes());
             }
-            Kind::Begin => {
-                let Some(b) = Begin::decode(payload) else {
-                    return self.nak(0, "BEGIN: malformed payload", true);
-                };
-                if b.size as usize > MAX_ENVELOPE || b.size == 0 {
-                    return self.nak(0, &format!("BEGIN: {} bytes is not between 1 and {MAX_ENVELOPE}", b.size), true);
-                }
-                info!("push: receiving {} bytes for domain {}", b.size, b.name);
-                self.transfer = Some(Transfer {
-                    name: b.name.into(),
-                    size: b.size as usize,
-                    crc: b.crc,
-                    flags: b.flags,
-                    bytes: Vec::with_capacity(b.size as usize),
-                    next_seq: 0,
-                    last_frame_ns: now,
-                });
-                self.send(Kind::Ack, 0, &[]);
-            }
-            Kind::Data => {
-                let Some(t) = self.transfer.as_mut() else {
-                    return self.nak(seq, "DATA without a BEGIN", false);
-                };
-                t.last_frame_ns = now;
-                if seq.wrapping_add(1) == t.next_seq {
-                    return self.send(Kind::Ack, seq, &[]); // a resend after a lost ACK
-                }
-                if seq != t.next_seq {
-                    let why = format!("chunk {seq} arrived, chunk {} was expected", t.next_seq);
-                    return self.nak(seq, &why, true);
-                }
-                if t.bytes.len() + payload.len() > t.size || payload.len() > CHUNK {
-                    let why = format!("chunk {seq} runs past the announced {} bytes", t.size);
-                    return self.nak(seq, &why, true);
-                }
-                t.bytes.extend_from_slice(payload);
-                t.next_seq = t.next_seq.wrapping_add(1);
-                self.send(Kind::Ack, seq, &[]);
-            }
-            Kind::End => {
-                let Some(t) = self.transfer.as_ref() else {
-                    return self.nak(0, "END without a BEGIN", false);
-                };
-                if t.bytes.len() != t.size {
-                    let why = format!("END after {} of {} bytes", t.bytes.len(), t.size);
-                    return self.nak(0, &why, true);
-                }
-                if pushlink::crc32(&t.bytes) != t.crc {
-                    return self.nak(0, "the envelope's CRC-32 does not match the one announced", true);
-                }
-                let Some(t) = self.transfer.take() else { return };
-                info!("push: {} bytes for {} received intact; swapping", t.size, t.name);
-                let o = super::swap::swap(&t.name, super::swap::Source::Pushed(&t.bytes));
-                let mut reply = Vec::with_capacity(1 + o.message.len());
-                reply.push(o.swapped as u8);
-                reply.extend_from_slice(o.message.as_bytes());
-                self.send(Kind::Result, 0, &reply);
-            }
-            Kind::Info | Kind::Ack | Kind::Nak | Kind::Result => self.nak(seq, "that frame kind goes from the kernel to the host", false),
+            Kind::Begin => self.begin(payload, now),
+            Kind::Data => self.data(seq, payload, now),
+            Kind::End => self.end(),
+            Kind::Info | Kind::Ack | Kind::Nak | Kind::Result => self.nak(seq, false, format_args!("that frame kind goes from the kernel to the host")),
         }
     }
 
@@ -121,20 +232,20 @@ impl Link {
         match r {
             Received::Frame { kind, seq, payload } => self.frame(kind, seq, payload),
             // Not abandoned: the host resends a chunk whose CRC failed.
-            Received::BadCrc { kind, seq } => self.nak(seq, &format!("frame (kind {kind:#x}, seq {seq}) failed its CRC-32: resend"), false),
-            Received::UnknownKind(k) => self.nak(0, &format!("unknown frame kind {k:#x}"), false),
+            Received::BadCrc { kind, seq } => self.nak(seq, false, format_args!("frame (kind {kind:#x}, seq {seq}) failed its CRC-32: resend")),
+            Received::UnknownKind(k) => self.nak(0, false, format_args!("unknown frame kind {k:#x}")),
         }
     }
 
     /// Drops a transfer the host stopped feeding.
     fn check_idle(&mut self) {
         let now = crate::time::uptime_ns();
-        if let Some(t) = self.transfer.as_ref().filter(|t| now - t.last_frame_ns > IDLE_LIMIT_MS * 1_000_000) {
+        if let Some(t) = self.transfer.as_ref().filter(|t| t.idle_ms(now) > IDLE_LIMIT_MS) {
             warn!(
                 "push: transfer of {} interrupted: no frame for {} ms after {} of {} bytes; discarded, the running version keeps serving",
-                t.name,
+                t.name.as_str(),
                 IDLE_LIMIT_MS,
-                t.bytes.len(),
+                t.received,
                 t.size
             );
             self.transfer = None;

@@ -33,6 +33,7 @@ pub enum Source<'a> {
     /// empty for the newest entry newer than the running version.
     Initrd(&'a str),
     /// An envelope pushed from the host.
+    #[cfg(feature = "hostlink")]
     Pushed(&'a [u8]),
 }
 
@@ -89,6 +90,7 @@ pub fn swap(name: &str, source: Source) -> Outcome {
 }
 
 /// The version of the running domain `name`, as text.
+#[cfg(feature = "hostlink")]
 pub fn running_version(name: &str) -> Option<String> {
     registry().running(name).map(|d| d.manifest().version.to_string())
 }
@@ -151,6 +153,7 @@ fn initrd_entry(name: &str, wanted: &str, current: &Version) -> Result<(String, 
 
 /// Copies a pushed envelope into frames of its own; the new version's ELF borrows them
 /// until it is retired.
+#[cfg(feature = "hostlink")]
 fn keep_pushed(bytes: &[u8]) -> Result<(&'static [u8], FrameRange), SwapRefusal> {
     let mut frames = FrameRange::alloc(bytes.len().div_ceil(crate::memory::PAGE_SIZE)).ok_or(SwapRefusal::NoMemoryForPush)?;
     frames.as_mut_slice()[..bytes.len()].copy_from_slice(bytes);
@@ -192,6 +195,7 @@ fn swap_exclusive(name: &str, source: Source, t0: u64) -> Result<Outcome, SwapRe
             let (entry, bytes) = initrd_entry(name, wanted, &old.version)?;
             (entry, bytes, None)
         }
+        #[cfg(feature = "hostlink")]
         Source::Pushed(bytes) => {
             let (copy, frames) = keep_pushed(bytes)?;
             (String::from("a host push"), copy, Some(frames))

@@ -23,6 +23,7 @@ pub enum SwapRefusal {
     /// (name, running version)
     NoNewerVersion(String, Version),
     NoSuchEntry(String),
+    #[cfg(feature = "hostlink")]
     NoMemoryForPush,
     /// (where the candidate came from, why verification failed)
     Verify(String, loader::LoadError),
@@ -77,6 +78,7 @@ impl fmt::Display for SwapRefusal {
             InitrdUnreadable(e) => write!(f, "the initrd is unreadable: {e}"),
             NoNewerVersion(name, current) => write!(f, "the initrd holds no version of {name} newer than {current}"),
             NoSuchEntry(wanted) => write!(f, "the initrd has no entry {wanted:?}"),
+            #[cfg(feature = "hostlink")]
             NoMemoryForPush => f.write_str("no memory to hold the pushed envelope"),
             Verify(label, e) => write!(f, "{label}: {e}"),
             Policy(label, e) => write!(f, "{label}: {e}"),

@@ -1,14 +1,19 @@
 //! Device drivers the kernel itself needs: the early console, the interrupt controllers,
-//! and the host channel for hot-swap pushes. Everything else runs as a domain.
+//! and the host channel for hot-swap pushes (only in a kernel built with the `hostlink`
+//! feature). Everything else runs as a domain.
+#[cfg(feature = "hostlink")]
 pub mod bcm2835_aux;
 pub mod bcm2836_intc;
 pub mod gicv2;
 pub mod mmio;
+#[cfg(feature = "hostlink")]
 pub mod ns16550;
+#[cfg(feature = "hostlink")]
 pub mod pci;
 pub mod pl011;
 
 /// A polled byte-wide serial port.
+#[cfg(feature = "hostlink")]
 pub trait SerialPort: Send + Sync {
     /// A received byte, if one is waiting.
     fn read_byte(&self) -> Option<u8>;

@@ -26,10 +26,14 @@ pub enum Step {
     ExpectAny(&'static [&'static str]),
     /// Push a domain over the host link (the setup must provide one).
     Push(PushStep),
-    /// What `cargo xtask swap NAME` does: rebuild, sign newer than what runs, push, swapped.
+    /// What `cargo xtask swap NAME` does: rebuild, sign newer than anything signed here, push,
+    /// swapped. Its record of signed versions is the test's own (`test_records`).
     SwapCommand(&'static str),
+    /// A conversation over the host link (frames the `Push` step never sends): given the
+    /// board and the link's socket.
+    Link(fn(Board, &std::path::Path) -> Result<(), String>),
 }
-pub use Step::{Check, Expect, ExpectAll, ExpectAny, ExpectWithin, Push, Send, SwapCommand};
+pub use Step::{Check, Expect, ExpectAll, ExpectAny, ExpectWithin, Link, Push, Send, SwapCommand};
 
 /// One push: `domain` signed as `version` (its signature broken if `tamper`), sent with
 /// `fault`; the kernel's answer (or the link's error) must contain `answer`, and the new
@@ -70,6 +74,11 @@ pub enum Setup {
     PolicyInitrd,
     /// The standard initrd plus a second domain that exports `Console`.
     SecondExporter,
+    /// The same with this much RAM (QEMU `-m`, virt only: raspi3b's is fixed).
+    HostLinkRam(&'static str),
+    /// The host link's socket connected to a kernel built without the receiver (what
+    /// `cargo xtask dist` makes by default), as `kernel8-selftest-nohostlink.img`.
+    NoReceiver,
     /// The standard initrd plus attack domains (`crate::tests::attacks`).
     Attack(&'static [fixtures::Attacker]),
 }
@@ -137,7 +146,21 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
             image::write_initrd(&path, &fixtures::attack_entries(board, attackers)?)?;
             boot.initrd = Some(path);
         }
-        Setup::HostLink => boot.host_link = Some(out_dir(board).join("test-hostlink.sock")),
+        Setup::NoReceiver => {
+            boot.kernel = image::build_kernel(board, image::Kernel::Selftest, false, "-nohostlink")?.0;
+            boot.host_link = Some(out_dir(board).join("test-hostlink.sock"));
+        }
+        Setup::HostLink | Setup::HostLinkRam(_) => {
+            boot.host_link = Some(out_dir(board).join("test-hostlink.sock"));
+            if let Setup::HostLinkRam(ram) = t.setup {
+                boot.extra.extend(["-m".to_string(), ram.to_string()]); // the last -m wins
+            }
+            // Each test starts with no versions signed by `swap`, so its numbers are its own.
+            let records = test_records(board);
+            if records.exists() {
+                std::fs::remove_dir_all(&records).map_err(|e| format!("cannot clear {}: {e}", records.display()))?;
+            }
+        }
         Setup::DtsChanges(changes) => {
             let dir = out_dir(board).join("test-dtbs");
             boot.dtb = Some(dtb_variant(&paths::rpi3_dts(), changes, &dir, t.name)?);
@@ -157,10 +180,11 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
                 Push(p) => push_step(&p, board, boot.host_link.as_deref().ok_or("this setup has no host link")?)?,
                 SwapCommand(name) => {
                     let socket = boot.host_link.as_deref().ok_or("this setup has no host link")?;
-                    if !crate::swap::swap(board, name, None, false, Some(socket))? {
+                    if !crate::swap::swap(board, name, None, Some(socket), &test_records(board))? {
                         return Err(format!("`cargo xtask swap {name}` did not swap"));
                     }
                 }
+                Link(conversation) => conversation(board, boot.host_link.as_deref().ok_or("this setup has no host link")?)?,
             }
         }
         let status = s.wait_exit(TIMEOUT)?;
@@ -178,8 +202,15 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
     })
 }
 
+/// Where the tests' `swap` records the versions it signed (not the user's record).
+fn test_records(board: Board) -> std::path::PathBuf {
+    out_dir(board).join("test-signed-versions")
+}
+
 fn push_step(p: &PushStep, board: Board, socket: &std::path::Path) -> Result<(), String> {
-    let (mut envelope, _) = crate::swap::signed_domain(board, p.domain, Some(p.version))?;
+    let (mut envelope, signed) = crate::swap::signed_domain(board, p.domain, Some(p.version))?;
+    let signed = qvq_sign::loader::manifest::Version::parse(&signed).ok_or_else(|| format!("signed version {signed:?}"))?;
+    crate::swap::record_signed(&test_records(board), p.domain, &signed)?;
     if p.tamper {
         let last = envelope.len() - 1;
         envelope[last] ^= 0x01;

@@ -136,12 +136,15 @@ fn lint_checks() -> (usize, usize) {
         &["--workspace", "--exclude", "qvq-kernel", "--all-targets"],
     )];
     for board in [Board::Virt, Board::Rpi3] {
-        let features = crate::image::Kernel::Selftest.features(board);
-        checks.push(LintCheck::clippy(
-            &format!("kernel-{}", board.name()),
-            &root,
-            &["--release", "--package", "qvq-kernel", "--target", KERNEL_TARGET, "--features", &features],
-        ));
+        // With and without the host-link receiver: both kinds of kernel ship.
+        for (suffix, host_link) in [("", true), ("-no-hostlink", false)] {
+            let features = crate::image::Kernel::Selftest.features(board, host_link);
+            checks.push(LintCheck::clippy(
+                &format!("kernel-{}{suffix}", board.name()),
+                &root,
+                &["--release", "--package", "qvq-kernel", "--target", KERNEL_TARGET, "--features", &features],
+            ));
+        }
     }
     // The domains are checked where they build (their link flags come from domains/.cargo).
     let domains_target = paths::domains_target_dir().display().to_string();

@@ -1,8 +1,16 @@
 //! QEMU tests of swaps pushed from the host over the host link: the console driver
-//! swapped while two printers run, bad and interrupted pushes, `cargo xtask swap`.
+//! swapped while two printers run, bad and interrupted pushes, `cargo xtask swap`, and the
+//! link as an attacker uses it (BEGIN floods on a small machine, a second transfer, the
+//! retired downgrade flag).
 
-use crate::harness::case::{Check, Expect, ExpectAll, ExpectWithin, Push, PushStep, QemuTest, Send, Setup, SwapCommand, BOTH};
+use crate::board::Board;
+use crate::harness::case::{Check, Expect, ExpectAll, ExpectWithin, Link, Push, PushStep, QemuTest, Send, Setup, SwapCommand, BOTH};
 use crate::swap::Fault;
+use pushlink::{Begin, CHUNK, MAX_ENVELOPE, RETIRED_FLAG_DOWNGRADE};
+use std::path::Path;
+use std::time::Duration;
+
+const VIRT: &[Board] = &[Board::Virt];
 
 pub fn cases() -> Vec<QemuTest> {
     vec![
@@ -105,7 +113,155 @@ pub fn cases() -> Vec<QemuTest> {
             ],
             exit_status: 0,
         },
+        QemuTest {
+            name: "hostlink-begin-flood-on-128m-one-transfer-at-a-time",
+            boards: VIRT,
+            append: "",
+            // The kernel heap is 1/16 of free RAM: about 7 MiB here, where two 4 MiB buffers
+            // on the heap once ended in a kernel panic.
+            setup: Setup::HostLinkRam("128M"),
+            steps: &[
+                Expect("push: listening for hot-swap pushes on the host link"),
+                Expect("qvq$ "),
+                Link(begins_during_a_transfer_are_refused),
+                Expect("push: BEGIN for console refused: the transfer of hello is in progress"),
+                ExpectWithin("push: transfer of hello interrupted: no frame for 3000 ms after 1024 of 4194304 bytes", 20),
+                Link(buffers_are_freed_when_transfers_end),
+                Push(PushStep {
+                    domain: "hello",
+                    version: "0.5.0",
+                    tamper: false,
+                    fault: Fault::None,
+                    swapped: true,
+                    answer: "swapped hello 0.1.0 -> 0.5.0 (a host push",
+                }),
+                Send("hello ping 7\r"),
+                Expect("hello ping 7: 8"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "hostlink-refuses-the-downgrade-flag",
+            boards: BOTH,
+            append: "",
+            setup: Setup::HostLink,
+            steps: &[
+                Expect("push: listening for hot-swap pushes on the host link"),
+                Expect("qvq$ "),
+                Send("swap hello\r"),
+                Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd"),
+                Link(the_old_version_with_the_downgrade_flag_is_refused),
+                Expect("push: BEGIN: the downgrade flag is refused: downgrades need a signed downgrade manifest"),
+                Send("versions hello\r"),
+                Expect("hello: running 0.2.0 from hello-0.2.0.qvd"),
+                Send("hello ping 3\r"),
+                Expect("hello ping 3: 4"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "hostlink-absent-without-the-feature",
+            boards: VIRT,
+            append: "",
+            setup: Setup::NoReceiver,
+            steps: &[
+                Expect("push: this kernel has no host-link receiver (built without the `hostlink` feature)"),
+                Expect("qvq$ "),
+                Link(nothing_answers_on_the_link),
+                Send("hello ping 1\r"),
+                Expect("hello ping 1: 2"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
     ]
+}
+
+/// A kernel without the receiver leaves the second serial port alone: a QUERY goes
+/// unanswered.
+fn nothing_answers_on_the_link(_: Board, socket: &Path) -> Result<(), String> {
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    match link.query("hello") {
+        Err(e) if e.contains("no answer from the kernel") => Ok(()),
+        other => Err(format!("QUERY to a kernel without the receiver: expected no answer, got {other:?}")),
+    }
+}
+
+/// A 4 MiB BEGIN for `name` (the most a push may announce).
+fn largest(name: &str) -> Begin<'_> {
+    Begin {
+        size: MAX_ENVELOPE as u32,
+        crc: 0,
+        flags: 0,
+        name,
+    }
+}
+
+/// One transfer at a time: with a 4 MiB transfer of hello in progress, more BEGINs (of any
+/// name) are refused with the transfer's name, and the transfer itself goes on.
+fn begins_during_a_transfer_are_refused(_: Board, socket: &Path) -> Result<(), String> {
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    link.begin(&largest("hello")).map_err(|e| format!("the first BEGIN: {e}"))?;
+    for name in ["console", "hello", "shell", "relay", "hello", "console", "nosuch", "hello"] {
+        match link.begin(&largest(name)) {
+            Ok(()) => return Err(format!("a BEGIN for {name} was accepted while hello's transfer was in progress")),
+            Err(e) if e.contains(&format!("BEGIN for {name} refused: the transfer of hello is in progress (0 of 4194304 bytes")) => {}
+            Err(e) => return Err(format!("a BEGIN for {name} during a transfer: unexpected answer: {e}")),
+        }
+    }
+    if !link.chunk(0, &[0x5a; CHUNK], false)? {
+        return Err("the transfer in progress did not take its first chunk after the refused BEGINs".into());
+    }
+    match link.query("hello")?.as_deref() {
+        Some("0.1.0") => Ok(()),
+        other => Err(format!("QUERY hello during the transfer answered {other:?}, expected 0.1.0")),
+    }
+}
+
+/// Each 4 MiB buffer returns to the pool when its transfer ends: 40 of them (160 MiB, more
+/// than the machine has) are taken and released in turn without running out.
+fn buffers_are_freed_when_transfers_end(_: Board, socket: &Path) -> Result<(), String> {
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    for i in 0..40 {
+        link.begin(&largest("hello")).map_err(|e| format!("BEGIN {i}: {e}"))?;
+        match link.end() {
+            Err(e) if e.contains("END after 0 of 4194304 bytes") => {}
+            other => return Err(format!("END {i} of an empty transfer: expected a NAK, got {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// The finding: the old signed hello 0.1.0, pushed with the downgrade flag, replaced 0.2.0.
+/// Now that BEGIN is refused (so is one with an unknown flag), and without the flag the
+/// swap refuses the older version, whose manifest is not signed as a downgrade.
+fn the_old_version_with_the_downgrade_flag_is_refused(board: Board, socket: &Path) -> Result<(), String> {
+    let (old, _) = crate::swap::signed_domain(board, "hello", Some("0.1.0"))?;
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    match link.push("hello", &old, RETIRED_FLAG_DOWNGRADE, Fault::None) {
+        Err(e) if e.contains("the downgrade flag is refused: downgrades need a signed downgrade manifest") => {}
+        other => return Err(format!("push of hello 0.1.0 with the downgrade flag: expected a refused BEGIN, got {other:?}")),
+    }
+    match link.push("hello", &old, 0x4, Fault::None) {
+        Err(e) if e.contains("unknown flags 0x4") => {}
+        other => return Err(format!("push with flag 0x4: expected a refused BEGIN, got {other:?}")),
+    }
+    match link.push("hello", &old, 0, Fault::None) {
+        Ok((false, m))
+            if m.contains(
+                "swap hello refused: a host push is version 0.1.0, older than the running 0.2.0 (a downgrade needs a manifest signed with `downgrade = true`)",
+            ) => {}
+        other => return Err(format!("push of hello 0.1.0 over 0.2.0 without a flag: expected a refused swap, got {other:?}")),
+    }
+    match link.query("hello")?.as_deref() {
+        Some("0.2.0") => Ok(()),
+        other => Err(format!("after the refused downgrades, QUERY hello answered {other:?}, expected 0.2.0")),
+    }
 }
 
 /// `ticker 400` and `count 400` printed every numbered line exactly once, intact, and the
