@@ -447,6 +447,13 @@ impl<'a> ElfImage<'a> {
         self.rela_count
     }
 
+    /// The RELA table as stored in the file: `(r_offset, r_info, r_addend)` for each entry,
+    /// in order (R_AARCH64_NONE entries included). For tools that compare this view with
+    /// another ELF parser's.
+    pub fn relocations(&self) -> impl Iterator<Item = (u64, u64, i64)> + '_ {
+        (0..self.rela_count).map(|index| self.relocation(index))
+    }
+
     /// Copies the segments into `dest` (which will live at address `base`), zeroes BSS
     /// and gaps, applies the relocations, and returns the permission of every segment.
     pub fn load_into(&self, dest: &mut [u8], base: u64) -> Result<Vec<LoadedSegment>, ElfError> {
