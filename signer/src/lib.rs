@@ -294,3 +294,47 @@ pub fn read_keyring_dir(dir: &Path) -> Result<KeyringDir, String> {
     };
     Ok((ring, ids, revoked))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PKCS#8 v2 form (public key inside) that `qvq-sign keygen` wrote before it wrote
+    /// v1; existing development keys are in this form.
+    fn v2_pem(key: &SigningKey) -> String {
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+    }
+
+    #[test]
+    fn keygen_writes_v1_and_both_forms_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public, id) = keygen(&dir.path().join("k"), false).unwrap();
+        let pem = fs::read_to_string(&private).unwrap();
+        let key = read_signing_key(&private).unwrap();
+        assert_eq!(public_key_id(&read_public_key(&public).unwrap()), id);
+        assert_eq!(public_key_id(&key.verifying_key()), id);
+        // v1: 48 bytes of DER (64 base64 characters), v2 is longer.
+        assert_eq!(pem, private_key_pem(&key).unwrap());
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"), "{pem}");
+        assert_eq!(pem.lines().count(), 3, "{pem}");
+        let v2 = v2_pem(&key);
+        assert_ne!(v2, pem);
+        let v2_path = dir.path().join("old.key.pem");
+        fs::write(&v2_path, &v2).unwrap();
+        assert_eq!(read_signing_key(&v2_path).unwrap().to_bytes(), key.to_bytes());
+    }
+
+    #[test]
+    fn a_v2_key_whose_public_key_is_not_its_own_is_refused() {
+        let (a, b) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        let forged = KeypairBytes {
+            secret_key: a.to_bytes(),
+            public_key: Some(ed25519_dalek::pkcs8::PublicKeyBytes(b.verifying_key().to_bytes())),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forged.key.pem");
+        fs::write(&path, forged.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        let e = read_signing_key(&path).unwrap_err();
+        assert!(e.contains("not a PKCS#8 PEM Ed25519 private key"), "{e}");
+    }
+}
