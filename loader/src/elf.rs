@@ -103,6 +103,9 @@ pub enum ElfError {
     HasInterpreter,
     NeedsLibrary,
     DynamicOutOfFile,
+    /// A second `PT_DYNAMIC`: tools disagree on which one counts (readelf and goblin read
+    /// the first), so what a reviewer sees need not be what would be loaded.
+    MultipleDynamic,
     UnsupportedRelocationTable(&'static str),
     BadRelaEntrySize(u64),
     RelocationsOutOfFile,
@@ -159,6 +162,7 @@ impl fmt::Display for ElfError {
             HasInterpreter => write!(f, "ELF: has PT_INTERP (domains are static)"),
             NeedsLibrary => write!(f, "ELF: has DT_NEEDED (domains link no shared libraries)"),
             DynamicOutOfFile => write!(f, "ELF: dynamic section lies outside the file or its segments"),
+            MultipleDynamic => write!(f, "ELF: more than one PT_DYNAMIC"),
             UnsupportedRelocationTable(t) => write!(f, "ELF: unsupported relocation table {t} (only DT_RELA)"),
             BadRelaEntrySize(s) => write!(f, "ELF: DT_RELAENT is {s}, expected 24"),
             RelocationsOutOfFile => write!(f, "ELF: relocation table lies outside the file"),
@@ -291,6 +295,7 @@ impl<'a> ElfImage<'a> {
             let (offset, vaddr, filesz, memsz, align) = (field(8)?, field(16)?, field(32)?, field(40)?, field(48)?);
             match p_type {
                 PT_INTERP => return Err(HasInterpreter),
+                PT_DYNAMIC if dynamic.is_some() => return Err(MultipleDynamic),
                 PT_DYNAMIC => dynamic = Some((offset, filesz)),
                 PT_LOAD => {
                     let index = segments.len();

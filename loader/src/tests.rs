@@ -79,6 +79,17 @@ fn malformed_elf_corpus() {
             ElfError::FileSizeExceedsMemSize { index: 0 },
         ),
         (
+            // Found by the elf_differential fuzz target: goblin and readelf read the first
+            // PT_DYNAMIC, the loader used to read the last.
+            "second PT_DYNAMIC",
+            Box::new(move |b| {
+                let dynamic = b[ph(2, 0)..ph(3, 0)].to_vec();
+                set(b, ph(3, 0), &dynamic);
+                set(b, 56, &4u16.to_le_bytes());
+            }),
+            ElfError::MultipleDynamic,
+        ),
+        (
             "W+X",
             Box::new(move |b| set(b, ph(0, 4), &7u32.to_le_bytes())),
             ElfError::WritableAndExecutable { index: 0 },

@@ -481,7 +481,7 @@ fn a_closed_output_pipe_is_not_an_error() {
     // The commands did their work all the same.
     assert!(again.exists() && sd.dir.path().join("other.key.pem").exists());
     // A refusal keeps its status and its message (on standard error).
-    let o = qvq_sign_into_closed_pipe(&["verify", "--keyring", s(&sd.dir.path()), qvd]);
+    let o = qvq_sign_into_closed_pipe(&["verify", "--keyring", s(sd.dir.path()), qvd]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("rejected: unknown key") && !text(&o).contains("panicked"), "{}", text(&o));
 }
@@ -512,10 +512,26 @@ fn inspect_shows_goblins_view_and_the_verdict() {
 }
 
 #[test]
-fn sign_refuses_when_goblin_and_the_loader_disagree() {
+fn sign_refuses_what_goblin_cannot_read_or_reads_differently() {
     let sd = signed_sample();
+    let key = sd.dir.path().join("keys/dev.key.pem");
+    let out = sd.dir.path().join("x.qvd");
+    let refusal = |elf: &[u8]| {
+        let path = sd.dir.path().join("crafted.elf");
+        std::fs::write(&path, elf).unwrap();
+        let o = sign(&key, &manifest_toml(), &path, &out);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(!out.exists());
+        text(&o)
+    };
+    // Section headers past the end of the file: the loader never reads them, goblin does.
     let mut elf = sample_elf();
-    // Turn PT_GNU_STACK, the last program header, into a second, empty PT_DYNAMIC.
+    elf[40..48].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let t = refusal(&elf);
+    assert!(t.contains("refusing to sign: the loader accepts this ELF but goblin cannot parse it ("), "{t}");
+    // PT_GNU_STACK, the last program header, turned into a second PT_DYNAMIC: goblin reads
+    // the first, the loader would have read the last; it now refuses.
+    let mut elf = sample_elf();
     let (phoff, phnum) = (
         u64::from_le_bytes(elf[32..40].try_into().unwrap()) as usize,
         u16::from_le_bytes([elf[56], elf[57]]) as usize,
@@ -527,11 +543,9 @@ fn sign_refuses_when_goblin_and_the_loader_disagree() {
         "the sample's last program header is PT_GNU_STACK"
     );
     elf[at..at + 4].copy_from_slice(&2u32.to_le_bytes());
-    let bad = sd.dir.path().join("two-dynamic.elf");
-    std::fs::write(&bad, &elf).unwrap();
-    let out = sd.dir.path().join("x.qvd");
-    let o = sign(&sd.dir.path().join("keys/dev.key.pem"), &manifest_toml(), &bad, &out);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("refusing to sign: "), "{}", text(&o));
-    assert!(!out.exists());
+    let t = refusal(&elf);
+    assert!(
+        t.contains("refusing to sign: the kernel would reject this ELF: ELF: more than one PT_DYNAMIC"),
+        "{t}"
+    );
 }
