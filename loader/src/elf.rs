@@ -106,6 +106,9 @@ pub enum ElfError {
     /// A second `PT_DYNAMIC`: tools disagree on which one counts (readelf and goblin read
     /// the first), so what a reviewer sees need not be what would be loaded.
     MultipleDynamic,
+    /// `DT_RELASZ` > 0 without `DT_RELA`: a table of unknown place (goblin reads it at file
+    /// offset 0; the loader would have applied nothing).
+    RelaSizeWithoutTable,
     UnsupportedRelocationTable(&'static str),
     BadRelaEntrySize(u64),
     RelocationsOutOfFile,
@@ -163,6 +166,7 @@ impl fmt::Display for ElfError {
             NeedsLibrary => write!(f, "ELF: has DT_NEEDED (domains link no shared libraries)"),
             DynamicOutOfFile => write!(f, "ELF: dynamic section lies outside the file or its segments"),
             MultipleDynamic => write!(f, "ELF: more than one PT_DYNAMIC"),
+            RelaSizeWithoutTable => write!(f, "ELF: DT_RELASZ without DT_RELA"),
             UnsupportedRelocationTable(t) => write!(f, "ELF: unsupported relocation table {t} (only DT_RELA)"),
             BadRelaEntrySize(s) => write!(f, "ELF: DT_RELAENT is {s}, expected 24"),
             RelocationsOutOfFile => write!(f, "ELF: relocation table lies outside the file"),
@@ -373,6 +377,7 @@ impl<'a> ElfImage<'a> {
         }
         let (rela_offset, rela_count) = match rela {
             Some(vaddr) if relasz > 0 => (file_offset_of(&segments, vaddr, relasz).ok_or(RelocationsOutOfFile)?, relasz / RELA_SIZE),
+            None if relasz > 0 => return Err(RelaSizeWithoutTable),
             _ => (0, 0),
         };
         if relasz % RELA_SIZE != 0 {

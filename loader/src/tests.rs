@@ -90,6 +90,13 @@ fn malformed_elf_corpus() {
             ElfError::MultipleDynamic,
         ),
         (
+            // Found by the elf_differential fuzz target: goblin reads such a table at file
+            // offset 0, the loader used to apply nothing.
+            "DT_RELASZ without DT_RELA",
+            Box::new(move |b| set(b, e.dynamic_at, &21u64.to_le_bytes())),
+            ElfError::RelaSizeWithoutTable,
+        ),
+        (
             "W+X",
             Box::new(move |b| set(b, ph(0, 4), &7u32.to_le_bytes())),
             ElfError::WritableAndExecutable { index: 0 },

@@ -364,6 +364,17 @@ mod tests {
     }
 
     #[test]
+    fn a_rela_size_without_a_table_is_refused_by_the_loader() {
+        // Found by the elf_differential fuzz target: with DT_RELA gone and DT_RELASZ kept,
+        // goblin read relocations at file offset 0 while the loader applied none.
+        let mut elf = sample_elf();
+        let dynamic = u64_at(&elf, phdr_of(&elf, 2) + 8) as usize;
+        let at = (0..15).map(|i| dynamic + 16 * i).find(|&at| u64_at(&elf, at) == 7).unwrap();
+        put_u64(&mut elf, at, 21); // DT_RELA -> DT_DEBUG
+        assert_eq!(crosscheck(&elf), Err(CrossCheckError::Loader(ElfError::RelaSizeWithoutTable)));
+    }
+
+    #[test]
     fn an_elf_goblin_cannot_parse_is_refused() {
         // Section headers past the end of the file: the loader never reads them, goblin does.
         let mut elf = sample_elf();
