@@ -1,6 +1,10 @@
 //! `qvq-initrd`: pack, list and extract QvQ initrd archives.
+//! Exit status: 0 success, 1 refused archive or I/O problem, 2 usage error. A reader that
+//! closes the output pipe early (`| head`) does not change the status and prints nothing.
 
 use clap::{Parser, Subcommand};
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,16 +27,27 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Validate an archive and list its entries (name, size, offset).
-    List { image: PathBuf },
+    List {
+        /// The archive.
+        image: PathBuf,
+    },
     /// Validate an archive and write each entry into DIR.
-    Extract { image: PathBuf, dir: PathBuf },
+    Extract {
+        /// The archive.
+        image: PathBuf,
+        /// Where to write the entries (created if missing).
+        dir: PathBuf,
+    },
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-fn run(cli: Cli) -> Result<(), (u8, String)> {
+/// Runs one command; returns what it prints on standard output (writing to a String
+/// cannot fail, so `writeln!`'s result is ignored).
+fn run(cli: Cli) -> Result<String, (u8, String)> {
+    let mut o = String::new();
     match cli.command {
         Command::Pack { out, files } => {
             let mut entries = Vec::new();
@@ -46,14 +61,14 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             }
             let img = initrd::pack(&entries).map_err(|e| (1, e.to_string()))?;
             std::fs::write(&out, &img).map_err(|e| (1, format!("cannot write {}: {e}", out.display())))?;
-            println!("{}: {} entries, {} bytes", out.display(), entries.len(), img.len());
+            let _ = writeln!(o, "{}: {} entries, {} bytes", out.display(), entries.len(), img.len());
         }
         Command::List { image } => {
             let bytes = read(&image).map_err(|e| (1, e))?;
             let ar = initrd::Archive::parse(&bytes).map_err(|e| (1, format!("{}: {e}", image.display())))?;
-            println!("{:<32} {:>10} {:>10}", "NAME", "SIZE", "OFFSET");
+            let _ = writeln!(o, "{:<32} {:>10} {:>10}", "NAME", "SIZE", "OFFSET");
             for e in ar.entries() {
-                println!("{:<32} {:>10} {:>#10x}", e.name, e.data.len(), e.data_offset);
+                let _ = writeln!(o, "{:<32} {:>10} {:>#10x}", e.name, e.data.len(), e.data_offset);
             }
         }
         Command::Extract { image, dir } => {
@@ -63,11 +78,11 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             for e in ar.entries() {
                 let path = dir.join(e.name);
                 std::fs::write(&path, e.data).map_err(|err| (1, format!("cannot write {}: {err}", path.display())))?;
-                println!("{}", path.display());
+                let _ = writeln!(o, "{}", path.display());
             }
         }
     }
-    Ok(())
+    Ok(o)
 }
 
 fn main() -> ExitCode {
@@ -80,9 +95,19 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(text) => {
+            // A reader that stopped reading (`| head`) is not an error of this command.
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    let _ = writeln!(std::io::stderr(), "qvq-initrd: cannot write to standard output: {e}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::SUCCESS,
+            }
+        }
         Err((code, msg)) => {
-            eprintln!("qvq-initrd: {msg}");
+            let _ = writeln!(std::io::stderr(), "qvq-initrd: {msg}");
             ExitCode::from(code)
         }
     }

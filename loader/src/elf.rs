@@ -103,6 +103,12 @@ pub enum ElfError {
     HasInterpreter,
     NeedsLibrary,
     DynamicOutOfFile,
+    /// A second `PT_DYNAMIC`: tools disagree on which one counts (readelf and goblin read
+    /// the first), so what a reviewer sees need not be what would be loaded.
+    MultipleDynamic,
+    /// `DT_RELASZ` > 0 without `DT_RELA`: a table of unknown place (goblin reads it at file
+    /// offset 0; the loader would have applied nothing).
+    RelaSizeWithoutTable,
     UnsupportedRelocationTable(&'static str),
     BadRelaEntrySize(u64),
     RelocationsOutOfFile,
@@ -159,6 +165,8 @@ impl fmt::Display for ElfError {
             HasInterpreter => write!(f, "ELF: has PT_INTERP (domains are static)"),
             NeedsLibrary => write!(f, "ELF: has DT_NEEDED (domains link no shared libraries)"),
             DynamicOutOfFile => write!(f, "ELF: dynamic section lies outside the file or its segments"),
+            MultipleDynamic => write!(f, "ELF: more than one PT_DYNAMIC"),
+            RelaSizeWithoutTable => write!(f, "ELF: DT_RELASZ without DT_RELA"),
             UnsupportedRelocationTable(t) => write!(f, "ELF: unsupported relocation table {t} (only DT_RELA)"),
             BadRelaEntrySize(s) => write!(f, "ELF: DT_RELAENT is {s}, expected 24"),
             RelocationsOutOfFile => write!(f, "ELF: relocation table lies outside the file"),
@@ -291,6 +299,7 @@ impl<'a> ElfImage<'a> {
             let (offset, vaddr, filesz, memsz, align) = (field(8)?, field(16)?, field(32)?, field(40)?, field(48)?);
             match p_type {
                 PT_INTERP => return Err(HasInterpreter),
+                PT_DYNAMIC if dynamic.is_some() => return Err(MultipleDynamic),
                 PT_DYNAMIC => dynamic = Some((offset, filesz)),
                 PT_LOAD => {
                     let index = segments.len();
@@ -368,6 +377,7 @@ impl<'a> ElfImage<'a> {
         }
         let (rela_offset, rela_count) = match rela {
             Some(vaddr) if relasz > 0 => (file_offset_of(&segments, vaddr, relasz).ok_or(RelocationsOutOfFile)?, relasz / RELA_SIZE),
+            None if relasz > 0 => return Err(RelaSizeWithoutTable),
             _ => (0, 0),
         };
         if relasz % RELA_SIZE != 0 {
@@ -445,6 +455,13 @@ impl<'a> ElfImage<'a> {
 
     pub fn relocation_count(&self) -> u64 {
         self.rela_count
+    }
+
+    /// The RELA table as stored in the file: `(r_offset, r_info, r_addend)` for each entry,
+    /// in order (R_AARCH64_NONE entries included). For tools that compare this view with
+    /// another ELF parser's.
+    pub fn relocations(&self) -> impl Iterator<Item = (u64, u64, i64)> + '_ {
+        (0..self.rela_count).map(|index| self.relocation(index))
     }
 
     /// Copies the segments into `dest` (which will live at address `base`), zeroes BSS

@@ -79,6 +79,24 @@ fn malformed_elf_corpus() {
             ElfError::FileSizeExceedsMemSize { index: 0 },
         ),
         (
+            // Found by the elf_differential fuzz target: goblin and readelf read the first
+            // PT_DYNAMIC, the loader used to read the last.
+            "second PT_DYNAMIC",
+            Box::new(move |b| {
+                let dynamic = b[ph(2, 0)..ph(3, 0)].to_vec();
+                set(b, ph(3, 0), &dynamic);
+                set(b, 56, &4u16.to_le_bytes());
+            }),
+            ElfError::MultipleDynamic,
+        ),
+        (
+            // Found by the elf_differential fuzz target: goblin reads such a table at file
+            // offset 0, the loader used to apply nothing.
+            "DT_RELASZ without DT_RELA",
+            Box::new(move |b| set(b, e.dynamic_at, &21u64.to_le_bytes())),
+            ElfError::RelaSizeWithoutTable,
+        ),
+        (
             "W+X",
             Box::new(move |b| set(b, ph(0, 4), &7u32.to_le_bytes())),
             ElfError::WritableAndExecutable { index: 0 },

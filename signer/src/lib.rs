@@ -3,11 +3,12 @@
 //! revocation lists read from a directory. `qvq-sign`, xtask and the kernel's build
 //! script all use this library.
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use loader::envelope::{assemble, key_id, statement, KeyId};
 use loader::manifest::{self, InterfaceRef, Manifest, RestartPolicy, Version};
-use loader::{ElfImage, Keyring, Revocations};
+use loader::{Keyring, Revocations};
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,9 @@ use std::path::{Path, PathBuf};
 pub mod policy;
 
 pub use loader;
+
+pub mod crosscheck;
+pub use crosscheck::{crosscheck, CrossCheckError, Disagreement};
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
@@ -38,8 +42,31 @@ fn read_text(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// Reads an Ed25519 private key from PKCS#8 PEM, either form: v1 (RFC 5208, the seed
+/// alone; what `openssl genpkey -algorithm ed25519` and `qvq-sign keygen` write) or v2
+/// (RFC 5958 OneAsymmetricKey with the public key inside; what older `qvq-sign keygen`
+/// wrote). A v2 key whose public key does not match its seed is refused.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
     SigningKey::from_pkcs8_pem(&read_text(path)?).map_err(|e| format!("{}: not a PKCS#8 PEM Ed25519 private key ({e})", path.display()))
+}
+
+/// `key` as PKCS#8 v1 PEM (RFC 5208 / RFC 8410): the 32-byte seed without the public
+/// key, byte for byte the form `openssl genpkey -algorithm ed25519` writes. OpenSSL 3.0
+/// refuses the v2 form with the public key inside ("unsupported").
+pub fn private_key_pem(key: &SigningKey) -> Result<String, String> {
+    let v1 = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    Ok(v1
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| format!("cannot encode the private key: {e}"))?
+        .to_string())
+}
+
+/// `key` as SubjectPublicKeyInfo PEM (what `openssl pkey -pubout` writes).
+pub fn public_key_pem(key: &VerifyingKey) -> Result<String, String> {
+    key.to_public_key_pem(LineEnding::LF).map_err(|e| format!("cannot encode the public key: {e}"))
 }
 
 pub fn read_public_key(path: &Path) -> Result<VerifyingKey, String> {
@@ -60,7 +87,8 @@ pub fn key_paths(prefix: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Makes a new key pair at `PREFIX.key.pem` (mode 0600) and `PREFIX.pub.pem`. Refuses to
+/// Makes a new key pair at `PREFIX.key.pem` (PKCS#8 v1, mode 0600) and `PREFIX.pub.pem`
+/// (SubjectPublicKeyInfo); OpenSSL 3 reads both as they are. Refuses to
 /// overwrite either unless `force`.
 pub fn keygen(prefix: &Path, force: bool) -> Result<(PathBuf, PathBuf, KeyId), String> {
     let (private, public) = key_paths(prefix);
@@ -75,14 +103,8 @@ pub fn keygen(prefix: &Path, force: bool) -> Result<(PathBuf, PathBuf, KeyId), S
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
     let key = SigningKey::from_bytes(&seed);
-    let pem = key
-        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-        .map_err(|e| e.to_string())?;
-    write_private(&private, pem.as_bytes())?;
-    let pub_pem = key
-        .verifying_key()
-        .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-        .map_err(|e| e.to_string())?;
+    write_private(&private, private_key_pem(&key)?.as_bytes())?;
+    let pub_pem = public_key_pem(&key.verifying_key())?;
     fs::write(&public, pub_pem).map_err(|e| format!("cannot write {}: {e}", public.display()))?;
     Ok((private, public, public_key_id(&key.verifying_key())))
 }
@@ -223,10 +245,11 @@ impl ManifestToml {
     }
 }
 
-/// Validates `elf` exactly as the kernel will, then wraps it with `manifest` in an
-/// envelope signed by `key`.
+/// Validates `elf` exactly as the kernel will, checks that goblin reads the same segments,
+/// entry point and relocations from it ([`crosscheck`]), then wraps it with `manifest` in
+/// an envelope signed by `key`.
 pub fn sign(manifest: &Manifest, elf: &[u8], key: &SigningKey) -> Result<Vec<u8>, String> {
-    ElfImage::parse(elf).map_err(|e| format!("the kernel would reject this ELF: {e}"))?;
+    crosscheck(elf).map_err(|e| e.to_string())?;
     let m = manifest.encode().map_err(|e| format!("invalid manifest: {e}"))?;
     let elf_len = u32::try_from(elf.len()).map_err(|_| "ELF larger than 4 GiB".to_string())?;
     let sig = key.sign(&statement(&m, elf_len, &loader::sha256(elf)));
@@ -283,4 +306,48 @@ pub fn read_keyring_dir(dir: &Path) -> Result<KeyringDir, String> {
         Revocations::default()
     };
     Ok((ring, ids, revoked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PKCS#8 v2 form (public key inside) that `qvq-sign keygen` wrote before it wrote
+    /// v1; existing development keys are in this form.
+    fn v2_pem(key: &SigningKey) -> String {
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+    }
+
+    #[test]
+    fn keygen_writes_v1_and_both_forms_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public, id) = keygen(&dir.path().join("k"), false).unwrap();
+        let pem = fs::read_to_string(&private).unwrap();
+        let key = read_signing_key(&private).unwrap();
+        assert_eq!(public_key_id(&read_public_key(&public).unwrap()), id);
+        assert_eq!(public_key_id(&key.verifying_key()), id);
+        // v1: 48 bytes of DER (64 base64 characters), v2 is longer.
+        assert_eq!(pem, private_key_pem(&key).unwrap());
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"), "{pem}");
+        assert_eq!(pem.lines().count(), 3, "{pem}");
+        let v2 = v2_pem(&key);
+        assert_ne!(v2, pem);
+        let v2_path = dir.path().join("old.key.pem");
+        fs::write(&v2_path, &v2).unwrap();
+        assert_eq!(read_signing_key(&v2_path).unwrap().to_bytes(), key.to_bytes());
+    }
+
+    #[test]
+    fn a_v2_key_whose_public_key_is_not_its_own_is_refused() {
+        let (a, b) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        let forged = KeypairBytes {
+            secret_key: a.to_bytes(),
+            public_key: Some(ed25519_dalek::pkcs8::PublicKeyBytes(b.verifying_key().to_bytes())),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forged.key.pem");
+        fs::write(&path, forged.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        let e = read_signing_key(&path).unwrap_err();
+        assert!(e.contains("not a PKCS#8 PEM Ed25519 private key"), "{e}");
+    }
 }

@@ -138,69 +138,143 @@ fn every_single_bit_flip_is_rejected() {
     );
 }
 
-fn have_openssl() -> bool {
-    Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())
+/// Runs `/usr/bin/openssl` (from Debian's `openssl` package; `openssl` on PATH elsewhere).
+fn openssl(args: &[&str]) -> Output {
+    let bin = if Path::new("/usr/bin/openssl").exists() {
+        "/usr/bin/openssl"
+    } else {
+        "openssl"
+    };
+    Command::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is needed for the interoperability tests (apt-get install openssl): {e}"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `openssl pkeyutl -verify -rawin`: does OpenSSL accept `sig` over `stmt` under `pubkey`?
+fn openssl_verify(pubkey: &Path, stmt: &Path, sig: &Path) -> Output {
+    openssl(&[
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        s(pubkey),
+        "-rawin",
+        "-in",
+        s(stmt),
+        "-sigfile",
+        s(sig),
+    ])
+}
+
+/// `qvq-sign statement` and `qvq-sign signature` of `qvd`, written next to it.
+fn statement_and_signature(qvd: &Path) -> (PathBuf, PathBuf) {
+    let (stmt, sig) = (qvd.with_extension("stmt"), qvd.with_extension("sig"));
+    let o = qvq_sign(&["statement", s(qvd), "-o", s(&stmt)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = qvq_sign(&["signature", s(qvd), "-o", s(&sig)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&sig).unwrap().len(), 64);
+    (stmt, sig)
+}
+
+/// A copy of `path` with its last byte flipped, at `path` + `.bad`.
+fn with_last_byte_flipped(path: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(path).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    let bad = path.with_extension("bad");
+    std::fs::write(&bad, bytes).unwrap();
+    bad
 }
 
 #[test]
 fn openssl_verifies_a_qvq_signature() {
-    assert!(have_openssl(), "openssl is needed for the cross-check");
-    let s = signed_sample();
-    let (stmt, sig) = (s.dir.path().join("stmt.bin"), s.dir.path().join("sig.bin"));
-    assert!(qvq_sign(&["statement", s.qvd.to_str().unwrap(), "-o", stmt.to_str().unwrap()]).status.success());
-    assert!(qvq_sign(&["signature", s.qvd.to_str().unwrap(), "-o", sig.to_str().unwrap()]).status.success());
-    let pubkey = s.dir.path().join("keys/dev.pub.pem");
-    let run = |stmt: &Path| {
-        Command::new("openssl")
-            .args([
-                "pkeyutl",
-                "-verify",
-                "-pubin",
-                "-inkey",
-                pubkey.to_str().unwrap(),
-                "-rawin",
-                "-in",
-                stmt.to_str().unwrap(),
-                "-sigfile",
-                sig.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap()
-    };
-    let o = run(&stmt);
+    let sd = signed_sample();
+    let (stmt, sig) = statement_and_signature(&sd.qvd);
+    let pubkey = sd.dir.path().join("keys/dev.pub.pem");
+    let o = openssl_verify(&pubkey, &stmt, &sig);
     assert!(o.status.success() && text(&o).contains("Signature Verified Successfully"), "{}", text(&o));
     // And OpenSSL rejects a changed statement, so the check above means something.
-    let mut bad = std::fs::read(&stmt).unwrap();
-    *bad.last_mut().unwrap() ^= 1;
-    let bad_path = s.dir.path().join("bad.bin");
-    std::fs::write(&bad_path, bad).unwrap();
-    assert!(!run(&bad_path).status.success());
+    assert!(!openssl_verify(&pubkey, &with_last_byte_flipped(&stmt), &sig).status.success());
+}
+
+#[test]
+fn keygen_writes_exactly_the_pkcs8_v1_form_openssl_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = qvq_sign(&["keygen", "--out", s(&dir.path().join("q"))]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (key, pubkey) = (dir.path().join("q.key.pem"), dir.path().join("q.pub.pem"));
+    // OpenSSL reads the private key, and writing it back out changes no byte: the same
+    // PEM, the same DER (PKCS#8 v1, no public key inside).
+    let o = openssl(&["pkey", "-in", s(&key)]);
+    assert!(o.status.success(), "OpenSSL refuses a qvq-sign key: {}", text(&o));
+    assert_eq!(o.stdout, std::fs::read(&key).unwrap());
+    // Its public key is the one qvq-sign wrote, byte for byte.
+    let o = openssl(&["pkey", "-in", s(&key), "-pubout"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.stdout, std::fs::read(&pubkey).unwrap());
+    // And the DER has the shape of an `openssl genpkey` key: 48 bytes, version 0.
+    let der = |pem: &Path| openssl(&["pkey", "-in", s(pem), "-outform", "DER"]).stdout;
+    let ours = der(&key);
+    let theirs_pem = dir.path().join("o.key.pem");
+    assert!(openssl(&["genpkey", "-algorithm", "ed25519", "-out", s(&theirs_pem)]).status.success());
+    let theirs = der(&theirs_pem);
+    assert_eq!((ours.len(), theirs.len()), (48, 48));
+    assert_eq!(
+        ours[..16],
+        theirs[..16],
+        "same header: SEQUENCE, INTEGER 0 (v1), AlgorithmIdentifier Ed25519, OCTET STRING"
+    );
+}
+
+#[test]
+fn openssl_signs_with_a_qvq_key_and_qvq_sign_verifies() {
+    let sd = signed_sample();
+    let (stmt, qvq_sig) = statement_and_signature(&sd.qvd);
+    let (key, pubkey) = (sd.dir.path().join("keys/dev.key.pem"), sd.dir.path().join("keys/dev.pub.pem"));
+    let sig = sd.dir.path().join("openssl.sig");
+    let o = openssl(&["pkeyutl", "-sign", "-rawin", "-inkey", s(&key), "-in", s(&stmt), "-out", s(&sig)]);
+    assert!(o.status.success(), "OpenSSL cannot sign with a qvq-sign key: {}", text(&o));
+    let sig = std::fs::read(&sig).unwrap();
+    // Ed25519 is deterministic: OpenSSL's signature is the one in the envelope.
+    assert_eq!(sig, std::fs::read(&qvq_sig).unwrap());
+    // It verifies with the qvq-sign public key (through the library's reader) ...
+    let public = qvq_sign::read_public_key(&pubkey).unwrap();
+    let sig = ed25519_dalek::Signature::from_slice(&sig).unwrap();
+    let statement = std::fs::read(&stmt).unwrap();
+    assert!(public.verify_strict(&statement, &sig).is_ok());
+    // ... over that statement only.
+    assert!(public.verify_strict(&std::fs::read(with_last_byte_flipped(&stmt)).unwrap(), &sig).is_err());
+    // And an envelope carrying OpenSSL's signature passes `qvq-sign verify`.
+    let o = qvq_sign(&["verify", "--keyring", s(&sd.dir.path().join("keys")), s(&sd.qvd)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
 #[test]
 fn an_openssl_key_signs_with_qvq_sign() {
-    assert!(have_openssl(), "openssl is needed for the cross-check");
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("o.key.pem");
     let pubkey = dir.path().join("ring/o.pub.pem");
     std::fs::create_dir_all(dir.path().join("ring")).unwrap();
-    assert!(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out", key.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("openssl")
-        .args(["pkey", "-in", key.to_str().unwrap(), "-pubout", "-out", pubkey.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success());
+    assert!(openssl(&["genpkey", "-algorithm", "ed25519", "-out", s(&key)]).status.success());
+    assert!(openssl(&["pkey", "-in", s(&key), "-pubout", "-out", s(&pubkey)]).status.success());
     let elf = dir.path().join("sample.elf");
     std::fs::write(&elf, sample_elf()).unwrap();
     let qvd = dir.path().join("o.qvd");
     let o = sign(&key, &manifest_toml(), &elf, &qvd);
     assert!(o.status.success(), "{}", text(&o));
-    let o = qvq_sign(&["verify", "--keyring", dir.path().join("ring").to_str().unwrap(), qvd.to_str().unwrap()]);
+    // qvq-sign verifies it with the OpenSSL-made public key ...
+    let o = qvq_sign(&["verify", "--keyring", s(&dir.path().join("ring")), s(&qvd)]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // ... and so does OpenSSL, over what `qvq-sign statement` and `signature` write.
+    let (stmt, sig) = statement_and_signature(&qvd);
+    let o = openssl_verify(&pubkey, &stmt, &sig);
+    assert!(o.status.success() && text(&o).contains("Signature Verified Successfully"), "{}", text(&o));
+    assert!(!openssl_verify(&pubkey, &with_last_byte_flipped(&stmt), &sig).status.success());
 }
 
 #[test]
@@ -368,4 +442,132 @@ fn quotas_from_domain_toml_are_signed_and_bounds_refused() {
         assert!(text(&o).contains(reason), "{key_line}: {}", text(&o));
         assert!(!out.exists());
     }
+}
+
+/// Runs qvq-sign with standard output a pipe whose reading end is already closed, so its
+/// first write to standard output fails with EPIPE (as after `| head` has exited).
+fn qvq_sign_into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_qvq-sign"))
+        .args(args)
+        .stdout(writer)
+        .output()
+        .expect("run qvq-sign")
+}
+
+#[test]
+fn a_closed_output_pipe_is_not_an_error() {
+    let sd = signed_sample();
+    let keys = sd.dir.path().join("keys");
+    let qvd = s(&sd.qvd);
+    let elf = sd.dir.path().join("sample.elf");
+    let again = sd.dir.path().join("again.qvd");
+    let (other, key, manifest) = (sd.dir.path().join("other"), keys.join("dev.key.pem"), manifest_toml());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["inspect", "--json", qvd],
+        vec!["inspect", qvd],
+        vec!["verify", "--keyring", s(&keys), qvd],
+        vec!["keygen", "--out", s(&other)],
+        vec!["sign", "--key", s(&key), "--manifest", s(&manifest), s(&elf), "-o", s(&again)],
+        vec!["--help"],
+        vec!["--version"],
+    ];
+    for args in &cases {
+        let o = qvq_sign_into_closed_pipe(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stderr), "", "{args:?} printed on standard error");
+    }
+    // The commands did their work all the same.
+    assert!(again.exists() && sd.dir.path().join("other.key.pem").exists());
+    // A refusal keeps its status and its message (on standard error).
+    let o = qvq_sign_into_closed_pipe(&["verify", "--keyring", s(sd.dir.path()), qvd]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("rejected: unknown key") && !text(&o).contains("panicked"), "{}", text(&o));
+}
+
+#[test]
+fn inspect_shows_goblins_view_and_the_verdict() {
+    let sd = signed_sample();
+    let o = qvq_sign(&["inspect", "--json", s(&sd.qvd)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["crosscheck"], "agree");
+    let g = &v["goblin"];
+    assert_eq!(g["entry"], v["entry"]);
+    assert_eq!(g["relocations"], v["relocations"]);
+    assert_eq!(g["relocation_kinds"]["R_AARCH64_RELATIVE"], v["relocations"]);
+    let (ours, theirs) = (v["segments"].as_array().unwrap(), g["segments"].as_array().unwrap());
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(theirs) {
+        assert_eq!((&a["vaddr"], &a["filesz"], &a["memsz"]), (&b["vaddr"], &b["filesz"], &b["memsz"]));
+    }
+    assert!(theirs.iter().any(|s| s["flags"] == "R-X"), "{g}");
+    let o = qvq_sign(&["inspect", s(&sd.qvd)]);
+    let t = text(&o);
+    assert!(
+        t.contains("goblin      entry 0x") && t.contains(" R_AARCH64_RELATIVE)") && t.contains("cross-check agree"),
+        "{t}"
+    );
+}
+
+#[test]
+fn sign_refuses_what_goblin_cannot_read_or_reads_differently() {
+    let sd = signed_sample();
+    let key = sd.dir.path().join("keys/dev.key.pem");
+    let out = sd.dir.path().join("x.qvd");
+    let refusal = |elf: &[u8]| {
+        let path = sd.dir.path().join("crafted.elf");
+        std::fs::write(&path, elf).unwrap();
+        let o = sign(&key, &manifest_toml(), &path, &out);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(!out.exists());
+        text(&o)
+    };
+    // Section headers past the end of the file: the loader never reads them, goblin does.
+    let mut elf = sample_elf();
+    elf[40..48].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let t = refusal(&elf);
+    assert!(t.contains("refusing to sign: the loader accepts this ELF but goblin cannot parse it ("), "{t}");
+    // PT_GNU_STACK, the last program header, turned into a second PT_DYNAMIC: goblin reads
+    // the first, the loader would have read the last; it now refuses.
+    let mut elf = sample_elf();
+    let (phoff, phnum) = (
+        u64::from_le_bytes(elf[32..40].try_into().unwrap()) as usize,
+        u16::from_le_bytes([elf[56], elf[57]]) as usize,
+    );
+    let at = phoff + (phnum - 1) * 56;
+    assert_eq!(
+        elf[at..at + 4],
+        0x6474_e551u32.to_le_bytes(),
+        "the sample's last program header is PT_GNU_STACK"
+    );
+    elf[at..at + 4].copy_from_slice(&2u32.to_le_bytes());
+    let t = refusal(&elf);
+    assert!(
+        t.contains("refusing to sign: the kernel would reject this ELF: ELF: more than one PT_DYNAMIC"),
+        "{t}"
+    );
+}
+
+#[test]
+fn verify_with_policy_applies_the_kernels_rules() {
+    let signed = signed_sample(); // `sample` 0.1.0, signed by keys/dev.key.pem
+    let keys = signed.dir.path().join("keys");
+    let verify = || qvq_sign(&["verify", "--keyring", s(&keys), "--policy", s(&keys), s(&signed.qvd)]);
+    let o = verify();
+    assert!(!o.status.success() && text(&o).contains("its key has no policy"), "{}", text(&o));
+    std::fs::create_dir_all(keys.join("policy")).unwrap();
+    std::fs::write(keys.join("policy/dev.toml"), "names = [\"hello\"]\n").unwrap();
+    let o = verify();
+    assert!(text(&o).contains("rejected: its key's policy does not allow the name \"sample\""), "{}", text(&o));
+    std::fs::write(keys.join("policy/dev.toml"), "names = [\"sam*\"]\nexports = [\"*\"]\n").unwrap();
+    let o = verify(); // `sample` is not a checked domain (it uses #[no_mangle])
+    assert!(text(&o).contains("rejected: its manifest says the build did not check it as safe Rust"), "{}", text(&o));
+    std::fs::write(keys.join("policy/dev.toml"), "names = [\"sam*\"]\nexports = [\"*\"]\nunchecked = true\n").unwrap();
+    let o = verify();
+    assert!(o.status.success() && text(&o).contains("admitted by"), "{}", text(&o));
+    std::fs::write(keys.join("floors.toml"), "[floors]\nsample = \"0.2.0\"\n").unwrap();
+    let o = verify();
+    assert!(text(&o).contains("rejected: version 0.1.0 is below the rollback floor 0.2.0"), "{}", text(&o));
 }

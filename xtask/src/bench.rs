@@ -38,7 +38,7 @@ fn get(rows: &[(String, u64)], name: &str) -> u64 {
 
 pub fn bench() -> Result<bool, String> {
     crate::setup::ensure_rust_target()?;
-    crate::setup::ensure_qemu()?;
+    crate::setup::ensure_test_tools()?;
     let built = crate::image::build(Board::Virt, crate::image::Kernel::Selftest)?;
     let mut boot = Boot::from_build(Board::Virt, &built);
     boot.append = "qvq.test=bench".into();

@@ -151,7 +151,7 @@ fn main() -> ExitCode {
             append,
             selftest,
         } => setup::ensure_build_tools(board)
-            .and_then(|_| setup::ensure_qemu())
+            .and_then(|_| setup::ensure_test_tools())
             .and_then(|_| image::build(board, kernel(selftest)))
             .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
         Command::Swap { name, board, version, socket } => {

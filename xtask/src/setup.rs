@@ -5,7 +5,9 @@ use crate::board::Board;
 use std::process::{Command, Stdio};
 
 pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
-const APT_PACKAGES: &[&str] = &["qemu-system-arm", "device-tree-compiler"];
+/// Debian packages the build and tests need: QEMU, dtc, and OpenSSL (the signer's tests
+/// check that OpenSSL and qvq-sign read each other's keys and signatures).
+const APT_PACKAGES: &[&str] = &["qemu-system-arm", "device-tree-compiler", "openssl"];
 
 fn have(cmd: &str, arg: &str) -> bool {
     Command::new(cmd)
@@ -97,9 +99,12 @@ pub fn ensure_build_tools(board: Board) -> Result<(), String> {
     Ok(())
 }
 
-/// What booting needs.
-pub fn ensure_qemu() -> Result<(), String> {
+/// What booting and the host tests need.
+pub fn ensure_test_tools() -> Result<(), String> {
     let mut missing = Vec::new();
+    if !have("openssl", "version") {
+        missing.push("openssl");
+    }
     if !have("qemu-system-aarch64", "--version") {
         missing.push("qemu-system-aarch64");
     }

@@ -41,7 +41,7 @@ pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
     if !qemu_only {
         crate::setup::ensure_rust_components()?;
     }
-    crate::setup::ensure_qemu()?;
+    crate::setup::ensure_test_tools()?;
     let (mut passed, mut failed) = if qemu_only { (0, 0) } else { host::host_tests() };
 
     for board in [Board::Virt, Board::Rpi3] {
