@@ -70,10 +70,11 @@ fn keyring(keys: &Path, out: &Path) {
     for (id, name, p) in &policies {
         writeln!(
             src,
-            "    ({}, {name:?}, loader::policy::KeyPolicy {{ names: {}, exports: {}, devices: {}, unchecked: {} }}),",
+            "    ({}, {name:?}, loader::policy::KeyPolicy {{ names: {}, exports: {}, imports: {}, devices: {}, unchecked: {} }}),",
             bytes(id),
             strs(&p.names),
             strs(&p.exports),
+            strs(&p.imports),
             strs(&p.devices),
             p.unchecked
         )

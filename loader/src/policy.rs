@@ -1,8 +1,9 @@
 //! Trust policy: what a verified domain may be, beyond "a trusted key signed it".
 //!
 //! * Each key has a [`KeyPolicy`] (`keys/policy/<key>.toml`): the domain names it may sign,
-//!   the interfaces those domains may export, the devices they may be granted, and whether
-//!   it may sign a domain whose build did not check it as safe Rust.
+//!   the interfaces those domains may export and import (`Kernel`, the administrative
+//!   interface, included), the devices they may be granted, and whether it may sign a
+//!   domain whose build did not check it as safe Rust.
 //! * Some devices the kernel keeps for itself ([`KERNEL_OWNED`]); no policy can grant them.
 //! * A rollback floor per name ([`check_floor`]): nothing below it loads.
 //!
@@ -50,6 +51,8 @@ pub struct KeyPolicy<'a> {
     pub names: &'a [&'a str],
     /// Interfaces (patterns) its domains may export.
     pub exports: &'a [&'a str],
+    /// Interfaces (patterns) its domains may import.
+    pub imports: &'a [&'a str],
     /// Device `compatible` strings (patterns) its domains may be granted; never a
     /// kernel-owned one, whatever the pattern.
     pub devices: &'a [&'a str],
@@ -64,6 +67,7 @@ pub enum PolicyError {
     NoPolicy,
     Name(String),
     Export(String),
+    Import(String),
     Device(String),
     KernelOwned {
         compatible: String,
@@ -82,6 +86,7 @@ impl fmt::Display for PolicyError {
             PolicyError::NoPolicy => write!(f, "its key has no policy (keys/policy/), so it may sign nothing"),
             PolicyError::Name(n) => write!(f, "its key's policy does not allow the name {n:?}"),
             PolicyError::Export(i) => write!(f, "its key's policy does not allow exporting {i}"),
+            PolicyError::Import(i) => write!(f, "its key's policy does not allow importing {i}"),
             PolicyError::Device(c) => write!(f, "its key's policy does not allow a grant of device {c:?}"),
             PolicyError::KernelOwned { compatible, what } => {
                 write!(f, "device {compatible:?} is {what}, which the kernel keeps; it is never granted")
@@ -120,6 +125,9 @@ impl KeyPolicy<'_> {
         }
         if let Some(i) = m.exports.iter().find(|i| !any_matches(self.exports, &i.name)) {
             return Err(PolicyError::Export(i.name.clone()));
+        }
+        if let Some(i) = m.imports.iter().find(|i| !any_matches(self.imports, &i.name)) {
+            return Err(PolicyError::Import(i.name.clone()));
         }
         check_devices(m)?;
         if let Some(c) = m.devices.iter().find(|c| !any_matches(self.devices, c)) {
@@ -176,6 +184,7 @@ mod tests {
     const LIMITED: KeyPolicy = KeyPolicy {
         names: &["hello", "net-*"],
         exports: &["Hello"],
+        imports: &["Console"],
         devices: &["arm,pl011"],
         unchecked: false,
     };
@@ -203,9 +212,16 @@ mod tests {
             Err(PolicyError::Device("virtio,mmio".into()))
         );
         assert_eq!(LIMITED.allows(&manifest("hello", &[], &[], false)), Err(PolicyError::Unchecked));
+        let mut admin = manifest("hello", &[], &[], true);
+        admin.imports.push(InterfaceRef {
+            name: "Kernel".into(),
+            hash: [2; 32],
+        });
+        assert_eq!(LIMITED.allows(&admin), Err(PolicyError::Import("Kernel".into())));
         let open = KeyPolicy {
             names: &["*"],
             exports: &["*"],
+            imports: &["*"],
             devices: &["*"],
             unchecked: true,
         };

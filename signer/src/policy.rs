@@ -17,6 +17,10 @@ pub struct PolicyToml {
     /// Interfaces its domains may export (patterns as for names). Default: none.
     #[serde(default)]
     pub exports: Vec<String>,
+    /// Interfaces its domains may import (patterns), `Kernel` (the administrative
+    /// interface: crash, restart, swap, power off) included. Default: none.
+    #[serde(default)]
+    pub imports: Vec<String>,
     /// Device `compatible` strings its domains may be granted (patterns). Default: none.
     /// Kernel-owned devices are refused whatever this says.
     #[serde(default)]
@@ -32,10 +36,11 @@ impl PolicyToml {
         fn strs(l: &[String]) -> Vec<&str> {
             l.iter().map(String::as_str).collect()
         }
-        let (names, exports, devices) = (strs(&self.names), strs(&self.exports), strs(&self.devices));
+        let (names, exports, imports, devices) = (strs(&self.names), strs(&self.exports), strs(&self.imports), strs(&self.devices));
         f(loader::policy::KeyPolicy {
             names: &names,
             exports: &exports,
+            imports: &imports,
             devices: &devices,
             unchecked: self.unchecked,
         })
@@ -61,6 +66,7 @@ pub fn read_policy(path: &Path) -> Result<PolicyToml, String> {
     let p: PolicyToml = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     check_patterns(path, "names", &p.names, MAX_NAME)?;
     check_patterns(path, "exports", &p.exports, MAX_INTERFACE_NAME)?;
+    check_patterns(path, "imports", &p.imports, MAX_INTERFACE_NAME)?;
     check_patterns(path, "devices", &p.devices, MAX_COMPATIBLE)?;
     if let Some(c) = p.devices.iter().find(|c| loader::policy::kernel_owned(c).is_some()) {
         return Err(format!("{}: devices: {c:?} is kept by the kernel and can never be granted", path.display()));

@@ -560,10 +560,18 @@ fn verify_with_policy_applies_the_kernels_rules() {
     std::fs::create_dir_all(keys.join("policy")).unwrap();
     std::fs::write(keys.join("policy/dev.toml"), "names = [\"hello\"]\n").unwrap();
     let o = verify();
-    assert!(text(&o).contains("rejected: its key's policy does not allow the name \"sample\""), "{}", text(&o));
+    assert!(
+        text(&o).contains("rejected: its key's policy does not allow the name \"sample\""),
+        "{}",
+        text(&o)
+    );
     std::fs::write(keys.join("policy/dev.toml"), "names = [\"sam*\"]\nexports = [\"*\"]\n").unwrap();
     let o = verify(); // `sample` is not a checked domain (it uses #[no_mangle])
-    assert!(text(&o).contains("rejected: its manifest says the build did not check it as safe Rust"), "{}", text(&o));
+    assert!(
+        text(&o).contains("rejected: its manifest says the build did not check it as safe Rust"),
+        "{}",
+        text(&o)
+    );
     std::fs::write(keys.join("policy/dev.toml"), "names = [\"sam*\"]\nexports = [\"*\"]\nunchecked = true\n").unwrap();
     let o = verify();
     assert!(o.status.success() && text(&o).contains("admitted by"), "{}", text(&o));

@@ -2,7 +2,8 @@
 //! (policy.rs) every initrd envelope and starts the domains, providers before their
 //! importers. Which version of a name boots does not depend on the initrd's order: the
 //! entry named `NAME.qvd` (the board recipe's pin) if it is valid, else the highest valid
-//! version; the others are kept for hot swaps. Each interface has one exporter: names
+//! version (of equal ones, the entry name that sorts first); the others are kept for hot
+//! swaps. Each interface has one exporter: names
 //! that declare the same export all stay down. Every refusal is one `rejected` log line.
 
 use super::lifecycle::{reject, start};
@@ -96,7 +97,10 @@ fn choose(archive: &initrd::Archive<'static>) -> Vec<Pending> {
             None => chosen.push(p),
             Some(i) => {
                 let c = &chosen[i];
-                let better = !pinned(c) && (pinned(&p) || p.domain.manifest.version > c.domain.manifest.version);
+                // Pinned first; then the higher version; between equal versions, the entry
+                // name that sorts first (so initrd order never decides).
+                let (pv, cv) = (&p.domain.manifest.version, &c.domain.manifest.version);
+                let better = !pinned(c) && (pinned(&p) || pv > cv || (pv == cv && p.entry < c.entry));
                 let kept = if better { core::mem::replace(&mut chosen[i], p) } else { p };
                 info!(
                     "initrd: {} is {} {}, kept for swapping in",

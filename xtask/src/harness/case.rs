@@ -79,6 +79,9 @@ pub enum Setup {
     /// The host link's socket connected to a kernel built without the receiver (what
     /// `cargo xtask dist` makes by default), as `kernel8-selftest-nohostlink.img`.
     NoReceiver,
+    /// The standard first versions with `hello` replaced by `attack-admin` (imports
+    /// `Kernel`), signed as `hello` by the limited test key.
+    LimitedKeyImportsKernel,
     /// The standard initrd plus attack domains (`crate::tests::attacks`).
     Attack(&'static [fixtures::Attacker]),
 }
@@ -139,6 +142,11 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
         Setup::SecondExporter => {
             let path = out_dir(board).join("second-exporter-initrd.img");
             image::write_initrd(&path, &fixtures::second_exporter_entries(board)?)?;
+            boot.initrd = Some(path);
+        }
+        Setup::LimitedKeyImportsKernel => {
+            let path = out_dir(board).join("limited-key-imports-kernel-initrd.img");
+            image::write_initrd(&path, &fixtures::limited_key_imports_kernel_entries(board)?)?;
             boot.initrd = Some(path);
         }
         Setup::Attack(attackers) => {

@@ -252,3 +252,19 @@ pub fn attack_entries(board: Board, attackers: &[Attacker]) -> Result<Vec<(Strin
     }
     Ok(entries)
 }
+
+/// The board's first versions with `hello` replaced by `attack-admin` signed by the limited
+/// test key (policy: only `hello`, exporting only `Hello`, importing nothing, no device)
+/// under the name `hello`, importing `Kernel` (a red-team finding: policies once said
+/// nothing about imports, and this domain crashed the others and powered off).
+pub fn limited_key_imports_kernel_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut entries = first_versions(board, image::initrd_entries(board)?)?;
+    entries.retain(|e| e.0 != "hello.qvd");
+    let elf = std::fs::read(build_domain_elf("attack-admin")?).map_err(|e| e.to_string())?;
+    let mut m = domains::manifest("attack-admin", None, true)?;
+    m.name = "hello".into();
+    image::ensure_dev_key()?;
+    let signed = qvq_sign::sign(&m, &elf, &qvq_sign::read_signing_key(&paths::limited_test_key())?)?;
+    entries.push(("hello.qvd".to_string(), signed));
+    Ok(entries)
+}

@@ -1,5 +1,6 @@
 //! QEMU tests of the trust policy (keys/policy/, kernel/src/domain/policy.rs): each rule
-//! refuses a signed domain with its own reason, and an interface has one exporter.
+//! refuses a signed domain with its own reason (imports included), and an interface has
+//! one exporter.
 
 use crate::harness::case::{Expect, ExpectAll, QemuTest, Send, Setup, BOTH};
 
@@ -28,6 +29,21 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("console      0.1.0    running"),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            // A red-team finding: key policies once said nothing about imports, and a
+            // domain signed by the limited key imported `Kernel`, crashed every other
+            // domain and powered the machine off.
+            name: "policy-refuses-a-kernel-import-the-key-may-not-make",
+            boards: BOTH,
+            append: "qvq.test=boot",
+            setup: Setup::LimitedKeyImportsKernel,
+            steps: &[
+                Expect("domain hello rejected: its key's policy does not allow importing Kernel"),
+                Expect("domain console started"),
+                Expect("selftest boot: PASS"),
             ],
             exit_status: 0,
         },
