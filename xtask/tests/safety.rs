@@ -184,3 +184,52 @@ fn every_real_domain_passes() {
         assert!(members.contains(&d));
     }
 }
+
+// ---- Red team (branch redteam12). Each `#[ignore]`d test below FAILS today: it shows a way
+// past the build checks. Run them with
+// `cargo test -p xtask --test safety -- --ignored red_team`.
+
+/// Held: a `[lints]` table cannot take back the command line's `-F unsafe_code`.
+#[test]
+fn red_team_a_lints_table_allowing_unsafe_code_is_refused() {
+    refused(fixture("rt-lints", "rtlints"), &[COMPILER_FORBIDS, "unsafe code at src/main.rs:6"]);
+}
+
+#[test]
+#[ignore = "red team: rustflags `@capfile` in the workspace's .cargo/config.toml; rustc expands --cap-lints=warn from the file, the wrapper never sees it, unsafe compiles and is signed as checked"]
+fn red_team_cap_lints_hidden_in_an_argfile_is_refused() {
+    refused(fixture("rt-argfile", "rtargfile"), &["unsafe code at src/main.rs:6"]);
+}
+
+#[test]
+#[ignore = "red team: build.rustc-workspace-wrapper in the workspace's .cargo/config.toml runs a script on the build host (already during `cargo metadata`) that drops --forbid=unsafe_code"]
+fn red_team_a_workspace_wrapper_from_a_config_file_is_refused() {
+    refused(fixture("rt-wswrapper", "rtwswrapper"), &["unsafe code at src/main.rs:6"]);
+}
+
+#[test]
+#[ignore = "red team: a vendored (source-replaced) copy of linked_list_allocator with a new safe fn doing unsafe keeps name, version, crates.io source and the pinned Cargo.lock checksum; it is compiled as vetted-trusted"]
+fn red_team_a_modified_vendored_copy_of_a_pinned_crate_is_refused() {
+    refused(fixture("rt-vendor", "rtvendor"), &["linked_list_allocator"]);
+}
+
+#[test]
+#[ignore = "red team: include_bytes! reads any file of the build host into the signed ELF: here keys/dev/dev.key.pem (the key with policy \"*\")"]
+fn red_team_a_domain_cannot_embed_the_signing_key() {
+    let key = repo().join("keys/dev/dev.key.pem");
+    assert!(key.exists(), "make the dev key first (cargo xtask build, or qvq-sign keygen --out keys/dev/dev)");
+    let (ok, text) = fixture("rt-includekey", "rtincludekey");
+    if ok {
+        let elf = text.lines().find_map(|l| l.strip_prefix("checked rtincludekey: ")).unwrap();
+        let bytes = std::fs::read(elf.trim()).unwrap();
+        let secret = std::fs::read(&key).unwrap();
+        let leaked = bytes.windows(secret.len()).any(|w| w == secret.as_slice());
+        assert!(!leaked, "the checked ELF {elf} contains the private signing key {}", key.display());
+    }
+}
+
+#[test]
+#[ignore = "red team: rust-lang/rust#25860 (cve-rs): `transmute`, `peek` and `poke` of any address in 100% safe Rust; passes every check (SECURITY.md trusts the type system)"]
+fn red_team_safe_code_transmute_through_a_soundness_hole_is_refused() {
+    refused(fixture("rt-unsound", "rtunsound"), &["rtunsound"]);
+}
