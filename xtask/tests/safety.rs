@@ -185,9 +185,9 @@ fn every_real_domain_passes() {
     }
 }
 
-// ---- Red team (branch redteam12). Each `#[ignore]`d test below FAILS today: it shows a way
-// past the build checks. Run them with
-// `cargo test -p xtask --test safety -- --ignored red_team`.
+// ---- Red team (branch redteam12): ways past the build checks they found, each refused now
+// but the last, a rustc soundness bug SECURITY.md states as a trust assumption (`#[ignore]`d;
+// `cargo test -p xtask --test safety -- --ignored red_team` shows it still passes the checks).
 
 /// Held: a `[lints]` table cannot take back the command line's `-F unsafe_code`.
 #[test]
@@ -221,10 +221,58 @@ fn red_team_a_workspace_wrapper_from_a_config_file_is_refused() {
     assert!(!mark.exists(), "the config file's wrapper ran on the build host");
 }
 
+/// A vendored (source-replaced) copy of the pinned crate keeps its name, version, crates.io
+/// source and Cargo.lock checksum whatever its code is (the fixture's is a fake of our own
+/// with a safe `peek` of any address). The workspace's `[source]` replacement is refused
+/// before cargo runs.
 #[test]
-#[ignore = "red team: a vendored (source-replaced) copy of linked_list_allocator with a new safe fn doing unsafe keeps name, version, crates.io source and the pinned Cargo.lock checksum; it is compiled as vetted-trusted"]
 fn red_team_a_modified_vendored_copy_of_a_pinned_crate_is_refused() {
-    refused(fixture("rt-vendor", "rtvendor"), &["linked_list_allocator"]);
+    refused(
+        fixture("rt-vendor", "rtvendor"),
+        &["rt-vendor/.cargo/config.toml: `source.crates-io` may change how rustc runs or what code is compiled"],
+    );
+}
+
+/// The same replacement from a config file outside the repository (here a `CARGO_HOME` of
+/// the test's): the crate is refused because cargo would compile it from the vendored folder,
+/// not from its unpack folder of the registry download.
+#[test]
+fn a_pinned_crate_from_a_source_replacement_outside_the_repository_is_refused() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rt-vendor");
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("safety-vendor");
+    let (ws, home) = (tmp.join("ws"), tmp.join("cargo-home"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    for f in ["Cargo.toml", "Cargo.lock", "src/main.rs"] {
+        std::fs::copy(fixture.join(f), ws.join(f)).unwrap();
+    }
+    let vendor = fixture.join("vendor");
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "[source.crates-io]\nreplace-with = \"vendored\"\n\n[source.vendored]\ndirectory = {:?}\n",
+            vendor.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(XTASK)
+        .arg("check-domains")
+        .args(["--workspace", ws.to_str().unwrap(), "--allow-list", allow_list().to_str().unwrap()])
+        .args(["--target-dir", tmp.join("target").to_str().unwrap(), "rtvendor"])
+        .env("CARGO_HOME", &home)
+        .env("CARGO_NET_OFFLINE", "true")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    refused(
+        (out.status.success(), text),
+        &[&format!(
+            "domain rtvendor: crate linked_list_allocator 0.10.6 (from registry+https://github.com/rust-lang/crates.io-index): is compiled from {}, not from cargo's unpack folder of the registry download {}/<index>/linked_list_allocator-0.10.6",
+            vendor.join("linked_list_allocator-0.10.6").canonicalize().unwrap().display(),
+            home.join("registry/src").display()
+        )],
+    );
 }
 
 /// A domain without `unsafe` may still not put a file of the build host (the red team took
@@ -255,7 +303,7 @@ fn red_team_a_domain_cannot_embed_a_host_file_or_variable() {
 }
 
 #[test]
-#[ignore = "red team: rust-lang/rust#25860 (cve-rs): `transmute`, `peek` and `poke` of any address in 100% safe Rust; passes every check (SECURITY.md trusts the type system)"]
+#[ignore = "open: rustc soundness bug rust-lang/rust#25860 (cve-rs) gives safe code a transmute; a stated trust assumption, see SECURITY.md \"Known limits\" (Safe Rust is only as sound as rustc)"]
 fn red_team_safe_code_transmute_through_a_soundness_hole_is_refused() {
     refused(fixture("rt-unsound", "rtunsound"), &["rtunsound"]);
 }

@@ -109,10 +109,11 @@ pub fn check(ws: &Workspace, names: &[&str]) -> Result<Checked, String> {
     let allow = AllowList::load(&ws.allow_list)?;
     let meta = metadata(ws)?;
     let lock = graph::read_lock(&ws.dir.join("Cargo.lock"))?;
+    let registry_src = graph::registry_src()?;
     let mut violations = Vec::new();
     let mut graphs = Vec::new();
     for name in names {
-        let (g, mut v) = graph::check_graph(&meta, &lock, &allow, name)?;
+        let (g, mut v) = graph::check_graph(&meta, &lock, &registry_src, &allow, name)?;
         violations.append(&mut v);
         violations.extend(targets::check_targets(&g, name, &allow.path));
         graphs.push((name.to_string(), g.domain.id.clone(), g.deps.iter().map(|(p, _)| p.id.clone()).collect()));

@@ -21,7 +21,7 @@
 //! `CARGO_PKG_*`, `CARGO_MANIFEST_*` and `CARGO_CRATE_NAME`.
 //!
 //! The flags are part of cargo's fingerprint, with a marker `--cfg` naming a hash of the
-//! trusted set: changing the policy rebuilds the domains, and a crate compiled some other
+//! trusted set and of what the wrapper checks: changing the policy rebuilds the domains, and a crate compiled some other
 //! way is never reused as if it had been checked.
 
 use serde::{Deserialize, Serialize};
@@ -51,10 +51,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
+/// What the wrapper checks, in the marker too: changing it (a new check) rebuilds every
+/// crate an older wrapper compiled, so none is reused unchecked.
+const CHECKS: &str = "forbid unsafe_code; no argfile; dep-info in the crate's folder, cargo's variables only";
+
 /// The target rustflags of a checked build that trusts `trusted` (sorted).
 pub fn rustflags(trusted: &[Trusted]) -> [String; 2] {
     let json = serde_json::to_string(trusted).unwrap_or_default();
-    [FORBID.to_string(), format!("{MARKER}{:016x}", fnv1a(json.as_bytes()))]
+    [FORBID.to_string(), format!("{MARKER}{:016x}", fnv1a(format!("{CHECKS}\n{json}").as_bytes()))]
 }
 
 /// The crate cargo asks rustc to compile (from the variables cargo sets for rustc).
