@@ -5,6 +5,7 @@
 //! far as the compiler are compiled for the kernel's target with the same wrapper and flags
 //! as the domains, so a refusal there is the compiler's.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,26 +21,38 @@ fn allow_list() -> PathBuf {
     repo().join("domains/allowed-crates.toml")
 }
 
-/// Runs `xtask check-domains ARGS`; returns whether it succeeded and all it printed.
-fn check_domains(args: &[&str]) -> (bool, String) {
-    let out = Command::new(XTASK).arg("check-domains").args(args).output().expect("run xtask");
+/// Runs `xtask check-domains ARGS` with the variables `env` added to its environment;
+/// returns whether it succeeded and all it printed.
+fn check_domains_env(args: &[&str], env: &[(&str, &OsStr)]) -> (bool, String) {
+    let out = Command::new(XTASK)
+        .arg("check-domains")
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run xtask");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
 
+fn check_domains(args: &[&str]) -> (bool, String) {
+    check_domains_env(args, &[])
+}
+
+/// Checks and builds package `name` of workspace `ws` with the real allow-list into
+/// `target`, with `env`.
+fn workspace(ws: &Path, target: &Path, name: &str, env: &[(&str, &OsStr)]) -> (bool, String) {
+    let (ws, list, target) = (ws.to_str().unwrap(), allow_list(), target.to_str().unwrap());
+    check_domains_env(&["--workspace", ws, "--allow-list", list.to_str().unwrap(), "--target-dir", target, name], env)
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
 /// Checks and builds fixture `dir` (package `name`) with the real allow-list.
 fn fixture(dir: &str, name: &str) -> (bool, String) {
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(dir);
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("safety-fixtures");
-    check_domains(&[
-        "--workspace",
-        ws.to_str().unwrap(),
-        "--allow-list",
-        allow_list().to_str().unwrap(),
-        "--target-dir",
-        target.to_str().unwrap(),
-        name,
-    ])
+    workspace(&fixtures().join(dir), &target, name, &[])
 }
 
 /// The real allow-list with `edit` applied, written where tests may write.
@@ -212,7 +225,7 @@ fn red_team_cap_lints_hidden_in_an_argfile_is_refused() {
 /// `cargo metadata`: refused before cargo runs. The script leaves a mark if it ever runs.
 #[test]
 fn red_team_a_workspace_wrapper_from_a_config_file_is_refused() {
-    let mark = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rt-wswrapper/ran");
+    let mark = fixtures().join("rt-wswrapper/ran");
     let _ = std::fs::remove_file(&mark);
     refused(
         fixture("rt-wswrapper", "rtwswrapper"),
@@ -238,7 +251,7 @@ fn red_team_a_modified_vendored_copy_of_a_pinned_crate_is_refused() {
 /// not from its unpack folder of the registry download.
 #[test]
 fn a_pinned_crate_from_a_source_replacement_outside_the_repository_is_refused() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rt-vendor");
+    let fixture = fixtures().join("rt-vendor");
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("safety-vendor");
     let (ws, home) = (tmp.join("ws"), tmp.join("cargo-home"));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -256,17 +269,9 @@ fn a_pinned_crate_from_a_source_replacement_outside_the_repository_is_refused() 
         ),
     )
     .unwrap();
-    let out = Command::new(XTASK)
-        .arg("check-domains")
-        .args(["--workspace", ws.to_str().unwrap(), "--allow-list", allow_list().to_str().unwrap()])
-        .args(["--target-dir", tmp.join("target").to_str().unwrap(), "rtvendor"])
-        .env("CARGO_HOME", &home)
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let env = [("CARGO_HOME", home.as_os_str()), ("CARGO_NET_OFFLINE", OsStr::new("true"))];
     refused(
-        (out.status.success(), text),
+        workspace(&ws, &tmp.join("target"), "rtvendor", &env),
         &[&format!(
             "domain rtvendor: crate linked_list_allocator 0.10.6 (from registry+https://github.com/rust-lang/crates.io-index): is compiled from {}, not from cargo's unpack folder of the registry download {}/<index>/linked_list_allocator-0.10.6",
             vendor.join("linked_list_allocator-0.10.6").canonicalize().unwrap().display(),
@@ -279,19 +284,11 @@ fn a_pinned_crate_from_a_source_replacement_outside_the_repository_is_refused() 
 /// the signing key) or its environment into the signed ELF: rustc's dep-info says what it read.
 #[test]
 fn red_team_a_domain_cannot_embed_a_host_file_or_variable() {
-    let secret = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shared/host-secret.txt");
+    let secret = fixtures().join("shared/host-secret.txt");
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("safety-includekey");
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rt-includekey");
-    let out = Command::new(XTASK)
-        .arg("check-domains")
-        .args(["--workspace", ws.to_str().unwrap(), "--allow-list", allow_list().to_str().unwrap()])
-        .args(["--target-dir", target.to_str().unwrap(), "rtincludekey"])
-        .env("QVQ_RT_HOST_SECRET", "from the build host")
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let env = [("QVQ_RT_HOST_SECRET", OsStr::new("from the build host"))];
     refused(
-        (out.status.success(), text),
+        workspace(&fixtures().join("rt-includekey"), &target, "rtincludekey", &env),
         &[
             &format!("reads {} at build time, outside its folder", secret.canonicalize().unwrap().display()),
             "reads environment variable QVQ_RT_HOST_SECRET at build time",
