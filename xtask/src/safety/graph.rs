@@ -1,6 +1,10 @@
 //! The dependency graph of a domain, from `cargo metadata`: every package it reaches
 //! through normal and build dependencies (dev-dependencies are never built into it) is
-//! identified by its id and source, never by its name alone.
+//! identified by its id and source, never by its name alone; a third-party crate must be
+//! compiled from the folder cargo unpacked the registry's download into
+//! (`$CARGO_HOME/registry/src/<index>/NAME-VERSION/`), the code its checksum is of: cargo
+//! metadata and Cargo.lock name the same source and checksum for a source-replaced
+//! (vendored) copy, whatever that copy's code is.
 
 use super::allowlist::{AllowList, AllowedCrate, TrustedPath};
 use serde::Deserialize;
@@ -127,9 +131,35 @@ pub struct DomainGraph<'m, 'a> {
     pub deps: Vec<(&'m Package, Option<Standing<'a>>)>,
 }
 
+/// `$CARGO_HOME`, found as cargo finds it: the variable (relative to the current folder), or
+/// `.cargo` in the home folder.
+pub fn cargo_home() -> Result<PathBuf, String> {
+    match std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
+        Some(h) => std::path::absolute(PathBuf::from(h)).map_err(|e| format!("CARGO_HOME: {e}")),
+        None => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(".cargo"))
+            .ok_or_else(|| "neither CARGO_HOME nor HOME is set: cannot find cargo's registry folder".to_string()),
+    }
+}
+
+/// Where cargo unpacks registry downloads, `$CARGO_HOME/registry/src` (canonical when it
+/// exists).
+pub fn registry_src() -> Result<PathBuf, String> {
+    let src = cargo_home()?.join("registry/src");
+    Ok(src.canonicalize().unwrap_or(src))
+}
+
 /// Finds workspace member `name` and walks its graph; returns it and every violation of the
-/// identity rules (trusted crates by path, third-party crates pinned).
-pub fn check_graph<'m, 'a>(meta: &'m Metadata, lock: &[LockPackage], allow: &'a AllowList, name: &str) -> Result<(DomainGraph<'m, 'a>, Vec<String>), String> {
+/// identity rules (trusted crates by path, third-party crates pinned and compiled from
+/// `registry_src`, cargo's unpack folder).
+pub fn check_graph<'m, 'a>(
+    meta: &'m Metadata,
+    lock: &[LockPackage],
+    registry_src: &Path,
+    allow: &'a AllowList,
+    name: &str,
+) -> Result<(DomainGraph<'m, 'a>, Vec<String>), String> {
     let by_id: HashMap<&str, &Package> = meta.packages.iter().map(|p| (p.id.as_str(), p)).collect();
     let domain = meta
         .workspace_members
@@ -165,7 +195,7 @@ pub fn check_graph<'m, 'a>(meta: &'m Metadata, lock: &[LockPackage], allow: &'a 
             let p = by_id
                 .get(dep)
                 .ok_or_else(|| format!("cargo metadata names package {dep} but does not describe it"))?;
-            let standing = match standing(p, lock, allow) {
+            let standing = match standing(p, lock, registry_src, allow) {
                 Ok(s) => Some(s),
                 Err(why) => {
                     violations.push(format!("domain {name}: crate {}: {why}", p.describe()));
@@ -180,7 +210,7 @@ pub fn check_graph<'m, 'a>(meta: &'m Metadata, lock: &[LockPackage], allow: &'a 
 }
 
 /// The allow-list's word on package `p`, or why it is refused and what to do.
-fn standing<'a>(p: &Package, lock: &[LockPackage], allow: &'a AllowList) -> Result<Standing<'a>, String> {
+fn standing<'a>(p: &Package, lock: &[LockPackage], registry_src: &Path, allow: &'a AllowList) -> Result<Standing<'a>, String> {
     let list = allow.path.display();
     let Some(source) = &p.source else {
         let dir = p.dir();
@@ -229,7 +259,21 @@ fn standing<'a>(p: &Package, lock: &[LockPackage], allow: &'a AllowList) -> Resu
             "its Cargo.lock checksum {sum} is not the pinned {} (rule: pinned checksum); this is not the code that was vetted: restore Cargo.lock, or vet this code and update {list}",
             entry.checksum
         )),
-        Some(_) => Ok(Standing::ThirdParty(entry)),
+        Some(_) => {
+            let dir = p.dir();
+            let unpacked = dir.file_name().is_some_and(|n| n.to_str() == Some(&format!("{}-{}", p.name, p.version)))
+                && dir.parent().and_then(Path::parent) == Some(registry_src);
+            if !unpacked {
+                return Err(format!(
+                    "is compiled from {}, not from cargo's unpack folder of the registry download {}/<index>/{}-{} (rule: a pinned crate is compiled from the code its checksum is of; a source replacement such as a vendored copy keeps the name, version, source and checksum whatever its code is); remove the [source] replacement, or set CARGO_HOME to the cargo home cargo uses",
+                    dir.display(),
+                    registry_src.display(),
+                    p.name,
+                    p.version
+                ));
+            }
+            Ok(Standing::ThirdParty(entry))
+        }
     }
 }
 
@@ -239,11 +283,13 @@ pub mod tests {
     use crate::safety::allowlist::AllowList;
 
     pub const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
+    /// The tests' `$CARGO_HOME/registry/src`.
+    pub const REGISTRY: &str = "/cargo/registry/src";
     pub const SUM: &str = "2b23ac50abb8261cb38c6e2a7192d3302e0836dac1628f6a93b82b4fad185897";
 
     /// A package at `dir` (path) or from crates.io (`dir` None), with targets `kinds`.
     pub fn package(name: &str, version: &str, dir: Option<&Path>, kinds: &[&str]) -> Package {
-        let root = dir.map_or_else(|| PathBuf::from(format!("/registry/{name}-{version}")), Path::to_path_buf);
+        let root = dir.map_or_else(|| PathBuf::from(format!("{REGISTRY}/index.x-1/{name}-{version}")), Path::to_path_buf);
         Package {
             id: format!("{name}@{version}"),
             name: name.into(),
@@ -302,7 +348,7 @@ pub mod tests {
     }
 
     fn violations(meta: &Metadata, lock: &[LockPackage], allow: &AllowList) -> Vec<String> {
-        check_graph(meta, lock, allow, "dom").unwrap().1
+        check_graph(meta, lock, Path::new(REGISTRY), allow, "dom").unwrap().1
     }
 
     fn runtime() -> PathBuf {
@@ -366,6 +412,23 @@ pub mod tests {
         assert!(v[0].contains(&format!("its Cargo.lock checksum {other_sum} is not the pinned {SUM}")), "{v:?}");
         let v = violations(&graph("0.10.6", None), &[], &allow);
         assert!(v[0].contains("Cargo.lock records no checksum"), "{v:?}");
+        // A source-replaced copy: same id, source and checksum, another folder.
+        for elsewhere in [
+            "/ws/vendor/lla-0.10.6",
+            "/cargo/registry/src/index.x-1/lla-0.10.7",
+            "/cargo/registry/lla-0.10.6",
+        ] {
+            let mut vendored = graph("0.10.6", None);
+            vendored.packages[1].manifest_path = Path::new(elsewhere).join("Cargo.toml");
+            let v = violations(&vendored, &lock("lla", "0.10.6", SUM), &allow);
+            assert!(
+                v.len() == 1
+                    && v[0].contains(&format!(
+                        "crate lla 0.10.6 (from registry+https://github.com/rust-lang/crates.io-index): is compiled from {elsewhere}, not from cargo's unpack folder of the registry download /cargo/registry/src/<index>/lla-0.10.6"
+                    )),
+                "{v:?}"
+            );
+        }
         let mut git = graph("0.10.6", None);
         git.packages[1].source = Some("git+https://example.com/lla#abc".into());
         assert!(violations(&git, &lock("lla", "0.10.6", SUM), &allow)[0].contains("comes from git+https://example.com/lla#abc, but"));

@@ -1,14 +1,17 @@
-//! The build checks that stand behind a domain's `safe_rust_checked` bit. Before anything
-//! is compiled, every package a domain reaches (`cargo metadata`, normal and build
+//! The build checks that stand behind a domain's `safe_rust_checked` bit. Before cargo runs
+//! at all, the repository's cargo config files it would read may only set the domains' link
+//! flags ([`config`]). Before anything is compiled, every package a domain reaches (`cargo metadata`, normal and build
 //! dependencies) is identified by id and source against the allow-list
 //! (`domains/allowed-crates.toml`, [`allowlist`]; [`graph`]), and its compiled targets are
 //! checked (one binary inside its folder, no build scripts or proc-macros unless allowed;
 //! [`targets`]). Then the domains are compiled with `-F unsafe_code` for every crate the
 //! allow-list does not trust with `unsafe` ([`wrapper`]): the compiler, not a text search,
-//! says there is no `unsafe`. Errors name the domain, the crate (name, version, source),
+//! says there is no `unsafe`; and rustc's dep-info says a checked crate read no file outside
+//! its own folder and no environment variable but cargo's own ([`wrapper`]). Errors name the domain, the crate (name, version, source),
 //! the rule and what to do.
 
 pub mod allowlist;
+pub mod config;
 pub mod graph;
 pub mod targets;
 pub mod wrapper;
@@ -64,7 +67,15 @@ pub struct Checked {
     graphs: Vec<(String, String, Vec<String>)>,
 }
 
+/// Refuses a cargo config (or toolchain) file of the repository that could change how
+/// cargo runs rustc for `ws` ([`config`]); every cargo command on a domain workspace comes
+/// after this.
+fn check_config(ws: &Workspace) -> Result<(), String> {
+    config::check(&ws.dir, &crate::paths::workspace_root())
+}
+
 fn metadata(ws: &Workspace) -> Result<Metadata, String> {
+    check_config(ws)?;
     let out = cargo()
         .current_dir(&ws.dir)
         .args(["metadata", "--format-version", "1", "--locked", "--filter-platform", KERNEL_TARGET])
@@ -98,10 +109,11 @@ pub fn check(ws: &Workspace, names: &[&str]) -> Result<Checked, String> {
     let allow = AllowList::load(&ws.allow_list)?;
     let meta = metadata(ws)?;
     let lock = graph::read_lock(&ws.dir.join("Cargo.lock"))?;
+    let registry_src = graph::registry_src()?;
     let mut violations = Vec::new();
     let mut graphs = Vec::new();
     for name in names {
-        let (g, mut v) = graph::check_graph(&meta, &lock, &allow, name)?;
+        let (g, mut v) = graph::check_graph(&meta, &lock, &registry_src, &allow, name)?;
         violations.append(&mut v);
         violations.extend(targets::check_targets(&g, name, &allow.path));
         graphs.push((name.to_string(), g.domain.id.clone(), g.deps.iter().map(|(p, _)| p.id.clone()).collect()));
@@ -178,6 +190,7 @@ impl Checked {
 
     /// Compiles the checked domains; returns each one's ELF, in order.
     pub fn build(&self, ws: &Workspace) -> Result<Vec<PathBuf>, String> {
+        check_config(ws)?;
         let trusted = trusted_set(&self.meta, &self.allow);
         let flags = wrapper::rustflags(&trusted);
         let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary to use as rustc wrapper: {e}"))?;

@@ -95,14 +95,14 @@ pub fn check_targets(graph: &DomainGraph, domain: &str, list: &Path) -> Vec<Stri
 mod tests {
     use super::*;
     use crate::safety::graph::check_graph;
-    use crate::safety::graph::tests::{allow_list, lock, metadata, package, SUM};
+    use crate::safety::graph::tests::{allow_list, lock, metadata, package, REGISTRY, SUM};
 
     fn violations(packages: Vec<crate::safety::graph::Package>, extra: &str) -> Vec<String> {
         let edges: Vec<(String, String)> = packages[1..].iter().map(|p| ("dom@0.1.0".to_string(), p.id.clone())).collect();
         let edges: Vec<(&str, &str, Option<&str>)> = edges.iter().map(|(a, b)| (a.as_str(), b.as_str(), None)).collect();
         let meta = metadata(packages, &edges);
         let allow = allow_list(extra);
-        let (graph, _) = check_graph(&meta, &lock("lla", "0.10.6", SUM), &allow, "dom").unwrap();
+        let (graph, _) = check_graph(&meta, &lock("lla", "0.10.6", SUM), Path::new(REGISTRY), &allow, "dom").unwrap();
         check_targets(&graph, "dom", Path::new("domains/allowed-crates.toml"))
     }
 
