@@ -76,6 +76,8 @@ pub fn build_fixture_elf(name: &str) -> Result<PathBuf, String> {
     if !NOT_DOMAINS.contains(&name) {
         return Err(format!("{name} is a domain: build it with the checks (build_domain_elf)"));
     }
+    // Not signed as checked, but it reads the same cargo config: refuse a hostile one first.
+    crate::safety::config::check(&domains_dir(), &paths::workspace_root())?;
     let status = cargo()
         .current_dir(domains_dir())
         .args(["build", "--release", "--locked", "--target", KERNEL_TARGET, "--package", name, "--target-dir"])

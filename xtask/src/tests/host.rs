@@ -130,6 +130,11 @@ fn lint_checks() -> (usize, usize) {
     println!("== lints (cargo clippy -D warnings, cargo fmt --check) ==");
     let root = paths::workspace_root();
     let domains = paths::domains_dir();
+    // Clippy compiles the domains too: not with a hostile cargo config.
+    if let Err(why) = crate::safety::config::check(&domains, &root) {
+        println!("FAIL host/lints: {why}");
+        return (0, 1);
+    }
     let mut checks = vec![LintCheck::clippy(
         "host-crates",
         &root,
