@@ -193,7 +193,7 @@ impl Checked {
         check_config(ws)?;
         let trusted = trusted_set(&self.meta, &self.allow);
         let flags = wrapper::rustflags(&trusted);
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary to use as rustc wrapper: {e}"))?;
+        let exe = stable_wrapper(&ws.target_dir)?;
         let format = if std::io::stderr().is_terminal() {
             "json-diagnostic-rendered-ansi"
         } else {
@@ -296,4 +296,30 @@ pub fn check_domains(ws: &Workspace, names: &[String], skip: &[&str]) -> Result<
 /// `dir` relative to the current folder if it is given relative.
 fn absolute(dir: &Path) -> PathBuf {
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// This xtask binary, copied to `target_dir/qvq-rustc-wrapper` for cargo to run as the rustc
+/// wrapper. Not the binary's own path: `cargo test -p xtask` (which `cargo xtask test`
+/// runs) relinks `target/debug/xtask` while this process still runs from it, and the old
+/// path then names a deleted file. `/proc/self/exe` still reads the running image.
+fn stable_wrapper(target_dir: &Path) -> Result<PathBuf, String> {
+    let me = Path::new("/proc/self/exe");
+    let bytes = match std::fs::read(me) {
+        Ok(b) => b,
+        Err(_) => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary to use as rustc wrapper: {e}"))?;
+            std::fs::read(&exe).map_err(|e| format!("cannot read the xtask binary {}: {e}", exe.display()))?
+        }
+    };
+    let dest = target_dir.join("qvq-rustc-wrapper");
+    if std::fs::read(&dest).ok().as_deref() == Some(bytes.as_slice()) {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(target_dir).map_err(|e| format!("cannot create {}: {e}", target_dir.display()))?;
+    let tmp = target_dir.join(format!("qvq-rustc-wrapper.{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("cannot make {} executable: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), dest.display()))?;
+    Ok(dest)
 }
