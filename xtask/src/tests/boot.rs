@@ -17,7 +17,7 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("memory: "),
                 Expect("text RX, rodata R, data RW+XN"),
                 Expect("keyring: trusts dev (key id "),
-                Expect("initrd: 6 entries"),
+                Expect("initrd: 7 entries"),
                 Expect("domain console 0.1.0 verified (key id "),
                 Expect("domain console started: exports Console"),
                 Expect("domain hello 0.1.0 verified (key id "),
