@@ -4,6 +4,7 @@ mod bench;
 mod board;
 mod dist;
 mod domains;
+mod fuzz;
 mod harness;
 mod image;
 mod layers;
@@ -81,6 +82,9 @@ enum Command {
     },
     /// Instruction counts of calls, proxies and domain loading (QEMU virt, -icount shift=0).
     Bench,
+    /// Fuzz the parsers of untrusted bytes (cargo-fuzz, nightly) from the seed corpora in
+    /// fuzz/corpus/, or regenerate those seeds (--seed).
+    Fuzz(fuzz::Args),
     /// Make a Raspberry Pi 3 boot folder (kernel8.img, initrd.img, config.txt).
     Dist {
         #[arg(long, value_enum, default_value = "rpi3")]
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
         } => setup::ensure_build_tools(board).and_then(|_| swap::swap(board, &name, version.as_deref(), downgrade, socket.as_deref())),
         Command::Test { filter, qemu_only } => tests::run_all(filter.as_deref(), qemu_only),
         Command::Bench => bench::bench(),
+        Command::Fuzz(args) => fuzz::run(args),
         Command::Dist { board, out } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out)).map(|_| true),
     };
     match result {
