@@ -29,9 +29,9 @@ pub struct Args {
     /// Executions per target (e.g. 10000000); with --seconds, whichever comes first.
     #[arg(long)]
     runs: Option<u64>,
-    /// Regenerate the seed corpora in fuzz/corpus/ from real artifacts (builds the sample,
-    /// hello domains, signs them with fuzz/corpus-key.txt, packs initrds,
-    /// encodes a host-link push) plus hand-made edge cases, instead of fuzzing.
+    /// Regenerate the seed corpora in fuzz/corpus/ from real artifacts (builds the sample
+    /// and hello domains, signs them with fuzz/corpus-key.txt, packs initrds, encodes a
+    /// host-link push) plus hand-made edge cases, instead of fuzzing.
     #[arg(long, conflicts_with_all = ["target", "seconds", "runs", "list"])]
     seed: bool,
     /// List the targets and exit.
@@ -102,6 +102,7 @@ struct Report {
     cov: u64,
     ft: u64,
     corpus: String,
+    /// Seconds of fuzzing as libFuzzer counts them (else the whole run, with the build).
     seconds: f64,
     /// Reproducers libFuzzer wrote (crash, timeout, out-of-memory, leak).
     artifacts: Vec<String>,
@@ -125,6 +126,11 @@ impl Report {
         }
         if let Some(v) = line.strip_prefix("stat::average_exec_per_sec:") {
             self.exec_per_sec = v.trim().parse().unwrap_or(0);
+        }
+        if let Some(rest) = line.strip_prefix("Done ") {
+            // "Done 235005 runs in 11 second(s)": the fuzzing time, without the build.
+            let seconds = rest.split_whitespace().nth(3).and_then(|s| s.parse().ok());
+            self.seconds = seconds.unwrap_or(self.seconds);
         }
         if let Some((_, path)) = line.split_once("Test unit written to ") {
             self.artifacts.push(path.trim().to_string());
@@ -199,13 +205,16 @@ fn run_target(target: &str, seconds: Option<u64>, runs: Option<u64>, echo: bool)
         let line = line.map_err(|e| format!("reading cargo fuzz's output: {e}"))?;
         let _ = writeln!(log, "{line}");
         report.read(&line);
-        let coverage_line = line.starts_with('#') && !line.contains("pulse") && !line.contains("DONE");
-        if echo && !coverage_line && !line.trim_start().starts_with("stat::") {
+        // Not every new-coverage line, final statistic or recommended dictionary entry.
+        let quiet = (line.starts_with('#') && !line.contains("pulse") && !line.contains("DONE")) || line.starts_with("stat::") || line.starts_with('"');
+        if echo && !quiet {
             println!("{line}");
         }
     }
     let status = child.wait().map_err(|e| format!("waiting for cargo fuzz: {e}"))?;
-    report.seconds = start.elapsed().as_secs_f64();
+    if report.seconds == 0.0 {
+        report.seconds = start.elapsed().as_secs_f64();
+    }
     report.ok = status.success() && report.artifacts.is_empty();
     if !report.ok && report.artifacts.is_empty() {
         report.tail.push(format!("(full log: {})", log_path.display()));
@@ -380,12 +389,14 @@ mod tests {
             "#600000\tDONE   cov: 423 ft: 1340 corp: 121/9300b lim: 4096 exec/s: 150000 rss: 52Mb",
             "stat::number_of_executed_units: 600000",
             "stat::average_exec_per_sec:     150000",
+            "Done 600000 runs in 4 second(s)",
             "artifact_prefix='target/fuzz/artifacts/elf/'; Test unit written to target/fuzz/artifacts/elf/crash-0a1b",
         ] {
             r.read(line);
         }
         assert_eq!((r.executions, r.exec_per_sec, r.cov, r.ft), (600_000, 150_000, 423, 1340));
         assert_eq!(r.corpus, "121/9300b");
+        assert_eq!(r.seconds, 4.0);
         assert_eq!(r.artifacts, ["target/fuzz/artifacts/elf/crash-0a1b"]);
     }
 

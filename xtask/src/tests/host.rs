@@ -1,6 +1,7 @@
 //! Host checks of `cargo xtask test`: the unit, property and compile-fail tests of the host
-//! crates and of the domain workspace's trusted crates, then clippy (`-D warnings`) over
-//! every workspace and `cargo fmt --check`; each lint or format check counts as one test.
+//! crates and of the domain workspace's trusted crates, the fuzz seeds replayed through
+//! their checks, then clippy (`-D warnings`) over every workspace and `cargo fmt --check`
+//! (each lint or format check counts as one test), and the fuzz smoke (`crate::fuzz`).
 
 use crate::board::Board;
 use crate::paths;
