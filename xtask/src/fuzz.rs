@@ -246,7 +246,7 @@ fn explain_failures(reports: &[Report]) -> bool {
         for a in &r.artifacts {
             println!("{}: reproducer {a}", r.target);
             println!(
-                "  replay: cargo +nightly fuzz run --fuzz-dir fuzz {} {a}\n  keep it: fix the parser, then copy it to fuzz/corpus/{}/ (name it bad-<what>)",
+                "  replay: cargo +nightly fuzz run --fuzz-dir fuzz {} {a}\n  keep it: fix the parser (with a test in its crate), then copy it to fuzz/corpus/{}/crash-<what>",
                 r.target, r.target
             );
         }

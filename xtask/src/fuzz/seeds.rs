@@ -4,7 +4,7 @@
 //! (`fuzz/corpus-key.txt`, trusted only by the `verify` target), initrds packed from them,
 //! and the host-link frames of a real push — plus hand-made edge cases. A seed named
 //! `bad-*` must be refused by its parser, every other one accepted (`fuzz/tests/seeds.rs`
-//! checks both on every `cargo xtask test`).
+//! checks both on every `cargo xtask test`); `--seed` keeps the `crash-*` regression seeds.
 
 use super::fuzz_dir;
 use crate::board::Board;
@@ -260,13 +260,16 @@ fn hostlink_seeds(d: &[Domain]) -> Seeds {
     ]
 }
 
-/// Replaces the files of `fuzz/corpus/<target>/` with `seeds`.
+/// Replaces the files of `fuzz/corpus/<target>/` with `seeds`, keeping the `crash-*`
+/// regression seeds (inputs that once broke a property).
 fn write(target: &str, seeds: &Seeds) -> Result<(), String> {
     let dir = fuzz_dir().join("corpus").join(target);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| format!("cannot empty {}: {e}", dir.display()))?;
-    }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("crash-") {
+            std::fs::remove_file(entry.path()).map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
+        }
+    }
     for (name, bytes) in seeds {
         std::fs::write(dir.join(name), bytes).map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
     }
