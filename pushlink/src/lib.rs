@@ -175,7 +175,8 @@ pub enum Received<'a> {
 }
 
 /// Reassembles frames from a byte stream. Bytes before a magic are skipped; a declared
-/// length above `MAX_PAYLOAD` drops the header and looks for the next magic.
+/// length above `MAX_PAYLOAD` or a reserved byte other than 0 drops the header and looks
+/// for the next magic (so every frame handed out is the one encoding of its contents).
 pub struct Decoder {
     buf: [u8; HEADER_LEN + MAX_PAYLOAD + CRC_LEN],
     have: usize,
@@ -217,7 +218,7 @@ impl Decoder {
             return None;
         }
         let len = u16::from_le_bytes([self.buf[6], self.buf[7]]) as usize;
-        if len > MAX_PAYLOAD {
+        if len > MAX_PAYLOAD || self.buf[3] != 0 {
             self.skipped += self.have as u64;
             self.have = 0;
             return None;
@@ -296,6 +297,18 @@ mod tests {
         let mut bytes = frame(Kind::Data, 1, b"x");
         bytes[6] = 0xff;
         bytes[7] = 0xff;
+        bytes.extend(frame(Kind::End, 0, b""));
+        assert_eq!(decode_all(&bytes), ["Frame { kind: End, seq: 0, payload: [] }"]);
+    }
+
+    #[test]
+    fn a_nonzero_reserved_byte_is_dropped_not_accepted() {
+        // Found by the `hostlink` fuzz target: such a frame, its CRC right, was accepted,
+        // so two byte strings decoded to one frame.
+        let mut bytes = frame(Kind::Nak, 0, b"x");
+        bytes[3] = b'Q';
+        let crc = crc32(&bytes[2..HEADER_LEN + 1]);
+        bytes[HEADER_LEN + 1..].copy_from_slice(&crc.to_le_bytes());
         bytes.extend(frame(Kind::End, 0, b""));
         assert_eq!(decode_all(&bytes), ["Frame { kind: End, seq: 0, payload: [] }"]);
     }

@@ -4,6 +4,7 @@ mod bench;
 mod board;
 mod dist;
 mod domains;
+mod fuzz;
 mod harness;
 mod image;
 mod layers;
@@ -105,6 +106,9 @@ enum Command {
     },
     /// Instruction counts of calls, proxies and domain loading (QEMU virt, -icount shift=0).
     Bench,
+    /// Fuzz the parsers of untrusted bytes (cargo-fuzz, nightly) from the seed corpora in
+    /// fuzz/corpus/, or regenerate those seeds (--seed).
+    Fuzz(fuzz::Args),
     /// Make a Raspberry Pi 3 boot folder (kernel8.img, initrd.img, config.txt). Its kernel
     /// has no host-link receiver unless `--host-link` asks for one.
     Dist {
@@ -168,6 +172,7 @@ fn main() -> ExitCode {
             safety::check_domains(&ws, &names, domains::NOT_DOMAINS).map(|_| true)
         }),
         Command::Bench => bench::bench(),
+        Command::Fuzz(args) => fuzz::run(args),
         Command::Dist { board, out, host_link } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out, host_link)).map(|_| true),
     };
     match result {

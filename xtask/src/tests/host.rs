@@ -1,6 +1,7 @@
 //! Host checks of `cargo xtask test`: the unit, property and compile-fail tests of the host
-//! crates and of the domain workspace's trusted crates, then clippy (`-D warnings`) over
-//! every workspace and `cargo fmt --check`; each lint or format check counts as one test.
+//! crates and of the domain workspace's trusted crates, the fuzz seeds replayed through
+//! their checks, then clippy (`-D warnings`) over every workspace and `cargo fmt --check`
+//! (each lint or format check counts as one test), and the fuzz smoke (`crate::fuzz`).
 
 use crate::board::Board;
 use crate::paths;
@@ -63,9 +64,13 @@ pub fn host_tests() -> (usize, usize) {
     // Host builds of the domain workspace (and trybuild's) go under the root target/.
     let host_dir = paths::domains_host_target_dir();
     let (p2, f2) = cargo_test(&paths::domains_dir(), &["--package", "qvq-interfaces"], &[("CARGO_TARGET_DIR", &host_dir)]);
+    // The fuzz targets' checks over every seed in fuzz/corpus/ (stable, no libFuzzer).
+    let fuzz = crate::fuzz::fuzz_dir();
+    let (p5, f5) = cargo_test(&fuzz, &["--no-default-features"], &[("CARGO_TARGET_DIR", &crate::fuzz::seed_test_target_dir())]);
     let (p3, f3) = lint_checks();
     let (p4, f4) = layer_check();
-    let (passed, failed) = (p1 + p2 + p3 + p4, f1 + f2 + f3 + f4);
+    let (p6, f6) = crate::fuzz::smoke();
+    let (passed, failed) = (p1 + p2 + p3 + p4 + p5 + p6, f1 + f2 + f3 + f4 + f5 + f6);
     println!("host: {passed} passed, {failed} failed");
     (passed, failed)
 }
@@ -161,7 +166,11 @@ fn lint_checks() -> (usize, usize) {
     let mut interfaces = LintCheck::clippy("interfaces-host-tests", &domains, &["--package", "qvq-interfaces", "--all-targets"]);
     interfaces.env.push(("CARGO_TARGET_DIR", paths::domains_host_target_dir()));
     checks.push(interfaces);
+    let mut fuzz = LintCheck::clippy("fuzz", &root.join("fuzz"), &["--no-default-features", "--all-targets"]);
+    fuzz.env.push(("CARGO_TARGET_DIR", crate::fuzz::seed_test_target_dir()));
+    checks.push(fuzz);
     checks.push(LintCheck::new("fmt-root", &root, &["fmt", "--all", "--check"]));
+    checks.push(LintCheck::new("fmt-fuzz", &root.join("fuzz"), &["fmt", "--all", "--check"]));
     checks.push(LintCheck::new("fmt-domains", &domains, &["fmt", "--all", "--check"]));
     let passed = checks.iter().filter(|c| c.run()).count();
     (passed, checks.len() - passed)
