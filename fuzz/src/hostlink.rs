@@ -102,7 +102,7 @@ fn check_begin(payload: &[u8]) {
     if payload.len() > MAX_PAYLOAD {
         return;
     }
-    if let Some(b) = Begin::decode(payload) {
+    if let Ok(b) = Begin::decode(payload) {
         let mut out = [0u8; MAX_PAYLOAD];
         let n = b.encode(&mut out);
         assert_eq!(&out[..n], payload, "BEGIN {b:?} re-encodes to other bytes");
