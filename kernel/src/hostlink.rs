@@ -17,11 +17,14 @@ const ECAM_BUS0: usize = 1 << 20;
 pub fn find() -> Option<(&'static dyn SerialPort, String)> {
     if let Some(dev) = crate::devicetree::find_device("brcm,bcm2835-aux-uart") {
         crate::memory::map_device(dev.reg).ok()?;
+        crate::driver::kept::keep(dev.reg, "the host link");
         // SAFETY: the device tree's mini UART, just mapped; only the host link drives it.
         let port = unsafe { crate::driver::bcm2835_aux::MiniUart::new(dev.reg.base) };
         return Some((Box::leak(Box::new(port)), alloc::format!("mini UART at {:#x}", dev.reg.base)));
     }
     let (ecam, io) = crate::devicetree::pci_host()?;
+    crate::driver::kept::keep(ecam, "the PCI host bridge");
+    crate::driver::kept::keep(io, "the PCI host bridge");
     let bus0 = Region {
         base: ecam.base,
         size: ecam.size.min(ECAM_BUS0),

@@ -190,6 +190,9 @@ fn init_interrupts(p: &Platform) {
         warn!("irq: no interrupt controller; running without interrupts (no preemption, polled time)");
         return;
     };
+    for r in [p.gic.map(|g| g.0), p.gic.map(|g| g.1), p.bcm_local, p.bcm_armctrl].into_iter().flatten() {
+        driver::kept::keep(r, "the interrupt controller");
+    }
     irq::set_controller(controller);
     info!("irq: {}", controller.name());
 

@@ -82,15 +82,9 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
 
 /// What the kernel keeps of device `dev` (named `compatible`), if anything: a kernel-owned
 /// compatible string (admission refuses those already; checked again here), or registers
-/// overlapping a kernel-owned device's, whatever the device tree calls them.
+/// overlapping those of a device the kernel drives, whatever the device tree calls them.
 fn kernel_owned(compatible: &str, dev: &Device) -> Option<&'static str> {
-    if let Some(what) = loader::policy::kernel_owned(compatible) {
-        return Some(what);
-    }
-    loader::policy::KERNEL_OWNED.iter().find_map(|(c, what)| {
-        let owned = crate::devicetree::find_device(c)?;
-        (owned.reg.size > 0 && owned.reg.overlaps(&dev.reg)).then_some(*what)
-    })
+    loader::policy::kernel_owned(compatible).or_else(|| crate::driver::kept::overlapping(&dev.reg))
 }
 
 /// Routes interrupt `n` of grant `index` to domain `id`; `replacing` takes it from a

@@ -2,10 +2,20 @@
 //! key over the manifest and the ELF's digest; the ELF's structure), at boot and for a hot
 //! swap alike. Nothing of an envelope is used before this accepts it.
 
+use crate::sync::IrqLock;
 use loader::{Keyring, LoadError, Revocations, VerifiedDomain};
+
+/// The keyring, decoded once: decoding an Ed25519 public key (a point decompression) costs
+/// a few hundred thousand instructions, and every verification needs every key.
+static KEYRING: IrqLock<Option<(Keyring, Revocations)>> = IrqLock::new("keyring", None);
 
 /// The keys the kernel trusts and the revocations, from `keys/` at build time.
 fn keyring() -> (Keyring, Revocations) {
+    let mut cached = KEYRING.lock();
+    cached.get_or_insert_with(decode_keyring).clone()
+}
+
+fn decode_keyring() -> (Keyring, Revocations) {
     let mut ring = Keyring::new();
     for (_, key) in crate::keyring::TRUSTED_KEYS {
         ring.add(*key);

@@ -5,6 +5,7 @@
 pub mod bcm2835_aux;
 pub mod bcm2836_intc;
 pub mod gicv2;
+pub mod kept;
 pub mod mmio;
 #[cfg(feature = "hostlink")]
 pub mod ns16550;
