@@ -284,14 +284,14 @@ fn a_pinned_crate_from_a_source_replacement_outside_the_repository_is_refused() 
 /// the signing key) or its environment into the signed ELF: rustc's dep-info says what it read.
 #[test]
 fn red_team_a_domain_cannot_embed_a_host_file_or_variable() {
-    let secret = fixtures().join("shared/host-secret.txt");
+    let secret = fixtures().join("shared/host-file.txt");
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("safety-includekey");
-    let env = [("QVQ_RT_HOST_SECRET", OsStr::new("from the build host"))];
+    let env = [("QVQ_RT_HOST_VALUE", OsStr::new("from the build host"))];
     refused(
         workspace(&fixtures().join("rt-includekey"), &target, "rtincludekey", &env),
         &[
             &format!("reads {} at build time, outside its folder", secret.canonicalize().unwrap().display()),
-            "reads environment variable QVQ_RT_HOST_SECRET at build time",
+            "reads environment variable QVQ_RT_HOST_VALUE at build time",
             "refusing crate rtincludekey (its outputs are deleted)",
         ],
     );
