@@ -38,6 +38,9 @@ fn cargo_test(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> (usize, usize
             passed += num(" passed");
             failed += num(" failed");
         }
+        if let Some(name) = line.strip_prefix("test ").and_then(|l| l.strip_suffix(" ... FAILED")) {
+            println!("FAIL host/{name}");
+        }
     }
     if !out.status.success() {
         print!("{stdout}");
@@ -49,14 +52,15 @@ fn cargo_test(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> (usize, usize
 
 /// Host tests: the root workspace's crates, then the interface crate of the domain
 /// workspace (whose compile-fail tests check `RRef` ownership).
-pub fn host_tests() -> (usize, usize) {
+/// Returns (passed, failed, the names of the groups that failed).
+pub fn host_tests() -> (usize, usize, Vec<String>) {
     println!("== host unit tests (cargo test) ==");
     // The signed-domain chain tests need a real domain ELF built for the kernel's target.
     let sample = match crate::domains::build_fixture_elf("sample") {
         Ok(p) => p,
         Err(e) => {
             println!("{e}");
-            return (0, 1);
+            return (0, 1, vec!["host/sample-domain-build".into()]);
         }
     };
     let root = paths::workspace_root();
@@ -72,7 +76,20 @@ pub fn host_tests() -> (usize, usize) {
     let (p6, f6) = crate::fuzz::smoke();
     let (passed, failed) = (p1 + p2 + p3 + p4 + p5 + p6, f1 + f2 + f3 + f4 + f5 + f6);
     println!("host: {passed} passed, {failed} failed");
-    (passed, failed)
+    let groups = [
+        (f1, "host crates' cargo test"),
+        (f2, "qvq-interfaces' cargo test"),
+        (f5, "fuzz seed replay"),
+        (f3, "lints"),
+        (f4, "kernel layers"),
+        (f6, "fuzz smoke"),
+    ];
+    let names = groups
+        .iter()
+        .filter(|(f, _)| *f > 0)
+        .map(|(f, what)| format!("{what} ({f} failed; FAIL lines above)"))
+        .collect();
+    (passed, failed, names)
 }
 
 /// One lint or format check: `cargo ARGS` in `dir` (with `env`) must succeed.

@@ -42,7 +42,9 @@ pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
         crate::setup::ensure_rust_components()?;
     }
     crate::setup::ensure_test_tools()?;
-    let (mut passed, mut failed) = if qemu_only { (0, 0) } else { host::host_tests() };
+    // Failures are named again at the end: a transcript can be long, and CI keeps the tail.
+    let (mut passed, mut failed, host_failures) = if qemu_only { (0, 0, Vec::new()) } else { host::host_tests() };
+    let mut failed_names = Vec::new();
 
     for board in [Board::Virt, Board::Rpi3] {
         let tests: Vec<_> = qemu_tests()
@@ -58,6 +60,7 @@ pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
             Err(e) => {
                 println!("build for {} failed: {e}", board.name());
                 failed += tests.len();
+                failed_names.push(format!("{} (all {} cases: the build failed)", board.name(), tests.len()));
                 continue;
             }
         };
@@ -71,9 +74,16 @@ pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
                 Err(e) => {
                     failed += 1;
                     println!("FAIL {}/{}: {e}", board.name(), t.name);
+                    failed_names.push(format!("{}/{}", board.name(), t.name));
                 }
             }
         }
+    }
+    if !host_failures.is_empty() {
+        println!("failed host checks: {}", host_failures.join(", "));
+    }
+    if !failed_names.is_empty() {
+        println!("failed QEMU cases: {}", failed_names.join(", "));
     }
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)
