@@ -34,7 +34,8 @@ pub fn cases() -> Vec<QemuTest> {
                     swapped: true,
                     answer: "swapped console 0.1.0 -> 0.4.0 (a host push",
                 }),
-                ExpectAll(&["line 400/400", "tick 400/400"]),
+                // With the newline: the check below counts whole lines.
+                ExpectAll(&["line 400/400\n", "tick 400/400\n"]),
                 Check(every_numbered_line_exactly_once),
                 Send("versions console\r"),
                 Expect("console: running 0.4.0 from a host push"),
