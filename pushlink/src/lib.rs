@@ -24,8 +24,12 @@ pub const MAX_NAME: usize = 32;
 /// Bit 0 of `Begin::flags` once meant "allow a downgrade". Nothing authenticated it, so the
 /// kernel refuses every `Begin` with it set: a downgrade needs a signed downgrade manifest.
 pub const RETIRED_FLAG_DOWNGRADE: u32 = 1;
-/// The `Begin` flags this protocol version defines: none.
-pub const KNOWN_FLAGS: u32 = 0;
+/// Bit 1 of `Begin::flags`: a fresh start. The swap hands no state over (the old version's
+/// state is discarded); verification, key policy, rollback floor and version checks are
+/// exactly those of any push.
+pub const FLAG_FRESH: u32 = 1 << 1;
+/// The `Begin` flags this protocol version defines.
+pub const KNOWN_FLAGS: u32 = FLAG_FRESH;
 
 /// Frame kinds. Host to kernel below 0x80, kernel to host from 0x80.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +101,7 @@ impl core::fmt::Display for BeginError {
             BeginError::Downgrade => f.write_str("BEGIN: the downgrade flag is refused: downgrades need a signed downgrade manifest, never a link flag"),
             BeginError::UnknownFlags(x) => write!(
                 f,
-                "BEGIN: unknown flags {x:#x} (this protocol defines none; downgrades need a signed downgrade manifest)"
+                "BEGIN: unknown flags {x:#x} (this protocol defines only FRESH, {FLAG_FRESH:#x}; downgrades need a signed downgrade manifest)"
             ),
             BeginError::NameLength(n) => write!(f, "BEGIN: a domain name of {n} bytes (1 to {MAX_NAME} expected)"),
             BeginError::NameNotUtf8 => f.write_str("BEGIN: the domain name is not UTF-8"),
@@ -117,8 +121,8 @@ impl<'a> Begin<'a> {
         12 + name.len()
     }
 
-    /// Reads and checks a payload: size within `1..=MAX_ENVELOPE`, no flag set, a UTF-8
-    /// name of 1 to `MAX_NAME` bytes.
+    /// Reads and checks a payload: size within `1..=MAX_ENVELOPE`, no flag set but
+    /// `FLAG_FRESH`, a UTF-8 name of 1 to `MAX_NAME` bytes.
     pub fn decode(p: &'a [u8]) -> Result<Begin<'a>, BeginError> {
         let word = |i: usize| p.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         let (Some(size), Some(crc), Some(flags)) = (word(0), word(4), word(8)) else {
@@ -338,8 +342,24 @@ mod tests {
         assert_eq!(begin(100, RETIRED_FLAG_DOWNGRADE, "hello"), Err(BeginError::Downgrade));
         assert_eq!(begin(100, RETIRED_FLAG_DOWNGRADE | 0x10, "hello"), Err(BeginError::Downgrade));
         assert_eq!(begin(100, 0x8000_0000, "hello"), Err(BeginError::UnknownFlags(0x8000_0000)));
+        assert_eq!(begin(100, FLAG_FRESH | 0x4, "hello"), Err(BeginError::UnknownFlags(0x4)));
+        assert_eq!(begin(100, RETIRED_FLAG_DOWNGRADE | FLAG_FRESH, "hello"), Err(BeginError::Downgrade));
         let why = std::format!("{}", BeginError::Downgrade);
         assert!(why.contains("signed downgrade manifest"), "{why}");
+    }
+
+    #[test]
+    fn begin_accepts_the_fresh_flag_alone() {
+        let mut out = [0; MAX_PAYLOAD];
+        let b = Begin {
+            size: 100,
+            crc: 7,
+            flags: FLAG_FRESH,
+            name: "hello",
+        };
+        let n = b.encode(&mut out);
+        assert_eq!(Begin::decode(&out[..n]), Ok(b));
+        assert_eq!(FLAG_FRESH, 2, "bit 0 stays the retired downgrade bit, refused");
     }
 
     #[test]

@@ -57,26 +57,46 @@ enum Command {
     /// Rebuild and sign domain NAME and hot-swap it into the QEMU that `cargo xtask run`
     /// started (pushed over the host link; the running version keeps serving if refused).
     ///
+    /// First it asks the link which version of NAME runs; if none does, it stops before
+    /// building anything (a domain boots only from the board recipe, initrd/<board>.toml;
+    /// loading a new domain at run time does not exist yet).
+    ///
     /// The version signed comes from this machine, never from the link: the highest of
     /// domains/NAME/domain.toml's, the board recipe's further versions of NAME, and the
     /// highest `swap` signed before (recorded in target/qvq/<board>/signed-versions/NAME),
     /// with the patch number raised by one. The version the link reports is shown and
     /// compared: if it is higher than every local one, `swap` stops and asks for
     /// `--version`. There is no downgrade option: the kernel refuses any version not newer
-    /// than the running one from a push; a downgrade needs a signed downgrade manifest.
+    /// than the running one unless its manifest is signed as a permitted downgrade.
+    ///
+    /// State: the running version's state goes to the new one when both declare the same
+    /// state type, and nothing goes when neither declares any. A swap where one declares
+    /// state and the other none, or the types differ, is refused unless --fresh is given.
     #[command(verbatim_doc_comment)]
     Swap {
-        /// The domain (a crate under domains/).
+        /// The domain: a crate under domains/ (or, with --envelope, the name in its manifest).
         name: String,
+        /// The board the QEMU of `cargo xtask run` emulates (its recipe, key and socket).
         #[arg(long, value_enum, default_value = "virt")]
         board: Board,
         /// Sign with this version (MAJOR.MINOR.PATCH) instead of the one chosen from local
-        /// state; recorded like a chosen one.
-        #[arg(long, value_name = "X.Y.Z")]
+        /// state; recorded like a chosen one. Not with --envelope.
+        #[arg(long, value_name = "X.Y.Z", conflicts_with = "envelope")]
         version: Option<String>,
         /// The host link socket (default: target/qvq/<board>/hostlink.sock).
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// Push this envelope, signed elsewhere (e.g. `qvq-sign sign` with another key),
+        /// instead of building and signing; its manifest must name NAME. The kernel
+        /// verifies it and applies its key's policy like any other.
+        #[arg(long, value_name = "FILE")]
+        envelope: Option<PathBuf>,
+        /// Start the new version fresh: the running version's state is discarded, not
+        /// handed over (neither version's state hook is called). Needed when one version
+        /// declares state and the other none, or their state types differ. Every other
+        /// check (signature, key policy, rollback floor, version) stays.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Host unit tests of every host crate, then QEMU boot tests on both boards.
     Test {
@@ -158,8 +178,21 @@ fn main() -> ExitCode {
             .and_then(|_| setup::ensure_test_tools())
             .and_then(|_| image::build(board, kernel(selftest)))
             .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
-        Command::Swap { name, board, version, socket } => {
-            setup::ensure_build_tools(board).and_then(|_| swap::swap(board, &name, version.as_deref(), socket.as_deref(), &swap::records_dir(board)))
+        Command::Swap {
+            name,
+            board,
+            version,
+            socket,
+            envelope,
+            fresh,
+        } => {
+            let options = swap::SwapOptions {
+                version: version.as_deref(),
+                socket: socket.as_deref(),
+                envelope: envelope.as_deref(),
+                fresh,
+            };
+            setup::ensure_build_tools(board).and_then(|_| swap::swap(board, &name, &options, &swap::records_dir(board)))
         }
         Command::Test { filter, qemu_only } => tests::run_all(filter.as_deref(), qemu_only),
         Command::CheckDomains {

@@ -1,11 +1,13 @@
-//! `cargo xtask swap NAME`: rebuild and sign a domain, then push it over the host link to
-//! the QEMU that `cargo xtask run` started, which swaps it in (pushlink/PROTOCOL.md). The
-//! version it signs comes from this machine's own state, never from what the link reports;
-//! whether a board's kernel has the receiver at all is the board recipe's `host_link`.
+//! `cargo xtask swap NAME`: rebuild and sign a domain (or take an envelope signed
+//! elsewhere, `--envelope`), then push it over the host link to the QEMU that `cargo xtask
+//! run` started, which swaps it in (pushlink/PROTOCOL.md). It stops before building when
+//! the link reports no running NAME. The version it signs comes from this machine's own
+//! state, never from what the link reports; whether a board's kernel has the receiver at
+//! all is the board recipe's `host_link`.
 
 use crate::board::Board;
-use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, HEADER_LEN, MAX_NAME, MAX_PAYLOAD};
-use qvq_sign::loader::manifest::Version;
+use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, FLAG_FRESH, HEADER_LEN, MAX_NAME, MAX_PAYLOAD};
+use qvq_sign::loader::manifest::{Manifest, Version};
 use serde::Deserialize;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -152,8 +154,8 @@ impl Link {
         self.await_ack(seq)
     }
 
-    /// Pushes `envelope` for domain `name` with BEGIN `flags` (0: this protocol defines
-    /// none); returns (swapped, the kernel's message).
+    /// Pushes `envelope` for domain `name` with BEGIN `flags` (`FLAG_FRESH` or 0); returns
+    /// (swapped, the kernel's message).
     pub fn push(&mut self, name: &str, envelope: &[u8], flags: u32, fault: Fault) -> Result<(bool, String), String> {
         let size = u32::try_from(envelope.len()).map_err(|_| format!("a {}-byte envelope is too large for the link", envelope.len()))?;
         self.begin(&Begin {
@@ -305,30 +307,112 @@ fn reported_version(name: &str, text: Option<&str>) -> Result<Option<Version>, S
         .ok_or_else(|| format!("the host link reports {name} running as {shown:?}, which is not a version"))
 }
 
-/// The `swap` command: `version` or (if `None`) `choose_version`'s; what it signs is
-/// recorded in `records`.
-pub fn swap(board: Board, name: &str, version: Option<&str>, socket: Option<&Path>, records: &Path) -> Result<bool, String> {
+/// What `cargo xtask swap` was asked for, beside the domain's name and the board.
+#[derive(Default)]
+pub struct SwapOptions<'a> {
+    /// Sign as this version (instead of `choose_version`'s).
+    pub version: Option<&'a str>,
+    /// The host link's socket (default: the board's).
+    pub socket: Option<&'a Path>,
+    /// Push this envelope, signed elsewhere, instead of building and signing.
+    pub envelope: Option<&'a Path>,
+    /// Ask for a fresh start: no state is handed over.
+    pub fresh: bool,
+}
+
+/// Reads an envelope signed elsewhere for domain `name`: its bytes and its manifest (read,
+/// not verified: the kernel verifies it). Refused if it is not an envelope of `name`.
+pub fn read_envelope(path: &Path, name: &str) -> Result<(Vec<u8>, Manifest), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("--envelope {}: cannot read it: {e}", path.display()))?;
+    let m = envelope_manifest(&bytes).map_err(|e| format!("--envelope {}: {e}", path.display()))?;
+    if m.name != name {
+        return Err(format!(
+            "--envelope {}: it is an envelope of domain {:?} (version {}), not {name:?}; pass the name its manifest says",
+            path.display(),
+            m.name,
+            m.version
+        ));
+    }
+    Ok((bytes, m))
+}
+
+/// The manifest inside envelope `bytes` (its structure checked, its signature not).
+fn envelope_manifest(bytes: &[u8]) -> Result<Manifest, String> {
+    let e = qvq_sign::loader::Envelope::parse(bytes).map_err(|e| format!("not a domain envelope: {}", qvq_sign::loader::LoadError::from(e)))?;
+    Manifest::decode(e.manifest).map_err(|e| format!("its manifest is unreadable: {e}"))
+}
+
+/// Why a swap of `name` cannot start: nothing of that name runs on the board. `in_recipe`:
+/// the board recipe (`recipe`, its path) lists it.
+fn not_running(name: &str, recipe: &str, in_recipe: bool) -> String {
+    if in_recipe {
+        format!(
+            "{name} is not running on the board (the host link reports no running {name}), though {recipe} lists it: \
+             it was rejected at boot, or crashed and is held or restarting (see `domains` in the shell and the boot log); \
+             `restart {name}` in the shell brings a held domain back. Only a running domain can be swapped; nothing was pushed"
+        )
+    } else {
+        format!(
+            "{name} is not running on the board (the host link reports no running {name}), and only a running domain can be swapped. \
+             A domain must be in the board recipe ({recipe}) to boot: add a [[domain]] entry for {name} there and restart \
+             `cargo xtask run`; loading a new domain at run time does not exist yet. Nothing was built or pushed"
+        )
+    }
+}
+
+/// The `swap` command: pushes `options.envelope`, or builds and signs `name` as
+/// `options.version` or (if `None`) `choose_version`'s, recording what it signs in
+/// `records`. Stops before building or pushing if `name` does not run.
+pub fn swap(board: Board, name: &str, options: &SwapOptions, records: &Path) -> Result<bool, String> {
     check_name(name)?;
-    let version = version
+    let version = options
+        .version
         .map(|v| Version::parse(v).ok_or_else(|| format!("--version {v:?}: not MAJOR.MINOR.PATCH")))
         .transpose()?;
-    let socket = socket.map(Path::to_path_buf).unwrap_or_else(|| crate::paths::host_link_socket(board));
+    if version.is_some() && options.envelope.is_some() {
+        return Err("--version and --envelope do not go together: an envelope signed elsewhere has its version".into());
+    }
+    let given = options.envelope.map(|path| read_envelope(path, name).map(|e| (path, e))).transpose()?;
+    let socket = options.socket.map(Path::to_path_buf).unwrap_or_else(|| crate::paths::host_link_socket(board));
     let mut link = Link::connect(&socket, Duration::from_secs(2))?;
-    let running = reported_version(name, link.query(name)?.as_deref())?;
-    let version = match version {
-        Some(v) => v,
-        None => choose_version(name, &local_versions(board, name, records)?, running.as_ref())?,
+    let Some(running) = reported_version(name, link.query(name)?.as_deref())? else {
+        let in_recipe = crate::domains::recipe(board)?.iter().any(|e| e.name == name);
+        return Err(not_running(name, &crate::paths::recipe(board).display().to_string(), in_recipe));
     };
-    let (envelope, version) = signed_domain(board, name, Some(&version.to_string()))?;
-    let signed = Version::parse(&version).ok_or_else(|| format!("signed {name} as {version:?}, which is not a version"))?;
-    record_signed(records, name, &signed)?;
-    let shown = running.as_ref().map_or("not running".to_string(), |r| format!("{r} running"));
-    println!("xtask: {name} {version} built and signed ({} bytes); the link reports {shown}", envelope.len());
-    if running.as_ref().is_some_and(|r| signed <= *r) {
-        println!("xtask: {version} is not newer than what runs: the kernel will refuse it (a downgrade needs a signed downgrade manifest, not a push)");
+    let (envelope, signed) = match given {
+        Some((path, (bytes, m))) => {
+            println!(
+                "xtask: pushing {} ({name} {}, signed elsewhere, {} bytes); the link reports {running} running",
+                path.display(),
+                m.version,
+                bytes.len()
+            );
+            (bytes, m.version)
+        }
+        None => {
+            let version = match version {
+                Some(v) => v,
+                None => choose_version(name, &local_versions(board, name, records)?, Some(&running))?,
+            };
+            let (envelope, version) = signed_domain(board, name, Some(&version.to_string()))?;
+            let signed = Version::parse(&version).ok_or_else(|| format!("signed {name} as {version:?}, which is not a version"))?;
+            record_signed(records, name, &signed)?;
+            println!(
+                "xtask: {name} {version} built and signed ({} bytes); the link reports {running} running",
+                envelope.len()
+            );
+            (envelope, signed)
+        }
+    };
+    if signed <= running {
+        println!("xtask: {signed} is not newer than what runs: the kernel will refuse it unless its manifest is signed as a permitted downgrade");
+    }
+    if options.fresh {
+        println!("xtask: fresh start asked: the running version's state will be discarded, not handed over");
     }
     let started = Instant::now();
-    let (swapped, message) = link.push(name, &envelope, 0, Fault::None)?;
+    let flags = if options.fresh { FLAG_FRESH } else { 0 };
+    let (swapped, message) = link.push(name, &envelope, flags, Fault::None)?;
     for nak in &link.naks {
         println!("xtask: the kernel reported on the way: {nak}");
     }
@@ -352,7 +436,7 @@ pub fn recipe_enables_host_link(board: Board) -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_name, choose_version, record_signed, recorded, reported_version, Version};
+    use super::{check_name, choose_version, not_running, read_envelope, record_signed, recorded, reported_version, Version};
 
     fn v(s: &str) -> Version {
         Version::parse(s).unwrap()
@@ -420,5 +504,50 @@ mod tests {
         assert_eq!(reported_version("hello", Some("0.2.0")), Ok(Some(v("0.2.0"))));
         let e = reported_version("hello", Some("0.2.0; rm -rf")).unwrap_err();
         assert!(e.contains("not a version"), "{e}");
+    }
+
+    /// An envelope of domain `name` (structure only: the ELF and signature are filler, which
+    /// the host never checks and the kernel would refuse).
+    fn envelope_of(name: &str) -> Vec<u8> {
+        let text = format!("name = \"{name}\"\nversion = \"0.7.0\"\nheap_limit = 65536\nstack_size = 16384\nexports = []\nimports = []\n");
+        let m = qvq_sign::ManifestToml::parse(&text).unwrap().encode().unwrap();
+        qvq_sign::loader::envelope::assemble(&m, b"not an ELF", &[0; 32], &[0; 64])
+    }
+
+    #[test]
+    fn an_envelope_of_another_domain_is_refused_before_anything_is_pushed() {
+        let dir = std::env::temp_dir().join(format!("qvq-swap-envelope-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hello.qvd");
+        std::fs::write(&file, envelope_of("hello")).unwrap();
+        let (bytes, m) = read_envelope(&file, "hello").unwrap();
+        assert_eq!(
+            (bytes.len(), m.name.as_str(), m.version.to_string()),
+            (envelope_of("hello").len(), "hello", "0.7.0".into())
+        );
+        let e = read_envelope(&file, "console").unwrap_err();
+        assert!(
+            e.contains("hello.qvd: it is an envelope of domain \"hello\" (version 0.7.0), not \"console\""),
+            "{e}"
+        );
+        std::fs::write(&file, b"QVQ garbage").unwrap();
+        let e = read_envelope(&file, "hello").unwrap_err();
+        assert!(e.contains("not a domain envelope"), "{e}");
+        let e = read_envelope(&dir.join("missing.qvd"), "hello").unwrap_err();
+        assert!(e.contains("missing.qvd: cannot read it"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_domain_that_does_not_run_gets_a_hint_not_a_push() {
+        let e = not_running("mydriver", "initrd/virt.toml", false);
+        assert!(e.starts_with("mydriver is not running on the board"), "{e}");
+        assert!(e.contains("A domain must be in the board recipe (initrd/virt.toml) to boot"), "{e}");
+        assert!(e.contains("loading a new domain at run time does not exist yet"), "{e}");
+        assert!(e.ends_with("Nothing was built or pushed"), "{e}");
+        let e = not_running("hello", "initrd/rpi3.toml", true);
+        assert!(e.contains("hello is not running on the board"), "{e}");
+        assert!(e.contains("though initrd/rpi3.toml lists it"), "{e}");
+        assert!(e.contains("`restart hello`"), "{e}");
     }
 }

@@ -43,7 +43,7 @@ fn version_name(v: u64) -> String {
     format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
 }
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--fresh] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
 
 /// Caller threads `swap-stress` runs against hello.
 const STRESS_CALLERS: usize = 3;
@@ -193,13 +193,18 @@ impl Shell {
         }
     }
 
+    /// `swap NAME [ENTRY] [--fresh]`: `--fresh` discards the running version's state.
     fn swap(&self, name: &str, rest: &[&str]) {
-        let entry = match rest {
-            [] => "",
-            [e] if !e.starts_with('-') => e,
-            _ => return self.print("usage: swap NAME [ENTRY]  (ENTRY: an initrd entry or version; see versions NAME)\n"),
+        let fresh = rest.contains(&"--fresh");
+        let rest: alloc::vec::Vec<&str> = rest.iter().copied().filter(|w| *w != "--fresh").collect();
+        let entry = match rest.as_slice() {
+            [] if !name.starts_with('-') => "",
+            [e] if !name.starts_with('-') && !e.starts_with('-') => e,
+            _ => {
+                return self.print("usage: swap NAME [ENTRY] [--fresh]  (ENTRY: an initrd entry or version, see versions NAME; --fresh: hand no state over)\n")
+            }
         };
-        match self.kernel.swap(text(name), text(entry)) {
+        match self.kernel.swap(text(name), text(entry), fresh) {
             Ok(r) => {
                 self.print(core::str::from_utf8(r.message.as_bytes()).unwrap_or("swap: ?"));
                 self.print("\n");
@@ -262,7 +267,7 @@ impl Shell {
         let (mut swapped, mut refused) = (0, 0);
         for i in 0..n {
             let entry = if i % 2 == 0 { b } else { a };
-            match self.kernel.swap(text("hello"), text(entry)) {
+            match self.kernel.swap(text("hello"), text(entry), false) {
                 Ok(r) if r.swapped == 1 => swapped += 1,
                 Ok(r) => {
                     refused += 1;
@@ -348,7 +353,7 @@ impl Shell {
                     Ok(n) => self.swap_stress(n, a, b),
                     Err(_) => self.print("usage: swap-stress N ENTRY_A ENTRY_B (N a whole number)\n"),
                 },
-                ["swap"] => self.print("usage: swap NAME [ENTRY]\n"),
+                ["swap"] => self.print("usage: swap NAME [ENTRY] [--fresh]\n"),
                 ["versions", ..] => self.print("usage: versions NAME\n"),
                 ["ticker", ..] => self.print("usage: ticker N MS\n"),
                 ["swap-stress", ..] => self.print("usage: swap-stress N ENTRY_A ENTRY_B\n"),

@@ -48,10 +48,10 @@ impl Kernel for KernelInterface {
         crate::power::exit(status)
     }
 
-    fn swap(&self, name: RRef<Text>, entry: RRef<Text>) -> RpcResult<RRef<SwapReport>> {
+    fn swap(&self, name: RRef<Text>, entry: RRef<Text>, fresh: bool) -> RpcResult<RRef<SwapReport>> {
         let name = core::str::from_utf8(name.as_bytes()).map_err(|_| RpcError::Refused)?;
         let entry = core::str::from_utf8(entry.as_bytes()).map_err(|_| RpcError::Refused)?;
-        let o = swap::swap(name, swap::Source::Initrd(entry));
+        let o = swap::swap(name, swap::Source::Initrd(entry), fresh);
         Ok(RRef::new(SwapReport {
             swapped: o.swapped as u32,
             _pad: 0,

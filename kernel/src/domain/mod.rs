@@ -141,6 +141,6 @@ pub mod inspect {
 
     /// A swap from the initrd (the bench's swap window).
     pub fn swap(name: &str, entry: &str) -> super::swap::Outcome {
-        super::swap::swap(name, super::swap::Source::Initrd(entry))
+        super::swap::swap(name, super::swap::Source::Initrd(entry), false)
     }
 }

@@ -2,7 +2,7 @@
 //! polls the host link, reassembles the envelope chunk by chunk (each acknowledged), checks
 //! its size and CRC, and hands it to `swap` — which verifies it exactly like a boot-time
 //! envelope. Any failure is answered (NAK or a refused RESULT) and logged; the running
-//! version keeps serving.
+//! version (if one runs under that name) keeps serving.
 //!
 //! Everything here is bounded by what the link cannot choose: one transfer at a time, its
 //! bytes in frames of their own sized to the BEGIN's announced size (at most
@@ -14,7 +14,7 @@ use crate::driver::SerialPort;
 use crate::memory::{FrameRange, PAGE_SIZE};
 use crate::{info, warn};
 use core::fmt::{self, Write};
-use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, HEADER_LEN, IDLE_LIMIT_MS, MAX_NAME, MAX_PAYLOAD};
+use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, FLAG_FRESH, HEADER_LEN, IDLE_LIMIT_MS, MAX_NAME, MAX_PAYLOAD};
 
 // A BEGIN's name is a manifest's name, so the two limits are one.
 const _: () = assert!(MAX_NAME == loader::manifest::MAX_NAME);
@@ -72,6 +72,8 @@ struct Transfer {
     name: Name,
     size: usize,
     crc: u32,
+    /// BEGIN's FRESH flag: swap without handing any state over.
+    fresh: bool,
     /// The envelope's bytes so far: `[..received]` of frames sized to `size`.
     frames: FrameRange,
     received: usize,
@@ -82,6 +84,16 @@ struct Transfer {
 impl Transfer {
     fn idle_ms(&self, now: u64) -> u64 {
         now.saturating_sub(self.last_frame_ns) / 1_000_000
+    }
+
+    /// What an abandoned transfer leaves, for the log: a name that does not run has no
+    /// running version to keep serving.
+    fn left_as_is(&self) -> &'static str {
+        if super::swap::is_running(self.name.as_str()) {
+            "the running version keeps serving"
+        } else {
+            "nothing was changed"
+        }
     }
 }
 
@@ -107,11 +119,10 @@ impl Link {
     fn nak(&mut self, seq: u16, abandon: bool, why: fmt::Arguments) {
         let why = Text::of(why);
         match (&self.transfer, abandon) {
-            (Some(t), true) => warn!(
-                "push: {}: {}; transfer abandoned, the running version keeps serving",
-                t.name.as_str(),
-                why.as_str()
-            ),
+            (Some(t), true) => {
+                let left = t.left_as_is();
+                warn!("push: {}: {}; transfer abandoned, {left}", t.name.as_str(), why.as_str())
+            }
             _ => warn!("push: {}", why.as_str()),
         }
         self.send(Kind::Nak, seq, why.as_str().as_bytes());
@@ -163,6 +174,7 @@ impl Link {
             name: Name::new(b.name),
             size,
             crc: b.crc,
+            fresh: b.flags & FLAG_FRESH != 0,
             frames,
             received: 0,
             next_seq: 0,
@@ -206,9 +218,10 @@ impl Link {
             return self.nak(0, true, format_args!("the envelope's CRC-32 does not match the one announced"));
         }
         let Some(mut t) = self.transfer.take() else { return };
-        info!("push: {} bytes for {} received intact; swapping", t.size, t.name.as_str());
+        let how = if t.fresh { " (fresh start: no state handed over)" } else { "" };
+        info!("push: {} bytes for {} received intact; swapping{how}", t.size, t.name.as_str());
         let bytes = &t.frames.as_mut_slice()[..t.size];
-        let o = super::swap::swap(t.name.as_str(), super::swap::Source::Pushed(bytes));
+        let o = super::swap::swap(t.name.as_str(), super::swap::Source::Pushed(bytes), t.fresh);
         self.result(o.swapped, &o.message);
         // `t` goes here: its frames return to the pool (the swap kept its own copy).
     }
@@ -241,12 +254,14 @@ impl Link {
     fn check_idle(&mut self) {
         let now = crate::time::uptime_ns();
         if let Some(t) = self.transfer.as_ref().filter(|t| t.idle_ms(now) > IDLE_LIMIT_MS) {
+            let left = t.left_as_is();
             warn!(
-                "push: transfer of {} interrupted: no frame for {} ms after {} of {} bytes; discarded, the running version keeps serving",
+                "push: transfer of {} interrupted: no frame for {} ms after {} of {} bytes; discarded, {}",
                 t.name.as_str(),
                 IDLE_LIMIT_MS,
                 t.received,
-                t.size
+                t.size,
+                left
             );
             self.transfer = None;
         }

@@ -7,7 +7,9 @@
 //!    says `downgrade`; a revoked digest is refused by verification), the same exports
 //!    with the same hashes, and imports that are served now; load it as a new domain
 //!    record (`Preparing`: its exports are invisible, its interrupts not yet routed) and
-//!    run its initialisation; check both versions name the same state type.
+//!    run its initialisation; check the state hand-over: both versions name the same state
+//!    type, or neither keeps any, unless the operator asked for a fresh start (then no
+//!    state is handed over at all).
 //! 2. *Window* (swap_window.rs): pause, drain, hand the state over, commit.
 //! 3. *Retire* the old version: like a crash's reclamation, without the restart policy.
 //!
@@ -17,7 +19,7 @@
 use super::instance::{instantiate, run_init, StateHooks};
 use super::lifecycle::{allocate_id, retire};
 use super::registry::{registry, Domain, RetiredVersion, State, MAX_DOMAINS};
-use super::swap_window::run_window;
+use super::swap_window::{run_window, Handover};
 use super::verify::verify;
 use super::{continuation, short, DomainId, SwapRefusal};
 use crate::info;
@@ -75,18 +77,25 @@ pub(super) fn is_cancelling(d: DomainId) -> bool {
     CANCELLING.get(d as usize).is_some_and(|x| x.load(Ordering::Relaxed) != 0)
 }
 
-/// Swaps the running domain `name` for the version `source` names.
-pub fn swap(name: &str, source: Source) -> Outcome {
+/// Swaps the running domain `name` for the version `source` names. With `fresh`, no state
+/// is handed over (neither version's hook is called); every other check stays.
+pub fn swap(name: &str, source: Source, fresh: bool) -> Outcome {
     let t0 = crate::arch::pmu::cycles();
     if BUSY.swap(true, Ordering::Acquire) {
         return Outcome::refused(name, SwapRefusal::Busy, t0);
     }
-    let outcome = match swap_exclusive(name, source, t0) {
+    let outcome = match swap_exclusive(name, source, fresh, t0) {
         Ok(o) => o,
         Err(why) => Outcome::refused(name, why, t0),
     };
     BUSY.store(false, Ordering::Release);
     outcome
+}
+
+/// True if a domain `name` runs now.
+#[cfg(feature = "hostlink")]
+pub fn is_running(name: &str) -> bool {
+    registry().running(name).is_some()
 }
 
 /// The version of the running domain `name`, as text.
@@ -178,7 +187,7 @@ fn exports_differ(old: &[InterfaceRef], new: &Manifest) -> Option<SwapRefusal> {
         .map(|n| SwapRefusal::ExportAdded(n.name.clone()))
 }
 
-fn swap_exclusive(name: &str, source: Source, t0: u64) -> Result<Outcome, SwapRefusal> {
+fn swap_exclusive(name: &str, source: Source, fresh: bool, t0: u64) -> Result<Outcome, SwapRefusal> {
     let old = {
         let r = registry();
         match r.running(name) {
@@ -189,20 +198,32 @@ fn swap_exclusive(name: &str, source: Source, t0: u64) -> Result<Outcome, SwapRe
     if continuation::context_inside(&crate::sched::call_context::save(), old.id) {
         return Err(SwapRefusal::FromInside(name.into()));
     }
-    // The candidate's bytes, and (for a push) the frames that keep them.
-    let (label, bytes, pushed) = match source {
+    // The candidate's bytes, (for a push) the frames that keep them, and how the same
+    // request asks for a fresh start.
+    let (label, bytes, pushed, fresh_hint) = match source {
         Source::Initrd(wanted) => {
             let (entry, bytes) = initrd_entry(name, wanted, &old.version)?;
-            (entry, bytes, None)
+            let hint = if wanted.is_empty() {
+                format!("swap {name} --fresh")
+            } else {
+                format!("swap {name} {wanted} --fresh")
+            };
+            (entry, bytes, None, hint)
         }
         #[cfg(feature = "hostlink")]
         Source::Pushed(bytes) => {
             let (copy, frames) = keep_pushed(bytes)?;
-            (String::from("a host push"), copy, Some(frames))
+            (String::from("a host push"), copy, Some(frames), format!("cargo xtask swap {name} --fresh"))
         }
     };
     let (v, verify_cost) = check_candidate(name, &old, &label, bytes)?;
-    install_and_swap(name, &old, &label, &v, verify_cost, pushed, t0)
+    let request = Request {
+        name,
+        label: &label,
+        fresh,
+        fresh_hint,
+    };
+    install_and_swap(&request, &old, &v, verify_cost, pushed, t0)
 }
 
 /// Step 1, the checks: verification, name, version, exports, imports. Returns the
@@ -231,17 +252,52 @@ fn check_candidate(name: &str, old: &Serving, label: &str, bytes: &'static [u8])
     Ok((v, verify_cost))
 }
 
+/// What was asked: the domain, where the candidate comes from, whether to start it fresh,
+/// and (for a refusal) how to ask for that.
+struct Request<'a> {
+    name: &'a str,
+    label: &'a str,
+    fresh: bool,
+    fresh_hint: String,
+}
+
+/// The state hand-over the two versions' hooks allow, or the refusal (naming `req`'s way to
+/// ask for a fresh start).
+fn plan_handover(old: Option<StateHooks>, new: Option<StateHooks>, req: &Request) -> Result<Handover, SwapRefusal> {
+    if req.fresh {
+        return Ok(Handover::Fresh);
+    }
+    let hint = req.fresh_hint.clone();
+    match (old, new) {
+        (None, None) => Ok(Handover::Nothing),
+        (Some(o), Some(n)) if o.hash == n.hash && o.size == n.size => Ok(Handover::State { old: o, new: n }),
+        (Some(o), Some(n)) => Err(SwapRefusal::StateMismatch(o.hash, n.hash, hint)),
+        (Some(o), None) => Err(SwapRefusal::StateDropped(o.hash, hint)),
+        (None, Some(n)) => Err(SwapRefusal::StateNotKept(n.hash, hint)),
+    }
+}
+
+/// For the swap's log line: what was handed over.
+fn handed_over(plan: Handover, old: Option<StateHooks>, bytes: usize) -> String {
+    match (plan, old) {
+        (Handover::State { old, .. }, _) => format!("{bytes} state bytes of type {}", short(&old.hash)),
+        (Handover::Nothing, _) => "no state (neither version keeps any)".into(),
+        (Handover::Fresh, Some(_)) => "fresh start: the old version's state was discarded".into(),
+        (Handover::Fresh, None) => "fresh start: the old version kept no state".into(),
+    }
+}
+
 /// Steps 1 (load, initialise, state types) to 3. The new version gets a domain record of
 /// its own (which owns the pushed frames, if any); any refusal retires that record.
 fn install_and_swap(
-    name: &str,
+    req: &Request,
     old: &Serving,
-    label: &str,
     v: &loader::VerifiedDomain<'static>,
     verify_cost: u64,
     pushed: Option<FrameRange>,
     t0: u64,
 ) -> Result<Outcome, SwapRefusal> {
+    let (name, label) = (req.name, req.label);
     let m = &v.manifest;
     let new = allocate_id().ok_or(SwapRefusal::NoDomainNumber)?;
     registry().install(Domain::new(new, v, label, pushed, State::Preparing, old.generation + 1, verify_cost));
@@ -259,12 +315,11 @@ fn install_and_swap(
         return refuse(SwapRefusal::Init(why));
     }
     let new_hooks = registry().get(new).and_then(|d| d.instance()).and_then(|i| i.state_hooks);
-    match (&old.hooks, &new_hooks) {
-        (Some(o), Some(n)) if o.hash != n.hash || o.size != n.size => return refuse(SwapRefusal::StateMismatch(o.hash, n.hash)),
-        (Some(o), None) => return refuse(SwapRefusal::StateDropped(o.hash)),
-        _ => {}
-    }
-    let window = match run_window(old.id, new, old.hooks, new_hooks) {
+    let plan = match plan_handover(old.hooks, new_hooks, req) {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
+    };
+    let window = match run_window(old.id, new, old.hooks, plan) {
         Ok(w) => w,
         Err(why) => return refuse(why),
     };
@@ -278,14 +333,15 @@ fn install_and_swap(
         source: old.source.clone(),
         at_ns: crate::time::uptime_ns(),
     });
+    // What was handed over comes first: a long message is cut at the end.
     let message = format!(
-        "swapped {name} {} -> {} ({label}, key id {}): window {} cycles ({} calls drained, {} state bytes), {} cycles in all",
+        "swapped {name} {} -> {} ({label}, key id {}): {}; window {} cycles ({} calls drained), {} cycles in all",
         old.version,
         m.version,
         short(&v.key_id),
+        handed_over(plan, old.hooks, window.state_bytes),
         window.instructions,
         window.drained,
-        window.state_bytes,
         total
     );
     info!("{message}");

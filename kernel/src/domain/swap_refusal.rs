@@ -42,9 +42,12 @@ pub enum SwapRefusal {
     NoDomainNumber,
     Load(StartError),
     Init(StartError),
-    /// (the running version's state hash, the new one's)
-    StateMismatch([u8; 32], [u8; 32]),
-    StateDropped([u8; 32]),
+    /// (the running version's state hash, the new one's, how to ask for a fresh start)
+    StateMismatch([u8; 32], [u8; 32], String),
+    /// The running version keeps state, the new one takes none: (its hash, fresh-start hint).
+    StateDropped([u8; 32], String),
+    /// The running version keeps no state, the new one takes some: (its hash, hint).
+    StateNotKept([u8; 32], String),
     /// Calls still inside the running version at the drain limit.
     DrainTimeout(usize),
     StateTypeChanged,
@@ -95,13 +98,22 @@ impl fmt::Display for SwapRefusal {
             NoDomainNumber => f.write_str("no free domain number"),
             Load(e) => write!(f, "cannot load the new version: {e}"),
             Init(e) => write!(f, "the new version's initialisation failed: {e}"),
-            StateMismatch(o, n) => write!(
+            StateMismatch(o, n, fresh) => write!(
                 f,
-                "state type mismatch: the running version hands over state {}, the new one takes {}",
+                "state type mismatch: the running version hands over state {}, the new one takes {}; `{fresh}` discards the state",
                 short(o),
                 short(n)
             ),
-            StateDropped(o) => write!(f, "the new version takes no state, and the running one has state {} to hand over", short(o)),
+            StateDropped(o, fresh) => write!(
+                f,
+                "the running version keeps state {} and the new one takes none, so it would be lost; `{fresh}` discards the state",
+                short(o)
+            ),
+            StateNotKept(n, fresh) => write!(
+                f,
+                "the running version keeps no state and the new one takes state {}, so it would start from zero; `{fresh}` starts it fresh",
+                short(n)
+            ),
             DrainTimeout(inside) => write!(f, "{inside} calls into the running version did not return within {DRAIN_LIMIT_MS} ms"),
             StateTypeChanged => f.write_str("the running version's state type changed meanwhile"),
             CrashedMeanwhile => f.write_str("the running version crashed meanwhile"),

@@ -37,9 +37,22 @@ unsafe extern "C" fn invoke_import(data: *mut u8, _: *const (), _: *const ()) {
     call.result = (call.hooks.import)(call.hooks.import_context, call.block);
 }
 
+/// What a swap hands from the old version to the new one, decided before the window.
+#[derive(Clone, Copy)]
+pub enum Handover {
+    /// Neither version keeps state.
+    Nothing,
+    /// The old version's state, through its hooks, into the new one's (the same type).
+    State { old: StateHooks, new: StateHooks },
+    /// The operator asked for a fresh start: neither hook is called, whatever they keep.
+    Fresh,
+}
+
 /// The old version's state, moved into the new one. Returns the state's size.
-fn hand_over(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_hooks: Option<StateHooks>) -> Result<usize, SwapRefusal> {
-    let Some(export) = old_hooks else { return Ok(0) };
+fn hand_over(old: DomainId, new: DomainId, handover: Handover) -> Result<usize, SwapRefusal> {
+    let Handover::State { old: export, new: import } = handover else {
+        return Ok(0);
+    };
     let mut call = StateCall {
         hooks: export,
         block: core::ptr::null_mut(),
@@ -58,12 +71,6 @@ fn hand_over(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_ho
     }
     // Only the old version's own block, of the size its state type has.
     let size = export.size;
-    let Some(import) = new_hooks else {
-        if !rref::free(old, call.block) {
-            return Err(SwapRefusal::StateNotShared);
-        }
-        return Ok(size);
-    };
     if !rref::hand_over(old, new, call.block, size) {
         return Err(SwapRefusal::StateNotShared);
     }
@@ -110,8 +117,9 @@ fn drain(old: DomainId) -> Result<usize, SwapRefusal> {
     }
 }
 
-/// Step 2 of a swap from `old` to the prepared `new`.
-pub fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, new_hooks: Option<StateHooks>) -> Result<Window, SwapRefusal> {
+/// Step 2 of a swap from `old` (whose state hooks the preparation found: `old_hooks`) to
+/// the prepared `new`.
+pub fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, handover: Handover) -> Result<Window, SwapRefusal> {
     let old_irqs = grant_irqs(old);
     let new_irqs = grant_irqs(new);
     let w0 = crate::arch::pmu::cycles();
@@ -139,13 +147,18 @@ pub fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, n
             .filter(|d| d.state() == State::Running && !is_dead(old))
             .map(|d| d.instance().and_then(|i| i.state_hooks))
     };
-    let old_hooks = match serving_hooks {
+    let serving = match serving_hooks {
         Some(h) if h.map(|x| x.hash) == old_hooks.map(|x| x.hash) => h,
         Some(_) => return abort(SwapRefusal::StateTypeChanged),
         None => return abort(SwapRefusal::CrashedMeanwhile),
     };
+    // The export goes through the instance that serves now.
+    let handover = match (handover, serving) {
+        (Handover::State { new, .. }, Some(old)) => Handover::State { old, new },
+        (plan, _) => plan,
+    };
     set_masked(&old_irqs, true);
-    let state_bytes = match hand_over(old, new, old_hooks, new_hooks) {
+    let state_bytes = match hand_over(old, new, handover) {
         Ok(n) => n,
         Err(why) => return abort(why),
     };

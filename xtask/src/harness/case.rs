@@ -188,7 +188,11 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
                 Push(p) => push_step(&p, board, boot.host_link.as_deref().ok_or("this setup has no host link")?)?,
                 SwapCommand(name) => {
                     let socket = boot.host_link.as_deref().ok_or("this setup has no host link")?;
-                    if !crate::swap::swap(board, name, None, Some(socket), &test_records(board))? {
+                    let options = crate::swap::SwapOptions {
+                        socket: Some(socket),
+                        ..Default::default()
+                    };
+                    if !crate::swap::swap(board, name, &options, &test_records(board))? {
                         return Err(format!("`cargo xtask swap {name}` did not swap"));
                     }
                 }

@@ -135,8 +135,8 @@ pub fn second_exporter_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, S
     Ok(entries)
 }
 
-/// The swap fixtures: versions of hello each refused for its own reason, and 0.3.0 signed
-/// with the rollback floor 0.3.0.
+/// The swap fixtures: versions of hello each refused for its own reason, 0.3.0 signed
+/// with the rollback floor 0.3.0, and 0.1.5 and 0.1.6 that keep no state.
 pub fn swap_fixture_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut entries = image::initrd_entries(board)?;
     let dev = qvq_sign::read_signing_key(&image::ensure_dev_key()?)?;
@@ -180,6 +180,15 @@ pub fn swap_fixture_entries(board: Board) -> Result<Vec<(String, Vec<u8>)>, Stri
             )?,
         ),
         ("hello-otherstate.qvd".to_string(), fixture("swap-other-state")?),
+        ("hello-nostate.qvd".to_string(), fixture("swap-no-state")?),
+        (
+            "hello-nostate-0.1.6.qvd".to_string(),
+            qvq_sign::sign(
+                &domains::manifest("swap-no-state", Some(&version("0.1.6")), true)?,
+                &std::fs::read(build_domain_elf("swap-no-state")?).map_err(|e| e.to_string())?,
+                &dev,
+            )?,
+        ),
     ]);
     Ok(entries)
 }

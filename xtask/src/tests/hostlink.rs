@@ -1,12 +1,12 @@
 //! QEMU tests of swaps pushed from the host over the host link: the console driver
 //! swapped while two printers run, bad and interrupted pushes, `cargo xtask swap`, and the
 //! link as an attacker uses it (BEGIN floods on a small machine, a second transfer, the
-//! retired downgrade flag).
+//! retired downgrade flag), the FRESH flag, and `cargo xtask swap`'s checks before a push.
 
 use crate::board::Board;
 use crate::harness::case::{Check, Expect, ExpectAll, ExpectWithin, Link, Push, PushStep, QemuTest, Send, Setup, SwapCommand, BOTH};
 use crate::swap::Fault;
-use pushlink::{Begin, CHUNK, MAX_ENVELOPE, RETIRED_FLAG_DOWNGRADE};
+use pushlink::{Begin, CHUNK, FLAG_FRESH, MAX_ENVELOPE, RETIRED_FLAG_DOWNGRADE};
 use std::path::Path;
 use std::time::Duration;
 
@@ -165,6 +165,50 @@ pub fn cases() -> Vec<QemuTest> {
             exit_status: 0,
         },
         QemuTest {
+            name: "hostlink-fresh-flag-discards-state-other-flags-refused",
+            boards: BOTH,
+            append: "",
+            setup: Setup::HostLink,
+            steps: &[
+                Expect("push: listening for hot-swap pushes on the host link"),
+                Expect("qvq$ "),
+                Send("hello ping 1\r"),
+                Expect("hello ping 1: 2"),
+                Link(a_stateless_version_needs_the_fresh_flag),
+                Expect("push: BEGIN: unknown flags 0x4 (this protocol defines only FRESH, 0x2"),
+                Expect("push: BEGIN: unknown flags 0x80000000"),
+                Expect("swapping (fresh start: no state handed over)"),
+                Expect("swapped hello 0.1.0 -> 0.5.0 (a host push, key id "),
+                Send("hello served\r"),
+                Expect("hello served: 0 pings, answered by 0.5.0"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "hostlink-xtask-swap-checks-before-pushing",
+            boards: BOTH,
+            append: "",
+            setup: Setup::HostLink,
+            steps: &[
+                Expect("push: listening for hot-swap pushes on the host link"),
+                Expect("qvq$ "),
+                Send("hello ping 1\r"),
+                Expect("hello ping 1: 2"),
+                Link(xtask_swap_stops_before_pushing),
+                Check(nothing_was_pushed),
+                Link(xtask_swap_pushes_an_envelope_signed_elsewhere),
+                Expect("swapped hello 0.1.0 -> 0.6.0 (a host push, key id "),
+                Expect("): 8 state bytes of type "),
+                Send("hello served\r"),
+                Expect("hello served: 1 pings, answered by 0.6.0"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "hostlink-absent-without-the-feature",
             boards: VIRT,
             append: "",
@@ -262,6 +306,98 @@ fn the_old_version_with_the_downgrade_flag_is_refused(board: Board, socket: &Pat
     match link.query("hello")?.as_deref() {
         Some("0.2.0") => Ok(()),
         other => Err(format!("after the refused downgrades, QUERY hello answered {other:?}, expected 0.2.0")),
+    }
+}
+
+/// hello 0.1.0 keeps state, the fixture `swap-no-state` (signed as hello 0.5.0) keeps none:
+/// pushed without a flag it is refused, naming `--fresh`; a FRESH BEGIN with any other bit
+/// is refused; with FRESH alone it goes in, and the count starts from zero.
+fn a_stateless_version_needs_the_fresh_flag(board: Board, socket: &Path) -> Result<(), String> {
+    let (stateless, _) = crate::swap::signed_domain(board, "swap-no-state", Some("0.5.0"))?;
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    match link.push("hello", &stateless, 0, Fault::None) {
+        Ok((false, m))
+            if m.contains("swap hello refused: the running version keeps state ")
+                && m.contains("and the new one takes none, so it would be lost; `cargo xtask swap hello --fresh` discards the state") => {}
+        other => return Err(format!("push of a stateless hello without FRESH: expected a refused swap, got {other:?}")),
+    }
+    for (flags, unknown) in [
+        (FLAG_FRESH | 0x4, "unknown flags 0x4 "),
+        (FLAG_FRESH | 0x8000_0000, "unknown flags 0x80000000 "),
+    ] {
+        match link.push("hello", &stateless, flags, Fault::None) {
+            Err(e) if e.contains(unknown) => {}
+            other => return Err(format!("push with flags {flags:#x}: expected a refused BEGIN, got {other:?}")),
+        }
+    }
+    match link.query("hello")?.as_deref() {
+        Some("0.1.0") => {}
+        other => return Err(format!("after the refusals QUERY hello answered {other:?}, expected 0.1.0")),
+    }
+    match link.push("hello", &stateless, FLAG_FRESH, Fault::None) {
+        Ok((true, m))
+            if m.contains("swapped hello 0.1.0 -> 0.5.0 (a host push") && m.contains("): fresh start: the old version's state was discarded; window ") => {}
+        other => return Err(format!("push with FRESH: expected a swap with a fresh start, got {other:?}")),
+    }
+    Ok(())
+}
+
+/// `cargo xtask swap` stops before building or pushing for a name that does not run (a
+/// crate that exists, `rogue`, is not in the recipe), and refuses an envelope of another
+/// domain than the one named.
+fn xtask_swap_stops_before_pushing(board: Board, socket: &Path) -> Result<(), String> {
+    let records = crate::paths::out_dir(board).join("test-signed-versions");
+    let options = crate::swap::SwapOptions {
+        socket: Some(socket),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    match crate::swap::swap(board, "rogue", &options, &records) {
+        Err(e) if e.contains("rogue is not running on the board") && e.contains("must be in the board recipe") && e.contains("Nothing was built or pushed") => {
+        }
+        other => return Err(format!("`xtask swap rogue`: expected the not-running hint, got {other:?}")),
+    }
+    // No build ran: it answered within the link's round trip.
+    if started.elapsed() > Duration::from_secs(5) {
+        return Err(format!("`xtask swap rogue` took {:?}: it built something before stopping", started.elapsed()));
+    }
+    if records.join("rogue").exists() {
+        return Err("`xtask swap rogue` recorded a signed version".into());
+    }
+    let (hello, _) = crate::swap::signed_domain(board, "hello", Some("0.6.0"))?;
+    let file = crate::paths::out_dir(board).join("test-envelope-hello.qvd");
+    std::fs::write(&file, hello).map_err(|e| e.to_string())?;
+    let options = crate::swap::SwapOptions {
+        envelope: Some(&file),
+        ..options
+    };
+    match crate::swap::swap(board, "console", &options, &records) {
+        Err(e) if e.contains("it is an envelope of domain \"hello\" (version 0.6.0), not \"console\"") => Ok(()),
+        other => Err(format!("`xtask swap console --envelope <hello>`: expected a wrong-name error, got {other:?}")),
+    }
+}
+
+/// Neither refusal above reached the kernel.
+fn nothing_was_pushed(t: &str) -> Result<(), String> {
+    match t.find("push: receiving") {
+        Some(at) => Err(format!("a transfer started: {}", t[at..].lines().next().unwrap_or(""))),
+        None => Ok(()),
+    }
+}
+
+/// `cargo xtask swap hello --envelope FILE` pushes the file as it is (hello 0.6.0, signed
+/// by `xtask_swap_stops_before_pushing`).
+fn xtask_swap_pushes_an_envelope_signed_elsewhere(board: Board, socket: &Path) -> Result<(), String> {
+    let file = crate::paths::out_dir(board).join("test-envelope-hello.qvd");
+    let records = crate::paths::out_dir(board).join("test-signed-versions");
+    let options = crate::swap::SwapOptions {
+        socket: Some(socket),
+        envelope: Some(&file),
+        ..Default::default()
+    };
+    match crate::swap::swap(board, "hello", &options, &records) {
+        Ok(true) => Ok(()),
+        other => Err(format!("`xtask swap hello --envelope {}`: expected a swap, got {other:?}", file.display())),
     }
 }
 

@@ -1,5 +1,6 @@
 //! QEMU tests of hot swap from the initrd: state kept, versions ordered, the drain limit,
-//! 200 swaps under load, and every refusal leaving the old version serving.
+//! 200 swaps under load, every refusal leaving the old version serving, and state never
+//! dropped without `--fresh`.
 
 use crate::harness::case::{Check, Expect, ExpectWithin, QemuTest, Send, Setup, BOTH};
 
@@ -21,6 +22,7 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("hello served: 2 pings, answered by 0.1.0"),
                 Send("swap hello\r"),
                 Expect("swapped hello 0.1.0 -> 0.2.0 (hello-0.2.0.qvd, key id"),
+                Expect("): 8 state bytes of type "),
                 Expect("qvq$ "),
                 Send("hello served\r"),
                 Expect("hello served: 2 pings, answered by 0.2.0"),
@@ -35,7 +37,7 @@ pub fn cases() -> Vec<QemuTest> {
                 Send("swap hello hello.qvd\r"),
                 Expect("swap hello refused: hello.qvd is version 0.1.0, older than the running 0.2.0 (a downgrade needs a manifest signed with `downgrade = true`)"),
                 Send("swap hello 0.1.0 --downgrade\r"),
-                Expect("usage: swap NAME [ENTRY]"),
+                Expect("usage: swap NAME [ENTRY] [--fresh]"),
                 Send("swap hello 0.1.1\r"),
                 Expect("swapped hello 0.2.0 -> 0.1.1 (hello-0.1.1.qvd"),
                 Send("hello ping 3\r"),
@@ -56,10 +58,18 @@ pub fn cases() -> Vec<QemuTest> {
                 Send("swap nosuch\r"),
                 Expect("swap nosuch refused: no running domain is named \"nosuch\""),
                 Send("swap\r"),
-                Expect("usage: swap NAME [ENTRY]"),
+                Expect("usage: swap NAME [ENTRY] [--fresh]"),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
             ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "swap-state-is-never-dropped-without-fresh",
+            boards: BOTH,
+            append: "",
+            setup: Setup::SwapFixtures,
+            steps: STATE_RULES,
             exit_status: 0,
         },
         QemuTest {
@@ -135,6 +145,88 @@ pub fn cases() -> Vec<QemuTest> {
             exit_status: 0,
         },
     ]
+}
+
+/// The state hand-over rules: hello (state `HelloState`), hello-nostate 0.1.5 and 0.1.6
+/// (none), hello-0.2.0 (`HelloState`), hello-otherstate 0.3.0 (`HelloCounters`). Every swap
+/// where one side keeps state and the other does not, or the types differ, is refused
+/// (the running version keeps serving, its count intact) until asked with `--fresh`.
+const STATE_RULES: &[crate::harness::case::Step] = &[
+    Expect("qvq$ "),
+    Send("hello ping 1\r"),
+    Expect("hello ping 1: 2"),
+    Send("hello ping 2\r"),
+    Expect("hello ping 2: 3"),
+    // Keeps state -> keeps none: refused, then a fresh start.
+    Send("swap hello hello-nostate\r"),
+    Expect("swap hello refused: the running version keeps state "),
+    Expect(" and the new one takes none, so it would be lost; `swap hello hello-nostate --fresh` discards the state\n"),
+    Send("hello served\r"),
+    Expect("hello served: 2 pings, answered by 0.1.0"),
+    Send("swap hello hello-nostate --fresh\r"),
+    Expect("swapped hello 0.1.0 -> 0.1.5 (hello-nostate.qvd, key id "),
+    Expect("): fresh start: the old version's state was discarded; window "),
+    Send("hello served\r"),
+    Expect("hello served: 0 pings, answered by 0.1.5"),
+    Send("hello ping 3\r"),
+    Expect("hello ping 3: 4"),
+    // Neither keeps state: allowed without --fresh, and the log says so.
+    Send("swap hello hello-nostate-0.1.6\r"),
+    Expect("swapped hello 0.1.5 -> 0.1.6 (hello-nostate-0.1.6.qvd, key id "),
+    Expect("): no state (neither version keeps any); window "),
+    Send("hello ping 4\r"),
+    Expect("hello ping 4: 5"),
+    Send("hello ping 5\r"),
+    Expect("hello ping 5: 6"),
+    // Keeps none -> keeps state: refused, the old version serves on with its count.
+    Send("swap hello hello-0.2.0\r"),
+    Expect("swap hello refused: the running version keeps no state and the new one takes state "),
+    Expect(", so it would start from zero; `swap hello hello-0.2.0 --fresh` starts it fresh\n"),
+    Send("hello served\r"),
+    Expect("hello served: 2 pings, answered by 0.1.6"),
+    Send("versions hello\r"),
+    Expect("hello: running 0.1.6 from hello-nostate-0.1.6.qvd"),
+    Send("swap hello --fresh hello-0.2.0\r"),
+    Expect("swapped hello 0.1.6 -> 0.2.0 (hello-0.2.0.qvd, key id "),
+    Expect("): fresh start: the old version kept no state; window "),
+    Send("hello ping 6\r"),
+    Expect("hello ping 6: 7"),
+    // Another state type: refused, then a fresh start.
+    Send("swap hello hello-otherstate\r"),
+    Expect("swap hello refused: state type mismatch: the running version hands over state "),
+    Expect("; `swap hello hello-otherstate --fresh` discards the state\n"),
+    Send("hello served\r"),
+    Expect("hello served: 1 pings, answered by 0.2.0"),
+    Send("swap hello hello-otherstate --fresh\r"),
+    Expect("swapped hello 0.2.0 -> 0.3.0 (hello-otherstate.qvd, key id "),
+    Expect("): fresh start: the old version's state was discarded; window "),
+    Send("hello ping 7\r"),
+    Expect("hello ping 7: 8"),
+    Check(every_swap_line_says_what_was_handed_over),
+    Send("poweroff\r"),
+    Expect("power off (status 0)"),
+];
+
+/// Every `swapped` log line names what was handed over, and no refused swap left a
+/// `swapped` line behind.
+fn every_swap_line_says_what_was_handed_over(t: &str) -> Result<(), String> {
+    let says = |l: &str| {
+        l.contains("): fresh start: ")
+            || l.contains("): no state (neither version keeps any); ")
+            || (l.contains(" state bytes of type ") && !l.contains("): 0 state bytes"))
+    };
+    let lines: Vec<&str> = t.lines().filter(|l| l.contains("swapped hello ")).collect();
+    if let Some(l) = lines.iter().find(|l| !says(l)) {
+        return Err(format!("a swap line does not say what was handed over: {l}"));
+    }
+    // Four swaps, each on the log and in the shell's answer.
+    if lines.len() != 8 {
+        return Err(format!(
+            "expected 8 `swapped hello` lines (4 swaps, log and answer), found {}: {lines:?}",
+            lines.len()
+        ));
+    }
+    Ok(())
 }
 
 /// `swap-stress`: callers got answers from both versions.

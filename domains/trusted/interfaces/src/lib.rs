@@ -382,7 +382,7 @@ interface! {
         /// Hot-swaps domain `name` for initrd entry `entry` (empty: the newest entry
         /// newer than the running version). A lower version goes in only if its signed
         /// manifest says `downgrade`; nothing goes in below the rollback floor.
-        fn swap(&self, name: RRef<Text>, entry: RRef<Text>) -> RpcResult<RRef<SwapReport>>;
+        fn swap(&self, name: RRef<Text>, entry: RRef<Text>, fresh: bool) -> RpcResult<RRef<SwapReport>>;
         /// Line `line` of what `versions NAME` shows (running, available, retired);
         /// `Refused` past the last line.
         fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>>;
