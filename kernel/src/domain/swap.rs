@@ -52,7 +52,13 @@ pub struct Outcome {
 
 impl Outcome {
     fn refused(name: &str, why: SwapRefusal, t0: u64) -> Outcome {
-        crate::warn!("swap {name}: refused: {why}; {}", why.consequence());
+        // Only a domain that runs (still) has a running version to keep serving.
+        let left = match why {
+            SwapRefusal::NotRunning(..) => why.consequence().into(),
+            _ if registry().running(name).is_some() => why.consequence().into(),
+            _ => format!("nothing was swapped in, and no {name} runs now"),
+        };
+        crate::warn!("swap {name}: refused: {why}; {left}");
         Outcome {
             swapped: false,
             window: 0,
