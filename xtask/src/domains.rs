@@ -123,6 +123,11 @@ pub fn check_recipe(board: Board) -> Result<(), String> {
     for e in &entries {
         manifests.push((e, manifest(&e.name, Some(e), true)?));
     }
+    check_served(&recipe_path, &manifests)
+}
+
+/// [`check_recipe`] over the recipe's entries and their manifests.
+fn check_served(recipe_path: &str, manifests: &[(&RecipeEntry, qvq_sign::loader::Manifest)]) -> Result<(), String> {
     let mut exported: Vec<(String, [u8; 32], String)> = KERNEL_EXPORTS
         .iter()
         .filter_map(|n| Some((n.to_string(), qvq_sign::idl_hash(n)?, "the kernel".to_string())))
@@ -138,7 +143,7 @@ pub fn check_recipe(board: Board) -> Result<(), String> {
             exported.push((x.name.clone(), x.hash, e.name.clone()));
         }
     }
-    for (e, m) in &manifests {
+    for (e, m) in manifests {
         let what = match &e.version {
             Some(v) => format!("{} {v} (kept for swaps)", e.name),
             None => e.name.clone(),
@@ -310,6 +315,40 @@ pub fn signed_initrd_entries(board: Board, key: &Path) -> Result<Vec<(String, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recipe_whose_import_no_domain_exports_fails_with_the_fix_named() {
+        let entry = |name: &str| RecipeEntry {
+            name: name.into(),
+            ..Default::default()
+        };
+        let (console, hello, relay) = (entry("console"), entry("hello"), entry("relay"));
+        fn with<'a>(es: &[&'a RecipeEntry]) -> Vec<(&'a RecipeEntry, qvq_sign::loader::Manifest)> {
+            es.iter().map(|e| (*e, manifest(&e.name, Some(e), true).unwrap())).collect()
+        }
+        assert_eq!(check_served("initrd/x.toml", &with(&[&console, &hello, &relay])), Ok(()));
+        let err = check_served("initrd/x.toml", &with(&[&console, &relay])).unwrap_err();
+        assert_eq!(
+            err,
+            "initrd/x.toml: relay imports Hello, which no domain of this recipe exports: add [[domain]] name = \"hello\" to initrd/x.toml, or remove Hello from domains/relay/domain.toml's imports"
+        );
+        let twice = check_served("initrd/x.toml", &with(&[&hello, &hello])).unwrap_err();
+        assert!(twice.contains("hello and hello both export Hello"), "{twice}");
+    }
+
+    #[test]
+    fn import_all_adds_what_the_board_exports_and_nothing_else() {
+        for board in [Board::Virt, Board::Rpi3] {
+            let r = recipe(board).unwrap();
+            let shell = r.iter().find(|e| e.name == "shell").unwrap();
+            assert!(shell.import_all);
+            let m = manifest("shell", Some(shell), true).unwrap();
+            let mut names: Vec<&str> = m.imports.iter().map(|i| i.name.as_str()).collect();
+            names.sort();
+            assert_eq!(names, ["Console", "Hello", "Kernel", "Relay"]);
+            check_recipe(board).unwrap();
+        }
+    }
 
     #[test]
     fn manifests_carry_quotas_with_their_defaults() {
