@@ -158,8 +158,8 @@ impl fmt::Display for ManifestError {
             TooManyInterfaces => write!(f, "more than {MAX_INTERFACES} exports or imports"),
             TooManyDevices => write!(f, "more than {MAX_DEVICES} device grants"),
             DuplicateInterface => write!(f, "an interface is listed twice"),
-            HeapLimit(v) => write!(f, "heap limit {v} is zero, above {MAX_HEAP} or not page aligned"),
-            StackSize(v) => write!(f, "stack size {v} is below 4096, above {MAX_STACK} or not page aligned"),
+            HeapLimit(v) => write!(f, "heap limit {v}: {}", size_rule(*v, PAGE, MAX_HEAP)),
+            StackSize(v) => write!(f, "stack size {v}: {}", size_rule(*v, PAGE, MAX_STACK)),
             SharedHeapLimit(v) => write!(f, "shared-heap limit {v} is below {MIN_SHARED_HEAP} or above {MAX_SHARED_HEAP} bytes"),
             MaxThreads(v) => write!(f, "thread limit {v} is below {MIN_THREADS} or above {MAX_THREADS}"),
             MaxEvents(v) => write!(f, "event limit {v} is above {MAX_EVENTS}"),
@@ -168,6 +168,23 @@ impl fmt::Display for ManifestError {
             FloorAboveVersion => write!(f, "minimum version is above the version itself"),
             TrailingBytes => write!(f, "bytes after the end of the manifest"),
         }
+    }
+}
+
+/// The page size that heap and stack sizes are multiples of.
+const PAGE: u32 = 4096;
+
+/// Which rule a heap or stack size of `v` breaks (it must be a multiple of `page`, from
+/// `page` to `max`), with the nearest sizes that keep it.
+fn size_rule(v: u32, page: u32, max: u32) -> alloc::string::String {
+    use alloc::format;
+    if v < page {
+        format!("must be at least {page} bytes (one page)")
+    } else if v > max {
+        format!("must be at most {max} bytes")
+    } else {
+        let below = v / page * page;
+        format!("must be a multiple of the {page}-byte page (for example {below} or {})", below + page)
     }
 }
 
@@ -226,10 +243,10 @@ fn printable(c: u8) -> bool {
 }
 
 fn check_limits(heap: u32, stack: u32) -> Result<(), ManifestError> {
-    if heap == 0 || heap > MAX_HEAP || !heap.is_multiple_of(4096) {
+    if heap == 0 || heap > MAX_HEAP || !heap.is_multiple_of(PAGE) {
         return Err(ManifestError::HeapLimit(heap));
     }
-    if !(4096..=MAX_STACK).contains(&stack) || !stack.is_multiple_of(4096) {
+    if !(PAGE..=MAX_STACK).contains(&stack) || !stack.is_multiple_of(PAGE) {
         return Err(ManifestError::StackSize(stack));
     }
     Ok(())
@@ -415,6 +432,19 @@ mod tests {
     fn round_trip() {
         let m = sample();
         assert_eq!(Manifest::decode(&m.encode().unwrap()).unwrap(), m);
+    }
+
+    #[test]
+    fn size_errors_name_the_rule_they_break() {
+        assert_eq!(
+            ManifestError::HeapLimit(65000).to_string(),
+            "heap limit 65000: must be a multiple of the 4096-byte page (for example 61440 or 65536)"
+        );
+        assert_eq!(ManifestError::HeapLimit(0).to_string(), "heap limit 0: must be at least 4096 bytes (one page)");
+        assert_eq!(
+            ManifestError::StackSize(2 << 20).to_string(),
+            "stack size 2097152: must be at most 1048576 bytes"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub mod policy;
 
+/// QvQ's IDL (`domains/trusted/interfaces`), which names resolve against.
+pub use interfaces;
 pub use loader;
 
 pub mod crosscheck;
@@ -210,7 +212,7 @@ impl ManifestToml {
                 .map(|i| match i {
                     InterfaceToml::Name(name) => {
                         let hash = idl_hash(&name)
-                            .ok_or_else(|| format!("interface {name} is not defined in domains/trusted/interfaces; give its hash explicitly"))?;
+                            .ok_or_else(|| format!("interface {name} is not declared in QvQ's IDL: add a `pub mod {}: {name} {{ ... }}` block to the `interfaces!` list in domains/trusted/interfaces/src/idl.rs (`cargo xtask new-domain --export {name}` writes one), or give its hash: {{ name = \"{name}\", hash = \"<64 hex digits>\" }}", name.to_lowercase()))?;
                         Ok(InterfaceRef { name, hash })
                     }
                     InterfaceToml::Explicit { name, hash } => Ok(InterfaceRef {

@@ -8,6 +8,7 @@ mod fuzz;
 mod harness;
 mod image;
 mod layers;
+mod new_domain;
 mod paths;
 mod safety;
 mod setup;
@@ -97,6 +98,26 @@ enum Command {
         /// check (signature, key policy, rollback floor, version) stays.
         #[arg(long)]
         fresh: bool,
+    },
+    /// Make a new domain: domains/NAME (a safe-Rust crate with state hooks from its first
+    /// version), added to domains/Cargo.toml and to both board recipes; a new interface it
+    /// exports is declared in the IDL (domains/trusted/interfaces/src/idl.rs) with two
+    /// methods to start from (`get`, `add`). Nothing is overwritten.
+    ///
+    /// Example: `cargo xtask new-domain counter --export Counter`, then `cargo xtask run`
+    /// and `call Counter add 5` at the qvq$ prompt. domains/README.md, "Write a domain",
+    /// goes on from there.
+    #[command(verbatim_doc_comment)]
+    NewDomain {
+        /// The domain's name: a-z, 0-9, - and _, starting with a letter (it names the crate).
+        name: String,
+        /// An interface it exports (repeatable): one the IDL has (its methods get stubs
+        /// that refuse), or a new CamelCase name (declared in the IDL for you).
+        #[arg(long = "export", value_name = "IFACE")]
+        exports: Vec<String>,
+        /// An interface it imports (repeatable); the IDL must have it.
+        #[arg(long = "import", value_name = "IFACE")]
+        imports: Vec<String>,
     },
     /// Host unit tests of every host crate, then QEMU boot tests on both boards.
     Test {
@@ -194,6 +215,7 @@ fn main() -> ExitCode {
             };
             setup::ensure_build_tools(board).and_then(|_| swap::swap(board, &name, &options, &swap::records_dir(board)))
         }
+        Command::NewDomain { name, exports, imports } => new_domain::new_domain(&new_domain::Request { name, exports, imports }).map(|_| true),
         Command::Test { filter, qemu_only } => tests::run_all(filter.as_deref(), qemu_only),
         Command::CheckDomains {
             names,

@@ -6,6 +6,8 @@
 
 extern crate alloc;
 
+mod call;
+
 use alloc::format;
 use alloc::string::String;
 use runtime::interfaces::console::{self, Console};
@@ -43,7 +45,7 @@ fn version_name(v: u64) -> String {
     format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
 }
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--fresh] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--fresh] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | call IFACE METHOD ARGS | help call [IFACE] | poweroff";
 
 /// Caller threads `swap-stress` runs against hello.
 const STRESS_CALLERS: usize = 3;
@@ -333,6 +335,9 @@ impl Shell {
                 ["hello", rest @ ..] => self.hello(rest),
                 ["crash", rest @ ..] => self.crash(rest),
                 ["restart", name] => self.restart(name),
+                ["call", words @ ..] => self.print(&call::call(words)),
+                ["help", "call"] => self.print(&call::help(None)),
+                ["help", "call", iface] => self.print(&call::help(Some(iface))),
                 ["swap", name, rest @ ..] => self.swap(name, rest),
                 ["versions", name] => self.versions(name),
                 ["ticker", n, ms] => match (n.parse(), ms.parse()) {

@@ -173,10 +173,7 @@ extern "C" fn import(name: *const u8, name_len: usize, hash: *const [u8; 32]) ->
         Ok(slot) => slot as i64,
         Err(e) => {
             if e == interfaces::ImportError::NotDeclared {
-                crate::warn!(
-                    "domain {} rejected: imports {name}, which its signed manifest does not declare",
-                    registry().name(d)
-                );
+                crate::warn!("domain {} may not import {name}: its signed manifest does not declare it", registry().name(d));
             }
             e as i64
         }

@@ -167,7 +167,14 @@ pub fn check_graph<'m, 'a>(
         .filter_map(|id| by_id.get(id.as_str()))
         .find(|p| p.name == name)
         .copied()
-        .ok_or_else(|| format!("no package named {name} in the domain workspace"))?;
+        .ok_or_else(|| {
+            let folder = crate::paths::domain_dir(name);
+            if folder.join("Cargo.toml").is_file() {
+                format!("domains/{name} is not a member of the domain workspace: add \"{name}\" to `members` in domains/Cargo.toml")
+            } else {
+                format!("no domain named {name}: there is no domains/{name}/Cargo.toml (`cargo xtask new-domain {name}` makes one)")
+            }
+        })?;
     let resolve = meta.resolve.as_ref().ok_or("cargo metadata gave no dependency graph")?;
     let edges: HashMap<&str, Vec<&str>> = resolve
         .nodes

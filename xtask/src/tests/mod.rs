@@ -9,6 +9,7 @@ mod devicetree;
 mod domains;
 mod host;
 mod hostlink;
+mod newcomer;
 mod policy;
 mod swap;
 
@@ -78,6 +79,12 @@ pub fn run_all(filter: Option<&str>, qemu_only: bool) -> Result<bool, String> {
                 }
             }
         }
+    }
+    if filter.is_none_or(|f| "newcomer-counter-called-swapped-crashed".contains(f)) {
+        let (p, f, names) = newcomer::run();
+        passed += p;
+        failed += f;
+        failed_names.extend(names);
     }
     if !host_failures.is_empty() {
         println!("failed host checks: {}", host_failures.join(", "));

@@ -1,0 +1,67 @@
+//! QvQ's IDL: every interface, in one `interfaces!` invocation (see `declare.rs`).
+//!
+//! A method's arguments and result are plain values (integers, `bool`, `char`, `()`) or
+//! an `RRef` of a plain-data type from `types.rs`. The hash covers the interface's name and
+//! every method's name, argument names and types and result type, not the doc comments:
+//! renaming an argument changes the hash, and a domain that exports the old hash cannot be
+//! swapped for one that exports the new one. `cargo xtask new-domain --export NAME` adds a
+//! block here for a new interface.
+
+use crate::*;
+
+interfaces! {
+    /// A character console. The PL011 driver domain exports it.
+    pub mod console: Console {
+        /// Writes `text` (its first `len` bytes).
+        fn write(&self, text: RRef<Text>) -> RpcResult<()>;
+        /// Waits for the next received byte.
+        fn read_byte(&self) -> RpcResult<u8>;
+    }
+
+    /// The kernel's introspection and control interface, exported by the kernel itself.
+    pub mod kernel: Kernel {
+        fn domain_count(&self) -> RpcResult<u32>;
+        fn domain_info(&self, index: u32) -> RpcResult<RRef<DomainInfo>>;
+        fn free_frames(&self) -> RpcResult<u64>;
+        /// Restarts domain `id` (crashed, held, or running) from its verified image.
+        fn restart(&self, id: u32) -> RpcResult<()>;
+        /// Fault injection: domain `id` crashes now, as if it had panicked.
+        fn crash(&self, id: u32) -> RpcResult<()>;
+        fn poweroff(&self, status: u32) -> RpcResult<()>;
+        /// Hot-swaps domain `name` for initrd entry `entry` (empty: the newest entry
+        /// newer than the running version). A lower version goes in only if its signed
+        /// manifest says `downgrade`; nothing goes in below the rollback floor. `fresh`:
+        /// the new version starts without the old one's state (needed when their state
+        /// hooks differ).
+        fn swap(&self, name: RRef<Text>, entry: RRef<Text>, fresh: bool) -> RpcResult<RRef<SwapReport>>;
+        /// Line `line` of what `versions NAME` shows (running, available, retired);
+        /// `Refused` past the last line.
+        fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>>;
+    }
+
+    /// The test domain's interface: calls that succeed, move data, or fail on purpose.
+    pub mod hello: Hello {
+        /// Does nothing (the cost of a call itself).
+        fn nop(&self) -> RpcResult<()>;
+        /// Returns `x + 1` and counts the ping (the count is the state a hot swap keeps).
+        fn ping(&self, x: u64) -> RpcResult<u64>;
+        /// Pings served, over every version swapped in since boot (or the last restart).
+        fn served(&self) -> RpcResult<u64>;
+        /// The answering version's manifest version: `major << 32 | minor << 16 | patch`.
+        fn version(&self) -> RpcResult<u64>;
+        /// Sleeps `ms` milliseconds inside the call (a call that stays in flight).
+        fn nap(&self, ms: u64) -> RpcResult<()>;
+        fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64>;
+        /// `how`: 0 panic, 1 allocate without bound, 2 recurse without bound, 3 loop
+        /// forever, 4 a fault in trusted code (the runtime's fault injector).
+        fn fail(&self, how: u32) -> RpcResult<u64>;
+    }
+
+    /// A domain in the middle: it calls the test domain on the caller's behalf (nested
+    /// calls: the shell calls relay, relay calls hello).
+    pub mod relay: Relay {
+        /// Calls `hello.fail(how)`; reports how that call ended (0 it returned, 1 the callee
+        /// crashed, 2 it was unavailable) and that relay itself carried on.
+        fn relay_fail(&self, how: u32) -> RpcResult<u32>;
+    }
+}
