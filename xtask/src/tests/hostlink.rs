@@ -37,6 +37,7 @@ pub fn cases() -> Vec<QemuTest> {
                 // With the newline: the check below counts whole lines.
                 ExpectAll(&["line 400/400\n", "tick 400/400\n"]),
                 Check(every_numbered_line_exactly_once),
+                Check(super::no_stranded_rref),
                 Send("versions console\r"),
                 Expect("console: running 0.4.0 from a host push"),
                 Send("poweroff\r"),

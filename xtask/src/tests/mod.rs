@@ -18,6 +18,15 @@ use crate::harness::case::{run_qemu_test, Expect, QemuTest, Step};
 use crate::image;
 use std::time::Instant;
 
+/// No domain freed a shared-heap block it did not own: the kernel's warning for an `RRef`
+/// stranded in flight (sent, never claimed), which leaks it.
+fn no_stranded_rref(transcript: &str) -> Result<(), String> {
+    match transcript.lines().find(|l| l.contains("freed a shared-heap block it does not own")) {
+        Some(line) => Err(format!("a shared-heap block was stranded: {line}")),
+        None => Ok(()),
+    }
+}
+
 const BANNER: Step = Expect("QvQ 0.1.0 - a language-isolated microkernel for AArch64");
 
 /// Every QEMU test, by area (hot swap first: the longest and the newest).

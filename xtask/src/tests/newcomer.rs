@@ -156,6 +156,7 @@ fn boot_call_swap_crash(tree: &Path, board: Board) -> Result<(), String> {
         s.send("call Counter get\r")?;
         s.expect("\n0\n", STEP)?;
         s.expect("qvq$ ", STEP)?;
+        super::no_stranded_rref(&s.transcript())?;
         s.send("poweroff\r")?;
         s.expect("power off (status 0)", STEP)?;
         let status = s.wait_exit(STEP)?;

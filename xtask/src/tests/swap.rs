@@ -59,6 +59,7 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("swap nosuch refused: no running domain is named \"nosuch\""),
                 Send("swap\r"),
                 Expect("usage: swap NAME [ENTRY] [--fresh]"),
+                Check(super::no_stranded_rref),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
             ],

@@ -117,14 +117,38 @@ pub const CALL_STACK: usize = 10 * 1024;
 /// treats the call as the domain's stack overflow (the domain crashes, nothing else).
 pub const SERVICE_STACK: usize = 6 * 1024;
 
-/// True if the running thread has at least `CALL_STACK` bytes of stack left.
+/// Stack the kernel's trampoline and the callee's adapter may use before the callee checks
+/// for `CALL_STACK`. A caller's proxy checks for both, so a call it starts is not refused
+/// by the callee for want of stack after its arguments were sent (they would be stranded
+/// in flight: sent, never claimed).
+pub const CALL_ENTRY: usize = 1024;
+
+/// Bytes of stack the running thread has left (`usize::MAX` where there is no limit).
 #[inline(always)]
-pub fn stack_left_for_a_call() -> bool {
+fn stack_left() -> usize {
     let here = 0u8;
     let sp = core::hint::black_box(&here) as *const u8 as usize;
     // SAFETY: the kernel's per-thread stack-limit word (a plain read).
     let limit = unsafe { core::ptr::read_volatile(services_unchecked().stack_limit) };
-    limit == 0 || sp.saturating_sub(limit) >= CALL_STACK
+    if limit == 0 {
+        usize::MAX
+    } else {
+        sp.saturating_sub(limit)
+    }
+}
+
+/// True if the running thread has at least `CALL_STACK` bytes of stack left (a callee's
+/// check when a call arrives).
+#[inline(always)]
+pub fn stack_left_for_a_call() -> bool {
+    stack_left() >= CALL_STACK
+}
+
+/// True if the running thread may start a call: `CALL_STACK` and `CALL_ENTRY` left (a
+/// caller's check, before it sends any argument).
+#[inline(always)]
+pub fn stack_left_to_make_a_call() -> bool {
+    stack_left() >= CALL_STACK + CALL_ENTRY
 }
 
 /// `rref_send`'s slot for a result going back to the caller of the call being served.

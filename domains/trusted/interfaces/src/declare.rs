@@ -98,6 +98,11 @@ macro_rules! interface {
                     fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret> {
                         type Trampoline = unsafe extern "C" fn(u32 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
                         const METHOD: u32 = (core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>()) as u32;
+                        // Before any argument is sent: refused here, the arguments stay
+                        // ours and are dropped (freed) as usual.
+                        if !$crate::abi::stack_left_to_make_a_call() {
+                            return Err(RpcError::StackExhausted);
+                        }
                         let services = $crate::abi::services_unchecked();
                         // Shared-heap arguments go to the callee of this slot.
                         $( CrossDomain::send(&$arg, self.slot()); )*
