@@ -51,21 +51,52 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
     let mut pending = choose(&archive);
     refuse_contested_exports(&mut pending);
     // A domain starts once every import it declares is exported (with the same hash) by
-    // the kernel or a started domain.
+    // the kernel or a started domain. An import that no domain still waiting exports does
+    // not hold it back: it starts without it (its `import` of it fails until a domain
+    // exports it), so one missing driver does not take down every domain that could use
+    // it (the shell imports whatever its board's recipe exports).
     let served = |p: &Pending| p.domain.manifest.imports.iter().all(|i| registry().serves(&i.name, &i.hash));
-    while let Some(i) = pending.iter().position(served) {
+    loop {
+        while let Some(i) = pending.iter().position(served) {
+            let p = pending.remove(i);
+            if let Err(why) = start(&p.domain, p.verify_cost, p.entry) {
+                reject(&p.domain.manifest.name, &why);
+            }
+        }
+        let Some(i) = pending.iter().position(|p| unserved(p).all(|i| !pending.iter().any(|q| q.exports(i)))) else {
+            break;
+        };
         let p = pending.remove(i);
+        let missing: alloc::vec::Vec<&str> = unserved(&p).map(|i| i.name.as_str()).collect();
+        warn!(
+            "domain {} starts without {}: no domain exports it with that interface hash",
+            p.domain.manifest.name,
+            missing.join(", ")
+        );
         if let Err(why) = start(&p.domain, p.verify_cost, p.entry) {
             reject(&p.domain.manifest.name, &why);
         }
     }
+    // What is left waits on domains that wait on it: an import cycle.
     for p in pending {
         let missing = p.domain.manifest.imports.iter().find(|i| !registry().serves(&i.name, &i.hash));
         let name = missing.map_or("", |i| i.name.as_str());
         reject(
             &p.domain.manifest.name,
-            &alloc::format!("imports {name}, which no running domain exports with that interface hash"),
+            &alloc::format!("imports {name}, which only a domain waiting for it exports (an import cycle)"),
         );
+    }
+}
+
+/// The imports of `p` that no started domain (nor the kernel) exports.
+fn unserved(p: &Pending) -> impl Iterator<Item = &loader::manifest::InterfaceRef> {
+    p.domain.manifest.imports.iter().filter(|i| !registry().serves(&i.name, &i.hash))
+}
+
+impl Pending {
+    /// True if this domain will export `i` (same name and hash) once it starts.
+    fn exports(&self, i: &loader::manifest::InterfaceRef) -> bool {
+        self.domain.manifest.exports.iter().any(|e| e.name == i.name && e.hash == i.hash)
     }
 }
 

@@ -50,7 +50,7 @@ fn charge(layout: &Layout) -> usize {
 pub const QUOTA_TOTAL: usize = 4 * 1024 * 1024;
 /// Upper bounds on one block's size and alignment (a larger alignment would waste kernel
 /// heap the quota does not see).
-const MAX_BLOCK: usize = 64 * 1024;
+const MAX_BLOCK: usize = 256 * 1024;
 const MAX_ALIGN: usize = 4096;
 
 struct Registry {

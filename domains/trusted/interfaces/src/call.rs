@@ -9,7 +9,7 @@
 //! the trait is found before the fallback impl for `Probe<T>`).
 #![forbid(unsafe_code)]
 
-use crate::{DomainInfo, ImportError, Numbers, RRef, RpcError, SwapReport, Text};
+use crate::{BlockInfo, DomainInfo, ImportError, Numbers, RRef, RpcError, SwapReport, Text};
 use core::fmt::{self, Write};
 use core::marker::PhantomData;
 
@@ -316,6 +316,20 @@ impl Show for RRef<DomainInfo> {
             self.generation,
             self.calls_served,
             self.restarts
+        )
+    }
+}
+
+impl Show for RRef<BlockInfo> {
+    fn show(&self, out: &mut dyn Write) -> fmt::Result {
+        write!(
+            out,
+            "{} blocks of {} bytes{}{}, up to {} requests a batch",
+            self.blocks,
+            self.block_size,
+            if self.read_only == 1 { ", read-only" } else { "" },
+            if self.can_flush == 1 { ", flushes" } else { "" },
+            self.max_batch
         )
     }
 }

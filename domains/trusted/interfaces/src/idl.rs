@@ -64,4 +64,13 @@ interfaces! {
         /// crashed, 2 it was unavailable) and that relay itself carried on.
         fn relay_fail(&self, how: u32) -> RpcResult<u32>;
     }
+
+    /// A block device (the virtio-blk driver exports it): batches of 4 KiB requests.
+    pub mod block: Block {
+        /// The device's size (in 4 KiB blocks) and what it can do.
+        fn info(&self) -> RpcResult<RRef<BlockInfo>>;
+        /// Runs the first `count` requests of `batch` and returns it with each request's
+        /// status (and, for reads, data) filled in.
+        fn submit(&self, batch: RRef<BlockBatch>) -> RpcResult<RRef<BlockBatch>>;
+    }
 }

@@ -21,7 +21,7 @@ mod idl;
 
 pub use abi::{services, set_services, DeviceGrant, KernelServices, ABI_VERSION};
 pub use idl::*;
-pub use rref::{CrossDomain, RRef, RRefable, Replayable};
+pub use rref::{CrossDomain, RRef, RRefable, Replayable, Zeroable};
 pub use types::*;
 
 /// Why a cross-domain call failed.

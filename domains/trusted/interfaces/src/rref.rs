@@ -25,6 +25,23 @@ rrefable!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, bool, 
 // SAFETY: arrays of plain data are plain data.
 unsafe impl<T: RRefable, const N: usize> RRefable for [T; N] {}
 
+/// Plain data for which all-zero bytes are a valid value (integers, arrays of them, and
+/// structures of those), so it can be made in place on the shared heap.
+///
+/// # Safety
+/// Every field, recursively, must accept the all-zero bit pattern.
+pub unsafe trait Zeroable: RRefable {}
+
+macro_rules! zeroable {
+    ($($t:ty),*) => { $(
+        // SAFETY: zero is a valid value of every primitive integer, bool and char.
+        unsafe impl Zeroable for $t {}
+    )* };
+}
+zeroable!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, bool, char);
+// SAFETY: an array of zero-valid elements is zero-valid.
+unsafe impl<T: Zeroable, const N: usize> Zeroable for [T; N] {}
+
 #[repr(transparent)]
 pub struct RRef<T: RRefable> {
     ptr: NonNull<T>,
@@ -59,6 +76,21 @@ impl<T: RRefable> RRef<T> {
         // SAFETY: the kernel returned a fresh block of the right size and alignment.
         unsafe { ptr.as_ptr().write(value) };
         Ok(RRef { ptr, _owns: PhantomData })
+    }
+
+    /// A zero-filled `T` on the shared heap, built in place (a large batch never passes
+    /// through the stack), or `None` if the quota has no room.
+    pub fn try_new_zeroed() -> Option<RRef<T>>
+    where
+        T: Zeroable,
+    {
+        let size = core::mem::size_of::<T>().max(1);
+        // SAFETY: as in `try_new`.
+        let p = unsafe { (crate::services().rref_alloc)(size, core::mem::align_of::<T>()) } as *mut T;
+        let ptr = NonNull::new(p)?;
+        // SAFETY: a fresh block of `size` bytes; all-zero bytes are a valid `T` (`Zeroable`).
+        unsafe { core::ptr::write_bytes(ptr.as_ptr() as *mut u8, 0, size) };
+        Some(RRef { ptr, _owns: PhantomData })
     }
 
     /// Re-wraps a block that an `RRef<T>` was made from and then forgotten (the hot-swap

@@ -1,6 +1,6 @@
 //! Plain data types that cross domains inside `RRef`s.
 
-use crate::rref::RRefable;
+use crate::rref::{RRefable, Zeroable};
 
 /// Up to 248 bytes of text.
 #[repr(C)]
@@ -151,3 +151,80 @@ swap_state! {
         pub bytes: [u8; 512],
     }
 }
+
+/// Bytes in one block of the `Block` interface.
+pub const BLOCK_SIZE: usize = 4096;
+/// Requests in one `BlockBatch`.
+pub const BLOCK_BATCH: usize = 32;
+
+/// A block device's size and what it can do.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct BlockInfo {
+    /// Blocks of `BLOCK_SIZE` bytes.
+    pub blocks: u64,
+    pub block_size: u32,
+    /// 1 if writes are refused.
+    pub read_only: u32,
+    /// 1 if `flush` reaches stable storage (otherwise it succeeds at once).
+    pub can_flush: u32,
+    /// Requests one `submit` takes at most (`BLOCK_BATCH`).
+    pub max_batch: u32,
+}
+
+// SAFETY: integers only.
+unsafe impl RRefable for BlockInfo {}
+
+/// What a block request asks.
+pub mod block_op {
+    pub const READ: u32 = 0;
+    pub const WRITE: u32 = 1;
+    pub const FLUSH: u32 = 2;
+}
+
+/// How a block request ended.
+pub mod block_status {
+    pub const OK: u32 = 0;
+    /// The device reported an error.
+    pub const IO_ERROR: u32 = 1;
+    /// An op the device does not have (a write to a read-only device, an unknown op).
+    pub const UNSUPPORTED: u32 = 2;
+    /// The block number is past the end of the device.
+    pub const OUT_OF_RANGE: u32 = 3;
+    /// Not run (past `count`, or the batch was cut short).
+    pub const NOT_DONE: u32 = 4;
+    /// The device's answer made no sense (a bad length, an unknown status byte).
+    pub const BAD_ANSWER: u32 = 5;
+}
+
+/// One request: `op` on block `lba` with `data` (written from, or read into).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlockRequest {
+    pub op: u32,
+    /// Filled in by the driver: a `block_status` value.
+    pub status: u32,
+    pub lba: u64,
+    pub data: [u8; BLOCK_SIZE],
+}
+
+// SAFETY: integers and bytes only.
+unsafe impl RRefable for BlockRequest {}
+// SAFETY: integers and bytes: all-zero is valid.
+unsafe impl Zeroable for BlockRequest {}
+
+/// A batch of block requests, moved to the driver and back as one `RRef` (as RedLeaf's
+/// `submit_and_poll_rref` moves its deque). Make one with `RRef::try_new_zeroed`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlockBatch {
+    /// How many of `requests` to run, from the first (at most `BLOCK_BATCH`).
+    pub count: u32,
+    pub _pad: u32,
+    pub requests: [BlockRequest; BLOCK_BATCH],
+}
+
+// SAFETY: plain data.
+unsafe impl RRefable for BlockBatch {}
+// SAFETY: all-zero is valid.
+unsafe impl Zeroable for BlockBatch {}
