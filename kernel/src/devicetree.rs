@@ -211,7 +211,7 @@ struct Walker {
     fdt: Fdt<'static>,
     /// `find_device`: the compatible string looked for, and the first enabled match.
     target: Option<&'static str>,
-    found: Option<Device>,
+    found: alloc::vec::Vec<Device>,
 }
 
 impl Walker {
@@ -261,9 +261,9 @@ impl Walker {
             return;
         }
         if let Some(t) = self.target {
-            if self.found.is_none() && is_compatible(node, &[t]).is_some() {
+            if is_compatible(node, &[t]).is_some() {
                 if let Some(reg) = self.reg(node, chain, 0) {
-                    self.found = Some(Device {
+                    self.found.push(Device {
                         name: node.name,
                         reg,
                         irq: self.irq(node, irq_parent, 0),
@@ -387,7 +387,7 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
         stdout_name,
         fdt,
         target: None,
-        found: None,
+        found: alloc::vec::Vec::new(),
     });
     DTB.store(bytes.as_ptr() as usize, core::sync::atomic::Ordering::Relaxed);
     DTB_SIZE.store(size, core::sync::atomic::Ordering::Relaxed);
@@ -400,20 +400,29 @@ static DTB_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsi
 /// The first enabled node compatible with `compatible` in the boot device tree: its first
 /// register range (CPU address) and first interrupt. For device grants.
 pub fn find_device(compatible: &str) -> Option<Device> {
-    let fdt = boot_fdt()?;
+    find_devices(compatible).into_iter().next()
+}
+
+/// Every enabled node compatible with `compatible`, in tree order (as `find_device`).
+pub fn find_devices(compatible: &str) -> alloc::vec::Vec<Device> {
+    let fdt = boot_fdt();
     // The walker keeps &'static strs; compatible strings of the query live only for this
     // call, so compare against the tree's own copy.
-    let stored: &'static str = fdt
-        .all_nodes()
+    let stored: Option<&'static str> = fdt
+        .iter()
+        .flat_map(|f| f.all_nodes())
         .filter_map(|n| n.compatible())
         .flat_map(|c| c.all())
-        .find(|c| *c == compatible)?;
+        .find(|c| *c == compatible);
+    let (Some(fdt), Some(stored)) = (fdt, stored) else {
+        return alloc::vec::Vec::new();
+    };
     walk(Walker {
         platform: Platform::empty(),
         stdout_name: None,
         fdt,
         target: Some(stored),
-        found: None,
+        found: alloc::vec::Vec::new(),
     })
     .found
 }

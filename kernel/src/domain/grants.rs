@@ -14,11 +14,14 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use interfaces::abi::{DEVICE_PLAIN, DEVICE_VIRTIO_MMIO};
 use interfaces::DeviceGrant;
 use loader::manifest::Manifest;
 
 pub struct Grant {
     mmio: Region,
+    /// `interfaces::abi::DEVICE_*`.
+    kind: u32,
     pub irq: Option<IrqNumber>,
     irq_pending: bool,
     /// Boxed: a waiter holds its address; freed with the instance, after `wake_waiters`.
@@ -59,9 +62,24 @@ impl fmt::Display for GrantError {
 pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irqs: bool) -> Result<Vec<Grant>, GrantError> {
     let mut out = Vec::new();
     for (index, compatible) in m.devices.iter().enumerate() {
-        let dev = crate::devicetree::find_device(compatible)
-            .or_else(|| uart.filter(|_| compatible == "arm,pl011"))
-            .ok_or_else(|| GrantError::NotInDeviceTree(compatible.clone()))?;
+        let (dev, kind) = match virtio_device_id(compatible) {
+            Some(id) => (
+                find_virtio(id).ok_or_else(|| GrantError::NotInDeviceTree(compatible.clone()))?,
+                DEVICE_VIRTIO_MMIO,
+            ),
+            None => (
+                crate::devicetree::find_device(compatible)
+                    .or_else(|| uart.filter(|_| compatible == "arm,pl011"))
+                    .ok_or_else(|| GrantError::NotInDeviceTree(compatible.clone()))?,
+                // A transport granted without an ID is still a transport: its address
+                // registers stay the runtime's.
+                if compatible.starts_with(VIRTIO_MMIO) {
+                    DEVICE_VIRTIO_MMIO
+                } else {
+                    DEVICE_PLAIN
+                },
+            ),
+        };
         if let Some(what) = kernel_owned(compatible, &dev) {
             return Err(GrantError::KernelOwned(compatible.clone(), what));
         }
@@ -72,12 +90,36 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
         }
         out.push(Grant {
             mmio: dev.reg,
+            kind,
             irq,
             irq_pending: false,
             irq_waiters: Box::new(WaitQueue::new()),
         });
     }
     Ok(out)
+}
+
+/// The device ID a grant of `virtio,mmio:ID` asks for (a transport of the tree's many
+/// `virtio,mmio` nodes, chosen by the device behind it: 2 is a block device).
+fn virtio_device_id(compatible: &str) -> Option<u32> {
+    compatible.strip_prefix(VIRTIO_MMIO)?.strip_prefix(':')?.parse().ok()
+}
+
+const VIRTIO_MMIO: &str = "virtio,mmio";
+
+/// The first `virtio,mmio` transport of the device tree whose device ID is `id`.
+fn find_virtio(id: u32) -> Option<Device> {
+    crate::devicetree::find_devices(VIRTIO_MMIO)
+        .into_iter()
+        .find(|dev| crate::memory::map_device(dev.reg).is_ok() && crate::driver::virtio::device_id(dev.reg) == Some(id))
+}
+
+/// Stops every device of `grants` from touching memory (a virtio transport is reset):
+/// before the domain's DMA buffers are freed.
+pub fn quiesce(grants: &[Grant]) {
+    for g in grants.iter().filter(|g| g.kind == DEVICE_VIRTIO_MMIO) {
+        crate::driver::virtio::reset(g.mmio);
+    }
 }
 
 /// What the kernel keeps of device `dev` (named `compatible`), if anything: a kernel-owned
@@ -134,6 +176,7 @@ pub fn device(d: DomainId, index: u32) -> Option<DeviceGrant> {
         mmio_base: g.mmio.base,
         mmio_size: g.mmio.size,
         has_irq: g.irq.is_some() as u32,
+        kind: g.kind,
     })
 }
 

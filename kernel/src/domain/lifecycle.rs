@@ -24,9 +24,14 @@ pub fn reclaim(d: DomainId, name: &str, inst: Instance) {
         g.wake_waiters();
     }
     let (blocks, bytes) = rref::free_all_owned_by(d);
+    // Devices first: none may write a buffer once it is freed.
+    super::grants::quiesce(&inst.grants);
+    let (buffers, dma_bytes) = super::dma::free_all_owned_by(d);
     events::free_owned_by(d);
     drop(inst);
-    info!("domain {name} reclaimed: {image_kib} KiB image, {heap_kib} KiB heap, {blocks} shared-heap blocks ({bytes} bytes), {irqs} interrupt routes");
+    info!(
+        "domain {name} reclaimed: {image_kib} KiB image, {heap_kib} KiB heap, {blocks} shared-heap blocks ({bytes} bytes), {buffers} DMA buffers ({dma_bytes} bytes), {irqs} interrupt routes"
+    );
 }
 
 /// Takes `id` out of service for good (a failed start or restart, a swapped-out or a

@@ -30,6 +30,7 @@ mod allegation;
 mod boot;
 mod console;
 mod continuation;
+mod dma;
 mod events;
 #[cfg(feature = "selftest")]
 mod fuzz;

@@ -80,6 +80,8 @@ pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     if layout.size() > MAX_BLOCK || layout.align() > MAX_ALIGN {
         return core::ptr::null_mut();
     }
+    // DMA buffers count against the same quota (read before taking the registry's lock).
+    let dma = if owner == super::KERNEL { 0 } else { super::dma::bytes_of(owner) };
     let mut reg = REGISTRY.lock();
     let cost = charge(&layout);
     // The kernel's own blocks (its log lines to the console domain, its replies) are
@@ -89,7 +91,7 @@ pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     } else {
         super::quota::shared_heap(owner)
     };
-    if reg.charged_total + cost > QUOTA_TOTAL || reg.charged_to(owner) + cost > quota {
+    if reg.charged_total + cost > QUOTA_TOTAL || reg.charged_to(owner) + dma + cost > quota {
         return core::ptr::null_mut();
     }
     // SAFETY: non-zero size. The kernel heap allocator takes its own lock; one core, and
@@ -125,6 +127,11 @@ pub fn free(by: DomainId, p: *mut u8) -> bool {
         }
         None => false,
     }
+}
+
+/// Shared-heap bytes charged to `d` (as `alloc` counts them).
+pub fn charged_to(d: DomainId) -> usize {
+    REGISTRY.lock().charged_to(d)
 }
 
 /// Marks `p`, owned by `by`, as sent `to`. False if `by` does not own it.

@@ -12,12 +12,12 @@ use super::events::{self, Waited};
 use super::instance::StateHooks;
 use super::registry::{registry, State, MAX_DOMAINS};
 use super::unwind::unwind;
-use super::{grants, proxy, recovery, rref, DomainId};
+use super::{dma, grants, proxy, recovery, rref, DomainId};
 use crate::sched::call_context::current_domain as current;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU32, Ordering};
 use interfaces::abi::RETURN_TO_CALLER;
-use interfaces::{DeviceGrant, KernelServices, RpcError, ABI_VERSION};
+use interfaces::{DeviceGrant, DmaGrant, KernelServices, RpcError, ABI_VERSION};
 
 /// Longest log line, thread name and interface name the kernel takes.
 const MAX_LOG: usize = 1024;
@@ -61,6 +61,8 @@ pub fn table(domain: DomainId, heap_base: usize, heap_size: usize, version: [u32
         rref_free,
         rref_send,
         rref_claim,
+        dma_alloc,
+        dma_free,
     }
 }
 
@@ -357,6 +359,32 @@ extern "C" fn rref_send(ptr: *mut u8, slot: u32) -> i32 {
     match to {
         Some(to) if rref::send(d, ptr, to) => 0,
         _ => -1,
+    }
+}
+
+extern "C" fn dma_alloc(bytes: usize, out: *mut DmaGrant) -> i32 {
+    let d = enter();
+    match dma::alloc(d, bytes) {
+        Ok((handle, addr, size)) => {
+            let grant = DmaGrant {
+                handle,
+                _pad: 0,
+                addr,
+                device_address: addr as u64,
+                size,
+            };
+            // A bad `out` crashes `d`, which frees the buffer with everything else it held.
+            checked(d, "dma_alloc", copy_out(d, out, grant));
+            0
+        }
+        Err(_) => -1,
+    }
+}
+
+extern "C" fn dma_free(handle: u32) {
+    let d = enter();
+    if !dma::free(d, handle) {
+        crate::warn!("{}: gave back a DMA buffer it does not hold; ignored", name(d));
     }
 }
 

@@ -12,6 +12,7 @@ pub mod ns16550;
 #[cfg(feature = "hostlink")]
 pub mod pci;
 pub mod pl011;
+pub mod virtio;
 
 /// A polled byte-wide serial port.
 #[cfg(feature = "hostlink")]

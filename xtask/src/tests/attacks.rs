@@ -52,6 +52,19 @@ const fn device(variant: u32) -> Attacker {
     }
 }
 
+/// attack-dma granted QEMU virt's first virtio-mmio transport (kept registers and all).
+const fn dma(variant: u32) -> Attacker {
+    Attacker {
+        virt_devices: &["virtio,mmio"],
+        ..attacker("attack-dma", variant)
+    }
+}
+
+const DMA_QUEUE_PFN: &[Attacker] = &[dma(1)];
+const DMA_QUEUE_DESC: &[Attacker] = &[dma(2)];
+const DMA_PAGE_SIZE: &[Attacker] = &[dma(3)];
+const DMA_QUEUE_ALIGN: &[Attacker] = &[dma(4)];
+const DMA_MISUSE: &[Attacker] = &[dma(5)];
 const MUTEX_CALL: &[Attacker] = &[mutex(2)];
 const MUTEX_THREAD: &[Attacker] = &[mutex(1)];
 const MUTEX_PANIC: &[Attacker] = &[mutex(3)];
@@ -98,6 +111,23 @@ const SHELL_ANSWERS: &[Step] = &[
     Expect("power off (status 0)"),
 ];
 
+/// An attack on QEMU virt only (virtio-mmio exists there).
+fn virt_attack(name: &'static str, attackers: &'static [Attacker], steps: &'static [Step]) -> QemuTest {
+    QemuTest {
+        boards: &[crate::board::Board::Virt],
+        ..attack(name, attackers, steps)
+    }
+}
+
+/// A kept register write crashes the driver before it reaches the device.
+const DMA_REGISTER_STEPS: &[Step] = &[
+    Expect("attack-dma: writing register"),
+    Expect("domain attack-dma crashed: panicked"),
+    Expect("gives the device a memory address: only the runtime's VirtQueue writes it"),
+    Expect("DMA buffers ("),
+    Expect("domain attack-dma held"),
+];
+
 fn attack(name: &'static str, attackers: &'static [Attacker], steps: &'static [Step]) -> QemuTest {
     QemuTest {
         name,
@@ -107,6 +137,17 @@ fn attack(name: &'static str, attackers: &'static [Attacker], steps: &'static [S
         steps,
         exit_status: 0,
     }
+}
+
+/// attack-dma's count: every misuse it tried was refused.
+fn all_dma_misuse_refused(t: &str) -> Result<(), String> {
+    let line = t.lines().find(|l| l.contains("DMA misuse refused: ")).ok_or("no count")?;
+    let counts = line.rsplit("refused: ").next().unwrap_or("");
+    let (a, b) = counts.trim().split_once(" of ").ok_or_else(|| format!("odd count: {line}"))?;
+    if a != b || a == "0" {
+        return Err(format!("not every misuse was refused: {line}"));
+    }
+    Ok(())
 }
 
 /// A huge sleep must not have been cut short by an overflowing deadline.
@@ -355,6 +396,23 @@ pub fn cases() -> Vec<QemuTest> {
         attack("attack-device-read-at-usize-max", DEVICE_2, DEVICE_STEPS).then(SHELL_ANSWERS),
         attack("attack-device-write-at-size", DEVICE_3, DEVICE_STEPS).then(SHELL_ANSWERS),
         attack("attack-device-read-straddling-the-end", DEVICE_4, DEVICE_STEPS).then(SHELL_ANSWERS),
+        // Class 12b: a driver making its device reach memory it was not given.
+        virt_attack("attack-dma-writes-queue-pfn", DMA_QUEUE_PFN, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
+        virt_attack("attack-dma-writes-queue-desc", DMA_QUEUE_DESC, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
+        virt_attack("attack-dma-writes-guest-page-size", DMA_PAGE_SIZE, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
+        virt_attack("attack-dma-writes-queue-align", DMA_QUEUE_ALIGN, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
+        virt_attack(
+            "attack-dma-buffer-and-queue-misuse-refused",
+            DMA_MISUSE,
+            &[
+                Expect("before the quota refused"),
+                Expect("attack-dma: DMA misuse refused: "),
+                // The whole line, then count.
+                Expect("\n"),
+                Check(all_dma_misuse_refused),
+            ],
+        )
+        .then(SHELL_ANSWERS),
         // Class 13: huge and odd inputs.
         attack(
             "attack-odd-inputs",

@@ -9,7 +9,7 @@
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Proxy status: a hot swap cancelled the call before it had any effect (the callee was
 /// waiting in `event_wait_restartable`); the proxy makes the call again.
@@ -30,6 +30,30 @@ pub struct DeviceGrant {
     pub mmio_size: usize,
     /// 1 if the device's interrupt is delivered to this domain.
     pub has_irq: u32,
+    /// What the device is (`DEVICE_PLAIN`, `DEVICE_VIRTIO_MMIO`): it decides which
+    /// registers the runtime keeps for its trusted code (those that take a DMA address).
+    pub kind: u32,
+}
+
+/// A device whose registers the driver may all write.
+pub const DEVICE_PLAIN: u32 = 0;
+/// A virtio-mmio transport: its queue-address registers are written only by the runtime's
+/// `VirtQueue`, with addresses of DMA memory it owns.
+pub const DEVICE_VIRTIO_MMIO: u32 = 1;
+
+/// A DMA buffer the kernel allocated for the calling domain (`dma_alloc`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DmaGrant {
+    /// The kernel's name for it (`dma_free`).
+    pub handle: u32,
+    pub _pad: u32,
+    /// Where the CPU reaches it.
+    pub addr: usize,
+    /// What the device is given.
+    pub device_address: u64,
+    /// Bytes (whole pages).
+    pub size: usize,
 }
 
 #[repr(C)]
@@ -101,6 +125,11 @@ pub struct KernelServices {
     pub rref_send: unsafe extern "C" fn(ptr: *mut u8, slot: u32) -> i32,
     /// Takes a block sent to the calling domain (see `rref_send`). 0, or -1 if refused.
     pub rref_claim: unsafe extern "C" fn(ptr: *mut u8) -> i32,
+    /// Zeroed, physically contiguous memory a device may read and write, of at least
+    /// `bytes` bytes, charged to the domain's shared-heap quota. 0, or -1 if refused.
+    pub dma_alloc: unsafe extern "C" fn(bytes: usize, out: *mut DmaGrant) -> i32,
+    /// Gives DMA buffer `handle` back (the caller's own; anything else is ignored).
+    pub dma_free: unsafe extern "C" fn(handle: u32),
 }
 
 // SAFETY: the table is immutable after the kernel builds it; `proxy_status` points at a

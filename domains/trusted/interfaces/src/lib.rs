@@ -19,7 +19,7 @@ mod types;
 mod declare;
 mod idl;
 
-pub use abi::{services, set_services, DeviceGrant, KernelServices, ABI_VERSION};
+pub use abi::{services, set_services, DeviceGrant, DmaGrant, KernelServices, ABI_VERSION};
 pub use idl::*;
 pub use rref::{CrossDomain, RRef, RRefable, Replayable, Zeroable};
 pub use types::*;

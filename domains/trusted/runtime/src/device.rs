@@ -4,10 +4,23 @@
 
 use interfaces::{services, DeviceGrant};
 
-/// Register access to one granted MMIO range. Every access is checked against it.
+/// Register access to one granted MMIO range. Every access is checked against it, and a
+/// write to a register that gives the device a DMA address is refused (see
+/// [`kept_for_the_runtime`]): only the runtime's queue code writes those.
 pub struct Mmio {
     base: usize,
     size: usize,
+    kind: u32,
+}
+
+/// Registers of a virtio-mmio transport (virtio 1.2, 4.2.2) that decide where the device
+/// reads and writes memory: the legacy GuestPageSize, QueueNum, QueueAlign and QueuePFN,
+/// and the modern QueueReady and queue address registers.
+const VIRTIO_KEPT: &[usize] = &[0x028, 0x038, 0x03c, 0x040, 0x044, 0x080, 0x084, 0x090, 0x094, 0x0a0, 0x0a4];
+
+/// True if a driver may not write register `offset` of a device of `kind` itself.
+pub fn kept_for_the_runtime(kind: u32, offset: usize) -> bool {
+    kind == interfaces::abi::DEVICE_VIRTIO_MMIO && VIRTIO_KEPT.contains(&offset)
 }
 
 impl Mmio {
@@ -27,10 +40,29 @@ impl Mmio {
         unsafe { core::ptr::read_volatile(a as *const u32) }
     }
 
+    /// Writes a register. Panics (the domain crashes) on a register the runtime keeps.
     pub fn write32(&self, offset: usize, value: u32) {
+        assert!(
+            !kept_for_the_runtime(self.kind, offset),
+            "register {offset:#x} of a virtio transport gives the device a memory address: only the runtime's VirtQueue writes it"
+        );
+        self.write32_kept(offset, value)
+    }
+
+    /// Any register, the kept ones included: for the runtime's queue code only.
+    pub(crate) fn write32_kept(&self, offset: usize, value: u32) {
         let a = self.check(offset);
         // SAFETY: as in `read32`.
         unsafe { core::ptr::write_volatile(a as *mut u32, value) }
+    }
+
+    /// The same registers, for the runtime's queue code (which outlives a `&Device`).
+    pub(crate) fn duplicate(&self) -> Mmio {
+        Mmio {
+            base: self.base,
+            size: self.size,
+            kind: self.kind,
+        }
     }
 
     pub fn size(&self) -> usize {
@@ -57,6 +89,7 @@ impl Device {
             mmio: Mmio {
                 base: g.mmio_base,
                 size: g.mmio_size,
+                kind: g.kind,
             },
             index,
             has_irq: g.has_irq != 0,

@@ -10,11 +10,13 @@ extern crate alloc;
 pub use interfaces;
 
 mod device;
+pub mod dma;
 mod heap;
 pub mod log;
 pub mod swap;
+pub mod virtqueue;
 
-pub use device::{Device, Mmio};
+pub use device::{kept_for_the_runtime, Device, Mmio};
 
 use alloc::boxed::Box;
 use interfaces::{services, KernelServices};
