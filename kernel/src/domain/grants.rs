@@ -39,6 +39,8 @@ impl Grant {
 #[derive(Debug)]
 pub enum GrantError {
     NotInDeviceTree(String),
+    /// `virtio,mmio:ID` where no transport has device ID `ID` behind it.
+    NoVirtioDevice(u32),
     /// (the device asked for, what the kernel keeps there)
     KernelOwned(String, &'static str),
     Map(String, MapError),
@@ -49,6 +51,10 @@ impl fmt::Display for GrantError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GrantError::NotInDeviceTree(c) => write!(f, "device {c:?} is not in the device tree"),
+            GrantError::NoVirtioDevice(id) => write!(
+                f,
+                "no virtio-mmio transport has a device of ID {id} behind it (a block device is 2: `cargo xtask run` attaches a disk)"
+            ),
             GrantError::KernelOwned(c, what) => write!(f, "device {c:?} is {what}, which the kernel keeps; it is never granted"),
             GrantError::Map(c, e) => write!(f, "cannot map {c}: {e:?}"),
             GrantError::Route(c, n, e) => write!(f, "cannot route irq {n} of {c}: {e}"),
