@@ -160,5 +160,6 @@ pub fn run() -> ! {
     kprintln!("bench: swap request to the first call the new version answers: {end_to_end}");
     kprintln!("bench: swap request to the new version serving, virtual ns: {end_to_end_ns}");
     kprintln!("bench: reset to all domains started: {}", ready_at);
+    crate::bench_block::run();
     crate::power::exit(0)
 }

@@ -10,6 +10,8 @@ extern crate alloc;
 mod arch;
 #[cfg(feature = "selftest")]
 mod bench;
+#[cfg(feature = "selftest")]
+mod bench_block;
 mod bsp;
 mod console;
 mod devicetree;

@@ -13,7 +13,8 @@ mod device;
 
 use device::{BlockDevice, Failure};
 use runtime::interfaces::block::{self, Block};
-use runtime::interfaces::{BlockBatch, BlockInfo, RRef, RpcError, RpcResult};
+use runtime::interfaces::block_bench::{self, BlockBench};
+use runtime::interfaces::{block_status, BlockBatch, BlockInfo, RRef, RpcError, RpcResult, BLOCK_BATCH};
 use runtime::Mutex;
 
 struct BlockDomain {
@@ -40,6 +41,29 @@ impl Block for BlockDomain {
     }
 }
 
+impl BlockBench for BlockDomain {
+    fn direct(&self, op: u32, batch: u32, rounds: u32) -> RpcResult<u64> {
+        let mut b = RRef::<BlockBatch>::try_new_zeroed().ok_or(RpcError::Refused)?;
+        b.count = batch.min(BLOCK_BATCH as u32);
+        for (i, r) in b.requests.iter_mut().enumerate() {
+            r.op = op;
+            r.lba = i as u64;
+        }
+        self.device.with(|d| {
+            let d = d.as_mut().ok_or(RpcError::Unavailable)?;
+            let mut run = |b: &mut BlockBatch| match d.run(b) {
+                Ok(()) if b.requests[..b.count as usize].iter().all(|r| r.status == block_status::OK) => Ok(()),
+                _ => Err(RpcError::Refused),
+            };
+            let t0 = runtime::cycles();
+            for _ in 0..rounds {
+                run(&mut b)?;
+            }
+            Ok(runtime::cycles() - t0)
+        })
+    }
+}
+
 fn init() -> Result<(), &'static str> {
     let dev = BlockDevice::start()?;
     let info = dev.info();
@@ -51,6 +75,7 @@ fn init() -> Result<(), &'static str> {
     );
     BLOCK.device.with(|d| *d = Some(dev));
     block::export(&BLOCK).map_err(|_| "cannot export Block")?;
+    block_bench::export(&BLOCK).map_err(|_| "cannot export BlockBench")?;
     Ok(())
 }
 

@@ -4,10 +4,12 @@
 //! code ever gives a device their address. When the domain goes, its devices are reset
 //! first (`grants::quiesce`), then its buffers freed, so no device writes freed memory.
 
+use super::registry::MAX_DOMAINS;
 use super::DomainId;
 use crate::memory::FrameRange;
 use crate::sync::IrqLock;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Buffers one domain may hold at once (a bound on the kernel's own bookkeeping).
 pub const MAX_BUFFERS: usize = 256;
@@ -46,9 +48,22 @@ pub enum DmaRefusal {
     NoMemory,
 }
 
+/// Bytes of DMA memory each domain holds, read lock-free on the shared heap's hot path.
+static HELD: [AtomicUsize; MAX_DOMAINS] = [const { AtomicUsize::new(0) }; MAX_DOMAINS];
+
 /// Bytes of DMA memory `d` holds.
 pub fn bytes_of(d: DomainId) -> usize {
-    BUFFERS.lock().list.iter().filter(|b| b.owner == d).map(|b| b.frames.bytes()).sum()
+    HELD.get(d as usize).map_or(0, |h| h.load(Relaxed))
+}
+
+fn account(d: DomainId, bytes: usize, added: bool) {
+    if let Some(h) = HELD.get(d as usize) {
+        if added {
+            h.fetch_add(bytes, Relaxed);
+        } else {
+            h.fetch_sub(bytes, Relaxed);
+        }
+    }
 }
 
 /// A new zeroed buffer of at least `bytes` for `d`: (handle, address, size). RAM is
@@ -75,6 +90,7 @@ pub fn alloc(d: DomainId, bytes: usize) -> Result<(u32, usize, usize), DmaRefusa
     let handle = b.next_handle;
     b.next_handle = b.next_handle.wrapping_add(1).max(1);
     b.list.push(Buffer { owner: d, handle, frames });
+    account(d, size, true);
     Ok((handle, base, size))
 }
 
@@ -85,8 +101,15 @@ pub fn free(d: DomainId, handle: u32) -> bool {
         let i = b.list.iter().position(|x| x.owner == d && x.handle == handle);
         i.map(|i| b.list.swap_remove(i))
     };
-    // Dropped outside the lock: the frames go back to the frame allocator.
-    taken.is_some()
+    match taken {
+        Some(b) => {
+            account(d, b.frames.bytes(), false);
+            // Dropped outside the lock: the frames go back to the frame allocator.
+            drop(b);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Frees every buffer of `d` (its devices were reset first); returns (buffers, bytes).
@@ -97,5 +120,7 @@ pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
         b.list = rest;
         mine
     };
-    (taken.len(), taken.iter().map(|x| x.frames.bytes()).sum())
+    let bytes = taken.iter().map(|x| x.frames.bytes()).sum();
+    account(d, bytes, false);
+    (taken.len(), bytes)
 }

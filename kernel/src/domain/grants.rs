@@ -69,10 +69,7 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
     let mut out = Vec::new();
     for (index, compatible) in m.devices.iter().enumerate() {
         let (dev, kind) = match virtio_device_id(compatible) {
-            Some(id) => (
-                find_virtio(id).ok_or_else(|| GrantError::NotInDeviceTree(compatible.clone()))?,
-                DEVICE_VIRTIO_MMIO,
-            ),
+            Some(id) => (find_virtio(id).ok_or(GrantError::NoVirtioDevice(id))?, DEVICE_VIRTIO_MMIO),
             None => (
                 crate::devicetree::find_device(compatible)
                     .or_else(|| uart.filter(|_| compatible == "arm,pl011"))

@@ -6,13 +6,15 @@ use interfaces::kernel::{self, Kernel};
 use interfaces::{DomainInfo, RRef, RpcError, RpcResult, SwapReport, Text};
 
 /// What the kernel (domain 0) imports: the console, to log through it; with the selftests,
-/// the test domain's interface too.
+/// the test domain's and the block driver's interfaces too (for the benchmarks).
 #[cfg(not(feature = "selftest"))]
 pub const KERNEL_IMPORTS: &[(&str, [u8; 32])] = &[(interfaces::console::NAME, interfaces::console::HASH)];
 #[cfg(feature = "selftest")]
 pub const KERNEL_IMPORTS: &[(&str, [u8; 32])] = &[
     (interfaces::console::NAME, interfaces::console::HASH),
     (interfaces::hello::NAME, interfaces::hello::HASH),
+    (interfaces::block::NAME, interfaces::block::HASH),
+    (interfaces::block_bench::NAME, interfaces::block_bench::HASH),
 ];
 
 struct KernelInterface;

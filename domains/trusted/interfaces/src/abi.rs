@@ -166,8 +166,8 @@ fn stack_left() -> usize {
     }
 }
 
-/// True if the running thread has at least `CALL_STACK` bytes of stack left (a callee's
-/// check when a call arrives).
+/// True if the running thread has at least `CALL_STACK` bytes of stack left (what a
+/// callee is guaranteed when its code starts).
 #[inline(always)]
 pub fn stack_left_for_a_call() -> bool {
     stack_left() >= CALL_STACK

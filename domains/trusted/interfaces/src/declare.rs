@@ -42,11 +42,8 @@ macro_rules! interface {
                 $(
                     #[allow(improper_ctypes_definitions)]
                     unsafe extern "C" fn $method<T: $name>(state: *const () $(, $arg: $argty)*) -> Ret<$ret> {
-                        // A call must not start so deep that the callee would run out of
-                        // stack through its caller's fault (and be blamed for it).
-                        if !$crate::abi::stack_left_for_a_call() {
-                            return Ret::Err(RpcError::StackExhausted);
-                        }
+                        // The caller's proxy checked that the call has `CALL_STACK` (the
+                        // stack is the caller's thread's): proxies are the only way here.
                         // Arguments now belong to the callee.
                         $( CrossDomain::claim(&$arg); )*
                         // SAFETY: the kernel passes back the `state` given to `export`, a `&'static T`.

@@ -73,4 +73,12 @@ interfaces! {
         /// status (and, for reads, data) filled in.
         fn submit(&self, batch: RRef<BlockBatch>) -> RpcResult<RRef<BlockBatch>>;
     }
+
+    /// A block driver's own benchmark: it runs batches itself, with no cross-domain call
+    /// per batch (the "direct" figures of `cargo xtask bench`).
+    pub mod block_bench: BlockBench {
+        /// Runs `rounds` batches of `batch` requests (`op`: 0 read, 1 write) on blocks
+        /// from 0; returns the cycles the rounds took, or `Refused` if a request failed.
+        fn direct(&self, op: u32, batch: u32, rounds: u32) -> RpcResult<u64>;
+    }
 }

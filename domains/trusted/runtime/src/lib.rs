@@ -106,6 +106,17 @@ pub fn version() -> (u32, u32, u32) {
     (v[0], v[1], v[2])
 }
 
+/// The CPU's cycle counter (under QEMU `-icount shift=0`, guest instructions): for a
+/// domain's own measurements (the block driver's direct benchmark).
+#[inline(always)]
+pub fn cycles() -> u64 {
+    let v: u64;
+    // SAFETY: reads the PMU cycle counter, which the kernel enables for EL1; no memory
+    // access, no other effect.
+    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack, nomem)) };
+    v
+}
+
 pub fn uptime_ns() -> u64 {
     // SAFETY: no arguments.
     unsafe { (services().uptime_ns)() }
