@@ -26,6 +26,9 @@ pub struct Boot {
     /// link `cargo xtask swap` pushes new domain versions over (virt: a PCI 16550;
     /// rpi3: the mini UART).
     pub host_link: Option<PathBuf>,
+    /// A raw disk image to attach (`crate::disk::qemu_args`: virt, virtio-blk over
+    /// virtio-mmio; rpi3, the SD card).
+    pub disk: Option<PathBuf>,
     pub extra: Vec<String>,
 }
 
@@ -39,6 +42,7 @@ impl Boot {
             append: String::new(),
             semihosting: true,
             host_link: None,
+            disk: None,
             extra: Vec::new(),
         }
     }
@@ -77,6 +81,9 @@ impl Boot {
             a.push("-append".into());
             a.push(self.append.clone());
         }
+        if let Some(disk) = &self.disk {
+            a.extend(crate::disk::qemu_args(self.board, disk));
+        }
         a.extend(self.extra.iter().cloned());
         a
     }
@@ -90,8 +97,9 @@ impl Boot {
     }
 }
 
-/// `cargo xtask run`: QEMU in the foreground with the console on this terminal.
-pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb: bool, append: &str) -> Result<bool, String> {
+/// `cargo xtask run`: QEMU in the foreground with the console on this terminal, the disk
+/// image `disk` attached (default: `crate::disk::default_path`, made if missing).
+pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb: bool, append: &str, disk: Option<PathBuf>) -> Result<bool, String> {
     let mut boot = Boot::from_build(board, built);
     if let Some(i) = initrd {
         if !i.is_file() {
@@ -99,6 +107,25 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
         }
         boot.initrd = Some(i);
     }
+    let disk = match disk {
+        Some(d) if !d.is_file() => {
+            return Err(format!(
+                "--disk {}: no such file (without --disk, `run` attaches {}, made if missing)",
+                d.display(),
+                crate::disk::default_path(board).display()
+            ))
+        }
+        Some(d) => d,
+        None => {
+            let d = crate::disk::default_path(board);
+            if crate::disk::ensure(&d)? {
+                eprintln!("xtask: made the default disk image {} (16 MiB)", d.display());
+            }
+            d
+        }
+    };
+    eprintln!("xtask: disk {} attached as {}", disk.display(), crate::disk::described(board));
+    boot.disk = Some(disk);
     boot.append = append.to_string();
     let link = crate::paths::host_link_socket(board);
     let _ = std::fs::remove_file(&link);

@@ -2,6 +2,7 @@
 
 mod bench;
 mod board;
+mod disk;
 mod dist;
 mod domains;
 mod fuzz;
@@ -54,6 +55,14 @@ enum Command {
         /// `--append qvq.test=NAME` can run one.
         #[arg(long)]
         selftest: bool,
+        /// Attach this raw disk image (default: target/qvq/<board>/disk.img, made if
+        /// missing and never overwritten: 16 MiB, block 0 starting with the line
+        /// "QvQ disk: made by cargo xtask", the rest zeros). virt: a virtio-blk device on
+        /// virtio-mmio, for the `Block` driver (the shell's `blk` commands); rpi3: the SD
+        /// card of the Arasan SDHCI controller, which no QvQ driver reads yet (QEMU wants
+        /// an SD card's size to be a power of 2).
+        #[arg(long, value_name = "PATH")]
+        disk: Option<PathBuf>,
     },
     /// Rebuild and sign domain NAME and hot-swap it into the QEMU that `cargo xtask run`
     /// started (pushed over the host link; the running version keeps serving if refused).
@@ -195,10 +204,11 @@ fn main() -> ExitCode {
             gdb,
             append,
             selftest,
+            disk,
         } => setup::ensure_build_tools(board)
             .and_then(|_| setup::ensure_test_tools())
             .and_then(|_| image::build(board, kernel(selftest)))
-            .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append)),
+            .and_then(|b| harness::run_interactive(board, &b, initrd, gdb, &append, disk)),
         Command::Swap {
             name,
             board,

@@ -32,8 +32,20 @@ pub enum Step {
     /// A conversation over the host link (frames the `Push` step never sends): given the
     /// board and the link's socket.
     Link(fn(Board, &std::path::Path) -> Result<(), String>),
+    /// Waits for QEMU to exit, then checks a block of the disk image on the host (the
+    /// setup must attach one: `Setup::FreshDisk`).
+    DiskHas(DiskCheck),
 }
-pub use Step::{Check, Expect, ExpectAll, ExpectAny, ExpectWithin, Link, Push, Send, SwapCommand};
+pub use Step::{Check, DiskHas, Expect, ExpectAll, ExpectAny, ExpectWithin, Link, Push, Send, SwapCommand};
+
+/// What `DiskHas` checks: block `lba` (4096 bytes) of the image holds `bytes` from byte
+/// `offset` of the block on.
+#[derive(Clone, Copy)]
+pub struct DiskCheck {
+    pub lba: u64,
+    pub offset: usize,
+    pub bytes: &'static [u8],
+}
 
 /// One push: `domain` signed as `version` (its signature broken if `tamper`), sent with
 /// `fault`; the kernel's answer (or the link's error) must contain `answer`, and the new
@@ -84,6 +96,10 @@ pub enum Setup {
     LimitedKeyImportsKernel,
     /// The standard initrd plus attack domains (`crate::tests::attacks`).
     Attack(&'static [fixtures::Attacker]),
+    /// The standard boot with a fresh default disk image attached (`crate::disk`: 16 MiB,
+    /// block 0 starting with `disk::FIRST_LINE`), rewritten for each case as
+    /// `target/qvq/<board>/test-disk.img`. `DiskHas` steps read it after QEMU exits.
+    FreshDisk,
 }
 
 /// One QEMU boot test: boot `setup` with `append` on each of `boards`, hold the console
@@ -169,6 +185,11 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
                 std::fs::remove_dir_all(&records).map_err(|e| format!("cannot clear {}: {e}", records.display()))?;
             }
         }
+        Setup::FreshDisk => {
+            let path = crate::disk::test_path(board);
+            crate::disk::make_fresh(&path)?;
+            boot.disk = Some(path);
+        }
         Setup::DtsChanges(changes) => {
             let dir = out_dir(board).join("test-dtbs");
             boot.dtb = Some(dtb_variant(&paths::rpi3_dts(), changes, &dir, t.name)?);
@@ -197,6 +218,16 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
                     }
                 }
                 Link(conversation) => conversation(board, boot.host_link.as_deref().ok_or("this setup has no host link")?)?,
+                DiskHas(c) => {
+                    let disk = boot.disk.as_deref().ok_or("this setup attaches no disk")?;
+                    // QEMU has written what the guest's finished requests wrote (no cache of
+                    // its own over a raw file), but only its exit is sure to end all writes.
+                    let status = s.wait_exit(TIMEOUT)?;
+                    if status != t.exit_status {
+                        return Err(format!("QEMU exit status {status}, expected {}", t.exit_status));
+                    }
+                    crate::disk::check_block(disk, c.lba, c.offset, c.bytes)?;
+                }
             }
         }
         let status = s.wait_exit(TIMEOUT)?;

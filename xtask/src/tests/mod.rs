@@ -3,6 +3,7 @@
 //! that boots and talks to QEMU is `crate::harness` (`harness::case` for a case's steps).
 
 mod attacks;
+mod block;
 mod boot;
 mod crash;
 mod devicetree;
@@ -40,6 +41,7 @@ fn qemu_tests() -> Vec<QemuTest> {
         crash::cases(),
         devicetree::cases(),
         attacks::cases(),
+        block::cases(),
     ]
     .into_iter()
     .flatten()

@@ -128,6 +128,7 @@ fn boot_call_swap_crash(tree: &Path, board: Board) -> Result<(), String> {
         append: String::new(),
         semihosting: true,
         host_link: Some(socket.clone()),
+        disk: None,
         extra: Vec::new(),
     };
     let mut s = Session::start(&boot)?;
