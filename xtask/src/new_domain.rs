@@ -305,7 +305,8 @@ fn main_rs(req: &Request, exports: &[(&str, Export)], state: &str) -> String {
     let stat = name.to_ascii_uppercase().replace('-', "_");
     let stubs = exports.iter().any(|(_, k)| matches!(k, Export::Known(_)));
     let mut uses = vec![
-        format!("runtime::interfaces::{}", if stubs { "{RpcError, RpcResult}" } else { "RpcResult" }),
+        // Stubs name the interface's own types (`RRef`, `BlockInfo`, ...): all of them.
+        format!("runtime::interfaces::{}", if stubs { "*" } else { "RpcResult" }),
         format!("runtime::interfaces::{state}"),
         "runtime::Mutex".to_string(),
     ];
@@ -324,8 +325,14 @@ fn main_rs(req: &Request, exports: &[(&str, Export)], state: &str) -> String {
                     let args: String = m.args.iter().map(|(a, t)| format!(", {a}: {t}")).collect();
                     let names: Vec<&str> = m.args.iter().map(|(a, _)| *a).collect();
                     let _ = writeln!(impls, "    fn {}(&self{args}) -> RpcResult<{}> {{", m.name, m.result);
-                    if !names.is_empty() {
-                        let _ = writeln!(impls, "        let _ = ({});", names.join(", "));
+                    match names.as_slice() {
+                        [] => {}
+                        [one] => {
+                            let _ = writeln!(impls, "        let _ = {one};");
+                        }
+                        many => {
+                            let _ = writeln!(impls, "        let _ = ({});", many.join(", "));
+                        }
                     }
                     impls.push_str("        // Not written yet: refuse rather than answer wrongly.\n        Err(RpcError::Refused)\n    }\n");
                 }
