@@ -11,6 +11,7 @@ mod image;
 mod layers;
 mod new_domain;
 mod paths;
+mod plot;
 mod safety;
 mod setup;
 mod swap;

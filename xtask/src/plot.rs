@@ -36,7 +36,12 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, categories: &[&str]
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(svg, r#"<text x="{}" y="22" font-size="15" text-anchor="middle">{}</text>"#, WIDTH / 2.0, escape(title));
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="22" font-size="15" text-anchor="middle">{}</text>"#,
+        WIDTH / 2.0,
+        escape(title)
+    );
     for k in 0..=4 {
         let v = top * k as f64 / 4.0;
         let yy = y(v);
@@ -49,9 +54,21 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, categories: &[&str]
         );
     }
     for (i, c) in categories.iter().enumerate() {
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, x(i), TOP + plot_h + 18.0, escape(c));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            x(i),
+            TOP + plot_h + 18.0,
+            escape(c)
+        );
     }
-    let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, LEFT + plot_w / 2.0, HEIGHT - 8.0, escape(x_label));
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        LEFT + plot_w / 2.0,
+        HEIGHT - 8.0,
+        escape(x_label)
+    );
     let _ = writeln!(
         svg,
         r#"<text transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
@@ -112,8 +129,18 @@ mod tests {
             "instructions",
             &["1", "8", "32"],
             &[
-                Series { name: "direct", colour: "black", dashed: false, values: &[10.0, 5.0, 4.0] },
-                Series { name: "proxy", colour: "blue", dashed: true, values: &[11.0, 5.5, 4.1] },
+                Series {
+                    name: "direct",
+                    colour: "black",
+                    dashed: false,
+                    values: &[10.0, 5.0, 4.0],
+                },
+                Series {
+                    name: "proxy",
+                    colour: "blue",
+                    dashed: true,
+                    values: &[11.0, 5.5, 4.1],
+                },
             ],
         );
         assert_eq!(svg.matches("<polyline").count(), 2);

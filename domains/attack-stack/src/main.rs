@@ -9,7 +9,7 @@
 //!   overflow (the attacker crashes, the kernel does not panic).
 //!
 //! The depth is found, not guessed: the thread recurses until
-//! `interfaces::abi::stack_left_for_a_call` (safe; every proxy checks it, with the trampoline's margin) says
+//! `interfaces::abi::stack_left_for_a_call` (safe) says
 //! less than `CALL_STACK` is left, which places the stack limit to within one frame.
 #![no_std]
 #![no_main]

@@ -23,6 +23,10 @@ pub struct CallContext {
     /// before threads run: callees and kernel services refuse to start with too little
     /// stack left above it.
     pub stack_limit: AtomicUsize,
+    /// The lowest stack pointer a proxy call may start from: `stack_limit` plus the
+    /// `CALL_STACK` a callee is guaranteed and the trampoline's `CALL_ENTRY` (0 while the
+    /// limit is unknown). The trampoline compares the stack pointer with it.
+    pub call_floor: AtomicUsize,
     /// How many times this thread has blocked or slept: a call's CPU budget counts only
     /// the time since the thread last waited (a call that waits is not hogging the CPU).
     pub waits: AtomicU32,
@@ -35,6 +39,7 @@ pub static QVQ_DOMAIN_CTX: CallContext = CallContext {
     status: AtomicU32::new(0),
     continuations: AtomicUsize::new(0),
     stack_limit: AtomicUsize::new(0),
+    call_floor: AtomicUsize::new(0),
     waits: AtomicU32::new(0),
 };
 
@@ -75,6 +80,11 @@ pub fn restore(x: SavedContext) {
     c.status.store(x.status, Relaxed);
     c.continuations.store(x.continuations, Relaxed);
     c.stack_limit.store(x.stack_limit, Relaxed);
+    let floor = match x.stack_limit {
+        0 => 0,
+        limit => limit + interfaces::abi::CALL_STACK + interfaces::abi::CALL_ENTRY,
+    };
+    c.call_floor.store(floor, Relaxed);
     c.waits.store(x.waits, Relaxed);
 }
 

@@ -146,10 +146,9 @@ pub const CALL_STACK: usize = 10 * 1024;
 /// treats the call as the domain's stack overflow (the domain crashes, nothing else).
 pub const SERVICE_STACK: usize = 6 * 1024;
 
-/// Stack the kernel's trampoline and the callee's adapter may use before the callee checks
-/// for `CALL_STACK`. A caller's proxy checks for both, so a call it starts is not refused
-/// by the callee for want of stack after its arguments were sent (they would be stranded
-/// in flight: sent, never claimed).
+/// Stack the kernel's trampoline adds to `CALL_STACK` in its check (its continuation, and
+/// a margin): a call starts only with both left, else it fails with `StackExhausted`
+/// before the callee runs, and the caller's proxy drops (frees) its arguments.
 pub const CALL_ENTRY: usize = 1024;
 
 /// Bytes of stack the running thread has left (`usize::MAX` where there is no limit).
@@ -171,13 +170,6 @@ fn stack_left() -> usize {
 #[inline(always)]
 pub fn stack_left_for_a_call() -> bool {
     stack_left() >= CALL_STACK
-}
-
-/// True if the running thread may start a call: `CALL_STACK` and `CALL_ENTRY` left (a
-/// caller's check, before it sends any argument).
-#[inline(always)]
-pub fn stack_left_to_make_a_call() -> bool {
-    stack_left() >= CALL_STACK + CALL_ENTRY
 }
 
 /// `rref_send`'s slot for a result going back to the caller of the call being served.

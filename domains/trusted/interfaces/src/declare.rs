@@ -42,8 +42,8 @@ macro_rules! interface {
                 $(
                     #[allow(improper_ctypes_definitions)]
                     unsafe extern "C" fn $method<T: $name>(state: *const () $(, $arg: $argty)*) -> Ret<$ret> {
-                        // The caller's proxy checked that the call has `CALL_STACK` (the
-                        // stack is the caller's thread's): proxies are the only way here.
+                        // The kernel's trampoline checked that the call has `CALL_STACK`
+                        // (refused, the caller keeps and drops its arguments).
                         // Arguments now belong to the callee.
                         $( CrossDomain::claim(&$arg); )*
                         // SAFETY: the kernel passes back the `state` given to `export`, a `&'static T`.
@@ -95,11 +95,6 @@ macro_rules! interface {
                     fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret> {
                         type Trampoline = unsafe extern "C" fn(u32 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
                         const METHOD: u32 = (core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>()) as u32;
-                        // Before any argument is sent: refused here, the arguments stay
-                        // ours and are dropped (freed) as usual.
-                        if !$crate::abi::stack_left_to_make_a_call() {
-                            return Err(RpcError::StackExhausted);
-                        }
                         let services = $crate::abi::services_unchecked();
                         // Shared-heap arguments go to the callee of this slot.
                         $( CrossDomain::send(&$arg, self.slot()); )*

@@ -33,7 +33,8 @@
 // The trusted proxy, called by every generated interface proxy:
 //   x0 = interface tag << 16 | slot << 8 | method index, x1..x6 = the method's arguments,
 //   x8 = result location.
-// Checks the slot is the caller's and its callee runs, that the call was made for the
+// Checks the slot is the caller's and its callee runs, that the thread has the stack a
+// call is guaranteed (`CALL_STACK`, with room for the continuation), that the call was made for the
 // slot's interface and the method is inside its table, counts the call, pushes a
 // continuation, makes the callee current, and dispatches table[method](state, x1..x6).
 // On failure sets the thread's proxy status to an RpcError code (then x0/x1/[x8] are
@@ -52,6 +53,9 @@ qvq_proxy_call:
     ldr     w12, [x9, #{SLOT_CALLER}]              // who may call through this slot now
     cmp     w12, w11
     b.ne    8f
+    ldr     x12, [x10, #{CTX_CALL_FLOOR}]        // the lowest sp a call may start from
+    cmp     sp, x12                         // less than the callee's CALL_STACK and this frame left
+    b.lo    5f
     ldp     w12, w15, [x9, #{SLOT_TAG}]            // the slot's interface tag, its method count
     cmp     w12, w0, lsr #16                // a call made for another interface
     b.ne    7f
@@ -91,6 +95,9 @@ qvq_proxy_entered:
     ldr     w12, [x9, #{SLOT_PAUSED}]              // paused by a hot swap: wait at the gate, then retry
     cbnz    w12, 6f
     mov     w16, #{ERR_UNAVAILABLE}
+    str     w16, [x10, #{CTX_STATUS}]
+    ret
+5:  mov     w16, #{ERR_STACK_EXHAUSTED}          // the callee never runs; the proxy keeps its arguments
     str     w16, [x10, #{CTX_STATUS}]
     ret
 7:  mov     w16, #{ERR_NOT_ALLOWED}

@@ -38,4 +38,9 @@ core::arch::global_asm!(
     SLOT_TAG = const offset_of!(Slot, tag),
     ERR_UNAVAILABLE = const RpcError::Unavailable as u32,
     ERR_NOT_ALLOWED = const RpcError::NotAllowed as u32,
+    ERR_STACK_EXHAUSTED = const RpcError::StackExhausted as u32,
+    CTX_CALL_FLOOR = const offset_of!(CallContext, call_floor),
 );
+
+// The continuation the trampoline pushes fits in the margin its stack check adds.
+const _: () = assert!(size_of::<Continuation>() <= interfaces::abi::CALL_ENTRY);
