@@ -1,6 +1,7 @@
 //! `cargo xtask bench`, block part: instructions per 4 KiB request through the virtio-blk
 //! driver, read and write, at batch 1, 8 and 32, three ways: direct (the driver runs its
-//! own batches: no cross-domain call), through the proxy, and through a shadow proxy. The
+//! own batches: no cross-domain call), through the proxy, and through the re-issuing block
+//! shadow (which keeps a journal of each batch, a write's data included). The
 //! driver code, the DMA path and the device are the same in all three; the difference is
 //! the isolation boundary (the call, and the batch's `RRef` moving there and back). Time
 //! the CPU spends idle waiting for the device is not counted (`sched::idle_cycles`).
@@ -56,7 +57,7 @@ pub fn run() {
         kprintln!("bench: block: no block driver runs (attach a disk: cargo xtask bench does)");
         return;
     };
-    let shadow = block::Shadow::new(proxy);
+    let shadow = interfaces::block_shadow::BlockShadow::new(proxy);
     for (op, name) in [(block_op::READ, "read"), (block_op::WRITE, "write")] {
         for batch in [1u32, 8, 32] {
             let rounds = REQUESTS / batch;

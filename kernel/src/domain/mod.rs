@@ -112,6 +112,15 @@ pub mod inspect {
             .collect()
     }
 
+    /// How many times domain `name` (its current record) was restarted.
+    pub fn restarts_of(name: &str) -> Option<u32> {
+        registry()
+            .domains()
+            .filter(|d| d.name() == name && d.state() != State::Retired)
+            .map(|d| d.restarts())
+            .last()
+    }
+
     /// Crashes domain `d` with `cause` (as a fault in it would).
     pub fn crash(d: DomainId, cause: &str) {
         super::recovery::crashed(d, cause)

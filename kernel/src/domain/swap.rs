@@ -115,6 +115,7 @@ pub(super) struct Serving {
     pub id: DomainId,
     pub version: Version,
     pub exports: alloc::vec::Vec<InterfaceRef>,
+    pub imports: alloc::vec::Vec<InterfaceRef>,
     pub generation: u32,
     pub hooks: Option<StateHooks>,
     pub source: String,
@@ -126,6 +127,7 @@ impl Serving {
             id: d.id(),
             version: d.manifest().version.clone(),
             exports: d.manifest().exports.clone(),
+            imports: d.manifest().imports.clone(),
             generation: d.generation(),
             hooks: d.instance().and_then(|i| i.state_hooks),
             source: d.source().to_string(),
@@ -251,7 +253,10 @@ fn check_candidate(name: &str, old: &Serving, label: &str, bytes: &'static [u8])
         return Err(why);
     }
     let r = registry();
-    if let Some(i) = m.imports.iter().find(|i| !r.serves(&i.name, &i.hash)) {
+    // A new version may not need what the running one did without: each import it adds
+    // must be served (one the running version also declares may stay unserved, as at
+    // boot: its `import` fails until a domain exports it).
+    if let Some(i) = m.imports.iter().find(|i| !r.serves(&i.name, &i.hash) && !old.imports.contains(i)) {
         return Err(SwapRefusal::ImportUnserved(i.name.clone()));
     }
     drop(r);

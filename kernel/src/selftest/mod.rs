@@ -3,6 +3,7 @@
 //! Each prints `selftest NAME: PASS` and powers off with 0, or `... FAIL: why` and 1;
 //! the fault tests end in the kernel's fault report (status 3) by design.
 
+mod block;
 mod isolation;
 
 use crate::sched::{self, Priority, WaitQueue};
@@ -30,6 +31,7 @@ pub const NAMES: &[&str] = &[
     "proxy-refuses-forged-calls",
     "services-fuzz",
     "console-crash-loop",
+    "block-crash-writes",
 ];
 
 /// `measure()` once it has stopped changing: five readings 20 ms apart agree (the threads
@@ -138,6 +140,7 @@ pub fn run(name: &str) -> ! {
         },
         "bench" => crate::bench::run(),
         "crash-loop" => crash_loop(name),
+        "block-crash-writes" => block::crash_writes(name),
         "shadow" => shadow(name),
         "threads-crash" => threads_crash(name),
         "proxy-refuses-forged-calls" => isolation::proxy_refuses_forged_calls(name),

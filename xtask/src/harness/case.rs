@@ -35,8 +35,10 @@ pub enum Step {
     /// Waits for QEMU to exit, then checks a block of the disk image on the host (the
     /// setup must attach one: `Setup::FreshDisk`).
     DiskHas(DiskCheck),
+    /// After QEMU exits (status as expected), `f` checks the whole disk image.
+    DiskCheckedBy(fn(&std::path::Path) -> Result<(), String>),
 }
-pub use Step::{Check, DiskHas, Expect, ExpectAll, ExpectAny, ExpectWithin, Link, Push, Send, SwapCommand};
+pub use Step::{Check, DiskCheckedBy, DiskHas, Expect, ExpectAll, ExpectAny, ExpectWithin, Link, Push, Send, SwapCommand};
 
 /// What `DiskHas` checks: block `lba` (4096 bytes) of the image holds `bytes` from byte
 /// `offset` of the block on.
@@ -227,6 +229,14 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
                         return Err(format!("QEMU exit status {status}, expected {}", t.exit_status));
                     }
                     crate::disk::check_block(disk, c.lba, c.offset, c.bytes)?;
+                }
+                DiskCheckedBy(f) => {
+                    let disk = boot.disk.as_deref().ok_or("this setup attaches no disk")?;
+                    let status = s.wait_exit(TIMEOUT)?;
+                    if status != t.exit_status {
+                        return Err(format!("QEMU exit status {status}, expected {}", t.exit_status));
+                    }
+                    f(disk)?;
                 }
             }
         }

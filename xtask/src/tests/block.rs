@@ -3,7 +3,7 @@
 //! (`Setup::FreshDisk`, `crate::disk`) that `DiskHas` reads on the host after QEMU exits.
 
 use crate::board::Board;
-use crate::harness::case::{DiskCheck, DiskHas, Expect, QemuTest, Send, Setup, RPI3};
+use crate::harness::case::{DiskCheck, DiskCheckedBy, DiskHas, Expect, ExpectWithin, QemuTest, Send, Setup, RPI3};
 
 const VIRT: &[Board] = &[Board::Virt];
 
@@ -11,8 +11,49 @@ const VIRT: &[Board] = &[Board::Virt];
 /// newline, which `blk read` shows as `.`).
 const FIRST_LINE: &[u8] = b"QvQ disk: made by cargo xtask";
 
+/// Blocks the kernel's `block-crash-writes` self test writes each round (its `BLOCKS`).
+const CRASH_TEST_BLOCKS: u64 = 64;
+
+/// What the self test writes into block `lba` in round `round` (its `pattern`).
+fn crash_test_pattern(round: u32, lba: u64) -> Vec<u8> {
+    let tag = format!("qvq block {lba:04} round {round:04};");
+    tag.bytes().cycle().take(4096).collect()
+}
+
+/// After `block-crash-writes`: every block it wrote holds exactly its last round's pattern
+/// (none lost, torn, or written to another block), and the rest of the image is as made.
+fn every_block_holds_its_last_write(disk: &std::path::Path) -> Result<(), String> {
+    let first = crate::disk::read_block(disk, 0)?;
+    let text = String::from_utf8_lossy(&first[..40]).into_owned();
+    let round: u32 = text
+        .strip_prefix("qvq block 0000 round ")
+        .and_then(|r| r.get(..4))
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(|| format!("block 0 does not hold a round of the test: {text:?}"))?;
+    for lba in 0..CRASH_TEST_BLOCKS {
+        if crate::disk::read_block(disk, lba)? != crash_test_pattern(round, lba) {
+            return Err(format!("block {lba} does not hold round {round}'s write"));
+        }
+    }
+    if crate::disk::read_block(disk, CRASH_TEST_BLOCKS)?.iter().any(|b| *b != 0) {
+        return Err(format!("block {CRASH_TEST_BLOCKS}, which the test never writes, was written"));
+    }
+    Ok(())
+}
+
 pub fn cases() -> Vec<QemuTest> {
     vec![
+        QemuTest {
+            name: "block-driver-crashed-100-times-under-writes-loses-nothing",
+            boards: VIRT,
+            append: "qvq.test=block-crash-writes qvq.restart_limit=0",
+            setup: Setup::FreshDisk,
+            steps: &[
+                ExpectWithin("selftest block-crash-writes: PASS (100 crashes during", 240),
+                DiskCheckedBy(every_block_holds_its_last_write),
+            ],
+            exit_status: 0,
+        },
         QemuTest {
             name: "blk-info-shows-the-disk-size",
             boards: VIRT,

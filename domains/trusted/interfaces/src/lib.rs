@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod block_shadow;
 pub mod call;
 pub mod rref;
 pub mod sha256;

@@ -163,6 +163,10 @@ impl Domain {
     pub fn instance(&self) -> Option<&Instance> {
         self.instance.as_ref()
     }
+    #[cfg_attr(not(feature = "selftest"), allow(dead_code))] // read by the selftests
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
     /// (instructions to verify, instructions to load).
     #[cfg_attr(not(feature = "selftest"), allow(dead_code))] // read by the bench and selftests
     pub fn costs(&self) -> (u64, u64) {

@@ -1,0 +1,105 @@
+//! `qvq.test=block-crash-writes`: continuous writes through the re-issuing `Block` shadow
+//! while another thread crashes the virtio-blk driver 100 times, each time while a batch
+//! is in flight. Every write must be acknowledged; the host then reads the image and finds
+//! every block holding exactly its last write (`xtask/src/tests/block.rs`).
+
+use super::{fail, pass};
+use crate::domain::inspect;
+use crate::sched::{self, Priority};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use interfaces::block::{self, Block};
+use interfaces::block_shadow::BlockShadow;
+use interfaces::{block_op, block_status, BlockBatch, RRef};
+
+/// Blocks written each round, in batches of `BATCH`.
+pub const BLOCKS: u64 = 64;
+const BATCH: usize = 8;
+/// Crashes injected.
+const CRASHES: u32 = 100;
+
+/// What block `lba` holds after round `round`: its number and the round, repeated.
+pub fn pattern(round: u32, lba: u64, out: &mut [u8]) {
+    let tag = alloc::format!("qvq block {lba:04} round {round:04};");
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = tag.as_bytes()[i % tag.len()];
+    }
+}
+
+static WRITING: AtomicBool = AtomicBool::new(false);
+static BATCHES_IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
+
+pub fn crash_writes(name: &str) -> ! {
+    let shadow = match block::import() {
+        Ok(p) => BlockShadow::new(p),
+        Err(e) => fail(name, format_args!("cannot import Block ({e}): is a disk attached?")),
+    };
+    let Some(mut batch) = RRef::<BlockBatch>::try_new_zeroed() else {
+        fail(name, format_args!("no shared heap for a batch"))
+    };
+    WRITING.store(true, Relaxed);
+    let crasher = sched::spawn("block-crasher", Priority::Normal, crash_the_driver);
+    if crasher.is_err() {
+        fail(name, format_args!("cannot start the crashing thread"));
+    }
+    let mut round = 0u32;
+    let mut writes = 0u64;
+    // Rounds until the crasher is done, then one more whole round: its writes are the ones
+    // the host checks.
+    let mut last = false;
+    loop {
+        if !WRITING.load(Relaxed) {
+            last = true;
+        }
+        for first in (0..BLOCKS).step_by(BATCH) {
+            batch.count = BATCH as u32;
+            for (i, r) in batch.requests[..BATCH].iter_mut().enumerate() {
+                r.op = block_op::WRITE;
+                r.lba = first + i as u64;
+                r.status = block_status::NOT_DONE;
+                pattern(round, r.lba, &mut r.data);
+            }
+            BATCHES_IN_FLIGHT.fetch_add(1, Relaxed);
+            batch = match shadow.submit(batch) {
+                Ok(b) => b,
+                Err(e) => fail(name, format_args!("round {round}, blocks {first}..: the shadow gave up ({e})")),
+            };
+            if let Some(bad) = batch.requests[..BATCH].iter().find(|r| r.status != block_status::OK) {
+                fail(name, format_args!("round {round}: block {} ended with status {}", bad.lba, bad.status));
+            }
+            writes += BATCH as u64;
+        }
+        if last {
+            break;
+        }
+        round += 1;
+    }
+    let restarts = inspect::restarts_of("virtio-blk").unwrap_or(0);
+    if restarts < CRASHES {
+        fail(name, format_args!("only {restarts} restarts of the driver"));
+    }
+    pass(
+        name,
+        format_args!("{CRASHES} crashes during {writes} writes, every one acknowledged; last round {round} over {BLOCKS} blocks; {restarts} restarts"),
+    )
+}
+
+/// Crashes the driver `CRASHES` times, each once a batch submitted after the previous
+/// crash is in flight.
+fn crash_the_driver() {
+    let mut seen = BATCHES_IN_FLIGHT.load(Relaxed);
+    let mut crashed = 0;
+    while crashed < CRASHES {
+        let now = BATCHES_IN_FLIGHT.load(Relaxed);
+        if now == seen {
+            sched::yield_now();
+            continue;
+        }
+        seen = now;
+        if let Some(id) = inspect::exporter_of(block::NAME) {
+            inspect::crash(id, "crash injected by selftest block-crash-writes");
+            crashed += 1;
+        }
+        sched::sleep_ms(1);
+    }
+    WRITING.store(false, Relaxed);
+}
