@@ -161,5 +161,6 @@ pub fn run() -> ! {
     kprintln!("bench: swap request to the new version serving, virtual ns: {end_to_end_ns}");
     kprintln!("bench: reset to all domains started: {}", ready_at);
     crate::bench_block::run();
+    crate::bench_block::run_throughput();
     crate::power::exit(0)
 }

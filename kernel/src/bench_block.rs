@@ -83,3 +83,71 @@ pub fn run() {
         }
     }
 }
+
+/// How long each throughput run lasts, and how often the crashing runs crash the driver
+/// (virtual time: under `-icount shift=0` one instruction is one nanosecond).
+const THROUGHPUT_NS: u64 = 1_000_000_000;
+const CRASH_EVERY_MS: u64 = 100;
+
+static CRASHING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static CRASHES: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Crashes the block driver every `CRASH_EVERY_MS` while `CRASHING` holds.
+fn crasher() {
+    use core::sync::atomic::Ordering::Relaxed;
+    while CRASHING.load(Relaxed) {
+        crate::sched::sleep_ms(CRASH_EVERY_MS);
+        if !CRASHING.load(Relaxed) {
+            break;
+        }
+        if let Some(id) = crate::domain::inspect::exporter_of(block::NAME) {
+            crate::domain::inspect::crash(id, "crash injected by the block throughput benchmark");
+            CRASHES.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Requests of `op` completed in `THROUGHPUT_NS` of virtual time through the re-issuing
+/// shadow, batches of 32 over the first blocks; with the driver crashed every
+/// `CRASH_EVERY_MS` if `crash`. (requests, crashes), or `None` if a batch failed.
+fn throughput(shadow: &interfaces::block_shadow::BlockShadow, op: u32, crash: bool) -> Option<(u64, u32)> {
+    use core::sync::atomic::Ordering::Relaxed;
+    let mut b = RRef::<BlockBatch>::try_new_zeroed()?;
+    b.count = 32;
+    for (i, r) in b.requests.iter_mut().enumerate() {
+        r.op = op;
+        r.lba = i as u64;
+    }
+    CRASHES.store(0, Relaxed);
+    if crash {
+        CRASHING.store(true, Relaxed);
+        crate::sched::spawn("block-bench-crasher", crate::sched::Priority::Normal, crasher).ok()?;
+    }
+    let t0 = crate::time::uptime_ns();
+    let mut done = 0u64;
+    while crate::time::uptime_ns() - t0 < THROUGHPUT_NS {
+        b = shadow.submit(b).ok()?;
+        if b.requests[..32].iter().any(|r| r.status != block_status::OK) {
+            return None;
+        }
+        done += 32;
+    }
+    CRASHING.store(false, Relaxed);
+    Some((done, CRASHES.load(Relaxed)))
+}
+
+/// Prints the throughput lines: each op without and with the driver crashed every
+/// `CRASH_EVERY_MS`, in 4 KiB requests per virtual second.
+pub fn run_throughput() {
+    let Ok(proxy) = block::import() else { return };
+    let shadow = interfaces::block_shadow::BlockShadow::new(proxy);
+    for (op, name) in [(block_op::READ, "read"), (block_op::WRITE, "write")] {
+        let (Some((calm, _)), Some((crashed, crashes))) = (throughput(&shadow, op, false), throughput(&shadow, op, true)) else {
+            kprintln!("bench: block throughput {name}: a batch failed");
+            continue;
+        };
+        kprintln!("bench: block {name} requests per virtual second, no crash: {calm}");
+        kprintln!("bench: block {name} requests per virtual second, driver crashed every {CRASH_EVERY_MS} ms: {crashed}");
+        kprintln!("bench: block {name} crashes in that second: {crashes}");
+    }
+}

@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn manifests_carry_quotas_with_their_defaults() {
         use qvq_sign::loader::manifest::{DEFAULT_MAX_EVENTS, DEFAULT_MAX_THREADS, DEFAULT_SHARED_HEAP_LIMIT};
-        for d in ["console", "hello", "shell"] {
+        for d in ["console", "hello", "relay"] {
             let m = manifest(d, None, true).unwrap();
             assert_eq!(
                 (m.shared_heap_limit, m.max_threads, m.max_events),

@@ -29,6 +29,11 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// True for a device that can reach memory by DMA (a virtio transport).
+    pub fn is_dma_capable(&self) -> bool {
+        self.kind == DEVICE_VIRTIO_MMIO
+    }
+
     /// Wakes whoever waits for this grant's interrupt (its domain is going away).
     pub fn wake_waiters(&self) {
         self.irq_waiters.wake_all();

@@ -44,6 +44,29 @@ fn every_block_holds_its_last_write(disk: &std::path::Path) -> Result<(), String
 pub fn cases() -> Vec<QemuTest> {
     vec![
         QemuTest {
+            name: "blk-driver-swap-refused-restart-works",
+            boards: VIRT,
+            append: "",
+            setup: Setup::FreshDisk,
+            steps: &[
+                Expect("qvq$ "),
+                Send("blk write 3 before\r"),
+                Expect("blk write 3: wrote 6 bytes"),
+                Expect("qvq$ "),
+                Send("swap virtio-blk\r"),
+                Expect("virtio-blk drives a device that uses DMA, and swapping such a driver is not supported yet"),
+                Expect("qvq$ "),
+                Send("restart virtio-blk\r"),
+                Expect("domain virtio-blk restarted: generation 2"),
+                Send("blk read 3\r"),
+                Expect("blk read 3: |before"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "block-driver-crashed-100-times-under-writes-loses-nothing",
             boards: VIRT,
             append: "qvq.test=block-crash-writes qvq.restart_limit=0",
