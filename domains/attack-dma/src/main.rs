@@ -3,7 +3,10 @@
 //! attack: 1 writes QueuePFN (legacy queue address), 2 QueueDescLow (modern), 3
 //! GuestPageSize, 4 QueueAlign, 5 abuses DMA buffers and queues without touching a kept
 //! register (it must end with every misuse refused and nothing crashed). Variants 1 to 4
-//! must crash it before the write reaches the device.
+//! must crash it before the write reaches the device. 6 races threads through
+//! `DmaBuffer::new` to hold more DMA memory than its shared-heap quota allows (the kernel
+//! checks the quota before it allocates and zeroes the frames, and charges them only
+//! after): it reports the most 256 KiB buffers it held at once.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -11,6 +14,7 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use runtime::dma::{DmaBuffer, DmaError};
 use runtime::virtqueue::{Direction, QueueError, Segment, VirtQueue};
 use runtime::Device;
@@ -36,7 +40,65 @@ fn attack() {
         runtime::println!("ESCAPE: register {offset:#x} was written");
         return;
     }
+    if variant == 6 {
+        race_the_quota();
+        return;
+    }
     abuse_buffers_and_queues(&d);
+}
+
+/// 256 KiB: the default shared-heap quota, so one such buffer at a time is all it may hold.
+const RACE_BYTES: usize = 256 * 1024;
+const RACERS: usize = 4;
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static MOST: AtomicUsize = AtomicUsize::new(0);
+static FINISHED: AtomicUsize = AtomicUsize::new(0);
+
+fn racer() {
+    let end = runtime::uptime_ns() + 4_000_000_000;
+    while runtime::uptime_ns() < end {
+        if let Ok(b) = DmaBuffer::new(RACE_BYTES) {
+            let now = HELD.fetch_add(1, SeqCst) + 1;
+            MOST.fetch_max(now, SeqCst);
+            // Hold it a while (no yield: the time slice ends where it ends).
+            let t = runtime::uptime_ns();
+            while runtime::uptime_ns() < t + 300_000 {}
+            HELD.fetch_sub(1, SeqCst);
+            drop(b);
+        }
+    }
+    FINISHED.fetch_add(1, SeqCst);
+}
+
+fn race_the_quota() {
+    // Precondition: one buffer of the whole quota is granted, a second refused.
+    let one = DmaBuffer::new(RACE_BYTES);
+    let two = DmaBuffer::new(4096);
+    runtime::println!(
+        "one {} KiB buffer: {}; one more page beside it: {}",
+        RACE_BYTES / 1024,
+        if one.is_ok() { "granted" } else { "refused" },
+        if two.is_ok() { "granted" } else { "refused" }
+    );
+    drop((one, two));
+    for _ in 0..RACERS {
+        if runtime::spawn("racer", racer).is_err() {
+            runtime::println!("cannot spawn a racer");
+            return;
+        }
+    }
+    while FINISHED.load(SeqCst) < RACERS {
+        runtime::sleep_ms(50);
+    }
+    let most = MOST.load(SeqCst);
+    runtime::println!(
+        "DMA quota race: at most {most} buffers of {} KiB held at once (quota {} KiB)",
+        RACE_BYTES / 1024,
+        RACE_BYTES / 1024
+    );
+    if most > 1 {
+        runtime::println!("ESCAPE: {} KiB of DMA memory held with a {} KiB quota", most * RACE_BYTES / 1024, RACE_BYTES / 1024);
+    }
 }
 
 fn abuse_buffers_and_queues(d: &Device) {

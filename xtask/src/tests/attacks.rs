@@ -65,6 +65,7 @@ const DMA_QUEUE_DESC: &[Attacker] = &[dma(2)];
 const DMA_PAGE_SIZE: &[Attacker] = &[dma(3)];
 const DMA_QUEUE_ALIGN: &[Attacker] = &[dma(4)];
 const DMA_MISUSE: &[Attacker] = &[dma(5)];
+const DMA_QUOTA_RACE: &[Attacker] = &[dma(6)];
 const MUTEX_CALL: &[Attacker] = &[mutex(2)];
 const MUTEX_THREAD: &[Attacker] = &[mutex(1)];
 const MUTEX_PANIC: &[Attacker] = &[mutex(3)];
@@ -411,6 +412,14 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("\n"),
                 Check(all_dma_misuse_refused),
             ],
+        )
+        .then(SHELL_ANSWERS),
+        // Threads racing `dma_alloc`'s quota check (checked before the frames are
+        // allocated and zeroed, charged only after) must not hold more than the quota.
+        virt_attack(
+            "attack-dma-quota-race",
+            DMA_QUOTA_RACE,
+            &[Expect("attack-dma: DMA quota race: "), Expect("\n")],
         )
         .then(SHELL_ANSWERS),
         // Class 13: huge and odd inputs.
