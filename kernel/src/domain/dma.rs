@@ -56,7 +56,7 @@ pub fn bytes_of(d: DomainId) -> usize {
     HELD.get(d as usize).map_or(0, |h| h.load(Relaxed))
 }
 
-fn account(d: DomainId, bytes: usize, added: bool) {
+pub(super) fn account(d: DomainId, bytes: usize, added: bool) {
     if let Some(h) = HELD.get(d as usize) {
         if added {
             h.fetch_add(bytes, Relaxed);
@@ -79,10 +79,15 @@ pub fn alloc(d: DomainId, bytes: usize) -> Result<(u32, usize, usize), DmaRefusa
     if BUFFERS.lock().list.iter().filter(|b| b.owner == d).count() >= MAX_BUFFERS {
         return Err(DmaRefusal::TooMany);
     }
-    if super::rref::charged_to(d) + bytes_of(d) + size > super::quota::shared_heap(d) {
+    // Charged before the frames are taken (and given back if there are none), so threads
+    // racing through here cannot all pass the check.
+    if !super::rref::reserve_dma(d, size) {
         return Err(DmaRefusal::Quota);
     }
-    let mut frames = FrameRange::alloc(pages).ok_or(DmaRefusal::NoMemory)?;
+    let Some(mut frames) = FrameRange::alloc(pages) else {
+        account(d, size, false);
+        return Err(DmaRefusal::NoMemory);
+    };
     // A previous user's data never reaches the domain (or the device).
     frames.as_mut_slice().fill(0);
     let base = frames.base();
@@ -90,7 +95,6 @@ pub fn alloc(d: DomainId, bytes: usize) -> Result<(u32, usize, usize), DmaRefusa
     let handle = b.next_handle;
     b.next_handle = b.next_handle.wrapping_add(1).max(1);
     b.list.push(Buffer { owner: d, handle, frames });
-    account(d, size, true);
     Ok((handle, base, size))
 }
 
@@ -121,6 +125,10 @@ pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
         mine
     };
     let bytes = taken.iter().map(|x| x.frames.bytes()).sum();
-    account(d, bytes, false);
+    // Nothing is held any more (a charge reserved by an allocation the domain died in
+    // goes too).
+    if let Some(h) = HELD.get(d as usize) {
+        h.store(0, Relaxed);
+    }
     (taken.len(), bytes)
 }

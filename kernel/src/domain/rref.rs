@@ -80,9 +80,10 @@ pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     if layout.size() > MAX_BLOCK || layout.align() > MAX_ALIGN {
         return core::ptr::null_mut();
     }
-    // DMA buffers count against the same quota (read before taking the registry's lock).
-    let dma = if owner == super::KERNEL { 0 } else { super::dma::bytes_of(owner) };
     let mut reg = REGISTRY.lock();
+    // DMA buffers count against the same quota (read under the registry's lock, which
+    // `reserve_dma` charges them under, so neither can slip past the other's check).
+    let dma = if owner == super::KERNEL { 0 } else { super::dma::bytes_of(owner) };
     let cost = charge(&layout);
     // The kernel's own blocks (its log lines to the console domain, its replies) are
     // bounded by the kernel itself.
@@ -132,6 +133,19 @@ pub fn free(by: DomainId, p: *mut u8) -> bool {
 /// Shared-heap bytes charged to `d` (as `alloc` counts them).
 pub fn charged_to(d: DomainId) -> usize {
     REGISTRY.lock().charged_to(d)
+}
+
+/// Charges `bytes` of DMA memory to `d` if its quota has room: checked and charged under
+/// the registry's lock, before the frames are allocated (a red-team finding: checked
+/// first and charged after zeroing the frames, racing threads held twice the quota).
+/// The caller gives the charge back (`dma::account`) if the allocation then fails.
+pub fn reserve_dma(d: DomainId, bytes: usize) -> bool {
+    let reg = REGISTRY.lock();
+    if reg.charged_to(d) + super::dma::bytes_of(d) + bytes > super::quota::shared_heap(d) {
+        return false;
+    }
+    super::dma::account(d, bytes, true);
+    true
 }
 
 /// Marks `p`, owned by `by`, as sent `to`. False if `by` does not own it.
