@@ -2,11 +2,11 @@
 //! test fixture grants `virtio,mmio`). The variant (manifest minor version) picks the
 //! attack: 1 writes QueuePFN (legacy queue address), 2 QueueDescLow (modern), 3
 //! GuestPageSize, 4 QueueAlign, 5 abuses DMA buffers and queues without touching a kept
-//! register (it must end with every misuse refused and nothing crashed). Variants 1 to 4
-//! must crash it before the write reaches the device. 6 races threads through
-//! `DmaBuffer::new` to hold more DMA memory than its shared-heap quota allows (the kernel
-//! checks the quota before it allocates and zeroes the frames, and charges them only
-//! after): it reports the most 256 KiB buffers it held at once.
+//! register (it must end with every misuse refused and nothing crashed). Variants 1 to 4,
+//! 7 (QueueSel) and 8 (Status) must crash it before the write reaches the device. 6 races
+//! threads through `DmaBuffer::new` to hold more DMA memory than its shared-heap quota
+//! allows (the kernel once checked the quota before it allocated and zeroed the frames,
+//! and charged them only after): it reports the most 256 KiB buffers it held at once.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -32,6 +32,8 @@ fn attack() {
         2 => Some(0x080),
         3 => Some(0x028),
         4 => Some(0x03c),
+        7 => Some(0x030),
+        8 => Some(0x070),
         _ => None,
     };
     if let Some(offset) = register {
@@ -97,7 +99,11 @@ fn race_the_quota() {
         RACE_BYTES / 1024
     );
     if most > 1 {
-        runtime::println!("ESCAPE: {} KiB of DMA memory held with a {} KiB quota", most * RACE_BYTES / 1024, RACE_BYTES / 1024);
+        runtime::println!(
+            "ESCAPE: {} KiB of DMA memory held with a {} KiB quota",
+            most * RACE_BYTES / 1024,
+            RACE_BYTES / 1024
+        );
     }
 }
 

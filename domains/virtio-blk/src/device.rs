@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use runtime::dma::DmaBuffer;
 use runtime::interfaces::{block_op, block_status, BlockBatch, BlockInfo, BLOCK_BATCH, BLOCK_SIZE};
-use runtime::virtqueue::{Direction, Segment, VirtQueue};
+use runtime::virtqueue::{self, Direction, Segment, VirtQueue};
 use runtime::Device;
 
 // virtio-mmio registers (4.2.2).
@@ -90,9 +90,9 @@ impl BlockDevice {
         if !device.has_irq() {
             return Err("the granted device has no interrupt");
         }
-        m.write32(REG_STATUS, 0);
-        m.write32(REG_STATUS, ACKNOWLEDGE);
-        m.write32(REG_STATUS, ACKNOWLEDGE | DRIVER);
+        virtqueue::set_status(&device, 0);
+        virtqueue::set_status(&device, ACKNOWLEDGE);
+        virtqueue::set_status(&device, ACKNOWLEDGE | DRIVER);
         m.write32(REG_DEVICE_FEATURES_SEL, 0);
         let offered = m.read32(REG_DEVICE_FEATURES);
         let accepted = offered & (F_RO | F_FLUSH);
@@ -102,22 +102,22 @@ impl BlockDevice {
         if version == 2 {
             m.write32(REG_DEVICE_FEATURES_SEL, 1);
             if m.read32(REG_DEVICE_FEATURES) & F_VERSION_1_HIGH == 0 {
-                m.write32(REG_STATUS, FAILED);
+                virtqueue::set_status(&device, FAILED);
                 return Err("a modern transport whose device does not offer VIRTIO_F_VERSION_1");
             }
             m.write32(REG_DRIVER_FEATURES_SEL, 1);
             m.write32(REG_DRIVER_FEATURES, F_VERSION_1_HIGH);
             status |= FEATURES_OK;
-            m.write32(REG_STATUS, status);
+            virtqueue::set_status(&device, status);
             if m.read32(REG_STATUS) & FEATURES_OK == 0 {
-                m.write32(REG_STATUS, FAILED);
+                virtqueue::set_status(&device, FAILED);
                 return Err("the device refused the features");
             }
         }
         let queue = match VirtQueue::new(&device, 0, QUEUE_SIZE) {
             Ok(q) => q,
             Err(_) => {
-                m.write32(REG_STATUS, FAILED);
+                virtqueue::set_status(&device, FAILED);
                 return Err("cannot set up the request queue");
             }
         };
@@ -128,7 +128,7 @@ impl BlockDevice {
             let data = DmaBuffer::new(BLOCK_SIZE).map_err(|_| "no DMA memory for the requests")?;
             pool.push(Pages { request, data });
         }
-        m.write32(REG_STATUS, status | DRIVER_OK);
+        virtqueue::set_status(&device, status | DRIVER_OK);
         Ok(BlockDevice {
             device,
             queue,

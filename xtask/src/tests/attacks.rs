@@ -66,6 +66,8 @@ const DMA_PAGE_SIZE: &[Attacker] = &[dma(3)];
 const DMA_QUEUE_ALIGN: &[Attacker] = &[dma(4)];
 const DMA_MISUSE: &[Attacker] = &[dma(5)];
 const DMA_QUOTA_RACE: &[Attacker] = &[dma(6)];
+const DMA_QUEUE_SEL: &[Attacker] = &[dma(7)];
+const DMA_STATUS: &[Attacker] = &[dma(8)];
 const MUTEX_CALL: &[Attacker] = &[mutex(2)];
 const MUTEX_THREAD: &[Attacker] = &[mutex(1)];
 const MUTEX_PANIC: &[Attacker] = &[mutex(3)];
@@ -402,6 +404,10 @@ pub fn cases() -> Vec<QemuTest> {
         virt_attack("attack-dma-writes-queue-desc", DMA_QUEUE_DESC, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
         virt_attack("attack-dma-writes-guest-page-size", DMA_PAGE_SIZE, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
         virt_attack("attack-dma-writes-queue-align", DMA_QUEUE_ALIGN, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
+        // QueueSel and Status: another thread could change them in the middle of a
+        // queue's set-up (the runtime writes them under its set-up lock).
+        virt_attack("attack-dma-writes-queue-sel", DMA_QUEUE_SEL, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
+        virt_attack("attack-dma-writes-status", DMA_STATUS, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
         virt_attack(
             "attack-dma-buffer-and-queue-misuse-refused",
             DMA_MISUSE,
@@ -416,12 +422,7 @@ pub fn cases() -> Vec<QemuTest> {
         .then(SHELL_ANSWERS),
         // Threads racing `dma_alloc`'s quota check (checked before the frames are
         // allocated and zeroed, charged only after) must not hold more than the quota.
-        virt_attack(
-            "attack-dma-quota-race",
-            DMA_QUOTA_RACE,
-            &[Expect("attack-dma: DMA quota race: "), Expect("\n")],
-        )
-        .then(SHELL_ANSWERS),
+        virt_attack("attack-dma-quota-race", DMA_QUOTA_RACE, &[Expect("attack-dma: DMA quota race: "), Expect("\n")]).then(SHELL_ANSWERS),
         // Class 13: huge and odd inputs.
         attack(
             "attack-odd-inputs",

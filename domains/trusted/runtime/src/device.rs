@@ -15,8 +15,11 @@ pub struct Mmio {
 
 /// Registers of a virtio-mmio transport (virtio 1.2, 4.2.2) that decide where the device
 /// reads and writes memory: the legacy GuestPageSize, QueueNum, QueueAlign and QueuePFN,
-/// and the modern QueueReady and queue address registers.
-const VIRTIO_KEPT: &[usize] = &[0x028, 0x038, 0x03c, 0x040, 0x044, 0x080, 0x084, 0x090, 0x094, 0x0a0, 0x0a4];
+/// and the modern QueueReady and queue address registers; and QueueSel and Status, which
+/// another thread could otherwise change in the middle of `VirtQueue::new`'s sequence
+/// (a red-team finding: the ring the device uses would then disagree with the one the
+/// runtime manages). Drivers use `virtqueue::set_status` and `virtqueue::queue_max`.
+const VIRTIO_KEPT: &[usize] = &[0x028, 0x030, 0x038, 0x03c, 0x040, 0x044, 0x070, 0x080, 0x084, 0x090, 0x094, 0x0a0, 0x0a4];
 
 /// True if a driver may not write register `offset` of a device of `kind` itself.
 pub fn kept_for_the_runtime(kind: u32, offset: usize) -> bool {

@@ -113,11 +113,32 @@ pub struct VirtQueue {
     last_used: u16,
 }
 
+/// Held across every sequence of kept-register writes (a queue's set-up, a status write,
+/// a reset), so the threads of a domain cannot interleave them.
+static SETUP: crate::Mutex<()> = crate::Mutex::new(());
+
+/// Writes the device status register (virtio 1.2, 2.1): 0 resets the device.
+pub fn set_status(device: &Device, status: u32) {
+    SETUP.with(|_| device.mmio.write32_kept(REG_STATUS, status));
+}
+
+/// The largest size queue `index` of `device` allows (0: no such queue).
+pub fn queue_max(device: &Device, index: u16) -> u32 {
+    SETUP.with(|_| {
+        device.mmio.write32_kept(REG_QUEUE_SEL, index as u32);
+        device.mmio.read32(REG_QUEUE_NUM_MAX)
+    })
+}
+
 impl VirtQueue {
     /// Sets up queue `index` of `device` with `size` descriptors (a power of two, at most
     /// what the device allows and `MAX_QUEUE_SIZE`). Call it after feature negotiation
     /// and before setting DRIVER_OK.
     pub fn new(device: &Device, index: u16, size: u16) -> Result<VirtQueue, QueueError> {
+        SETUP.with(|_| Self::set_up(device, index, size))
+    }
+
+    fn set_up(device: &Device, index: u16, size: u16) -> Result<VirtQueue, QueueError> {
         let mmio = device.mmio.duplicate();
         let version = mmio.read32(REG_VERSION);
         if version != 1 && version != 2 {
@@ -266,7 +287,7 @@ impl VirtQueue {
 impl Drop for VirtQueue {
     fn drop(&mut self) {
         // The device stops before the ring and the buffers in flight are freed.
-        self.mmio.write32_kept(REG_STATUS, 0);
+        SETUP.with(|_| self.mmio.write32_kept(REG_STATUS, 0));
         fence(Ordering::SeqCst);
     }
 }
