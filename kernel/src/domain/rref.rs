@@ -130,11 +130,6 @@ pub fn free(by: DomainId, p: *mut u8) -> bool {
     }
 }
 
-/// Shared-heap bytes charged to `d` (as `alloc` counts them).
-pub fn charged_to(d: DomainId) -> usize {
-    REGISTRY.lock().charged_to(d)
-}
-
 /// Charges `bytes` of DMA memory to `d` if its quota has room: checked and charged under
 /// the registry's lock, before the frames are allocated (a red-team finding: checked
 /// first and charged after zeroing the frames, racing threads held twice the quota).
