@@ -15,6 +15,10 @@
 //     callers), calls at {SLOT_CALLS} (u64), the interface's tag at {SLOT_TAG} and the
 //     table's method count right after it (u32 each).
 //
+// The kernel's statics are reached with a single `adr` (±1 MiB of this code: the whole
+// kernel image is far smaller; the linker refuses the build if that ever changes), which
+// saves the proxy path the `adrp`+`add` pair the linker could only relax to `adr`+`nop`.
+//
 // Calls into domains are made with IRQs enabled (kernel threads run so, and the kernel
 // only calls a domain then), so a resumed continuation re-enables IRQs rather than
 // restoring a saved mask.
@@ -44,11 +48,9 @@
 .global qvq_proxy_call
 qvq_proxy_call:
     ubfx    w16, w0, #8, #{SLOT_INDEX_BITS}
-    adrp    x9, QVQ_SLOTS
-    add     x9, x9, :lo12:QVQ_SLOTS
+    adr     x9, QVQ_SLOTS
     add     x9, x9, x16, lsl #{SLOT_SHIFT}
-    adrp    x10, QVQ_DOMAIN_CTX
-    add     x10, x10, :lo12:QVQ_DOMAIN_CTX
+    adr     x10, QVQ_DOMAIN_CTX
     ldp     x11, x13, [x10]             // caller (+ status), innermost continuation
     ldr     w12, [x9, #{SLOT_CALLER}]              // who may call through this slot now
     cmp     w12, w11
@@ -83,8 +85,7 @@ qvq_proxy_entered:
     ldr     x16, [x13, x17, lsl #3]
     blr     x16
     ldp     x11, x13, [sp, #{CONT_CALLER}]
-    adrp    x10, QVQ_DOMAIN_CTX
-    add     x10, x10, :lo12:QVQ_DOMAIN_CTX
+    adr     x10, QVQ_DOMAIN_CTX
     stp     x11, x13, [x10]
     ldp     x29, x30, [sp, #0]
     add     sp, sp, #{CONT_SIZE}
@@ -120,8 +121,7 @@ qvq_proxy_entered:
     ldr     x8, [sp, #80]
     ldp     x29, x30, [sp], #96
     cbnz    w12, qvq_proxy_call
-    adrp    x10, QVQ_DOMAIN_CTX
-    add     x10, x10, :lo12:QVQ_DOMAIN_CTX
+    adr     x10, QVQ_DOMAIN_CTX
     mov     w16, #{ERR_UNAVAILABLE}
     str     w16, [x10, #{CTX_STATUS}]
     ret
@@ -133,8 +133,7 @@ qvq_proxy_entered:
 .global qvq_call_with_continuation
 qvq_call_with_continuation:
     SAVE_CONTINUATION
-    adrp    x10, QVQ_DOMAIN_CTX
-    add     x10, x10, :lo12:QVQ_DOMAIN_CTX
+    adr     x10, QVQ_DOMAIN_CTX
     ldp     x11, x13, [x10]
     stp     x11, x13, [sp, #{CONT_CALLER}]
     stp     x5, xzr, [sp, #{CONT_KIND}]             // kind; ticks = 0
@@ -147,8 +146,7 @@ qvq_call_with_continuation:
     mov     x2, x4
     blr     x9
     ldp     x11, x13, [sp, #{CONT_CALLER}]
-    adrp    x10, QVQ_DOMAIN_CTX
-    add     x10, x10, :lo12:QVQ_DOMAIN_CTX
+    adr     x10, QVQ_DOMAIN_CTX
     stp     x11, x13, [x10]
     str     xzr, [sp, #{CONT_KIND}]
     mov     x0, #0
