@@ -18,25 +18,52 @@ use runtime::interfaces::{block_status, BlockBatch, BlockInfo, RRef, RpcError, R
 use runtime::Mutex;
 
 struct BlockDomain {
+    /// Set up on the first call, not in `init`: a version being swapped in must not touch
+    /// the device while the running one still has requests in flight (the swap drains
+    /// them, then this version serves).
     device: Mutex<Option<BlockDevice>>,
 }
 
 static BLOCK: BlockDomain = BlockDomain { device: Mutex::new(None) };
 
+impl BlockDomain {
+    /// `f` on the device, set up first if this is the first call.
+    fn with_device<R>(&self, f: impl FnOnce(&mut BlockDevice) -> RpcResult<R>) -> RpcResult<R> {
+        self.device.with(|d| {
+            if d.is_none() {
+                let dev = BlockDevice::start().map_err(|why| {
+                    runtime::println!("cannot start the device: {why}");
+                    RpcError::Unavailable
+                })?;
+                let info = dev.info();
+                runtime::println!(
+                    "{} blocks of {} bytes{}",
+                    info.blocks,
+                    info.block_size,
+                    if info.read_only == 1 { ", read-only" } else { "" }
+                );
+                *d = Some(dev);
+            }
+            match d.as_mut() {
+                Some(dev) => f(dev),
+                None => Err(RpcError::Unavailable),
+            }
+        })
+    }
+}
+
 impl Block for BlockDomain {
     fn info(&self) -> RpcResult<RRef<BlockInfo>> {
-        let info = self.device.with(|d| d.as_ref().map(BlockDevice::info)).ok_or(RpcError::Unavailable)?;
+        let info = self.with_device(|d| Ok(d.info()))?;
         RRef::try_new(info).map_err(|_| RpcError::Refused)
     }
 
     fn submit(&self, mut batch: RRef<BlockBatch>) -> RpcResult<RRef<BlockBatch>> {
-        let r = self.device.with(|d| d.as_mut().map(|d| d.run(&mut batch)));
-        match r {
-            None => Err(RpcError::Unavailable),
-            Some(Ok(())) => Ok(batch),
+        match self.with_device(|d| Ok(d.run(&mut batch)))? {
+            Ok(()) => Ok(batch),
             // The device broke its protocol: crash, so the kernel resets it and a fresh
             // instance starts over (the caller sees this call fail as Crashed).
-            Some(Err(Failure::Device(why))) => panic!("the device broke the virtio protocol: {why}"),
+            Err(Failure::Device(why)) => panic!("the device broke the virtio protocol: {why}"),
         }
     }
 }
@@ -49,8 +76,7 @@ impl BlockBench for BlockDomain {
             r.op = op;
             r.lba = i as u64;
         }
-        self.device.with(|d| {
-            let d = d.as_mut().ok_or(RpcError::Unavailable)?;
+        self.with_device(|d| {
             let mut run = |b: &mut BlockBatch| match d.run(b) {
                 Ok(()) if b.requests[..b.count as usize].iter().all(|r| r.status == block_status::OK) => Ok(()),
                 _ => Err(RpcError::Refused),
@@ -65,15 +91,9 @@ impl BlockBench for BlockDomain {
 }
 
 fn init() -> Result<(), &'static str> {
-    let dev = BlockDevice::start()?;
-    let info = dev.info();
-    runtime::println!(
-        "{} blocks of {} bytes{}",
-        info.blocks,
-        info.block_size,
-        if info.read_only == 1 { ", read-only" } else { "" }
-    );
-    BLOCK.device.with(|d| *d = Some(dev));
+    // The grant is checked now (the kernel grants it only if the device is there); the
+    // device itself is set up on the first call.
+    runtime::Device::claim(0).ok_or("no device granted (the recipe grants virtio,mmio:2)")?;
     block::export(&BLOCK).map_err(|_| "cannot export Block")?;
     block_bench::export(&BLOCK).map_err(|_| "cannot export BlockBench")?;
     Ok(())

@@ -29,11 +29,6 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// True for a device that can reach memory by DMA (a virtio transport).
-    pub fn is_dma_capable(&self) -> bool {
-        self.kind == DEVICE_VIRTIO_MMIO
-    }
-
     /// Wakes whoever waits for this grant's interrupt (its domain is going away).
     pub fn wake_waiters(&self) {
         self.irq_waiters.wake_all();
@@ -122,12 +117,26 @@ fn find_virtio(id: u32) -> Option<Device> {
         .find(|dev| crate::memory::map_device(dev.reg).is_ok() && crate::driver::virtio::device_id(dev.reg) == Some(id))
 }
 
-/// Stops every device of `grants` from touching memory (a virtio transport is reset):
-/// before the domain's DMA buffers are freed.
-pub fn quiesce(grants: &[Grant]) {
+/// Stops every device of `grants` (domain `d`'s) from touching memory (a virtio transport
+/// is reset): before the domain's DMA buffers are freed.
+/// A transport another live domain also holds (the version a swap brings in, which sets
+/// the device up on its first call, after the old one's requests drained) is left alone.
+pub fn quiesce(d: DomainId, grants: &[Grant]) {
     for g in grants.iter().filter(|g| g.kind == DEVICE_VIRTIO_MMIO) {
-        crate::driver::virtio::reset(g.mmio);
+        if !held_elsewhere(d, g.mmio) {
+            crate::driver::virtio::reset(g.mmio);
+        }
     }
+}
+
+/// True if a live domain other than `d` holds a grant of `mmio`.
+fn held_elsewhere(d: DomainId, mmio: Region) -> bool {
+    use super::registry::State;
+    registry()
+        .domains()
+        .filter(|x| x.id() != d && matches!(x.state(), State::Running | State::Preparing))
+        .filter_map(|x| x.instance())
+        .any(|i| i.grants.iter().any(|g| g.mmio.base == mmio.base))
 }
 
 /// What the kernel keeps of device `dev` (named `compatible`), if anything: a kernel-owned

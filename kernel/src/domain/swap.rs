@@ -206,11 +206,6 @@ fn swap_exclusive(name: &str, source: Source, fresh: bool, t0: u64) -> Result<Ou
     if continuation::context_inside(&crate::sched::call_context::save(), old.id) {
         return Err(SwapRefusal::FromInside(name.into()));
     }
-    // The new version's `init` would set the device up again under the old one's requests
-    // in flight: not yet supported. A restart is.
-    if registry().instance_mut(old.id).is_some_and(|i| i.grants.iter().any(|g| g.is_dma_capable())) {
-        return Err(SwapRefusal::DmaDriver(name.into()));
-    }
     // The candidate's bytes, (for a push) the frames that keep them, and how the same
     // request asks for a fresh start.
     let (label, bytes, pushed, fresh_hint) = match source {

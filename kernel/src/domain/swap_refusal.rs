@@ -18,8 +18,6 @@ pub enum SwapRefusal {
     /// No running domain of this name; its record's state, if it has one.
     NotRunning(String, Option<State>),
     FromInside(String),
-    /// The running version drives a device that uses DMA (a virtio transport).
-    DmaDriver(String),
     NoInitrd,
     InitrdUnreadable(initrd::InitrdError),
     /// (name, running version)
@@ -79,10 +77,6 @@ impl fmt::Display for SwapRefusal {
             NotRunning(name, Some(s)) => write!(f, "{name} is {} (only a running domain is swapped; `restart {name}` first)", s.name()),
             NotRunning(name, None) => write!(f, "no running domain is named {name:?}"),
             FromInside(name) => write!(f, "it was asked from inside {name} itself"),
-            DmaDriver(name) => write!(
-                f,
-                "{name} drives a device that uses DMA, and swapping such a driver is not supported yet (`restart {name}` starts it again)"
-            ),
             NoInitrd => f.write_str("there is no initrd"),
             InitrdUnreadable(e) => write!(f, "the initrd is unreadable: {e}"),
             NoNewerVersion(name, current) => write!(f, "the initrd holds no version of {name} newer than {current}"),

@@ -32,6 +32,7 @@ pub const NAMES: &[&str] = &[
     "services-fuzz",
     "console-crash-loop",
     "block-crash-writes",
+    "block-swap-io",
 ];
 
 /// `measure()` once it has stopped changing: five readings 20 ms apart agree (the threads
@@ -141,6 +142,7 @@ pub fn run(name: &str) -> ! {
         "bench" => crate::bench::run(),
         "crash-loop" => crash_loop(name),
         "block-crash-writes" => block::crash_writes(name),
+        "block-swap-io" => block::swap_io(name),
         "shadow" => shadow(name),
         "threads-crash" => threads_crash(name),
         "proxy-refuses-forged-calls" => isolation::proxy_refuses_forged_calls(name),

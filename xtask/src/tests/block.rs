@@ -3,7 +3,7 @@
 //! (`Setup::FreshDisk`, `crate::disk`) that `DiskHas` reads on the host after QEMU exits.
 
 use crate::board::Board;
-use crate::harness::case::{DiskCheck, DiskCheckedBy, DiskHas, Expect, ExpectWithin, QemuTest, Send, Setup, RPI3};
+use crate::harness::case::{Check, DiskCheck, DiskCheckedBy, DiskHas, Expect, ExpectWithin, QemuTest, Send, Setup, RPI3};
 
 const VIRT: &[Board] = &[Board::Virt];
 
@@ -44,7 +44,7 @@ fn every_block_holds_its_last_write(disk: &std::path::Path) -> Result<(), String
 pub fn cases() -> Vec<QemuTest> {
     vec![
         QemuTest {
-            name: "blk-driver-swap-refused-restart-works",
+            name: "blk-driver-swapped-and-restarted-keeps-serving",
             boards: VIRT,
             append: "",
             setup: Setup::FreshDisk,
@@ -54,15 +54,30 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("blk write 3: wrote 6 bytes"),
                 Expect("qvq$ "),
                 Send("swap virtio-blk\r"),
-                Expect("virtio-blk drives a device that uses DMA, and swapping such a driver is not supported yet"),
+                Expect("swapped virtio-blk 0.1.0 -> 0.2.0"),
                 Expect("qvq$ "),
-                Send("restart virtio-blk\r"),
-                Expect("domain virtio-blk restarted: generation 2"),
                 Send("blk read 3\r"),
                 Expect("blk read 3: |before"),
                 Expect("qvq$ "),
+                Send("restart virtio-blk\r"),
+                Expect("domain virtio-blk restarted"),
+                Send("blk read 3\r"),
+                Expect("blk read 3: |before"),
+                Expect("qvq$ "),
+                Check(super::no_stranded_rref),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "block-driver-swapped-100-times-under-reads-and-writes-loses-nothing",
+            boards: VIRT,
+            append: "qvq.test=block-swap-io",
+            setup: Setup::FreshDisk,
+            steps: &[
+                ExpectWithin("selftest block-swap-io: PASS (100 swaps during", 240),
+                DiskCheckedBy(every_block_holds_its_last_write),
             ],
             exit_status: 0,
         },
