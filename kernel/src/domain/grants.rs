@@ -117,26 +117,24 @@ fn find_virtio(id: u32) -> Option<Device> {
         .find(|dev| crate::memory::map_device(dev.reg).is_ok() && crate::driver::virtio::device_id(dev.reg) == Some(id))
 }
 
-/// Stops every device of `grants` (domain `d`'s) from touching memory (a virtio transport
-/// is reset): before the domain's DMA buffers are freed.
-/// A transport another live domain also holds (the version a swap brings in, which sets
-/// the device up on its first call, after the old one's requests drained) is left alone.
-pub fn quiesce(d: DomainId, grants: &[Grant]) {
+/// Stops every device of `grants` from touching memory (a virtio transport is reset):
+/// before the domain's DMA buffers are freed. Always, even when a swap's new version holds
+/// the same transport: the swap lets no caller reach that version before this reset.
+pub fn quiesce(grants: &[Grant]) {
     for g in grants.iter().filter(|g| g.kind == DEVICE_VIRTIO_MMIO) {
-        if !held_elsewhere(d, g.mmio) {
-            crate::driver::virtio::reset(g.mmio);
-        }
+        crate::driver::virtio::reset(g.mmio);
     }
 }
 
-/// True if a live domain other than `d` holds a grant of `mmio`.
-fn held_elsewhere(d: DomainId, mmio: Region) -> bool {
-    use super::registry::State;
-    registry()
-        .domains()
-        .filter(|x| x.id() != d && matches!(x.state(), State::Running | State::Preparing))
-        .filter_map(|x| x.instance())
-        .any(|i| i.grants.iter().any(|g| g.mmio.base == mmio.base))
+pub fn share_a_transport(old: DomainId, new: DomainId) -> bool {
+    let regions = |d: DomainId| -> Vec<usize> {
+        registry()
+            .instance_mut(d)
+            .map(|i| i.grants.iter().filter(|g| g.kind == DEVICE_VIRTIO_MMIO).map(|g| g.mmio.base).collect())
+            .unwrap_or_default()
+    };
+    let theirs = regions(new);
+    regions(old).iter().any(|r| theirs.contains(r))
 }
 
 /// What the kernel keeps of device `dev` (named `compatible`), if anything: a kernel-owned

@@ -25,7 +25,7 @@ pub fn reclaim(d: DomainId, name: &str, inst: Instance) {
     }
     let (blocks, bytes) = rref::free_all_owned_by(d);
     // Devices first: none may write a buffer once it is freed.
-    super::grants::quiesce(d, &inst.grants);
+    super::grants::quiesce(&inst.grants);
     let (buffers, dma_bytes) = super::dma::free_all_owned_by(d);
     events::free_owned_by(d);
     drop(inst);

@@ -330,7 +330,12 @@ fn install_and_swap(
         Ok(p) => p,
         Err(why) => return refuse(why),
     };
-    let window = match run_window(old.id, new, old.hooks, plan) {
+    // A driver's device both versions hold: the old version's retirement resets it (and
+    // frees the old version's DMA memory) before any caller reaches the new version, which
+    // sets the device up on its first call. So no device ever holds an address the old
+    // version owned once that memory is freed.
+    let shares_device = super::grants::share_a_transport(old.id, new);
+    let window = match run_window(old.id, new, old.hooks, plan, shares_device) {
         Ok(w) => w,
         Err(why) => return refuse(why),
     };
@@ -338,6 +343,9 @@ fn install_and_swap(
     super::policy::raise_floor(m);
     // Retire the old version, outside the window.
     retire(old.id, State::Retired);
+    if shares_device {
+        super::proxy::resume_callee(new, true);
+    }
     registry().remember_retired(RetiredVersion {
         name: name.into(),
         version: old.version.clone(),

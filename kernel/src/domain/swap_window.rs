@@ -119,7 +119,9 @@ fn drain(old: DomainId) -> Result<usize, SwapRefusal> {
 
 /// Step 2 of a swap from `old` (whose state hooks the preparation found: `old_hooks`) to
 /// the prepared `new`.
-pub fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, handover: Handover) -> Result<Window, SwapRefusal> {
+/// With `hold_callers`, the new version's callers stay paused after the commit: the swap
+/// releases them itself once the old version is retired (a device both versions hold).
+pub fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, handover: Handover, hold_callers: bool) -> Result<Window, SwapRefusal> {
     let old_irqs = grant_irqs(old);
     let new_irqs = grant_irqs(new);
     let w0 = crate::arch::pmu::cycles();
@@ -174,7 +176,9 @@ pub fn run_window(old: DomainId, new: DomainId, old_hooks: Option<StateHooks>, h
     registry().commit_swap(old, new);
     console::callee_replaced(old, new);
     set_cancelling(old, false);
-    proxy::resume_callee(new, true);
+    if !hold_callers {
+        proxy::resume_callee(new, true);
+    }
     Ok(Window {
         instructions: crate::arch::pmu::cycles() - w0,
         drained,
