@@ -171,7 +171,9 @@ fn io_rounds() {
         Ok(p) => BlockShadow::new(p),
         Err(_) => return IO_ERROR.store(6, Relaxed),
     };
-    let Some(mut batch) = RRef::<BlockBatch>::try_new_zeroed() else { return IO_ERROR.store(6, Relaxed) };
+    let Some(mut batch) = RRef::<BlockBatch>::try_new_zeroed() else {
+        return IO_ERROR.store(6, Relaxed);
+    };
     let mut expected = [0u8; 4096];
     let mut round = 0u32;
     let mut last = false;
