@@ -80,18 +80,11 @@ fn record(journal: &mut BlockBatch, batch: &BlockBatch) {
     }
 }
 
-/// A new batch from `journal`, or `None` if the shared heap has no room.
+/// A new batch from `journal` (recorded the same way), or `None` if the shared heap has no
+/// room.
 fn reissue(journal: &BlockBatch) -> Option<RRef<BlockBatch>> {
     let mut b = RRef::<BlockBatch>::try_new_zeroed()?;
-    let count = (journal.count as usize).min(BLOCK_BATCH);
-    b.count = count as u32;
-    for (r, j) in b.requests[..count].iter_mut().zip(&journal.requests[..count]) {
-        r.op = j.op;
-        r.lba = j.lba;
-        if j.op == block_op::WRITE {
-            r.data = j.data;
-        }
-    }
+    record(&mut b, journal);
     Some(b)
 }
 

@@ -7,17 +7,26 @@
 //! `proxy_call`), `export`/`import` helpers, and `HASH`: SHA-256 of the declaration's text,
 //! the same in every separate build.
 #![cfg_attr(not(test), no_std)]
+// Trusted, so not `forbid`: `unsafe` is allowed only in the modules marked below (the ABI,
+// `RRef`, the marker-trait impls, the IDL's generated tables and proxies, the block
+// shadow's journal cell); everywhere else in this crate it is a compile error.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
+#[allow(unsafe_code)]
 pub mod abi;
+#[allow(unsafe_code)]
 pub mod block_shadow;
 pub mod call;
+#[allow(unsafe_code)]
 pub mod rref;
 pub mod sha256;
+#[allow(unsafe_code)]
 mod types;
 #[macro_use]
 mod declare;
+#[allow(unsafe_code)]
 mod idl;
 
 pub use abi::{services, set_services, DeviceGrant, DmaGrant, KernelServices, ABI_VERSION};
