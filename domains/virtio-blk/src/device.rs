@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use runtime::dma::DmaBuffer;
 use runtime::interfaces::{block_op, block_status, BlockBatch, BlockInfo, BLOCK_BATCH, BLOCK_SIZE};
-use runtime::virtqueue::{self, Direction, Segment, VirtQueue};
+use runtime::virtqueue::{self, Direction, Segment, UsedError, VirtQueue};
 use runtime::Device;
 
 // virtio-mmio registers (4.2.2).
@@ -51,10 +51,21 @@ const QUEUE_SIZE: u16 = 128;
 /// Where the status byte sits in a request page (after the 16-byte header).
 const STATUS_AT: usize = 16;
 
-/// Why a batch stopped early.
+/// Why a batch stopped early: the device answered against the protocol.
 pub enum Failure {
-    /// The device answered against the protocol; the message says how.
+    /// The message says how.
     Device(&'static str),
+    /// The used ring said something impossible (`VirtQueue::pop_used`).
+    Used(UsedError),
+}
+
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Failure::Device(why) => f.write_str(why),
+            Failure::Used(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// One request's DMA memory: a page for the header and status byte, a page for the data.
@@ -239,7 +250,7 @@ impl BlockDevice {
                     continue;
                 }
             };
-            let done = done.map_err(|_| Failure::Device("the device completed a request that was not in flight"))?;
+            let done = done.map_err(Failure::Used)?;
             let Some(at) = in_flight.iter().position(|(t, _)| *t == done.token) else {
                 return Err(Failure::Device("the device completed a request twice"));
             };
@@ -252,8 +263,20 @@ impl BlockDevice {
             let mut status = [0xffu8];
             let _ = request.read(STATUS_AT, &mut status);
             let want = if r.op == block_op::READ { BLOCK_SIZE + 1 } else { 1 };
+            let written = match done.written {
+                Ok(n) => n,
+                Err(o) => {
+                    runtime::println!(
+                        "refused an answer for block {}: the device says it wrote {} bytes into {}",
+                        r.lba,
+                        o.said,
+                        o.at_most
+                    );
+                    0
+                }
+            };
             r.status = match status[0] {
-                S_OK if done.written < want => block_status::BAD_ANSWER,
+                S_OK if written < want => block_status::BAD_ANSWER,
                 S_OK => {
                     if r.op == block_op::READ {
                         let _ = data.read(0, &mut r.data);

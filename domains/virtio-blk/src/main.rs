@@ -11,7 +11,7 @@ extern crate alloc;
 
 mod device;
 
-use device::{BlockDevice, Failure};
+use device::BlockDevice;
 use runtime::interfaces::block::{self, Block};
 use runtime::interfaces::block_bench::{self, BlockBench};
 use runtime::interfaces::{block_status, BlockBatch, BlockInfo, RRef, RpcError, RpcResult, BLOCK_BATCH};
@@ -63,7 +63,7 @@ impl Block for BlockDomain {
             Ok(()) => Ok(batch),
             // The device broke its protocol: crash, so the kernel resets it and a fresh
             // instance starts over (the caller sees this call fail as Crashed).
-            Err(Failure::Device(why)) => panic!("the device broke the virtio protocol: {why}"),
+            Err(why) => panic!("the device broke the virtio protocol: {why}"),
         }
     }
 }

@@ -67,7 +67,13 @@ pub fn host_tests() -> (usize, usize, Vec<String>) {
     let (p1, f1) = cargo_test(&root, &["--workspace", "--exclude", "qvq-kernel"], &[("QVQ_SAMPLE_DOMAIN_ELF", &sample)]);
     // Host builds of the domain workspace (and trybuild's) go under the root target/.
     let host_dir = paths::domains_host_target_dir();
-    let (p2, f2) = cargo_test(&paths::domains_dir(), &["--package", "qvq-interfaces"], &[("CARGO_TARGET_DIR", &host_dir)]);
+    // The trusted crates: the IDL's compile-fail tests, and the runtime against a fake
+    // kernel whose devices the tests play (hostile virtqueue answers).
+    let (p2, f2) = cargo_test(
+        &paths::domains_dir(),
+        &["--package", "qvq-interfaces", "--package", "qvq-runtime"],
+        &[("CARGO_TARGET_DIR", &host_dir)],
+    );
     // The fuzz targets' checks over every seed in fuzz/corpus/ (stable, no libFuzzer).
     let fuzz = crate::fuzz::fuzz_dir();
     let (p5, f5) = cargo_test(&fuzz, &["--no-default-features"], &[("CARGO_TARGET_DIR", &crate::fuzz::seed_test_target_dir())]);
@@ -78,7 +84,7 @@ pub fn host_tests() -> (usize, usize, Vec<String>) {
     println!("host: {passed} passed, {failed} failed");
     let groups = [
         (f1, "host crates' cargo test"),
-        (f2, "qvq-interfaces' cargo test"),
+        (f2, "trusted domain crates' cargo test (qvq-interfaces, qvq-runtime)"),
         (f5, "fuzz seed replay"),
         (f3, "lints"),
         (f4, "kernel layers"),
@@ -180,7 +186,11 @@ fn lint_checks() -> (usize, usize) {
         &domains,
         &["--workspace", "--release", "--target", KERNEL_TARGET, "--target-dir", &domains_target],
     ));
-    let mut interfaces = LintCheck::clippy("interfaces-host-tests", &domains, &["--package", "qvq-interfaces", "--all-targets"]);
+    let mut interfaces = LintCheck::clippy(
+        "trusted-crates-host-tests",
+        &domains,
+        &["--package", "qvq-interfaces", "--package", "qvq-runtime", "--all-targets"],
+    );
     interfaces.env.push(("CARGO_TARGET_DIR", paths::domains_host_target_dir()));
     checks.push(interfaces);
     let mut fuzz = LintCheck::clippy("fuzz", &root.join("fuzz"), &["--no-default-features", "--all-targets"]);

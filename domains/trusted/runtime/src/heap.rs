@@ -12,7 +12,7 @@ struct DomainHeap(UnsafeCell<Heap>);
 // SAFETY: every access happens inside `without_interrupts` on the only core.
 unsafe impl Sync for DomainHeap {}
 
-#[global_allocator]
+#[cfg_attr(not(test), global_allocator)]
 static HEAP: DomainHeap = DomainHeap(UnsafeCell::new(Heap::empty()));
 
 pub(crate) fn init(base: usize, size: usize) {

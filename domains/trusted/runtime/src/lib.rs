@@ -3,7 +3,8 @@
 //! audited: the entry point (`entry!`), the private heap (`#[global_allocator]`), the
 //! panic handler (which reports to the kernel, which unwinds the call), and safe wrappers
 //! around the kernel services and the device grants of the domain's signed manifest.
-#![no_std]
+// Host unit tests (`cargo test -p qvq-runtime`) run against a fake kernel (`host_kernel`).
+#![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
@@ -51,6 +52,7 @@ pub fn start(s: &'static KernelServices, init: fn() -> Result<(), &'static str>)
     }
 }
 
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut buf = log::LineBuf::new();
@@ -110,11 +112,17 @@ pub fn version() -> (u32, u32, u32) {
 /// domain's own measurements (the block driver's direct benchmark).
 #[inline(always)]
 pub fn cycles() -> u64 {
-    let v: u64;
-    // SAFETY: reads the PMU cycle counter, which the kernel enables for EL1; no memory
-    // access, no other effect.
-    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack, nomem)) };
-    v
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v: u64;
+        // SAFETY: reads the PMU cycle counter, which the kernel enables for EL1; no memory
+        // access, no other effect.
+        unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack, nomem)) };
+        v
+    }
+    // Host unit tests: no cycle counter.
+    #[cfg(not(target_arch = "aarch64"))]
+    0
 }
 
 pub fn uptime_ns() -> u64 {
@@ -202,6 +210,7 @@ impl<T> Mutex<T> {
 /// Masks interrupts around `f`: for the trusted heap only (bounded work, never domain
 /// code). The asm is a compiler memory barrier (no `nomem`), so the section's memory
 /// accesses stay between the mask and the unmask.
+#[cfg(target_arch = "aarch64")]
 pub(crate) fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     let daif: u64;
     // SAFETY: reading DAIF and masking IRQ/FIQ only affects this core's interrupt mask.
@@ -211,3 +220,13 @@ pub(crate) fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     unsafe { core::arch::asm!("msr daif, {}", in(reg) daif, options(nostack)) };
     r
 }
+
+/// Host unit tests have no interrupts to mask (and no domain heap: `heap` is not the
+/// global allocator there).
+#[cfg(not(target_arch = "aarch64"))]
+pub(crate) fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(test)]
+mod host_kernel;

@@ -69,11 +69,36 @@ impl core::fmt::Display for QueueError {
     }
 }
 
-/// What the device handed back that made no sense.
+/// What the device handed back that made no sense. Nothing of it is used: the entry is
+/// skipped, and no buffer changes hands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UsedError {
-    /// The used ring names a descriptor that starts no request in flight.
+    /// The used ring names a descriptor that starts no request in flight: an index past
+    /// the queue, a descriptor inside a chain, a free one, or a request already completed.
     UnknownId(u32),
+    /// The device's used index claims more completions than there are requests in
+    /// flight. The ring can no longer be trusted; the caller should reset the device.
+    RanAhead { claimed: u16, in_flight: usize },
+}
+
+impl core::fmt::Display for UsedError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            UsedError::UnknownId(id) => write!(f, "the device completed descriptor {id}, which starts no request in flight"),
+            UsedError::RanAhead { claimed, in_flight } => {
+                write!(f, "the device claims {claimed} new completions with {in_flight} requests in flight")
+            }
+        }
+    }
+}
+
+/// A completion whose length is more than the request let the device write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overlong {
+    /// What the device said it wrote.
+    pub said: u32,
+    /// What the request's device-writable segments hold.
+    pub at_most: usize,
 }
 
 /// One descriptor of a request: `len` bytes from `offset` of buffer `buffer` (an index into
@@ -87,10 +112,11 @@ pub struct Segment {
 }
 
 /// A request the device completed: its buffers back, in the order given, and the bytes
-/// the device says it wrote (not trusted: at most the writable segments' total).
+/// the device says it wrote: at most the writable segments' total, else `Overlong` (a
+/// broken or hostile device; the buffers still come back, their contents not to be used).
 pub struct Completed {
     pub token: u16,
-    pub written: usize,
+    pub written: Result<usize, Overlong>,
     pub buffers: Vec<DmaBuffer>,
 }
 
@@ -109,6 +135,8 @@ pub struct VirtQueue {
     used_offset: usize,
     free: Vec<u16>,
     in_flight: Vec<Option<InFlight>>,
+    /// Requests offered and not yet completed.
+    pending: usize,
     avail_idx: u16,
     last_used: u16,
 }
@@ -187,6 +215,7 @@ impl VirtQueue {
             used_offset,
             free: (0..size).rev().collect(),
             in_flight: (0..size).map(|_| None).collect(),
+            pending: 0,
             avail_idx: 0,
             last_used: 0,
         })
@@ -242,6 +271,7 @@ impl VirtQueue {
             buffers,
             writable,
         });
+        self.pending += 1;
         let slot = self.avail_offset + 4 + 2 * (self.avail_idx % self.size) as usize;
         let _ = self.ring.write_u16(slot, head);
         // The entry is in place before the index that publishes it (`write` fences).
@@ -256,31 +286,50 @@ impl VirtQueue {
         self.mmio.write32_kept(REG_QUEUE_NOTIFY, self.index as u32);
     }
 
-    /// The next request the device completed, if any. A used-ring entry that names no
-    /// request in flight is an error (the device's), and is skipped.
+    /// The next request the device completed, if any. Nothing the device wrote is
+    /// trusted: a used index that claims more completions than there are requests in
+    /// flight, or an entry that names no request in flight, is an error (the device's) and
+    /// hands back nothing; a length past the request's writable buffers is reported in
+    /// `Completed::written`.
     pub fn pop_used(&mut self) -> Option<Result<Completed, UsedError>> {
         let used_idx = self.ring.read_u16(self.used_offset + 2).ok()?;
-        if used_idx == self.last_used {
+        let claimed = used_idx.wrapping_sub(self.last_used);
+        if claimed == 0 {
             return None;
+        }
+        if claimed as usize > self.pending {
+            return Some(Err(UsedError::RanAhead {
+                claimed,
+                in_flight: self.pending,
+            }));
         }
         let entry = self.used_offset + 4 + 8 * (self.last_used % self.size) as usize;
         self.last_used = self.last_used.wrapping_add(1);
         let id = self.ring.read_u32(entry).unwrap_or(u32::MAX);
-        let len = self.ring.read_u32(entry + 4).unwrap_or(0) as usize;
+        let len = self.ring.read_u32(entry + 4).unwrap_or(u32::MAX);
         let Some(done) = self.in_flight.get_mut(id as usize).and_then(Option::take) else {
             return Some(Err(UsedError::UnknownId(id)));
         };
+        self.pending -= 1;
         self.free.extend(done.descriptors.iter().rev());
+        let written = if len as usize <= done.writable {
+            Ok(len as usize)
+        } else {
+            Err(Overlong {
+                said: len,
+                at_most: done.writable,
+            })
+        };
         Some(Ok(Completed {
             token: id as u16,
-            written: len.min(done.writable),
+            written,
             buffers: done.buffers,
         }))
     }
 
     /// Requests offered and not yet completed.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.iter().filter(|x| x.is_some()).count()
+        self.pending
     }
 }
 
@@ -289,5 +338,172 @@ impl Drop for VirtQueue {
         // The device stops before the ring and the buffers in flight are freed.
         SETUP.with(|_| self.mmio.write32_kept(REG_STATUS, 0));
         fence(Ordering::SeqCst);
+    }
+}
+
+/// The queue against a device played by the test (`host_kernel::FakeTransport`): what a
+/// broken or hostile device writes into the used ring is refused, and nothing it says
+/// hands a buffer back twice or early.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host_kernel::FakeTransport;
+
+    /// A queue of 8 on fake transport `index`, and a read-like request on it: a 16-byte
+    /// header the device reads, 4 KiB and a status byte it writes (writable: 4097 bytes).
+    fn queue_with_one_request(index: usize) -> (FakeTransport, VirtQueue, u16) {
+        let device = FakeTransport::modern(index);
+        let grant = Device::claim(index as u32).expect("the fake kernel grants it");
+        let mut queue = VirtQueue::new(&grant, 0, 8).expect("a queue on the fake transport");
+        let token = add_request(&mut queue);
+        (device, queue, token)
+    }
+
+    fn add_request(queue: &mut VirtQueue) -> u16 {
+        add_request_with(queue, alloc::vec![DmaBuffer::new(4096).unwrap(), DmaBuffer::new(4096).unwrap()])
+    }
+
+    fn add_request_with(queue: &mut VirtQueue, buffers: Vec<DmaBuffer>) -> u16 {
+        let segments = [
+            Segment {
+                buffer: 0,
+                offset: 0,
+                len: 16,
+                direction: Direction::ToDevice,
+            },
+            Segment {
+                buffer: 1,
+                offset: 0,
+                len: 4096,
+                direction: Direction::FromDevice,
+            },
+            Segment {
+                buffer: 0,
+                offset: 16,
+                len: 1,
+                direction: Direction::FromDevice,
+            },
+        ];
+        match queue.add(buffers, &segments) {
+            Ok(token) => token,
+            Err((e, _)) => panic!("add: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_request_becomes_the_descriptor_chain_the_device_reads() {
+        let (device, queue, token) = queue_with_one_request(0);
+        assert_eq!(device.queue_size(), 8);
+        assert_eq!(device.available(0), (1, token));
+        let (_, len0, flags0, next0) = device.descriptor(token);
+        assert_eq!((len0, flags0 & DESC_WRITE), (16, 0));
+        let (_, len1, flags1, next1) = device.descriptor(next0);
+        assert_eq!((len1, flags1 & DESC_WRITE), (4096, DESC_WRITE));
+        let (_, len2, flags2, _) = device.descriptor(next1);
+        assert_eq!((len2, flags2), (1, DESC_WRITE), "the last descriptor ends the chain");
+        assert_eq!((queue.in_flight(), queue.free_descriptors()), (1, 5));
+    }
+
+    #[test]
+    fn a_completion_gives_the_buffers_and_descriptors_back_once() {
+        let (device, mut queue, token) = queue_with_one_request(1);
+        assert!(queue.pop_used().is_none(), "nothing completed yet");
+        device.complete(token as u32, 4097);
+        let done = queue.pop_used().expect("one completion").expect("a valid one");
+        assert_eq!((done.token, done.written, done.buffers.len()), (token, Ok(4097), 2));
+        assert_eq!((queue.in_flight(), queue.free_descriptors()), (0, 8));
+        assert!(queue.pop_used().is_none());
+    }
+
+    #[test]
+    fn an_id_past_the_queue_is_refused() {
+        let (device, mut queue, token) = queue_with_one_request(2);
+        device.complete(9999, 0);
+        assert_eq!(queue.pop_used().map(|r| r.err()), Some(Some(UsedError::UnknownId(9999))));
+        assert_eq!(queue.in_flight(), 1, "the real request is still in flight");
+        device.complete(token as u32, 1);
+        assert!(queue.pop_used().is_some_and(|r| r.is_ok()), "and still completes");
+    }
+
+    #[test]
+    fn a_completion_for_a_request_never_sent_is_refused() {
+        let (device, mut queue, token) = queue_with_one_request(3);
+        let second = device.descriptor(token).3;
+        let third = device.descriptor(second).3;
+        device.complete(second as u32, 1);
+        assert_eq!(queue.pop_used().map(|r| r.err()), Some(Some(UsedError::UnknownId(second as u32))));
+        assert!(queue.pop_used().is_none(), "one bad entry, one refusal");
+        let free = (0..8u32).find(|d| ![token, second, third].contains(&(*d as u16))).unwrap();
+        device.complete(free, 1);
+        assert_eq!(queue.pop_used().map(|r| r.err()), Some(Some(UsedError::UnknownId(free))));
+        assert_eq!((queue.in_flight(), queue.free_descriptors()), (1, 5), "nothing changed hands");
+    }
+
+    #[test]
+    fn a_second_completion_of_the_same_request_is_refused() {
+        let (device, mut queue, token) = queue_with_one_request(4);
+        let _second = add_request(&mut queue);
+        device.complete(token as u32, 1);
+        assert!(queue.pop_used().is_some_and(|r| r.is_ok()));
+        device.complete(token as u32, 1);
+        assert_eq!(queue.pop_used().map(|r| r.err()), Some(Some(UsedError::UnknownId(token as u32))));
+        assert_eq!((queue.in_flight(), queue.free_descriptors()), (1, 5));
+    }
+
+    #[test]
+    fn a_length_past_the_writable_buffers_is_reported_not_trusted() {
+        let (device, mut queue, token) = queue_with_one_request(5);
+        device.complete(token as u32, 1_000_000);
+        let done = queue.pop_used().expect("one completion").expect("a known request");
+        assert_eq!(
+            done.written,
+            Err(Overlong {
+                said: 1_000_000,
+                at_most: 4097
+            })
+        );
+        assert_eq!(done.buffers.len(), 2, "the buffers come back all the same");
+        device.complete(token as u32, u32::MAX);
+        assert!(queue.pop_used().is_some_and(|r| r.is_err()), "and only once");
+    }
+
+    #[test]
+    fn a_used_index_running_ahead_is_refused_without_reading_the_ring() {
+        let (device, mut queue, _) = queue_with_one_request(6);
+        device.set_used_index(40_000);
+        for _ in 0..3 {
+            assert_eq!(
+                queue.pop_used().map(|r| r.err()),
+                Some(Some(UsedError::RanAhead { claimed: 40_000, in_flight: 1 }))
+            );
+        }
+        assert_eq!(queue.in_flight(), 1, "no entry was consumed");
+    }
+
+    #[test]
+    fn the_used_index_wraps_around() {
+        let device = FakeTransport::modern(7);
+        let grant = Device::claim(7).unwrap();
+        let mut queue = VirtQueue::new(&grant, 0, 8).unwrap();
+        let mut buffers = alloc::vec![DmaBuffer::new(4096).unwrap(), DmaBuffer::new(4096).unwrap()];
+        for round in 0..70_000u32 {
+            let token = add_request_with(&mut queue, buffers);
+            device.complete(token as u32, 4097);
+            let done = queue.pop_used().expect("completed").expect("valid");
+            assert_eq!(done.token, token, "round {round}");
+            buffers = done.buffers;
+        }
+        assert_eq!(device.used_index(), (70_000u32 % 65_536) as u16);
+    }
+
+    #[test]
+    fn a_second_queue_on_a_ready_transport_and_bad_sizes_are_refused() {
+        let _device = FakeTransport::modern(8);
+        let grant = Device::claim(8).unwrap();
+        for size in [0, 3, 512, u16::MAX] {
+            assert_eq!(VirtQueue::new(&grant, 0, size).err(), Some(QueueError::BadSize));
+        }
+        let _queue = VirtQueue::new(&grant, 0, 8).unwrap();
+        assert_eq!(VirtQueue::new(&grant, 0, 8).err(), Some(QueueError::NoQueue));
     }
 }
