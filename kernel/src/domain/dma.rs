@@ -15,6 +15,9 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 pub const MAX_BUFFERS: usize = 256;
 /// Largest buffer: 64 pages.
 pub const MAX_BYTES: usize = 256 * 1024;
+/// DMA memory all domains together may hold: each domain's share is bounded by its quota,
+/// and this bounds what the frames left to everything else can lose to DMA.
+pub const MAX_TOTAL_BYTES: usize = 8 * 1024 * 1024;
 
 struct Buffer {
     owner: DomainId,
@@ -25,6 +28,25 @@ struct Buffer {
 struct Buffers {
     list: Vec<Buffer>,
     next_handle: u32,
+    /// Bytes of every buffer in `list`.
+    total: usize,
+    /// Per domain, how many times its buffers were all freed (its instance ended): an
+    /// allocation that started before and finishes after is refused, so no buffer reaches
+    /// the next instance.
+    epochs: [u32; MAX_DOMAINS],
+}
+
+impl Buffers {
+    /// A handle no live buffer has (the counter wraps after 2^32 allocations).
+    fn unused_handle(&mut self) -> u32 {
+        loop {
+            let h = self.next_handle;
+            self.next_handle = self.next_handle.wrapping_add(1).max(1);
+            if !self.list.iter().any(|b| b.handle == h) {
+                return h;
+            }
+        }
+    }
 }
 
 static BUFFERS: IrqLock<Buffers> = IrqLock::new(
@@ -32,6 +54,8 @@ static BUFFERS: IrqLock<Buffers> = IrqLock::new(
     Buffers {
         list: Vec::new(),
         next_handle: 1,
+        total: 0,
+        epochs: [0; MAX_DOMAINS],
     },
 );
 
@@ -44,8 +68,10 @@ pub enum DmaRefusal {
     TooMany,
     /// Its shared-heap quota has no room.
     Quota,
-    /// No contiguous frames left.
+    /// No contiguous frames left, or all domains together hold `MAX_TOTAL_BYTES`.
     NoMemory,
+    /// The domain's instance ended while the buffer was being made.
+    Ended,
 }
 
 /// Bytes of DMA memory each domain holds, read lock-free on the shared heap's hot path.
@@ -70,30 +96,53 @@ pub(super) fn account(d: DomainId, bytes: usize, added: bool) {
 /// identity-mapped and QEMU virt's devices see CPU physical addresses, so the address is
 /// also the device's (the Raspberry Pi's DMA masters see RAM at another bus address: not
 /// translated yet, as no Pi driver uses DMA).
+///
+/// The frames are taken and zeroed first, outside any lock; then every limit is checked
+/// and the buffer charged and recorded in one step under the lock, so racing threads
+/// cannot pass a check together and an instance that ended meanwhile gets nothing.
 pub fn alloc(d: DomainId, bytes: usize) -> Result<(u32, usize, usize), DmaRefusal> {
     if bytes == 0 || bytes > MAX_BYTES {
         return Err(DmaRefusal::BadSize);
     }
     let pages = bytes.div_ceil(crate::memory::PAGE_SIZE);
     let size = pages * crate::memory::PAGE_SIZE;
-    if BUFFERS.lock().list.iter().filter(|b| b.owner == d).count() >= MAX_BUFFERS {
-        return Err(DmaRefusal::TooMany);
-    }
-    // Charged before the frames are taken (and given back if there are none), so threads
-    // racing through here cannot all pass the check.
-    if !super::rref::reserve_dma(d, size) {
-        return Err(DmaRefusal::Quota);
-    }
+    let epoch = {
+        let b = BUFFERS.lock();
+        // Early answers for the common refusals, before any frame is touched (the binding
+        // checks are below).
+        if b.list.iter().filter(|x| x.owner == d).count() >= MAX_BUFFERS {
+            return Err(DmaRefusal::TooMany);
+        }
+        b.epochs.get(d as usize).copied().ok_or(DmaRefusal::Ended)?
+    };
     let Some(mut frames) = FrameRange::alloc(pages) else {
-        account(d, size, false);
         return Err(DmaRefusal::NoMemory);
     };
     // A previous user's data never reaches the domain (or the device).
     frames.as_mut_slice().fill(0);
     let base = frames.base();
     let mut b = BUFFERS.lock();
-    let handle = b.next_handle;
-    b.next_handle = b.next_handle.wrapping_add(1).max(1);
+    let refusal = if b.epochs.get(d as usize) != Some(&epoch) {
+        Some(DmaRefusal::Ended)
+    } else if b.list.iter().filter(|x| x.owner == d).count() >= MAX_BUFFERS {
+        Some(DmaRefusal::TooMany)
+    } else if b.total + size > MAX_TOTAL_BYTES {
+        Some(DmaRefusal::NoMemory)
+    } else if !super::rref::reserve_dma(d, size) {
+        // Charged under the shared-heap registry's lock too, where `RRef` allocations
+        // check the same quota.
+        Some(DmaRefusal::Quota)
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        drop(b);
+        // The frames go back outside the lock.
+        drop(frames);
+        return Err(why);
+    }
+    let handle = b.unused_handle();
+    b.total += size;
     b.list.push(Buffer { owner: d, handle, frames });
     Ok((handle, base, size))
 }
@@ -103,11 +152,15 @@ pub fn free(d: DomainId, handle: u32) -> bool {
     let taken = {
         let mut b = BUFFERS.lock();
         let i = b.list.iter().position(|x| x.owner == d && x.handle == handle);
-        i.map(|i| b.list.swap_remove(i))
+        let taken = i.map(|i| b.list.swap_remove(i));
+        if let Some(x) = &taken {
+            b.total -= x.frames.bytes();
+            account(d, x.frames.bytes(), false);
+        }
+        taken
     };
     match taken {
         Some(b) => {
-            account(d, b.frames.bytes(), false);
             // Dropped outside the lock: the frames go back to the frame allocator.
             drop(b);
             true
@@ -122,13 +175,17 @@ pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
         let mut b = BUFFERS.lock();
         let (mine, rest): (Vec<Buffer>, Vec<Buffer>) = core::mem::take(&mut b.list).into_iter().partition(|x| x.owner == d);
         b.list = rest;
+        b.total -= mine.iter().map(|x| x.frames.bytes()).sum::<usize>();
+        if let Some(e) = b.epochs.get_mut(d as usize) {
+            *e = e.wrapping_add(1);
+        }
+        // Nothing is held any more; an allocation in progress now will be refused.
+        if let Some(h) = HELD.get(d as usize) {
+            h.store(0, Relaxed);
+        }
         mine
     };
     let bytes = taken.iter().map(|x| x.frames.bytes()).sum();
-    // Nothing is held any more (a charge reserved by an allocation the domain died in
-    // goes too).
-    if let Some(h) = HELD.get(d as usize) {
-        h.store(0, Relaxed);
-    }
+    // Dropped outside the lock: the frames go back to the frame allocator.
     (taken.len(), bytes)
 }
