@@ -7,9 +7,12 @@
 //! so does the stable test `tests/seeds.rs`, which replays every seed in `corpus/` without
 //! nightly or libFuzzer.
 
+extern crate alloc;
+
 mod elf;
 mod elf_differential;
 mod envelope;
+mod fat_volume;
 mod hostlink;
 mod initrd;
 mod manifest;
@@ -17,6 +20,12 @@ mod manifest;
 pub use elf::elf;
 pub use elf_differential::elf_differential;
 pub use envelope::{envelope, verify};
+pub use fat_volume::{fat_volume, MemDisk};
+
+/// The FS domain's FAT code, compiled here as it is in the domain (it uses only `core` and
+/// `alloc`), so the host can fuzz it and test it against dosfstools and mtools.
+#[path = "../../domains/fs/src/fat/mod.rs"]
+pub mod fat;
 pub use hostlink::hostlink;
 pub use initrd::initrd;
 pub use manifest::manifest;

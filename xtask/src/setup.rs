@@ -7,7 +7,10 @@ use std::process::{Command, Stdio};
 pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
 /// Debian packages the build and tests need: QEMU, dtc, and OpenSSL (the signer's tests
 /// check that OpenSSL and qvq-sign read each other's keys and signatures).
-const APT_PACKAGES: &[&str] = &["qemu-system-arm", "device-tree-compiler", "openssl"];
+/// qemu-system-arm boots the boards; device-tree-compiler builds the rpi3 tree; openssl
+/// checks signatures independently; dosfstools and mtools make and check FAT volumes
+/// independently of the FS domain's own code.
+const APT_PACKAGES: &[&str] = &["qemu-system-arm", "device-tree-compiler", "openssl", "dosfstools", "mtools"];
 
 fn have(cmd: &str, arg: &str) -> bool {
     Command::new(cmd)
@@ -110,6 +113,12 @@ pub fn ensure_test_tools() -> Result<(), String> {
     }
     if !have("dtc", "--version") {
         missing.push("dtc");
+    }
+    if !have("mkfs.fat", "--help") || !have("fsck.fat", "--help") {
+        missing.push("mkfs.fat");
+    }
+    if !have("mcopy", "--version") || !have("mtype", "--version") {
+        missing.push("mtools");
     }
     ensure_commands(&missing)
 }
