@@ -60,7 +60,7 @@ enum Command {
         /// missing and never overwritten: 16 MiB, block 0 starting with the line
         /// "QvQ disk: made by cargo xtask", the rest zeros). virt: a virtio-blk device on
         /// virtio-mmio, for the `Block` driver (the shell's `blk` commands); rpi3: the SD
-        /// card of the Arasan SDHCI controller, which no QvQ driver reads yet (QEMU wants
+        /// card of the Arasan SDHCI controller, for the sdhci `Block` driver (QEMU wants
         /// an SD card's size to be a power of 2).
         #[arg(long, value_name = "PATH")]
         disk: Option<PathBuf>,
