@@ -554,7 +554,7 @@ fn divider_bits(base_hz: u32, hz: u32, ten_bit: bool) -> Option<u32> {
     }
     let n = base_hz.div_ceil(2 * hz);
     if ten_bit {
-        (n <= 0x3ff).then(|| ((n & 0xff) << 8 | (n >> 8) << 6) & CLK_DIVIDER_MASK)
+        (n <= 0x3ff).then_some(((n & 0xff) << 8 | (n >> 8) << 6) & CLK_DIVIDER_MASK)
     } else {
         let n = n.checked_next_power_of_two()?;
         (n <= 0x80).then_some(n << 8)
