@@ -1,10 +1,11 @@
-//! `cargo xtask bench`, block part: instructions per 4 KiB request through the virtio-blk
-//! driver, read and write, at batch 1, 8 and 32, three ways: direct (the driver runs its
-//! own batches: no cross-domain call), through the proxy, and through the re-issuing block
-//! shadow (which keeps a journal of each batch, a write's data included). The
-//! driver code, the DMA path and the device are the same in all three; the difference is
-//! the isolation boundary (the call, and the batch's `RRef` moving there and back). Time
-//! the CPU spends idle waiting for the device is not counted (`sched::idle_cycles`).
+//! `cargo xtask bench`, block part: instructions per 4 KiB request through the board's
+//! block driver (virtio-blk on virt, sdhci on rpi3), read and write, at batch 1, 8 and 32,
+//! three ways: direct (the driver runs its own batches: no cross-domain call), through the
+//! proxy, and through the re-issuing block shadow (which keeps a journal of each batch, a
+//! write's data included). The driver code, the data path and the device are the same in
+//! all three; the difference is the isolation boundary (the call, and the batch's `RRef`
+//! moving there and back). Time the CPU spends idle waiting for the device is not counted
+//! (`sched::idle_cycles`).
 
 use crate::arch::pmu::cycles;
 use crate::kprintln;

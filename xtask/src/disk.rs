@@ -97,7 +97,8 @@ pub fn check_block(path: &Path, lba: u64, offset: usize, bytes: &[u8]) -> Result
 
 /// QEMU's arguments that attach the image at `path` on `board`: virt, a virtio-blk device
 /// on a virtio-mmio transport (QEMU 7.2's default legacy interface); rpi3, the SD card of
-/// the Arasan SDHCI controller (no driver reads it yet).
+/// the Arasan SDHCI controller (the sdhci domain drives it; a 16 MiB image is a standard
+/// capacity card, byte-addressed, and QEMU wants an SD card's size to be a power of 2).
 pub fn qemu_args(board: Board, path: &Path) -> Vec<String> {
     match board {
         Board::Virt => vec![
@@ -114,7 +115,7 @@ pub fn qemu_args(board: Board, path: &Path) -> Vec<String> {
 pub fn described(board: Board) -> &'static str {
     match board {
         Board::Virt => "a virtio-blk device (virtio-mmio)",
-        Board::Rpi3 => "the SD card (Arasan SDHCI; no QvQ driver for it yet)",
+        Board::Rpi3 => "the SD card of the Arasan SDHCI controller (the sdhci driver)",
     }
 }
 

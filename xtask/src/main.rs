@@ -60,7 +60,7 @@ enum Command {
         /// missing and never overwritten: 16 MiB, block 0 starting with the line
         /// "QvQ disk: made by cargo xtask", the rest zeros). virt: a virtio-blk device on
         /// virtio-mmio, for the `Block` driver (the shell's `blk` commands); rpi3: the SD
-        /// card of the Arasan SDHCI controller, which no QvQ driver reads yet (QEMU wants
+        /// card of the Arasan SDHCI controller, for the sdhci `Block` driver (QEMU wants
         /// an SD card's size to be a power of 2).
         #[arg(long, value_name = "PATH")]
         disk: Option<PathBuf>,
@@ -155,8 +155,12 @@ enum Command {
         #[arg(long)]
         target_dir: Option<PathBuf>,
     },
-    /// Instruction counts of calls, proxies and domain loading (QEMU virt, -icount shift=0).
-    Bench,
+    /// Instruction counts of calls, proxies, domain loading and the block driver (QEMU,
+    /// -icount shift=0): virt's virtio-blk, or with --board rpi3 the SD card driver.
+    Bench {
+        #[arg(long, value_enum, default_value = "virt")]
+        board: Board,
+    },
     /// Fuzz the parsers of untrusted bytes (cargo-fuzz, nightly) from the seed corpora in
     /// fuzz/corpus/, or regenerate those seeds (--seed).
     Fuzz(fuzz::Args),
@@ -237,7 +241,7 @@ fn main() -> ExitCode {
             let ws = safety::Workspace::from_options(workspace, allow_list, target_dir);
             safety::check_domains(&ws, &names, domains::NOT_DOMAINS).map(|_| true)
         }),
-        Command::Bench => bench::bench(),
+        Command::Bench { board } => bench::bench(board),
         Command::Fuzz(args) => fuzz::run(args),
         Command::Dist { board, out, host_link } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out, host_link)).map(|_| true),
     };

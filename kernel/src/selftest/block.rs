@@ -1,11 +1,12 @@
 //! `qvq.test=block-crash-writes`: continuous writes through the re-issuing `Block` shadow
-//! while another thread crashes the virtio-blk driver 100 times, each time while a batch
-//! is in flight. `qvq.test=block-swap-io`: reads and writes while this thread swaps the
+//! while another thread crashes the board's block driver (`bsp::BLOCK_DRIVER`: virtio-blk
+//! on virt, sdhci on rpi3) 100 times, each time while a batch is in flight. `qvq.test=block-swap-io`: reads and writes while this thread swaps the
 //! driver 100 times between two versions. Every request must be acknowledged, every read
 //! must find what was last written; the host then reads the image and finds every block
 //! holding exactly its last write (`xtask/src/tests/block.rs`).
 
 use super::{fail, pass};
+use crate::bsp::BLOCK_DRIVER;
 use crate::domain::inspect;
 use crate::sched::{self, Priority};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
@@ -75,7 +76,7 @@ pub fn crash_writes(name: &str) -> ! {
         }
         round += 1;
     }
-    let restarts = inspect::restarts_of("virtio-blk").unwrap_or(0);
+    let restarts = inspect::restarts_of(BLOCK_DRIVER).unwrap_or(0);
     if restarts < CRASHES {
         fail(name, format_args!("only {restarts} restarts of the driver"));
     }
@@ -125,8 +126,9 @@ pub fn swap_io(name: &str) -> ! {
     for i in 0..SWAPS {
         // Let some I/O run on each version.
         sched::sleep_ms(2);
-        let entry = if i % 2 == 0 { "virtio-blk-0.2.0.qvd" } else { "virtio-blk-0.1.1.qvd" };
-        let o = inspect::swap("virtio-blk", entry);
+        let version = if i % 2 == 0 { "0.2.0" } else { "0.1.1" };
+        let entry = alloc::format!("{BLOCK_DRIVER}-{version}.qvd");
+        let o = inspect::swap(BLOCK_DRIVER, &entry);
         if !o.swapped {
             fail(name, format_args!("swap {} to {entry} refused: {}", i + 1, o.message));
         }

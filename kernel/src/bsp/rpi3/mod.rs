@@ -8,6 +8,11 @@ use crate::memory::Region;
 
 pub const NAME: &str = "rpi3";
 
+/// The domain that exports `Block` on this board, the SD card driver (Arasan SDHCI): the block self tests crash
+/// and swap it, between the kept versions `initrd/rpi3.toml` signs (0.2.0 and the
+/// 0.1.1 downgrade).
+pub const BLOCK_DRIVER: &str = "sdhci";
+
 /// Before the device tree: RAM up to the peripherals, then the peripherals and the local
 /// controller as device memory.
 pub const BOOT_MAP: &[(Region, MemType)] = &[

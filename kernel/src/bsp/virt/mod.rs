@@ -7,6 +7,11 @@ use crate::memory::Region;
 
 pub const NAME: &str = "virt";
 
+/// The domain that exports `Block` on this board, the virtio-blk driver (virtio-mmio): the block self tests crash
+/// and swap it, between the kept versions `initrd/virt.toml` signs (0.2.0 and the
+/// 0.1.1 downgrade).
+pub const BLOCK_DRIVER: &str = "virtio-blk";
+
 /// Before the device tree: the first GiB is devices, the next three are RAM.
 pub const BOOT_MAP: &[(Region, MemType)] = &[
     (Region { base: 0, size: 0x4000_0000 }, MemType::Device),
