@@ -20,7 +20,7 @@ pub const HELP: &str = "gpio: the BCM2835's pins 0-53 through the GPIO driver do
   gpio blink PIN TIMES MS     drive an output PIN high then low TIMES times (1-100), MS ms each (1-2000)
 Pins the system uses are refused, with their user: 14/15 (the console's UART) and
 48-53 (the SD card); their level can still be read. On a Raspberry Pi 3's header,
-GPIO 17 is pin 11 (README: \"GPIO and RNG\").
+GPIO 17 is pin 11 (README: \"GPIO and random numbers on the Raspberry Pi 3\").
 ";
 
 /// Most `gpio blink` rounds: the shell waits for the blink, so it is bounded.
