@@ -44,53 +44,26 @@ struct SystemPin {
 /// decides which SD controller the card is wired to; QEMU moves the card to the other
 /// controller when all six become ALT0).
 ///
-/// The one way to hand such a pin to callers is to set `granted` here and sign the
+/// The one way to hand such a pin to callers is to set its `granted` here and sign the
 /// domain again (a board whose SD card is not used, say): a change to the signed code,
 /// like any other grant. The console's pins can never be granted (checked below at
 /// compile time), and even a granted SD pin only ever becomes an input or an output,
 /// never an alternate function (`set_function` offers none).
 const SYSTEM_PINS: &[SystemPin] = &[
-    SystemPin {
-        pin: 14,
-        user: "the console's UART TXD0",
-        granted: false,
-    },
-    SystemPin {
-        pin: 15,
-        user: "the console's UART RXD0",
-        granted: false,
-    },
-    SystemPin {
-        pin: 48,
-        user: "the SD card's CLK",
-        granted: false,
-    },
-    SystemPin {
-        pin: 49,
-        user: "the SD card's CMD",
-        granted: false,
-    },
-    SystemPin {
-        pin: 50,
-        user: "the SD card's DAT0",
-        granted: false,
-    },
-    SystemPin {
-        pin: 51,
-        user: "the SD card's DAT1",
-        granted: false,
-    },
-    SystemPin {
-        pin: 52,
-        user: "the SD card's DAT2",
-        granted: false,
-    },
-    SystemPin {
-        pin: 53,
-        user: "the SD card's DAT3",
-        granted: false,
-    },
+    used(14, "the console's UART TXD0"),
+    used(15, "the console's UART RXD0"),
+    used(48, "the SD card's CLK"),
+    used(49, "the SD card's CMD"),
+    used(50, "the SD card's DAT0"),
+    used(51, "the SD card's DAT1"),
+    used(52, "the SD card's DAT2"),
+    used(53, "the SD card's DAT3"),
 ];
+
+/// A pin the system uses and keeps. To grant one: `SystemPin { granted: true, ..used(..) }`.
+const fn used(pin: u32, user: &'static str) -> SystemPin {
+    SystemPin { pin, user, granted: false }
+}
 
 /// The console's pins are never granted: losing the console loses the shell.
 const _: () = {

@@ -26,10 +26,9 @@ fn rng_outputs(t: &str) -> Vec<Vec<u8>> {
     t.lines()
         .filter_map(|l| l.trim_end_matches('\r').split_once(": "))
         .filter(|(head, _)| head.strip_prefix("rng ").is_some_and(|n| n.parse::<usize>().is_ok()))
-        .filter_map(|(_, hex)| {
-            (hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-                .then(|| (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)).collect())
-        })
+        .map(|(_, hex)| hex)
+        .filter(|hex| hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|hex| (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)).collect())
         .collect()
 }
 
