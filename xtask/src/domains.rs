@@ -347,7 +347,7 @@ mod tests {
             names.sort();
             let expected: &[&str] = match board {
                 Board::Virt => &["Block", "BlockBench", "Console", "Hello", "Kernel", "Relay"],
-                Board::Rpi3 => &["Block", "BlockBench", "Console", "Hello", "Kernel", "Relay"],
+                Board::Rpi3 => &["Block", "BlockBench", "Console", "Entropy", "Gpio", "Hello", "Kernel", "Relay"],
             };
             assert_eq!(names, expected);
             check_recipe(board).unwrap();

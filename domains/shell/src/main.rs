@@ -8,6 +8,8 @@ extern crate alloc;
 
 mod blk;
 mod call;
+mod gpio;
+mod rng;
 
 use alloc::format;
 use alloc::string::String;
@@ -46,7 +48,7 @@ fn version_name(v: u64) -> String {
     format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
 }
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--fresh] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | call IFACE METHOD ARGS | help call [IFACE] | blk info|read LBA|write LBA TEXT|flush|bench [BATCH] [ROUNDS] | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--fresh] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | call IFACE METHOD ARGS | help call [IFACE] | blk info|read LBA|write LBA TEXT|flush|bench [BATCH] [ROUNDS] | gpio mode|set|clear|get|pull|blink PIN ... | help gpio | rng N | poweroff";
 
 /// Caller threads `swap-stress` runs against hello.
 const STRESS_CALLERS: usize = 3;
@@ -338,6 +340,9 @@ impl Shell {
                 ["restart", name] => self.restart(name),
                 ["call", words @ ..] => self.print(&call::call(words)),
                 ["blk", ..] => self.print(&blk::blk(&line)),
+                ["gpio", rest @ ..] => self.print(&gpio::gpio(rest)),
+                ["help", "gpio"] => self.print(gpio::HELP),
+                ["rng", rest @ ..] => self.print(&rng::rng(rest)),
                 ["help", "call"] => self.print(&call::help(None)),
                 ["help", "call", iface] => self.print(&call::help(Some(iface))),
                 ["swap", name, rest @ ..] => self.swap(name, rest),

@@ -11,6 +11,7 @@ mod domains;
 mod host;
 mod hostlink;
 mod newcomer;
+mod peripherals;
 mod policy;
 mod swap;
 
@@ -42,6 +43,7 @@ fn qemu_tests() -> Vec<QemuTest> {
         devicetree::cases(),
         attacks::cases(),
         block::cases(),
+        peripherals::cases(),
     ]
     .into_iter()
     .flatten()

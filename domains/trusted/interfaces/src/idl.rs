@@ -81,4 +81,34 @@ interfaces! {
         /// from 0; returns the cycles the rounds took, or `Refused` if a request failed.
         fn direct(&self, op: u32, batch: u32, rounds: u32) -> RpcResult<u64>;
     }
+
+    /// The BCM2835 GPIO block (the rpi3's gpio driver exports it): pins 0 to 53. Each
+    /// method answers an `i64`: its result (0 or more), or minus a `GpioError` code
+    /// (`GpioError::read` tells which). Pins the system uses are refused (`user` names
+    /// who uses them); reading a level is allowed on every pin.
+    pub mod gpio: Gpio {
+        /// Sets pin `pin`'s function (`gpio_function`: 0 input, 1 output; the
+        /// alternate functions are refused). Answers 0.
+        fn set_function(&self, pin: u32, function: u32) -> RpcResult<i64>;
+        /// Pin `pin`'s function as the hardware encodes it (`gpio_function`, 0 to 7).
+        fn function(&self, pin: u32) -> RpcResult<i64>;
+        /// Drives pin `pin` high (an input keeps the value for when it becomes an output). Answers 0.
+        fn set(&self, pin: u32) -> RpcResult<i64>;
+        /// Drives pin `pin` low (an input keeps the value for when it becomes an output). Answers 0.
+        fn clear(&self, pin: u32) -> RpcResult<i64>;
+        /// The level on pin `pin`: 0 low, 1 high.
+        fn level(&self, pin: u32) -> RpcResult<i64>;
+        /// Sets pin `pin`'s pull resistor (`gpio_pull`: 0 none, 1 down, 2 up). Answers 0.
+        fn pull(&self, pin: u32, pull: u32) -> RpcResult<i64>;
+        /// Who uses pin `pin` ("the console's UART TXD0"), or empty text for a free pin.
+        fn user(&self, pin: u32) -> RpcResult<RRef<Text>>;
+    }
+
+    /// A hardware random number generator (the rpi3's rng driver exports it).
+    pub mod entropy: Entropy {
+        /// Fills the first `len` bytes of `buffer` (at most `RandomBytes::CAPACITY`) with
+        /// bytes from the hardware and sets its `status` (`entropy_status`); on any other
+        /// status than OK those bytes are zero.
+        fn fill(&self, buffer: RRef<RandomBytes>) -> RpcResult<RRef<RandomBytes>>;
+    }
 }

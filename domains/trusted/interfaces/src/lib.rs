@@ -190,4 +190,20 @@ mod tests {
         assert_eq!(super::console::HASH, super::sha256::sha256(compact.as_bytes()));
         assert!(compact.starts_with("Console{fnwrite(&self,text:RRef<Text>)->RpcResult<()>;"), "{compact}");
     }
+
+    /// Every refusal a GPIO driver answers reads back as itself, results as results, and
+    /// anything else (a hostile driver's answer) as `BadAnswer`, never as a result.
+    #[test]
+    fn gpio_answers_read_back_and_odd_ones_are_bad() {
+        use super::GpioError::{self, *};
+        for e in [NoSuchPin, SystemPin, FunctionRefused, NoSuchPull, BadAnswer] {
+            assert_eq!(GpioError::read(e.answer()), Err(e));
+        }
+        assert_eq!(GpioError::read(0), Ok(0));
+        assert_eq!(GpioError::read(1), Ok(1));
+        assert_eq!(GpioError::read(u32::MAX as i64), Ok(u32::MAX));
+        for odd in [u32::MAX as i64 + 1, i64::MAX, -6, -1000, i64::MIN] {
+            assert_eq!(GpioError::read(odd), Err(BadAnswer), "{odd}");
+        }
+    }
 }

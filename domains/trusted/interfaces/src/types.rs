@@ -228,3 +228,146 @@ pub struct BlockBatch {
 unsafe impl RRefable for BlockBatch {}
 // SAFETY: all-zero is valid.
 unsafe impl Zeroable for BlockBatch {}
+
+/// Pins of the BCM2835 GPIO block (`Gpio`): 0 to 53.
+pub const GPIO_PINS: u32 = 54;
+
+/// A pin's function, as the BCM2835's GPFSEL registers encode it (3 bits a pin).
+pub mod gpio_function {
+    pub const INPUT: u32 = 0;
+    pub const OUTPUT: u32 = 1;
+    pub const ALT0: u32 = 4;
+    pub const ALT1: u32 = 5;
+    pub const ALT2: u32 = 6;
+    pub const ALT3: u32 = 7;
+    pub const ALT4: u32 = 3;
+    pub const ALT5: u32 = 2;
+
+    /// The function's name ("input", "output", "alt0"...); `None` past 7.
+    pub fn name(function: u32) -> Option<&'static str> {
+        Some(match function {
+            INPUT => "input",
+            OUTPUT => "output",
+            ALT0 => "alt0",
+            ALT1 => "alt1",
+            ALT2 => "alt2",
+            ALT3 => "alt3",
+            ALT4 => "alt4",
+            ALT5 => "alt5",
+            _ => return None,
+        })
+    }
+}
+
+/// A pin's pull resistor, as the BCM2835's GPPUD register encodes it.
+pub mod gpio_pull {
+    pub const NONE: u32 = 0;
+    pub const DOWN: u32 = 1;
+    pub const UP: u32 = 2;
+}
+
+/// Why the GPIO driver refused a request. A `Gpio` method answers an `i64`: its result
+/// (0 or more), or minus one of these codes; `GpioError::read` splits the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpioError {
+    /// Not a pin: the BCM2835 has pins 0 to 53.
+    NoSuchPin = 1,
+    /// The system uses the pin (`Gpio::user` says who); it is not the caller's to change.
+    SystemPin = 2,
+    /// A function the driver does not offer: only input and output (an alternate
+    /// function would hand the pin to a peripheral the driver cannot vouch for).
+    FunctionRefused = 3,
+    /// Not a pull setting (`gpio_pull`: 0 none, 1 down, 2 up).
+    NoSuchPull = 4,
+    /// The driver answered something that is neither a result nor one of these codes.
+    BadAnswer = 5,
+}
+
+impl GpioError {
+    /// What a `Gpio` method answers for this refusal.
+    pub const fn answer(self) -> i64 {
+        -(self as i64)
+    }
+
+    /// A `Gpio` method's answer: the result, or why it was refused. Any other value (a
+    /// buggy or hostile driver's) is `BadAnswer`.
+    pub fn read(answer: i64) -> Result<u32, GpioError> {
+        match answer {
+            0.. => u32::try_from(answer).map_err(|_| GpioError::BadAnswer),
+            -1 => Err(GpioError::NoSuchPin),
+            -2 => Err(GpioError::SystemPin),
+            -3 => Err(GpioError::FunctionRefused),
+            -4 => Err(GpioError::NoSuchPull),
+            _ => Err(GpioError::BadAnswer),
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            GpioError::NoSuchPin => "no such pin (the BCM2835 has pins 0 to 53)",
+            GpioError::SystemPin => "the system uses this pin",
+            GpioError::FunctionRefused => "only input and output are offered (an alternate function would hand the pin to a peripheral)",
+            GpioError::NoSuchPull => "not a pull setting (0 none, 1 down, 2 up)",
+            GpioError::BadAnswer => "the driver's answer made no sense",
+        }
+    }
+}
+
+impl core::fmt::Display for GpioError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// How an `Entropy::fill` ended.
+pub mod entropy_status {
+    pub const OK: u32 = 0;
+    /// `len` was more than `RandomBytes::CAPACITY`.
+    pub const TOO_MANY: u32 = 1;
+    /// The hardware had no word ready within the driver's bounded wait (its warm-up
+    /// never ended, or it stopped producing).
+    pub const NOT_READY: u32 = 2;
+    /// Not filled: the value the caller sends, so a driver that never sets it is caught.
+    pub const NOT_DONE: u32 = 3;
+    /// The hardware gave the same 32-bit word twice in a row: the continuous test of
+    /// FIPS 140-2 (4.9.2) says it is stuck, and its bytes are not handed out.
+    pub const STUCK: u32 = 4;
+
+    /// The status's meaning, for a caller's message.
+    pub fn describe(status: u32) -> &'static str {
+        match status {
+            OK => "ok",
+            TOO_MANY => "more bytes than one request holds",
+            NOT_READY => "the hardware produced no random word in time (its warm-up never ended, or it stopped)",
+            NOT_DONE => "the driver did not fill the request",
+            STUCK => "the hardware repeated a word (the continuous test failed): its output is not random",
+            _ => "an unknown status",
+        }
+    }
+}
+
+/// Random bytes from an `Entropy` driver: the caller sets `len`, the driver `status` and
+/// the first `len` bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RandomBytes {
+    pub len: u32,
+    pub status: u32,
+    pub bytes: [u8; 256],
+}
+
+// SAFETY: integers and bytes only.
+unsafe impl RRefable for RandomBytes {}
+
+impl RandomBytes {
+    pub const CAPACITY: usize = 256;
+
+    /// A request for `len` bytes (`status` NOT_DONE until a driver fills it).
+    pub fn request(len: u32) -> RandomBytes {
+        RandomBytes {
+            len,
+            status: entropy_status::NOT_DONE,
+            bytes: [0; 256],
+        }
+    }
+}
