@@ -84,6 +84,7 @@ const DEVICE_1: &[Attacker] = &[device(1)];
 const DEVICE_2: &[Attacker] = &[device(2)];
 const DEVICE_3: &[Attacker] = &[device(3)];
 const DEVICE_4: &[Attacker] = &[device(4)];
+const DEVICE_FW_CFG_DMA: &[Attacker] = &[device(5)];
 const ODD_INPUTS: &[Attacker] = &[attacker("attack-inputs", 1)];
 const HUGE_SLEEPS: &[Attacker] = &[attacker("attack-inputs", 2)];
 const LOG_FORGERY: &[Attacker] = &[attacker("attack-inputs", 3)];
@@ -402,6 +403,20 @@ pub fn cases() -> Vec<QemuTest> {
         attack("attack-device-read-at-usize-max", DEVICE_2, DEVICE_STEPS).then(SHELL_ANSWERS),
         attack("attack-device-write-at-size", DEVICE_3, DEVICE_STEPS).then(SHELL_ANSWERS),
         attack("attack-device-read-straddling-the-end", DEVICE_4, DEVICE_STEPS).then(SHELL_ANSWERS),
+        // Class 12b, red team: fw-cfg (grantable on virt: no policy keeps it) has a DMA
+        // interface whose address register no one keeps. Contained means the grant is
+        // refused, or the register write crashes the attacker; either way no ESCAPE line
+        // and a live kernel. FAILS on f87c47e: the device writes the attacker's chosen
+        // address (its heap, then the kernel's text, after which the kernel is gone).
+        virt_attack(
+            "attack-device-fw-cfg-dma-refused",
+            DEVICE_FW_CFG_DMA,
+            &[
+                ExpectAny(&["domain attack-device rejected", "domain attack-device crashed: panicked"]),
+                Expect("qvq$ "),
+            ],
+        )
+        .then(SHELL_ANSWERS),
         // Class 12b: a driver making its device reach memory it was not given.
         virt_attack("attack-dma-writes-queue-pfn", DMA_QUEUE_PFN, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
         virt_attack("attack-dma-writes-queue-desc", DMA_QUEUE_DESC, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),
