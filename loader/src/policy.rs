@@ -15,9 +15,11 @@ use crate::manifest::{Manifest, Version};
 use alloc::string::{String, ToString};
 use core::fmt;
 
-/// Device-tree `compatible` strings of devices the kernel drives itself: interrupt
-/// controllers, timers, PCI host bridges, the host-link UART, PSCI and the PMU. A grant
-/// of one of these would hand a domain the kernel's own hardware.
+/// Device-tree `compatible` strings no domain is granted: devices the kernel drives itself
+/// (interrupt controllers, timers, PCI host bridges, the host-link UART, PSCI, the PMU),
+/// whose grant would hand a domain the kernel's own hardware, and devices that read or
+/// write memory at addresses their driver gives (DMA engines, the Pi's mailbox), which the
+/// runtime cannot confine.
 pub const KERNEL_OWNED: &[(&str, &str)] = &[
     ("arm,cortex-a15-gic", "the interrupt controller"),
     ("arm,gic-400", "the interrupt controller"),
@@ -37,6 +39,14 @@ pub const KERNEL_OWNED: &[(&str, &str)] = &[
     ("arm,psci-0.2", "power control"),
     ("arm,psci-1.0", "power control"),
     ("arm,armv8-pmuv3", "the performance monitor"),
+    // Devices that read and write memory at addresses their driver gives, with no way for
+    // the runtime to keep those registers (red-team finding): never granted.
+    ("brcm,bcm2835-dma", "a DMA engine that copies any memory"),
+    (
+        "brcm,bcm2835-mbox",
+        "the firmware mailbox, which reads and writes memory at the addresses it is given",
+    ),
+    ("brcm,bcm2835-vchiq", "the VideoCore interface, which shares memory by address"),
 ];
 
 /// What the kernel keeps `compatible` for, if it does.

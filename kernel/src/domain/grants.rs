@@ -14,7 +14,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use interfaces::abi::{DEVICE_PLAIN, DEVICE_VIRTIO_MMIO};
+use interfaces::abi::{DEVICE_FW_CFG, DEVICE_PLAIN, DEVICE_VIRTIO_MMIO};
 use interfaces::DeviceGrant;
 use loader::manifest::Manifest;
 
@@ -78,6 +78,8 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
                 // registers stay the runtime's.
                 if compatible.starts_with(VIRTIO_MMIO) {
                     DEVICE_VIRTIO_MMIO
+                } else if compatible == "qemu,fw-cfg-mmio" {
+                    DEVICE_FW_CFG
                 } else {
                     DEVICE_PLAIN
                 },

@@ -403,16 +403,18 @@ pub fn cases() -> Vec<QemuTest> {
         attack("attack-device-read-at-usize-max", DEVICE_2, DEVICE_STEPS).then(SHELL_ANSWERS),
         attack("attack-device-write-at-size", DEVICE_3, DEVICE_STEPS).then(SHELL_ANSWERS),
         attack("attack-device-read-straddling-the-end", DEVICE_4, DEVICE_STEPS).then(SHELL_ANSWERS),
-        // Class 12b, red team: fw-cfg (grantable on virt: no policy keeps it) has a DMA
-        // interface whose address register no one keeps. Contained means the grant is
-        // refused, or the register write crashes the attacker; either way no ESCAPE line
-        // and a live kernel. FAILS on f87c47e: the device writes the attacker's chosen
-        // address (its heap, then the kernel's text, after which the kernel is gone).
+        // Class 12b, red team: fw-cfg (grantable on virt) has a DMA interface that copies
+        // to any address written into its DMA register. The register is kept
+        // (`DEVICE_FW_CFG`): the write crashes the attacker before it reaches the device.
+        // Before the fix the device wrote the attacker's chosen address (its heap, then the
+        // kernel's text, after which the kernel was gone).
         virt_attack(
             "attack-device-fw-cfg-dma-refused",
             DEVICE_FW_CFG_DMA,
             &[
-                ExpectAny(&["domain attack-device rejected", "domain attack-device crashed: panicked"]),
+                Expect("attack-device: fw-cfg DMA: aiming the device at its own heap first"),
+                Expect("domain attack-device crashed: panicked"),
+                Expect("register 0x10 of this device gives it a memory address to read or write: no domain may write it"),
                 Expect("qvq$ "),
             ],
         )

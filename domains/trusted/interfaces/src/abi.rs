@@ -30,7 +30,7 @@ pub struct DeviceGrant {
     pub mmio_size: usize,
     /// 1 if the device's interrupt is delivered to this domain.
     pub has_irq: u32,
-    /// What the device is (`DEVICE_PLAIN`, `DEVICE_VIRTIO_MMIO`): it decides which
+    /// What the device is (`DEVICE_PLAIN`, `DEVICE_VIRTIO_MMIO`, `DEVICE_FW_CFG`): it decides which
     /// registers the runtime keeps for its trusted code (those that take a DMA address).
     pub kind: u32,
 }
@@ -40,6 +40,9 @@ pub const DEVICE_PLAIN: u32 = 0;
 /// A virtio-mmio transport: its queue-address registers are written only by the runtime's
 /// `VirtQueue`, with addresses of DMA memory it owns.
 pub const DEVICE_VIRTIO_MMIO: u32 = 1;
+/// QEMU's fw-cfg (`qemu,fw-cfg-mmio`): its DMA address register makes the device copy
+/// into any memory, so no domain may write it (a red-team finding); the rest is plain.
+pub const DEVICE_FW_CFG: u32 = 2;
 
 /// A DMA buffer the kernel allocated for the calling domain (`dma_alloc`).
 #[repr(C)]

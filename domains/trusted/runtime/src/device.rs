@@ -21,9 +21,17 @@ pub struct Mmio {
 /// runtime manages). Drivers use `virtqueue::set_status` and `virtqueue::queue_max`.
 const VIRTIO_KEPT: &[usize] = &[0x028, 0x030, 0x038, 0x03c, 0x040, 0x044, 0x070, 0x080, 0x084, 0x090, 0x094, 0x0a0, 0x0a4];
 
+/// The fw-cfg DMA address register (high and low words; QEMU docs/specs/fw_cfg.txt):
+/// writing its low word starts a copy to any address, which nothing here may allow.
+const FW_CFG_KEPT: &[usize] = &[0x10, 0x14];
+
 /// True if a driver may not write register `offset` of a device of `kind` itself.
 pub fn kept_for_the_runtime(kind: u32, offset: usize) -> bool {
-    kind == interfaces::abi::DEVICE_VIRTIO_MMIO && VIRTIO_KEPT.contains(&offset)
+    match kind {
+        interfaces::abi::DEVICE_VIRTIO_MMIO => VIRTIO_KEPT.contains(&offset),
+        interfaces::abi::DEVICE_FW_CFG => FW_CFG_KEPT.contains(&offset),
+        _ => false,
+    }
 }
 
 impl Mmio {
@@ -47,7 +55,12 @@ impl Mmio {
     pub fn write32(&self, offset: usize, value: u32) {
         assert!(
             !kept_for_the_runtime(self.kind, offset),
-            "register {offset:#x} of a virtio transport gives the device a memory address: only the runtime's VirtQueue writes it"
+            "register {offset:#x} of this device gives it a memory address to read or write: {}",
+            if self.kind == interfaces::abi::DEVICE_VIRTIO_MMIO {
+                "only the runtime's VirtQueue writes it"
+            } else {
+                "no domain may write it"
+            }
         );
         self.write32_kept(offset, value)
     }
