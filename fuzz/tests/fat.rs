@@ -204,7 +204,8 @@ fn usage_counts_clusters_taken_and_given_back() {
 fn a_crash_between_any_two_disk_writes_leaves_a_clean_volume_with_every_acknowledged_write() {
     let img = mkfs("crash.img", 16, &["-F", "16"]);
     let pristine = std::fs::read(&img).unwrap();
-    let ops: Vec<Box<dyn Fn(&mut Volume<MemDisk>) -> Result<(), FsError>>> = vec![
+    type Op = Box<dyn Fn(&mut Volume<MemDisk>) -> Result<(), FsError>>;
+    let ops: Vec<Op> = vec![
         Box::new(|v| v.write("/A.TXT", 0, b"one")),
         Box::new(|v| v.mkdir("/DIR")),
         Box::new(|v| v.write("/DIR/B.BIN", 0, &vec![2u8; 20_000])),
@@ -225,13 +226,13 @@ fn a_crash_between_any_two_disk_writes_leaves_a_clean_volume_with_every_acknowle
         fsck_clean(&path);
         let mut v = mount(&path);
         let mut buf = [0u8; 64];
-        if done >= 1 && done < 4 {
+        if (1..4).contains(&done) {
             assert_eq!(v.read("/A.TXT", 0, &mut buf), Ok(3), "cut {cut}");
         }
         if done >= 3 {
             assert_eq!(v.stat("/DIR/B.BIN").map(|s| s.size), Ok(if done >= 5 { 100 } else { 20_000 }), "cut {cut}");
         }
-        if done >= 4 && done < 6 {
+        if (4..6).contains(&done) {
             assert_eq!(v.read("/A.TXT", 0, &mut buf), Ok(8), "cut {cut}");
         }
         if done >= 6 {

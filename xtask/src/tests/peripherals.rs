@@ -80,6 +80,27 @@ fn rng_answers_after_restart(t: &str) -> Result<(), String> {
 
 pub fn cases() -> Vec<QemuTest> {
     vec![
+        // Issue 15's "done when": the SD, GPIO and RNG drivers all run on rpi3, the SD
+        // driver with a card in the slot.
+        QemuTest {
+            setup: Setup::FreshDisk,
+            ..case(
+                "rpi3-domains-lists-the-sd-gpio-and-rng-drivers-running",
+                &[
+                    Expect("qvq$ "),
+                    Send("blk info\r"),
+                    Expect("blocks of 4096 bytes"),
+                    Expect("qvq$ "),
+                    Send("domains\r"),
+                    ExpectAll(&[
+                        "sdhci        0.1.0    running",
+                        "gpio         0.1.0    running",
+                        "rng          0.1.0    running",
+                    ]),
+                    Expect("qvq$ "),
+                ],
+            )
+        },
         case(
             "rpi3-gpio-output-reads-back-set-and-clear",
             &[
