@@ -8,9 +8,10 @@
 //! came would hold the request forever. (QEMU completes each command inside the register
 //! write that starts it, so the first poll finds it done.)
 
-use core::fmt;
 use runtime::interfaces::{block_op, block_status, BlockBatch, BlockInfo, BLOCK_BATCH, BLOCK_SIZE};
 use runtime::Device;
+
+use crate::answers::{card_ok, divider_bits, published_address, Csd, Error};
 
 // Registers (SD Host Controller spec 2.2; the BCM2835 EMMC block has the same layout).
 const BLKSIZECNT: usize = 0x04;
@@ -48,7 +49,6 @@ const POWER_3V3_ON: u32 = 0x0f << 8;
 const CLK_INTERNAL_EN: u32 = 1 << 0;
 const CLK_STABLE: u32 = 1 << 1;
 const CLK_SD_EN: u32 = 1 << 2;
-const CLK_DIVIDER_MASK: u32 = 0xffc0;
 /// Data timeout: TMCLK x 2^27, the longest.
 const TIMEOUT_MAX: u32 = 0xe << 16;
 const SRST_ALL: u32 = 1 << 24;
@@ -109,15 +109,11 @@ const IF_COND_CHECK: u32 = 0x1aa;
 const OCR_3V3_WINDOW: u32 = 0x0030_0000;
 const OCR_HCS: u32 = 1 << 30;
 const OCR_POWERED_UP: u32 = 1 << 31;
-/// Card status (R1) bits that report an error (spec 4.10.1: OUT_OF_RANGE ... AKE_SEQ_ERROR).
-const R1_ERRORS: u32 = 0xfdf9_8008;
 const R1_STATE_SHIFT: u32 = 9;
 const R1_READY_FOR_DATA: u32 = 1 << 8;
 const STATE_TRAN: u32 = 4;
 const STATE_DATA: u32 = 5;
 const STATE_RCV: u32 = 6;
-/// R6: the card status bits 23, 22, 19 it carries (in its bits 15-13).
-const R6_ERRORS: u32 = 0xe000;
 
 const SECTOR: u32 = 512;
 const SECTORS_PER_BLOCK: u32 = (BLOCK_SIZE as u32) / SECTOR;
@@ -137,32 +133,6 @@ const DATA_NS: u64 = 500_000_000;
 const SETTLE_NS: u64 = 100_000_000;
 /// ACMD41 is repeated until the card says it is powered up, for at most 1 s (spec 4.2.3).
 const POWER_UP_NS: u64 = 1_000_000_000;
-/// A card claiming more than SDXC's 2 TiB is not believed.
-const MAX_CAPACITY: u64 = 2 << 40;
-
-/// What went wrong, for the log and the caller.
-#[derive(Clone, Copy, Debug)]
-pub enum Error {
-    /// No answer in time (what was awaited).
-    Timeout(&'static str),
-    /// The controller set error interrupt bits (its INTERRUPT register's high half).
-    Controller(&'static str, u32),
-    /// The card reported an error in its status (R1).
-    Card(&'static str, u32),
-    /// An answer that makes no sense.
-    Protocol(&'static str),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Timeout(what) => write!(f, "timed out waiting for {what}"),
-            Error::Controller(what, bits) => write!(f, "{what}: controller error bits {bits:#06x}"),
-            Error::Card(what, status) => write!(f, "{what}: the card reports status {status:#010x}"),
-            Error::Protocol(what) => write!(f, "{what}"),
-        }
-    }
-}
 
 /// Why a batch stopped early: the card or controller could not be brought back to a state
 /// that takes commands, so the driver must be set up again.
@@ -282,28 +252,10 @@ impl SdCard {
 
         self.command(ALL_SEND_CID, 0, R2, 0)?;
         let r6 = self.command(SEND_RELATIVE_ADDR, 0, R6, 0)?[0];
-        if r6 & R6_ERRORS != 0 {
-            return Err(Error::Card("CMD3", r6));
-        }
-        if r6 >> 16 == 0 {
-            return Err(Error::Protocol("the card published relative address 0"));
-        }
-        self.rca_arg = r6 & 0xffff_0000;
+        self.rca_arg = published_address(r6)?;
 
-        let csd = self.command(SEND_CSD, self.rca_arg, R2, 0)?;
-        let csd = Csd(csd);
-        let bytes = csd.capacity()?;
-        if csd.high_capacity() != self.block_addressed {
-            return Err(Error::Protocol("the card's CSD version disagrees with its capacity bit (OCR CCS)"));
-        }
-        // SDSC takes byte addresses in 32 bits: a larger one could not be addressed.
-        if !self.block_addressed && bytes > 1 << 32 {
-            return Err(Error::Protocol("an SDSC card larger than 4 GiB"));
-        }
-        self.blocks = bytes / BLOCK_SIZE as u64;
-        if self.blocks == 0 {
-            return Err(Error::Protocol("the card is smaller than one 4 KiB block"));
-        }
+        let csd = Csd(self.command(SEND_CSD, self.rca_arg, R2, 0)?);
+        self.blocks = csd.blocks(self.block_addressed, BLOCK_SIZE as u64)?;
         self.read_only = csd.write_protected();
 
         let status = self.command(SELECT_CARD, self.rca_arg, R1B, 0)?[0];
@@ -542,78 +494,5 @@ impl SdCard {
             };
         }
         Ok(())
-    }
-}
-
-/// The clock control bits that divide `base_hz` down to at most `hz`: spec 3.0's 10-bit
-/// divider N (SDCLK = base / 2N), or before it a power of two (base / 2N, N up to 128).
-/// `None` if no divider is large enough.
-fn divider_bits(base_hz: u32, hz: u32, ten_bit: bool) -> Option<u32> {
-    if base_hz <= hz {
-        return Some(0);
-    }
-    let n = base_hz.div_ceil(2 * hz);
-    if ten_bit {
-        (n <= 0x3ff).then_some(((n & 0xff) << 8 | (n >> 8) << 6) & CLK_DIVIDER_MASK)
-    } else {
-        let n = n.checked_next_power_of_two()?;
-        (n <= 0x80).then_some(n << 8)
-    }
-}
-
-/// An R1 card status without error bits.
-fn card_ok(what: &'static str, status: u32) -> Result<(), Error> {
-    if status & R1_ERRORS != 0 {
-        Err(Error::Card(what, status))
-    } else {
-        Ok(())
-    }
-}
-
-/// The card-specific data register as the controller gives it: the response registers
-/// hold CSD bits 127-8 (the CRC byte dropped) as bits 119-0.
-struct Csd([u32; 4]);
-
-impl Csd {
-    /// CSD bits `hi` down to `lo` (at most 32 of them, all at or above bit 8).
-    fn bits(&self, hi: u32, lo: u32) -> u32 {
-        let mut v = 0u64;
-        for bit in (lo..=hi).rev() {
-            let at = bit - 8;
-            v = v << 1 | u64::from(self.0[(at / 32) as usize] >> (at % 32) & 1);
-        }
-        v as u32
-    }
-
-    fn high_capacity(&self) -> bool {
-        self.bits(127, 126) == 1
-    }
-
-    /// PERM_WRITE_PROTECT or TMP_WRITE_PROTECT.
-    fn write_protected(&self) -> bool {
-        self.bits(13, 12) != 0
-    }
-
-    /// The card's size in bytes (spec 5.3.2, 5.3.3), checked to be believable.
-    fn capacity(&self) -> Result<u64, Error> {
-        let bytes = match self.bits(127, 126) {
-            // CSD version 1.0: (C_SIZE + 1) * 2^(C_SIZE_MULT + 2) blocks of 2^READ_BL_LEN.
-            0 => {
-                let read_bl_len = self.bits(83, 80);
-                if !(9..=11).contains(&read_bl_len) {
-                    return Err(Error::Protocol("the CSD gives a block length other than 512, 1024 or 2048"));
-                }
-                let c_size = u64::from(self.bits(73, 62));
-                let mult = self.bits(49, 47) + 2;
-                (c_size + 1) << (mult + read_bl_len)
-            }
-            // CSD version 2.0: (C_SIZE + 1) * 512 KiB.
-            1 => (u64::from(self.bits(69, 48)) + 1) << 19,
-            _ => return Err(Error::Protocol("the CSD has an unknown structure version")),
-        };
-        if bytes > MAX_CAPACITY {
-            return Err(Error::Protocol("the CSD gives a capacity over 2 TiB"));
-        }
-        Ok(bytes)
     }
 }

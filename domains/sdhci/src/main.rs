@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+mod answers;
 mod card;
 
 use card::{Failure, SdCard};
