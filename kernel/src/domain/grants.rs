@@ -45,6 +45,8 @@ pub enum GrantError {
     KernelOwned(String, &'static str),
     Map(String, MapError),
     Route(String, IrqNumber, IrqError),
+    /// (the device asked for, the domain that holds it)
+    HeldBy(String, String),
 }
 
 impl fmt::Display for GrantError {
@@ -56,6 +58,7 @@ impl fmt::Display for GrantError {
                 "no virtio-mmio transport has a device of ID {id} behind it (a block device is 2: `cargo xtask run` attaches a disk)"
             ),
             GrantError::KernelOwned(c, what) => write!(f, "device {c:?} is {what}, which the kernel keeps; it is never granted"),
+            GrantError::HeldBy(c, holder) => write!(f, "device {c:?} is granted to domain {holder} already: a device has one driver"),
             GrantError::Map(c, e) => write!(f, "cannot map {c}: {e:?}"),
             GrantError::Route(c, n, e) => write!(f, "cannot route irq {n} of {c}: {e}"),
         }
@@ -88,6 +91,9 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
         if let Some(what) = kernel_owned(compatible, &dev) {
             return Err(GrantError::KernelOwned(compatible.clone(), what));
         }
+        if let Some(holder) = holder_of(dev.reg, &m.name) {
+            return Err(GrantError::HeldBy(compatible.clone(), holder));
+        }
         crate::memory::map_device(dev.reg).map_err(|e| GrantError::Map(compatible.clone(), e))?;
         let irq = dev.irq.and_then(|s| crate::irq::translate(&s));
         if let (Some(n), true) = (irq, route_irqs) {
@@ -102,6 +108,20 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
         });
     }
     Ok(out)
+}
+
+/// The domain, other than a version of `name` (a restart, a swap's other side), whose
+/// grants overlap `reg`: two drivers of one device would race each other's register
+/// sequences, and neither could trust what the device says.
+fn holder_of(reg: Region, name: &str) -> Option<String> {
+    let mut r = registry();
+    let ids: Vec<DomainId> = r.domains().filter(|d| d.name() != name).map(|d| d.id()).collect();
+    for other in ids {
+        if r.instance_mut(other).is_some_and(|i| i.grants.iter().any(|g| g.mmio.overlaps(&reg))) {
+            return Some(r.name(other));
+        }
+    }
+    None
 }
 
 /// The device ID a grant of `virtio,mmio:ID` asks for (a transport of the tree's many

@@ -55,6 +55,15 @@ const fn device(variant: u32) -> Attacker {
     }
 }
 
+/// attack-device granted the GPIO block the rpi3's `gpio` driver holds (nothing replaced):
+/// the kernel grants a device to one domain only.
+const fn device_held_by_another(variant: u32) -> Attacker {
+    Attacker {
+        rpi3_devices: &["brcm,bcm2835-gpio"],
+        ..attacker("attack-device", variant)
+    }
+}
+
 /// attack-dma granted QEMU virt's first virtio-mmio transport (kept registers and all).
 const fn dma(variant: u32) -> Attacker {
     Attacker {
@@ -85,6 +94,7 @@ const DEVICE_2: &[Attacker] = &[device(2)];
 const DEVICE_3: &[Attacker] = &[device(3)];
 const DEVICE_4: &[Attacker] = &[device(4)];
 const DEVICE_FW_CFG_DMA: &[Attacker] = &[device(5)];
+const DEVICE_HELD: &[Attacker] = &[device_held_by_another(1)];
 const ODD_INPUTS: &[Attacker] = &[attacker("attack-inputs", 1)];
 const HUGE_SLEEPS: &[Attacker] = &[attacker("attack-inputs", 2)];
 const LOG_FORGERY: &[Attacker] = &[attacker("attack-inputs", 3)];
@@ -130,7 +140,7 @@ fn virt_attack(name: &'static str, attackers: &'static [Attacker], steps: &'stat
 const DMA_REGISTER_STEPS: &[Step] = &[
     Expect("attack-dma: writing register"),
     Expect("domain attack-dma crashed: panicked"),
-    Expect("gives the device a memory address: only the runtime's VirtQueue writes it"),
+    Expect("gives it a memory address to read or write: only the runtime's VirtQueue writes it"),
     Expect("DMA buffers ("),
     Expect("domain attack-dma held"),
 ];
@@ -418,6 +428,27 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("qvq$ "),
             ],
         )
+        .then(SHELL_ANSWERS),
+        // Class 12c: a second driver for a device another domain drives (both would race
+        // each other's register sequences): the grant is refused, the holder keeps serving.
+        QemuTest {
+            boards: &[crate::board::Board::Rpi3],
+            ..attack(
+                "attack-device-grant-of-a-held-device-refused",
+                DEVICE_HELD,
+                &[
+                    Expect("device \"brcm,bcm2835-gpio\" is granted to domain gpio already: a device has one driver"),
+                    Expect("qvq$ "),
+                    Send("gpio mode 17 out\r"),
+                    Expect("qvq$ "),
+                    Send("gpio set 17\r"),
+                    Expect("qvq$ "),
+                    Send("gpio get 17\r"),
+                    Expect("gpio get 17: 1"),
+                    Expect("qvq$ "),
+                ],
+            )
+        }
         .then(SHELL_ANSWERS),
         // Class 12b: a driver making its device reach memory it was not given.
         virt_attack("attack-dma-writes-queue-pfn", DMA_QUEUE_PFN, DMA_REGISTER_STEPS).then(SHELL_ANSWERS),

@@ -11,6 +11,7 @@ pub const NAME: &str = "rpi3";
 /// The domain that exports `Block` on this board, the SD card driver (Arasan SDHCI): the block self tests crash
 /// and swap it, between the kept versions `initrd/rpi3.toml` signs (0.2.0 and the
 /// 0.1.1 downgrade).
+#[cfg_attr(not(feature = "selftest"), allow(dead_code))] // read by the block self tests and the bench
 pub const BLOCK_DRIVER: &str = "sdhci";
 
 /// Before the device tree: RAM up to the peripherals, then the peripherals and the local

@@ -10,6 +10,7 @@ pub const NAME: &str = "virt";
 /// The domain that exports `Block` on this board, the virtio-blk driver (virtio-mmio): the block self tests crash
 /// and swap it, between the kept versions `initrd/virt.toml` signs (0.2.0 and the
 /// 0.1.1 downgrade).
+#[cfg_attr(not(feature = "selftest"), allow(dead_code))] // read by the block self tests and the bench
 pub const BLOCK_DRIVER: &str = "virtio-blk";
 
 /// Before the device tree: the first GiB is devices, the next three are RAM.

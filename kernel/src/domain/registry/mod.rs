@@ -136,7 +136,6 @@ impl Registry {
     pub fn count(&self) -> usize {
         self.domains.len()
     }
-    #[cfg_attr(not(feature = "selftest"), allow(dead_code))] // read by the bench and selftests
     pub fn domains(&self) -> impl Iterator<Item = &Domain> {
         self.domains.iter()
     }
