@@ -3,7 +3,7 @@
 use super::registry::{registry, State};
 use super::{recovery, swap, versions, KERNEL};
 use interfaces::kernel::{self, Kernel};
-use interfaces::{DomainInfo, RRef, RpcError, RpcResult, SwapReport, Text};
+use interfaces::{DomainInfo, Envelope, RRef, RpcError, RpcResult, SwapReport, Text};
 
 /// What the kernel (domain 0) imports: the console, to log through it; with the selftests,
 /// the test domain's and the block driver's interfaces too (for the benchmarks).
@@ -54,13 +54,20 @@ impl Kernel for KernelInterface {
         let name = core::str::from_utf8(name.as_bytes()).map_err(|_| RpcError::Refused)?;
         let entry = core::str::from_utf8(entry.as_bytes()).map_err(|_| RpcError::Refused)?;
         let o = swap::swap(name, swap::Source::Initrd(entry), fresh);
-        Ok(RRef::new(SwapReport {
-            swapped: o.swapped as u32,
-            _pad: 0,
-            window_instructions: o.window,
-            total_instructions: o.total,
-            message: Text::from_bytes(o.message.as_bytes()).0,
-        }))
+        Ok(report(o))
+    }
+
+    fn swap_envelope(&self, name: RRef<Text>, envelope: RRef<Envelope>, from: RRef<Text>, fresh: bool) -> RpcResult<RRef<SwapReport>> {
+        let name = core::str::from_utf8(name.as_bytes()).map_err(|_| RpcError::Refused)?;
+        let from = core::str::from_utf8(from.as_bytes()).map_err(|_| RpcError::Refused)?;
+        // Both go into the kernel's log lines: no line breaks or other control characters.
+        if name.chars().chain(from.chars()).any(char::is_control) {
+            return Err(RpcError::Refused);
+        }
+        // The length is the caller's claim: only bytes inside the block are read.
+        let bytes = envelope.bytes.get(..envelope.len as usize).ok_or(RpcError::Refused)?;
+        let o = swap::swap(name, swap::Source::Handed { bytes, from }, fresh);
+        Ok(report(o))
     }
 
     fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>> {
@@ -69,6 +76,16 @@ impl Kernel for KernelInterface {
         let l = lines.get(line as usize).ok_or(RpcError::Refused)?;
         Ok(RRef::new(Text::from_bytes(l.as_bytes()).0))
     }
+}
+
+fn report(o: swap::Outcome) -> RRef<SwapReport> {
+    RRef::new(SwapReport {
+        swapped: o.swapped as u32,
+        _pad: 0,
+        window_instructions: o.window,
+        total_instructions: o.total,
+        message: Text::from_bytes(o.message.as_bytes()).0,
+    })
 }
 
 static KERNEL_INTERFACE: KernelInterface = KernelInterface;

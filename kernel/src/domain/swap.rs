@@ -37,6 +37,9 @@ pub enum Source<'a> {
     /// An envelope pushed from the host.
     #[cfg(feature = "hostlink")]
     Pushed(&'a [u8]),
+    /// An envelope a domain read (from the disk) and handed over: its bytes and where it
+    /// says they came from.
+    Handed { bytes: &'a [u8], from: &'a str },
 }
 
 /// What a swap did.
@@ -168,10 +171,12 @@ fn initrd_entry(name: &str, wanted: &str, current: &Version) -> Result<(String, 
     }
 }
 
-/// Copies a pushed envelope into frames of its own; the new version's ELF borrows them
-/// until it is retired.
-#[cfg(feature = "hostlink")]
+/// Copies a pushed or handed envelope into frames of its own; the new version's ELF
+/// borrows them until it is retired.
 fn keep_pushed(bytes: &[u8]) -> Result<(&'static [u8], FrameRange), SwapRefusal> {
+    if bytes.is_empty() {
+        return Err(SwapRefusal::EmptyEnvelope);
+    }
     let mut frames = FrameRange::alloc(bytes.len().div_ceil(crate::memory::PAGE_SIZE)).ok_or(SwapRefusal::NoMemoryForPush)?;
     frames.as_mut_slice()[..bytes.len()].copy_from_slice(bytes);
     // SAFETY: the bytes live in `frames`, which the domain record that borrows them owns
@@ -222,6 +227,10 @@ fn swap_exclusive(name: &str, source: Source, fresh: bool, t0: u64) -> Result<Ou
         Source::Pushed(bytes) => {
             let (copy, frames) = keep_pushed(bytes)?;
             (String::from("a host push"), copy, Some(frames), format!("cargo xtask swap {name} --fresh"))
+        }
+        Source::Handed { bytes, from } => {
+            let (copy, frames) = keep_pushed(bytes)?;
+            (String::from(from), copy, Some(frames), format!("swap {name} {from} --fresh"))
         }
     };
     let (v, verify_cost) = check_candidate(name, &old, &label, bytes)?;

@@ -23,8 +23,8 @@ pub enum SwapRefusal {
     /// (name, running version)
     NoNewerVersion(String, Version),
     NoSuchEntry(String),
-    #[cfg(feature = "hostlink")]
     NoMemoryForPush,
+    EmptyEnvelope,
     /// (where the candidate came from, why verification failed)
     Verify(String, loader::LoadError),
     /// (where from, the trust-policy rule it breaks)
@@ -81,8 +81,8 @@ impl fmt::Display for SwapRefusal {
             InitrdUnreadable(e) => write!(f, "the initrd is unreadable: {e}"),
             NoNewerVersion(name, current) => write!(f, "the initrd holds no version of {name} newer than {current}"),
             NoSuchEntry(wanted) => write!(f, "the initrd has no entry {wanted:?}"),
-            #[cfg(feature = "hostlink")]
-            NoMemoryForPush => f.write_str("no memory to hold the pushed envelope"),
+            NoMemoryForPush => f.write_str("no memory to hold the envelope"),
+            EmptyEnvelope => f.write_str("the envelope is empty"),
             Verify(label, e) => write!(f, "{label}: {e}"),
             Policy(label, e) => write!(f, "{label}: {e}"),
             WrongName(label, found, name) => write!(f, "{label} is domain {found:?}, not {name:?}"),

@@ -34,6 +34,11 @@ interfaces! {
         /// the new version starts without the old one's state (needed when their state
         /// hooks differ).
         fn swap(&self, name: RRef<Text>, entry: RRef<Text>, fresh: bool) -> RpcResult<RRef<SwapReport>>;
+        /// Hot-swaps domain `name` for the signed envelope in `envelope` (its first `len`
+        /// bytes), read by the caller from `from` (for the log, e.g. `disk:/CONSOLE.QVD`):
+        /// verified and admitted exactly as an initrd entry or a host push is, with the
+        /// same key policy, rollback floor and refusal messages.
+        fn swap_envelope(&self, name: RRef<Text>, envelope: RRef<Envelope>, from: RRef<Text>, fresh: bool) -> RpcResult<RRef<SwapReport>>;
         /// Line `line` of what `versions NAME` shows (running, available, retired);
         /// `Refused` past the last line.
         fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>>;

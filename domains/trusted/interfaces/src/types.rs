@@ -229,6 +229,27 @@ unsafe impl RRefable for BlockBatch {}
 // SAFETY: all-zero is valid.
 unsafe impl Zeroable for BlockBatch {}
 
+/// The largest signed envelope a domain can hand the kernel for a swap (`Kernel::
+/// swap_envelope`): 192 KiB, three times the largest domain QvQ builds (the shell).
+pub const ENVELOPE_MAX: usize = 192 * 1024;
+
+/// A signed domain envelope (`loader/FORMAT.md`) a domain read from somewhere (the disk)
+/// and hands the kernel: the kernel verifies it exactly as an initrd entry or a host push.
+/// Make one with `RRef::try_new_zeroed`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Envelope {
+    /// Bytes of `bytes` in use (at most `ENVELOPE_MAX`; more is refused).
+    pub len: u32,
+    pub _pad: u32,
+    pub bytes: [u8; ENVELOPE_MAX],
+}
+
+// SAFETY: an integer and bytes only.
+unsafe impl RRefable for Envelope {}
+// SAFETY: all-zero is valid.
+unsafe impl Zeroable for Envelope {}
+
 /// Pins of the BCM2835 GPIO block (`Gpio`): 0 to 53.
 pub const GPIO_PINS: u32 = 54;
 
