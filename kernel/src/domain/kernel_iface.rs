@@ -1,7 +1,7 @@
 //! The `Kernel` interface, exported by the kernel (domain 0) for the shell.
 
 use super::registry::{registry, State};
-use super::{recovery, swap, versions, KERNEL};
+use super::{load, recovery, swap, versions, KERNEL};
 use interfaces::kernel::{self, Kernel};
 use interfaces::{DomainInfo, Envelope, RRef, RpcError, RpcResult, SwapReport, Text};
 
@@ -68,6 +68,31 @@ impl Kernel for KernelInterface {
         let bytes = envelope.bytes.get(..envelope.len as usize).ok_or(RpcError::Refused)?;
         let o = swap::swap(name, swap::Source::Handed { bytes, from }, fresh);
         Ok(report(o))
+    }
+
+    fn load_envelope(&self, envelope: RRef<Envelope>, from: RRef<Text>) -> RpcResult<RRef<SwapReport>> {
+        let from = core::str::from_utf8(from.as_bytes()).map_err(|_| RpcError::Refused)?;
+        if from.chars().any(char::is_control) {
+            return Err(RpcError::Refused);
+        }
+        let bytes = envelope.bytes.get(..envelope.len as usize).ok_or(RpcError::Refused)?;
+        let t0 = crate::arch::pmu::cycles();
+        let (started, message) = match load::load(bytes, from) {
+            Ok(m) => {
+                crate::info!("{m}");
+                (true, m)
+            }
+            Err(why) => {
+                crate::warn!("{why}");
+                (false, why)
+            }
+        };
+        Ok(report(swap::Outcome {
+            swapped: started,
+            window: 0,
+            total: crate::arch::pmu::cycles() - t0,
+            message,
+        }))
     }
 
     fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>> {

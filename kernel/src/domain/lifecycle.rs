@@ -5,6 +5,7 @@
 use super::instance::{instantiate, run_init, Instance, StartError};
 use super::registry::{registry, Domain, State};
 use super::{continuation, events, image, rref, short, DomainId};
+use crate::memory::FrameRange;
 use crate::{info, warn};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -84,13 +85,31 @@ fn interface_list(l: &[InterfaceRef]) -> String {
     }
 }
 
-/// Starts verified domain `v` from the initrd entry `source` as a new record: instance,
-/// log line, initialisation. A failed initialisation retires the record as rejected.
-pub fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64, source: &str) -> Result<(), BootRefusal> {
+/// Starts verified domain `v` from `source` (an initrd entry, or where a loaded envelope
+/// came from) as a new record: instance, log line, initialisation. A failed
+/// initialisation retires the record as rejected. Returns the new record's number.
+pub fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64, source: &str) -> Result<DomainId, BootRefusal> {
+    start_owning(v, verify_cost, source, None).map_err(|(e, _)| e)
+}
+
+/// `start`, for a domain whose envelope bytes (which `v` borrows) live in `envelope`: the
+/// record owns them from the moment it exists; if it never came to exist, they come back
+/// with the refusal.
+pub fn start_owning(
+    v: &loader::VerifiedDomain<'static>,
+    verify_cost: u64,
+    source: &str,
+    envelope: Option<FrameRange>,
+) -> Result<DomainId, (BootRefusal, Option<FrameRange>)> {
     let m = &v.manifest;
-    let id = registry().next_new_id().ok_or(BootRefusal::TooManyDomains)?;
+    let Some(id) = registry().next_new_id() else {
+        return Err((BootRefusal::TooManyDomains, envelope));
+    };
     let load_start = crate::arch::pmu::cycles();
-    let inst = instantiate(id, m, &v.elf, true).map_err(BootRefusal::Start)?;
+    let inst = match instantiate(id, m, &v.elf, true) {
+        Ok(inst) => inst,
+        Err(e) => return Err((BootRefusal::Start(e), envelope)),
+    };
     let load_cost = crate::arch::pmu::cycles() - load_start;
     info!(
         "domain {} {} verified (key id {}), loaded at {:#x}: {} bytes, segments {}, {} relocations, heap {} KiB",
@@ -105,12 +124,12 @@ pub fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64, source: &str
     );
     {
         let mut r = registry();
-        r.install(Domain::new(id, v, source, None, State::Running, 1, verify_cost));
+        r.install(Domain::new(id, v, source, envelope, State::Running, 1, verify_cost));
         r.set_instance(id, inst, load_cost);
     }
     if let Err(why) = run_init(id, m) {
         retire(id, State::Rejected);
-        return Err(BootRefusal::Start(why));
+        return Err((BootRefusal::Start(why), None));
     }
     super::policy::raise_floor(m);
     info!(
@@ -119,7 +138,7 @@ pub fn start(v: &loader::VerifiedDomain<'static>, verify_cost: u64, source: &str
         interface_list(&m.exports),
         interface_list(&m.imports)
     );
-    Ok(())
+    Ok(id)
 }
 
 /// The log line of a domain that was refused.

@@ -25,6 +25,7 @@
 //! | the kernel log through the console domain | `console.rs` |
 //! | replacing a running domain | `swap.rs`, `swap_window.rs`, `swap_refusal.rs`, `versions.rs` |
 //! | receiving a new version from the host | `push.rs` |
+//! | starting a domain from an envelope a domain handed over | `load.rs` |
 
 mod allegation;
 mod boot;
@@ -39,6 +40,7 @@ mod image;
 mod instance;
 mod kernel_iface;
 mod lifecycle;
+mod load;
 mod policy;
 mod proxy;
 #[cfg(feature = "hostlink")]

@@ -173,7 +173,7 @@ fn initrd_entry(name: &str, wanted: &str, current: &Version) -> Result<(String, 
 
 /// Copies a pushed or handed envelope into frames of its own; the new version's ELF
 /// borrows them until it is retired.
-fn keep_pushed(bytes: &[u8]) -> Result<(&'static [u8], FrameRange), SwapRefusal> {
+pub(super) fn keep_pushed(bytes: &[u8]) -> Result<(&'static [u8], FrameRange), SwapRefusal> {
     if bytes.is_empty() {
         return Err(SwapRefusal::EmptyEnvelope);
     }

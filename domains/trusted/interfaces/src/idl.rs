@@ -39,6 +39,11 @@ interfaces! {
         /// verified and admitted exactly as an initrd entry or a host push is, with the
         /// same key policy, rollback floor and refusal messages.
         fn swap_envelope(&self, name: RRef<Text>, envelope: RRef<Envelope>, from: RRef<Text>, fresh: bool) -> RpcResult<RRef<SwapReport>>;
+        /// Starts the domain in `envelope` (its first `len` bytes, read from `from`), which
+        /// must not be running: verified and admitted as at boot (signature, key policy,
+        /// rollback floor), one domain per name, one exporter per interface, every import
+        /// served. The report's `swapped` is 1 if it started; its message says what happened.
+        fn load_envelope(&self, envelope: RRef<Envelope>, from: RRef<Text>) -> RpcResult<RRef<SwapReport>>;
         /// Line `line` of what `versions NAME` shows (running, available, retired);
         /// `Refused` past the last line.
         fn versions(&self, name: RRef<Text>, line: u32) -> RpcResult<RRef<Text>>;
