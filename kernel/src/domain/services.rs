@@ -213,7 +213,9 @@ extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, na
     count.fetch_add(1, Ordering::Relaxed);
     let name = alloc::format!("{}:{}", registry().name(d), printable(&thread_name, false));
     let thread_name = name.clone();
-    let r = crate::sched::spawn(&thread_name, crate::sched::Priority::Normal, move || {
+    // The manifest's stack size, never less than a kernel thread's.
+    let pages = (super::quota::stack(d) / crate::memory::PAGE_SIZE).max(crate::sched::STACK_PAGES);
+    let r = crate::sched::spawn_with_stack(&thread_name, crate::sched::Priority::Normal, pages, move || {
         let mut call = ThreadCall { entry, arg };
         let code = call_into(
             d,
