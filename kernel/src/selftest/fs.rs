@@ -118,6 +118,10 @@ fn write_files(name: &str) -> ! {
             break;
         }
     }
+    // Most crashes must have ended a write call (else they tested nothing of the writes).
+    if resent < CRASHES / 2 {
+        fail(name, format_args!("only {resent} of {CRASHES} crashes ended a write call"));
+    }
     let restarts = inspect::restarts_of("fs").unwrap_or(0);
     if restarts < CRASHES {
         fail(name, format_args!("only {restarts} restarts of the fs domain"));
