@@ -6,7 +6,7 @@
 use alloc::format;
 use alloc::string::String;
 use runtime::interfaces::files::{self, Files};
-use runtime::interfaces::{fs_status, FileChunk, FileStat, FsAnswer, ImportError, RRef, RpcResult, Text, FILE_CHUNK};
+use runtime::interfaces::{fs_status, FileChunk, FileStat, FsAnswer, ImportError, RRef, RpcError, RpcResult, Text, FILE_CHUNK};
 
 pub const HELP: &str = "ls [PATH] | cat PATH | write PATH TEXT | rm PATH | mkdir PATH | df  (files on the disk's FAT volume; paths from its root, like /DOCS/NOTE.TXT; new names 8.3)\n";
 
@@ -22,21 +22,24 @@ fn fs(cmd: &str) -> Result<files::Proxy, String> {
     })
 }
 
+/// `path` as the interface's text (callers check its length first: `Text` would cut it).
+fn text(path: &str) -> RRef<Text> {
+    RRef::new(Text::from_bytes(path.as_bytes()).0)
+}
+
 /// The path as the interface's text, or why it cannot be one.
 fn path_text(cmd: &str, path: &str) -> Result<RRef<Text>, String> {
     if path.len() > Text::CAPACITY {
         return Err(format!("{cmd}: the path is longer than {} bytes\n", Text::CAPACITY));
     }
-    Ok(RRef::new(Text::from_bytes(path.as_bytes()).0))
+    Ok(text(path))
 }
 
 /// A call that changes nothing, made again (once the fs domain serves) if the domain
 /// crashed or was restarting: reading twice is harmless.
 fn idempotent<T>(mut call: impl FnMut() -> RpcResult<T>) -> RpcResult<T> {
     match call() {
-        Err(e) if matches!(e, runtime::interfaces::RpcError::Crashed | runtime::interfaces::RpcError::Unavailable) => {
-            runtime::interfaces::abi::await_restart(|| Some(call())).unwrap_or(Err(e))
-        }
+        Err(e @ (RpcError::Crashed | RpcError::Unavailable)) => runtime::interfaces::abi::await_restart(|| Some(call())).unwrap_or(Err(e)),
         r => r,
     }
 }
@@ -83,8 +86,7 @@ pub fn ls(words: &[&str], print: &dyn Fn(&str)) {
     };
     let run = || -> Result<(), String> {
         let fs = fs("ls")?;
-        let st = idempotent(|| fs.stat(path_text("ls", path).map_err(|_| runtime::interfaces::RpcError::Refused)?))
-            .map_err(|e| format!("ls {path}: error: {e}\n"))?;
+        let st = idempotent(|| fs.stat(text(path))).map_err(|e| format!("ls {path}: error: {e}\n"))?;
         if st.status != fs_status::OK {
             return Err(format!("ls {path}: {}\n", failure(st.status, &st.detail)));
         }
@@ -94,8 +96,7 @@ pub fn ls(words: &[&str], print: &dyn Fn(&str)) {
         }
         let mut shown = 0u32;
         for index in 0..u32::MAX {
-            let e = idempotent(|| fs.list(path_text("ls", path).map_err(|_| runtime::interfaces::RpcError::Refused)?, index))
-                .map_err(|e| format!("ls {path}: error: {e}\n"))?;
+            let e = idempotent(|| fs.list(text(path), index)).map_err(|e| format!("ls {path}: error: {e}\n"))?;
             match e.status {
                 fs_status::OK => print(&entry_line(&e)),
                 fs_status::NO_MORE_ENTRIES => break,
@@ -129,7 +130,7 @@ pub fn cat(words: &[&str], print: &dyn Fn(&str)) {
     let mut offset = 0u64;
     let mut ends_in_newline = true;
     while offset < CAT_LIMIT {
-        let chunk: RRef<FileChunk> = match idempotent(|| fs.read(RRef::new(Text::from_bytes(path.as_bytes()).0), offset)) {
+        let chunk: RRef<FileChunk> = match idempotent(|| fs.read(text(path), offset)) {
             Ok(c) => c,
             Err(e) => return print(&format!("cat {path}: error: {e}\n")),
         };

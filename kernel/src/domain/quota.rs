@@ -46,8 +46,9 @@ pub fn threads(d: DomainId) -> usize {
     get(&QUOTAS.threads, d)
 }
 
-/// Bytes of stack each thread `d` spawns gets (its manifest's `stack_size`; calls it
-/// makes run on this stack, nested calls included).
+/// Bytes of stack each thread `d` spawns asks for (its manifest's `stack_size`; calls it
+/// makes run on this stack, nested calls included). `services::spawn` keeps it between
+/// 16 and 64 KiB.
 pub fn stack(d: DomainId) -> usize {
     get(&QUOTAS.stack, d)
 }
