@@ -102,7 +102,8 @@ pub enum Setup {
     /// The standard initrd plus attack domains (`crate::tests::attacks`).
     Attack(&'static [fixtures::Attacker]),
     /// The standard boot with a fresh default disk image attached (`crate::disk`: 16 MiB,
-    /// block 0 starting with `disk::FIRST_LINE`), rewritten for each case as
+    /// an MBR starting with `disk::FIRST_LINE`, a FAT16 partition holding README.TXT, a raw
+    /// area from `disk::RAW_FIRST_BLOCK`), rewritten for each case as
     /// `target/qvq/<board>/test-disk.img`. `DiskHas` steps read it after QEMU exits.
     FreshDisk,
 }
