@@ -61,10 +61,15 @@ impl Sectors for MemDisk {
     }
 }
 
-/// Mounts `data` as the start of an 8 MiB disk and works on it.
+/// The disk the check mounts: the input, then zeros up to this size. The seeds
+/// (`cargo xtask fuzz --seed`, xtask/src/fuzz/seeds.rs) are volumes made for a disk of this
+/// size: a larger volume would not fit and be refused.
+pub const FUZZ_DISK_BYTES: u64 = 4 << 20;
+
+/// Mounts `data` as the start of a `FUZZ_DISK_BYTES` disk and works on it.
 pub fn fat_volume(data: &[u8]) -> Outcome {
     let mut disk = MemDisk::new(data.to_vec());
-    disk.sectors = (8 << 20) / SECTOR as u64;
+    disk.sectors = FUZZ_DISK_BYTES / SECTOR as u64;
     let Ok(mut v) = Volume::mount(disk) else {
         return Outcome::Refused;
     };

@@ -20,7 +20,7 @@ mod manifest;
 pub use elf::elf;
 pub use elf_differential::elf_differential;
 pub use envelope::{envelope, verify};
-pub use fat_volume::{fat_volume, MemDisk};
+pub use fat_volume::{fat_volume, MemDisk, FUZZ_DISK_BYTES};
 
 /// The FS domain's FAT code, compiled here as it is in the domain (it uses only `core` and
 /// `alloc`), so the host can fuzz it and test it against dosfstools and mtools.
@@ -86,6 +86,11 @@ pub const TARGETS: &[Target] = &[
         name: "initrd",
         parser: "initrd::Archive::parse, entries, find; initrd::pack",
         check: initrd,
+    },
+    Target {
+        name: "fat_volume",
+        parser: "the FS domain's fat::Volume (mount, list, stat, read, write, mkdir, remove, usage)",
+        check: fat_volume,
     },
     Target {
         name: "hostlink",

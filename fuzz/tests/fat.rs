@@ -197,6 +197,9 @@ fn usage_counts_clusters_taken_and_given_back() {
     assert_eq!(v.usage().unwrap().1, free0);
 }
 
+/// One operation of the crash test's sequence.
+type Operation = Box<dyn Fn(&mut Volume<MemDisk>) -> Result<(), FsError>>;
+
 /// Each step of a sequence of operations, cut short after every possible number of disk
 /// writes (a crash of the domain between two batches): the volume always passes fsck, and
 /// every operation that returned before the cut is there.
@@ -204,8 +207,7 @@ fn usage_counts_clusters_taken_and_given_back() {
 fn a_crash_between_any_two_disk_writes_leaves_a_clean_volume_with_every_acknowledged_write() {
     let img = mkfs("crash.img", 16, &["-F", "16"]);
     let pristine = std::fs::read(&img).unwrap();
-    type Op = Box<dyn Fn(&mut Volume<MemDisk>) -> Result<(), FsError>>;
-    let ops: Vec<Op> = vec![
+    let ops: Vec<Operation> = vec![
         Box::new(|v| v.write("/A.TXT", 0, b"one")),
         Box::new(|v| v.mkdir("/DIR")),
         Box::new(|v| v.write("/DIR/B.BIN", 0, &vec![2u8; 20_000])),

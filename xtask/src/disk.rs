@@ -1,20 +1,37 @@
 //! The disk image `cargo xtask run` attaches (`target/qvq/<board>/disk.img`) and the fresh
-//! copy the block tests boot with (`test-disk.img`): 16 MiB, block 0 starting with
-//! [`FIRST_LINE`], every other byte zero. Also what QEMU is told to attach it as, and the
-//! host's reading of a block after QEMU has exited.
+//! copy the block and file tests boot with (`test-disk.img`): 16 MiB, an MBR (whose boot
+//! code area, unused, starts with [`FIRST_LINE`]) with one FAT16 partition from 1 MiB to
+//! 15 MiB holding `README.TXT` ([`README`]), and the last MiB ([`RAW_FIRST_BLOCK`] on) left
+//! raw, outside the partition, for the block tests that write blocks directly. The
+//! partition is made by dosfstools' `mkfs.fat` and the file copied in by mtools' `mcopy`
+//! (`cargo xtask setup` installs both). Also what QEMU is told to attach it as, the host's
+//! reading of a block after QEMU has exited, and the host's checks of the partition
+//! (`fsck.fat -n`, `mtype`).
 
 use crate::board::Board;
 use crate::paths::out_dir;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Bytes in one block (the `Block` interface's `BLOCK_SIZE`).
 pub const BLOCK: u64 = 4096;
-/// The image's size: 4096 blocks.
+/// The image's size: 4096 blocks (a power of two, as QEMU wants an SD card's size).
 pub const BYTES: u64 = 16 << 20;
-/// What block 0 starts with.
+/// What block 0 (the MBR's boot code area) starts with.
 pub const FIRST_LINE: &str = "QvQ disk: made by cargo xtask\n";
+/// The FAT partition: its first sector (1 MiB) and its size in 512-byte sectors (14 MiB).
+pub const PARTITION_START: u64 = 2048;
+pub const PARTITION_SECTORS: u64 = 14 << 11;
+/// The first block of the raw area after the partition (15 MiB): blocks from here to the
+/// end belong to no partition, and the block tests write there.
+pub const RAW_FIRST_BLOCK: u64 = (PARTITION_START + PARTITION_SECTORS) * 512 / BLOCK;
+/// What the partition's `README.TXT` says.
+pub const README: &str = "This is QvQ's disk image, made by cargo xtask (xtask/src/disk.rs).\r\n\
+It has an MBR with one FAT16 partition from 1 MiB to 15 MiB (this volume, which the fs\r\n\
+domain mounts: ls, cat, write, rm, mkdir and df in the shell), and the last MiB left raw,\r\n\
+outside any partition, for the block tests.\r\n";
 
 /// The image `run` attaches unless given `--disk` (made if missing, never overwritten).
 pub fn default_path(board: Board) -> PathBuf {
@@ -26,12 +43,67 @@ pub fn test_path(board: Board) -> PathBuf {
     out_dir(board).join("test-disk.img")
 }
 
-/// Writes the default image's contents to `file` (already empty): the first line, then
-/// zeros up to [`BYTES`] (a sparse file where the filesystem allows).
-fn fill(file: &mut File) -> std::io::Result<()> {
-    file.write_all(FIRST_LINE.as_bytes())?;
-    file.set_len(BYTES)?;
-    file.sync_all()
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e} (`cargo xtask setup` installs dosfstools and mtools)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The MBR: [`FIRST_LINE`] in the boot code area, one FAT16 (LBA, type 0x0e) partition.
+fn mbr() -> [u8; 512] {
+    let mut s = [0u8; 512];
+    s[..FIRST_LINE.len()].copy_from_slice(FIRST_LINE.as_bytes());
+    let e = &mut s[446..462];
+    e[0] = 0x00; // not bootable
+    e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]); // CHS: "use the LBA fields"
+    e[4] = 0x0e;
+    e[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    e[8..12].copy_from_slice(&(PARTITION_START as u32).to_le_bytes());
+    e[12..16].copy_from_slice(&(PARTITION_SECTORS as u32).to_le_bytes());
+    s[510] = 0x55;
+    s[511] = 0xaa;
+    s
+}
+
+/// Writes the default image's contents to `file` (at `path`, already empty).
+fn fill(file: &mut File, path: &Path) -> Result<(), String> {
+    let part = path.with_extension("partition.tmp");
+    let readme = path.with_extension("readme.tmp");
+    let made = (|| {
+        let _ = std::fs::remove_file(&part);
+        run(Command::new("mkfs.fat")
+            .args(["-F", "16", "-n", "QVQDISK", "-i", "51760000", "-h"])
+            .arg(PARTITION_START.to_string())
+            .arg("-C")
+            .arg(&part)
+            .arg((PARTITION_SECTORS / 2).to_string()))?;
+        std::fs::write(&readme, README).map_err(|e| format!("cannot write {}: {e}", readme.display()))?;
+        run(Command::new("mcopy").arg("-i").arg(&part).arg(&readme).arg("::/README.TXT"))?;
+        std::fs::read(&part).map_err(|e| format!("cannot read {}: {e}", part.display()))
+    })();
+    let _ = std::fs::remove_file(&part);
+    let _ = std::fs::remove_file(&readme);
+    let volume = made?;
+    if volume.len() as u64 != PARTITION_SECTORS * 512 {
+        return Err(format!("mkfs.fat made {} bytes, not {}", volume.len(), PARTITION_SECTORS * 512));
+    }
+    (|| {
+        file.write_all(&mbr())?;
+        file.seek(SeekFrom::Start(PARTITION_START * 512))?;
+        file.write_all(&volume)?;
+        file.set_len(BYTES)?;
+        file.sync_all()
+    })()
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Makes the default image at `path` unless a file is there already (it is never
@@ -45,10 +117,10 @@ pub fn ensure(path: &Path) -> Result<bool, String> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
     };
-    if let Err(e) = fill(&mut file) {
+    if let Err(e) = fill(&mut file, path) {
         drop(file);
         let _ = std::fs::remove_file(path);
-        return Err(format!("cannot write {}: {e}", path.display()));
+        return Err(e);
     }
     Ok(true)
 }
@@ -59,7 +131,42 @@ pub fn make_fresh(path: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    fill(&mut file).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    fill(&mut file, path)
+}
+
+/// The image's FAT partition as mtools names it (`-i IMAGE@@OFFSET`).
+fn partition_of(path: &Path) -> String {
+    format!("{}@@{}", path.display(), PARTITION_START * 512)
+}
+
+/// `fsck.fat -n` (check, change nothing) on the image's FAT partition (copied out first:
+/// fsck.fat takes no offset). Ok if it finds nothing to fix; else what it says.
+pub fn fsck_partition(path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let start = (PARTITION_START * 512) as usize;
+    let volume = bytes
+        .get(start..start + (PARTITION_SECTORS * 512) as usize)
+        .ok_or_else(|| format!("{} is too small to hold the partition", path.display()))?;
+    let copy = path.with_extension("fsck.tmp");
+    std::fs::write(&copy, volume).map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
+    let r = run(Command::new("fsck.fat").arg("-n").arg(&copy));
+    let _ = std::fs::remove_file(&copy);
+    r.map(drop).map_err(|e| format!("the FAT partition of {} is not clean: {e}", path.display()))
+}
+
+/// The file `file` ("/DOCS/NOTE.TXT") of the image's FAT partition, as mtools' `mtype` reads it.
+pub fn mtype(path: &Path, file: &str) -> Result<Vec<u8>, String> {
+    let out = Command::new("mtype")
+        .arg("-i")
+        .arg(partition_of(path))
+        .arg(format!("::{file}"))
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .map_err(|e| format!("cannot run mtype: {e} (`cargo xtask setup` installs mtools)"))?;
+    if !out.status.success() {
+        return Err(format!("mtype {file}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(out.stdout)
 }
 
 /// Block `lba` of the image at `path` (all [`BLOCK`] bytes of it).
@@ -131,14 +238,23 @@ mod tests {
     }
 
     #[test]
-    fn a_new_image_is_16_mib_with_the_first_line_and_zeros() {
+    fn a_new_image_is_16_mib_with_the_first_line_a_clean_fat_partition_and_a_raw_area() {
         let p = scratch("new.img");
         assert!(ensure(&p).unwrap());
         assert_eq!(std::fs::metadata(&p).unwrap().len(), BYTES);
         let b0 = read_block(&p, 0).unwrap();
         assert!(b0.starts_with(FIRST_LINE.as_bytes()));
-        assert!(b0[FIRST_LINE.len()..].iter().all(|b| *b == 0));
-        assert!(read_block(&p, BYTES / BLOCK - 1).unwrap().iter().all(|b| *b == 0));
+        assert_eq!(&b0[446..462], &mbr()[446..462]);
+        assert_eq!(&b0[510..512], &[0x55, 0xaa]);
+        assert_eq!(RAW_FIRST_BLOCK, 3840);
+        fsck_partition(&p).unwrap();
+        assert_eq!(mtype(&p, "/README.TXT").unwrap(), README.as_bytes());
+        assert!(mtype(&p, "/NOPE.TXT").is_err());
+        // Nothing but zeros between the MBR and the partition, and in the raw area.
+        assert!(b0[512..].iter().all(|b| *b == 0));
+        for lba in RAW_FIRST_BLOCK..BYTES / BLOCK {
+            assert!(read_block(&p, lba).unwrap().iter().all(|b| *b == 0), "raw block {lba}");
+        }
         assert!(read_block(&p, BYTES / BLOCK).is_err());
         check_block(&p, 0, 4, b"disk:").unwrap();
         assert!(check_block(&p, 0, 0, b"nope").is_err());

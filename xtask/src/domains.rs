@@ -346,8 +346,8 @@ mod tests {
             let mut names: Vec<&str> = m.imports.iter().map(|i| i.name.as_str()).collect();
             names.sort();
             let expected: &[&str] = match board {
-                Board::Virt => &["Block", "BlockBench", "Console", "Hello", "Kernel", "Relay"],
-                Board::Rpi3 => &["Block", "BlockBench", "Console", "Entropy", "Gpio", "Hello", "Kernel", "Relay"],
+                Board::Virt => &["Block", "BlockBench", "Console", "Files", "Hello", "Kernel", "Relay"],
+                Board::Rpi3 => &["Block", "BlockBench", "Console", "Entropy", "Files", "Gpio", "Hello", "Kernel", "Relay"],
             };
             assert_eq!(names, expected);
             check_recipe(board).unwrap();

@@ -8,6 +8,7 @@ extern crate alloc;
 
 mod blk;
 mod call;
+mod files;
 mod gpio;
 mod rng;
 
@@ -48,7 +49,7 @@ fn version_name(v: u64) -> String {
     format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
 }
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--fresh] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | call IFACE METHOD ARGS | help call [IFACE] | blk info|read LBA|write LBA TEXT|flush|bench [BATCH] [ROUNDS] | gpio mode|set|clear|get|pull|blink PIN ... | help gpio | rng N | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--fresh] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | call IFACE METHOD ARGS | help call [IFACE] | blk info|read LBA|write LBA TEXT|flush|bench [BATCH] [ROUNDS] | gpio mode|set|clear|get|pull|blink PIN ... | help gpio | rng N | ls [PATH] | cat PATH | write PATH TEXT | rm PATH | mkdir PATH | df | help files | poweroff";
 
 /// Caller threads `swap-stress` runs against hello.
 const STRESS_CALLERS: usize = 3;
@@ -343,6 +344,13 @@ impl Shell {
                 ["gpio", rest @ ..] => self.print(&gpio::gpio(rest)),
                 ["help", "gpio"] => self.print(gpio::HELP),
                 ["rng", rest @ ..] => self.print(&rng::rng(rest)),
+                ["ls", rest @ ..] => files::ls(rest, &|s| self.print(s)),
+                ["cat", rest @ ..] => files::cat(rest, &|s| self.print(s)),
+                ["write", ..] => self.print(&files::write(&line)),
+                ["rm", rest @ ..] => self.print(&files::change("rm", rest)),
+                ["mkdir", rest @ ..] => self.print(&files::change("mkdir", rest)),
+                ["df", rest @ ..] => self.print(&files::df(rest)),
+                ["help", "files"] => self.print(files::HELP),
                 ["help", "call"] => self.print(&call::help(None)),
                 ["help", "call", iface] => self.print(&call::help(Some(iface))),
                 ["swap", name, rest @ ..] => self.swap(name, rest),

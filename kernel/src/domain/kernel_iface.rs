@@ -6,7 +6,8 @@ use interfaces::kernel::{self, Kernel};
 use interfaces::{DomainInfo, Envelope, RRef, RpcError, RpcResult, SwapReport, Text};
 
 /// What the kernel (domain 0) imports: the console, to log through it; with the selftests,
-/// the test domain's and the block driver's interfaces too (for the benchmarks).
+/// the test domain's, the block driver's and the file system's interfaces too (for the
+/// benchmarks and the block and file self tests).
 #[cfg(not(feature = "selftest"))]
 pub const KERNEL_IMPORTS: &[(&str, [u8; 32])] = &[(interfaces::console::NAME, interfaces::console::HASH)];
 #[cfg(feature = "selftest")]
@@ -15,6 +16,7 @@ pub const KERNEL_IMPORTS: &[(&str, [u8; 32])] = &[
     (interfaces::hello::NAME, interfaces::hello::HASH),
     (interfaces::block::NAME, interfaces::block::HASH),
     (interfaces::block_bench::NAME, interfaces::block_bench::HASH),
+    (interfaces::files::NAME, interfaces::files::HASH),
 ];
 
 struct KernelInterface;

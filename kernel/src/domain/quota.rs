@@ -1,5 +1,5 @@
 //! Per-domain quotas, from the signed manifest (`shared_heap_limit`, `max_threads`,
-//! `max_events`; the loader enforces their bounds): set when an instance is made, read
+//! `max_events`, `stack_size`; the loader enforces their bounds): set when an instance is made, read
 //! lock-free where a domain asks for the resource.
 
 use super::registry::MAX_DOMAINS;
@@ -11,12 +11,14 @@ struct Quotas {
     shared_heap: [AtomicU32; MAX_DOMAINS],
     threads: [AtomicU32; MAX_DOMAINS],
     events: [AtomicU32; MAX_DOMAINS],
+    stack: [AtomicU32; MAX_DOMAINS],
 }
 
 static QUOTAS: Quotas = Quotas {
     shared_heap: [const { AtomicU32::new(0) }; MAX_DOMAINS],
     threads: [const { AtomicU32::new(0) }; MAX_DOMAINS],
     events: [const { AtomicU32::new(0) }; MAX_DOMAINS],
+    stack: [const { AtomicU32::new(0) }; MAX_DOMAINS],
 };
 
 /// Domain `d` runs with `m`'s quotas from now on.
@@ -26,6 +28,7 @@ pub fn set(d: DomainId, m: &Manifest) {
         QUOTAS.shared_heap[i].store(m.shared_heap_limit, Relaxed);
         QUOTAS.threads[i].store(m.max_threads, Relaxed);
         QUOTAS.events[i].store(m.max_events, Relaxed);
+        QUOTAS.stack[i].store(m.stack_size, Relaxed);
     }
 }
 
@@ -41,6 +44,13 @@ pub fn shared_heap(d: DomainId) -> usize {
 /// Threads `d` may have at once.
 pub fn threads(d: DomainId) -> usize {
     get(&QUOTAS.threads, d)
+}
+
+/// Bytes of stack each thread `d` spawns asks for (its manifest's `stack_size`; calls it
+/// makes run on this stack, nested calls included). `services::spawn` keeps it between
+/// 16 and 64 KiB.
+pub fn stack(d: DomainId) -> usize {
+    get(&QUOTAS.stack, d)
 }
 
 /// Events `d` may own.

@@ -198,6 +198,9 @@ unsafe extern "C" fn invoke_thread(data: *mut u8, _: *const (), _: *const ()) {
     (call.entry)(call.arg);
 }
 
+/// Most pages of stack a domain's thread gets (64 KiB), whatever its manifest's `stack_size`.
+const MAX_THREAD_STACK_PAGES: usize = 16;
+
 extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, name_len: usize) -> i32 {
     let d = enter();
     let thread_name = checked(d, "spawn", copy_text(d, name, name_len, MAX_THREAD_NAME));
@@ -213,7 +216,10 @@ extern "C" fn spawn(entry: extern "C" fn(usize), arg: usize, name: *const u8, na
     count.fetch_add(1, Ordering::Relaxed);
     let name = alloc::format!("{}:{}", registry().name(d), printable(&thread_name, false));
     let thread_name = name.clone();
-    let r = crate::sched::spawn(&thread_name, crate::sched::Priority::Normal, move || {
+    // The manifest's stack size, never less than a kernel thread's and at most
+    // `MAX_THREAD_STACK_PAGES` (so a domain's threads hold at most max_threads x 64 KiB).
+    let pages = (super::quota::stack(d) / crate::memory::PAGE_SIZE).clamp(crate::sched::STACK_PAGES, MAX_THREAD_STACK_PAGES);
+    let r = crate::sched::spawn_with_stack(&thread_name, crate::sched::Priority::Normal, pages, move || {
         let mut call = ThreadCall { entry, arg };
         let code = call_into(
             d,

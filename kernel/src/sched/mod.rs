@@ -75,7 +75,7 @@ const READY_QUEUE_ROOM: usize = 64;
 /// Ticks a thread runs before others of its priority get a turn.
 const SLICE_TICKS: u32 = 2;
 /// Usable stack pages per kernel thread (one more is the guard).
-const STACK_PAGES: usize = 4;
+pub const STACK_PAGES: usize = 4;
 
 struct Scheduler {
     slots: Vec<Slot>,
@@ -231,7 +231,13 @@ extern "C" fn thread_start(arg: usize) -> ! {
 
 /// Starts a kernel thread running `f`.
 pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, priority: Priority, f: F) -> Result<ThreadId, SpawnError> {
-    let stack = Stack::new(STACK_PAGES).ok_or(SpawnError::NoMemory)?;
+    spawn_with_stack(name, priority, STACK_PAGES, f)
+}
+
+/// Starts a kernel thread running `f` on a stack of `stack_pages` pages (a thread whose
+/// calls nest through domains: each callee is guaranteed `abi::CALL_STACK` of it).
+pub fn spawn_with_stack<F: FnOnce() + Send + 'static>(name: &str, priority: Priority, stack_pages: usize, f: F) -> Result<ThreadId, SpawnError> {
+    let stack = Stack::new(stack_pages).ok_or(SpawnError::NoMemory)?;
     let stack_guard_end = stack.guard().end();
     let entry: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(f));
     let mut context = TrapFrame::default();

@@ -14,8 +14,11 @@ use interfaces::block::{self, Block};
 use interfaces::block_shadow::BlockShadow;
 use interfaces::{block_op, block_status, BlockBatch, RRef};
 
-/// Blocks written each round, in batches of `BATCH`.
+/// Blocks written each round, from `FIRST_BLOCK`, in batches of `BATCH`.
 pub const BLOCKS: u64 = 64;
+/// The first block written: the default disk image's raw area after its FAT partition
+/// (`RAW_FIRST_BLOCK` in xtask/src/disk.rs), so the file system stays intact.
+pub const FIRST_BLOCK: u64 = 3840;
 const BATCH: usize = 8;
 /// Crashes injected.
 const CRASHES: u32 = 100;
@@ -53,7 +56,7 @@ pub fn crash_writes(name: &str) -> ! {
         if !WRITING.load(Relaxed) {
             last = true;
         }
-        for first in (0..BLOCKS).step_by(BATCH) {
+        for first in (FIRST_BLOCK..FIRST_BLOCK + BLOCKS).step_by(BATCH) {
             batch.count = BATCH as u32;
             for (i, r) in batch.requests[..BATCH].iter_mut().enumerate() {
                 r.op = block_op::WRITE;
@@ -82,7 +85,9 @@ pub fn crash_writes(name: &str) -> ! {
     }
     pass(
         name,
-        format_args!("{CRASHES} crashes during {writes} writes, every one acknowledged; last round {round} over {BLOCKS} blocks; {restarts} restarts"),
+        format_args!(
+            "{CRASHES} crashes during {writes} writes, every one acknowledged; last round {round} over {BLOCKS} blocks from {FIRST_BLOCK}; {restarts} restarts"
+        ),
     )
 }
 
@@ -145,7 +150,7 @@ pub fn swap_io(name: &str) -> ! {
         0 => pass(
             name,
             format_args!(
-                "{swapped} swaps during {} rounds of writes and read-backs over {BLOCKS} blocks; every request acknowledged, every read as last written",
+                "{swapped} swaps during {} rounds of writes and read-backs over {BLOCKS} blocks from {FIRST_BLOCK}; every request acknowledged, every read as last written",
                 IO_ROUNDS.load(Relaxed) & !DONE
             ),
         ),
@@ -184,7 +189,7 @@ fn io_rounds() {
             last = true;
         }
         for op in [block_op::WRITE, block_op::READ] {
-            for first in (0..BLOCKS).step_by(BATCH) {
+            for first in (FIRST_BLOCK..FIRST_BLOCK + BLOCKS).step_by(BATCH) {
                 batch.count = BATCH as u32;
                 for (i, r) in batch.requests[..BATCH].iter_mut().enumerate() {
                     r.op = op;

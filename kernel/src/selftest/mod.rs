@@ -4,6 +4,7 @@
 //! the fault tests end in the kernel's fault report (status 3) by design.
 
 mod block;
+mod fs;
 mod isolation;
 
 use crate::sched::{self, Priority, WaitQueue};
@@ -33,6 +34,7 @@ pub const NAMES: &[&str] = &[
     "console-crash-loop",
     "block-crash-writes",
     "block-swap-io",
+    "fs-crash-writes",
 ];
 
 /// `measure()` once it has stopped changing: five readings 20 ms apart agree (the threads
@@ -143,6 +145,7 @@ pub fn run(name: &str) -> ! {
         "crash-loop" => crash_loop(name),
         "block-crash-writes" => block::crash_writes(name),
         "block-swap-io" => block::swap_io(name),
+        "fs-crash-writes" => fs::crash_writes(name),
         "shadow" => shadow(name),
         "threads-crash" => threads_crash(name),
         "proxy-refuses-forged-calls" => isolation::proxy_refuses_forged_calls(name),

@@ -262,6 +262,100 @@ fn hostlink_seeds(d: &[Domain]) -> Seeds {
     ]
 }
 
+/// The disk the `fat_volume` check mounts its input as the start of (its `FUZZ_DISK_BYTES`).
+const FAT_DISK_BYTES: u64 = 4 << 20;
+
+fn tool(cmd: &mut std::process::Command) -> Result<(), String> {
+    let out = cmd
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e} (`cargo xtask setup` installs dosfstools and mtools)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// A FAT volume of `kib` KiB made by `mkfs.fat` with `args`, with `files` (path on the
+/// volume, bytes; a path ending in `/` is a directory) copied in by mtools.
+fn fat_image(work: &std::path::Path, args: &[&str], kib: u64, files: &[(&str, &[u8])]) -> Result<Vec<u8>, String> {
+    let img = work.join("volume.img");
+    let _ = std::fs::remove_file(&img);
+    tool(
+        std::process::Command::new("mkfs.fat")
+            .args(args)
+            .args(["-i", "51760000", "-C"])
+            .arg(&img)
+            .arg(kib.to_string()),
+    )?;
+    for (path, bytes) in files {
+        if let Some(dir) = path.strip_suffix('/') {
+            tool(std::process::Command::new("mmd").arg("-i").arg(&img).arg(format!("::{dir}")))?;
+        } else {
+            let src = work.join("file");
+            std::fs::write(&src, bytes).map_err(|e| e.to_string())?;
+            tool(std::process::Command::new("mcopy").arg("-i").arg(&img).arg(&src).arg(format!("::{path}")))?;
+        }
+    }
+    std::fs::read(&img).map_err(|e| e.to_string())
+}
+
+/// `bytes` without its trailing zeros (the check reads zeros past its input).
+fn trimmed(mut bytes: Vec<u8>) -> Vec<u8> {
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    bytes.truncate(end);
+    bytes
+}
+
+/// FAT16 volumes made by dosfstools and filled by mtools, for a disk of `FAT_DISK_BYTES`:
+/// the whole disk, an empty one, one inside an MBR partition; and volumes the FS code must
+/// refuse (FAT12, no boot signature, a partition past the disk's end).
+fn fat_volume_seeds() -> Result<Seeds, String> {
+    let work = std::env::temp_dir().join(format!("qvq-fat-seeds-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let made = (|| {
+        let kib = FAT_DISK_BYTES / 1024;
+        let files: &[(&str, &[u8])] = &[
+            ("/README.TXT", b"a FAT16 seed volume for the fat_volume fuzz target\r\n"),
+            ("/DOCS/", b""),
+            ("/DOCS/NOTE.TXT", b"a note in a directory\r\n"),
+            ("/a long file name.txt", b"its directory entry has a long name\r\n"),
+            ("/BIG.BIN", &[0x5a; 5000]),
+        ];
+        let whole = fat_image(&work, &["-F", "16", "-s", "1"], kib, files)?;
+        let empty = fat_image(&work, &["-F", "16", "-s", "1"], kib, &[])?;
+        // An MBR with one FAT16 partition (type 0x0e) from sector 8 to the disk's end.
+        const START: u64 = 8;
+        let sectors = FAT_DISK_BYTES / 512 - START;
+        let volume = fat_image(&work, &["-F", "16", "-s", "1", "-h", "8"], sectors / 2, &files[..2])?;
+        let mbr = |len: u64| {
+            let mut m = vec![0u8; (START * 512) as usize];
+            m[446 + 4] = 0x0e;
+            m[446 + 8..446 + 12].copy_from_slice(&(START as u32).to_le_bytes());
+            m[446 + 12..446 + 16].copy_from_slice(&(len as u32).to_le_bytes());
+            m[510] = 0x55;
+            m[511] = 0xaa;
+            m
+        };
+        let partitioned = [mbr(sectors), volume.clone()].concat();
+        let past_the_end = [mbr(sectors + 1), volume].concat();
+        let fat12 = fat_image(&work, &["-F", "12"], kib, &[])?;
+        let mut unsigned = whole.clone();
+        unsigned[510] = 0;
+        Ok::<Seeds, String>(vec![
+            ("fat16-files.img".into(), trimmed(whole)),
+            ("fat16-empty.img".into(), trimmed(empty)),
+            ("mbr-fat16.img".into(), trimmed(partitioned)),
+            ("bad-fat12.img".into(), trimmed(fat12)),
+            ("bad-no-boot-signature.img".into(), trimmed(unsigned)),
+            ("bad-partition-past-the-disk.img".into(), trimmed(past_the_end)),
+        ])
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    made
+}
+
 /// Replaces the files of `fuzz/corpus/<target>/` with `seeds`, keeping the `crash-*`
 /// regression seeds (inputs that once broke a property).
 fn write(target: &str, seeds: &Seeds) -> Result<(), String> {
@@ -291,6 +385,7 @@ pub fn write_all() -> Result<bool, String> {
     write("elf_differential", &elf_seeds(&d)?)?;
     write("initrd", &initrd_seeds(&d)?)?;
     write("hostlink", &hostlink_seeds(&d))?;
+    write("fat_volume", &fat_volume_seeds()?)?;
     println!("check them: cargo test --manifest-path fuzz/Cargo.toml --no-default-features");
     Ok(true)
 }

@@ -37,8 +37,11 @@ pub enum Step {
     DiskHas(DiskCheck),
     /// After QEMU exits (status as expected), `f` checks the whole disk image.
     DiskCheckedBy(fn(&std::path::Path) -> Result<(), String>),
+    /// Waits for QEMU to exit (status as expected), then boots the same setup again, on the
+    /// same disk image: what the first run wrote must be there for the second.
+    Reboot,
 }
-pub use Step::{Check, DiskCheckedBy, DiskHas, Expect, ExpectAll, ExpectAny, ExpectWithin, Link, Push, Send, SwapCommand};
+pub use Step::{Check, DiskCheckedBy, DiskHas, Expect, ExpectAll, ExpectAny, ExpectWithin, Link, Push, Reboot, Send, SwapCommand};
 
 /// What `DiskHas` checks: block `lba` (4096 bytes) of the image holds `bytes` from byte
 /// `offset` of the block on.
@@ -99,7 +102,8 @@ pub enum Setup {
     /// The standard initrd plus attack domains (`crate::tests::attacks`).
     Attack(&'static [fixtures::Attacker]),
     /// The standard boot with a fresh default disk image attached (`crate::disk`: 16 MiB,
-    /// block 0 starting with `disk::FIRST_LINE`), rewritten for each case as
+    /// an MBR starting with `disk::FIRST_LINE`, a FAT16 partition holding README.TXT, a raw
+    /// area from `disk::RAW_FIRST_BLOCK`), rewritten for each case as
     /// `target/qvq/<board>/test-disk.img`. `DiskHas` steps read it after QEMU exits.
     FreshDisk,
 }
@@ -237,6 +241,13 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
                         return Err(format!("QEMU exit status {status}, expected {}", t.exit_status));
                     }
                     f(disk)?;
+                }
+                Reboot => {
+                    let status = s.wait_exit(TIMEOUT)?;
+                    if status != t.exit_status {
+                        return Err(format!("QEMU exit status {status} before the reboot, expected {}", t.exit_status));
+                    }
+                    s = Session::start(&boot)?;
                 }
             }
         }

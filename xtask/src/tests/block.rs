@@ -14,8 +14,10 @@ const VIRT: &[Board] = &[Board::Virt];
 /// newline, which `blk read` shows as `.`).
 const FIRST_LINE: &[u8] = b"QvQ disk: made by cargo xtask";
 
-/// Blocks the kernel's `block-crash-writes` self test writes each round (its `BLOCKS`).
+/// Blocks the kernel's `block-crash-writes` and `block-swap-io` self tests write each round
+/// (their `BLOCKS`), from the image's raw area after the FAT partition (their `FIRST_BLOCK`).
 const CRASH_TEST_BLOCKS: u64 = 64;
+const CRASH_TEST_FIRST: u64 = crate::disk::RAW_FIRST_BLOCK;
 
 /// What the self test writes into block `lba` in round `round` (its `pattern`).
 fn crash_test_pattern(round: u32, lba: u64) -> Vec<u8> {
@@ -24,24 +26,33 @@ fn crash_test_pattern(round: u32, lba: u64) -> Vec<u8> {
 }
 
 /// After `block-crash-writes`: every block it wrote holds exactly its last round's pattern
-/// (none lost, torn, or written to another block), and the rest of the image is as made.
+/// (none lost, torn, or written to another block), and the rest of the image is as made
+/// (the raw area's next block still zero, the MBR and the FAT partition untouched).
 fn every_block_holds_its_last_write(disk: &std::path::Path) -> Result<(), String> {
-    let first = crate::disk::read_block(disk, 0)?;
+    let first = crate::disk::read_block(disk, CRASH_TEST_FIRST)?;
     let text = String::from_utf8_lossy(&first[..40]).into_owned();
     let round: u32 = text
-        .strip_prefix("qvq block 0000 round ")
+        .strip_prefix(&format!("qvq block {CRASH_TEST_FIRST:04} round "))
         .and_then(|r| r.get(..4))
         .and_then(|r| r.parse().ok())
-        .ok_or_else(|| format!("block 0 does not hold a round of the test: {text:?}"))?;
-    for lba in 0..CRASH_TEST_BLOCKS {
+        .ok_or_else(|| format!("block {CRASH_TEST_FIRST} does not hold a round of the test: {text:?}"))?;
+    for lba in CRASH_TEST_FIRST..CRASH_TEST_FIRST + CRASH_TEST_BLOCKS {
         if crate::disk::read_block(disk, lba)? != crash_test_pattern(round, lba) {
             return Err(format!("block {lba} does not hold round {round}'s write"));
         }
     }
-    if crate::disk::read_block(disk, CRASH_TEST_BLOCKS)?.iter().any(|b| *b != 0) {
-        return Err(format!("block {CRASH_TEST_BLOCKS}, which the test never writes, was written"));
+    let after = CRASH_TEST_FIRST + CRASH_TEST_BLOCKS;
+    if crate::disk::read_block(disk, after)?.iter().any(|b| *b != 0) {
+        return Err(format!("block {after}, which the test never writes, was written"));
     }
-    Ok(())
+    the_mbr_and_the_fat_partition_are_intact(disk)
+}
+
+/// Block 0 is still the image's MBR and the FAT partition passes `fsck.fat -n`.
+fn the_mbr_and_the_fat_partition_are_intact(disk: &std::path::Path) -> Result<(), String> {
+    crate::disk::check_block(disk, 0, 0, FIRST_LINE)?;
+    crate::disk::check_block(disk, 0, 510, &[0x55, 0xaa])?;
+    crate::disk::fsck_partition(disk)
 }
 
 /// The driver swapped to its kept 0.2.0 and restarted, with `blk` reads between: what was
@@ -55,19 +66,19 @@ macro_rules! swapped_and_restarted {
             setup: Setup::FreshDisk,
             steps: &[
                 Expect("qvq$ "),
-                Send("blk write 3 before\r"),
-                Expect("blk write 3: wrote 6 bytes"),
+                Send("blk write 3900 before\r"),
+                Expect("blk write 3900: wrote 6 bytes"),
                 Expect("qvq$ "),
                 Send(concat!("swap ", $driver, "\r")),
                 Expect(concat!("swapped ", $driver, " 0.1.0 -> 0.2.0")),
                 Expect("qvq$ "),
-                Send("blk read 3\r"),
-                Expect("blk read 3: |before"),
+                Send("blk read 3900\r"),
+                Expect("blk read 3900: |before"),
                 Expect("qvq$ "),
                 Send(concat!("restart ", $driver, "\r")),
                 Expect(concat!("domain ", $driver, " restarted")),
-                Send("blk read 3\r"),
-                Expect("blk read 3: |before"),
+                Send("blk read 3900\r"),
+                Expect("blk read 3900: |before"),
                 Expect("qvq$ "),
                 Check(super::no_stranded_rref),
                 Send("poweroff\r"),
@@ -142,11 +153,11 @@ pub fn cases() -> Vec<QemuTest> {
             setup: Setup::FreshDisk,
             steps: &[
                 Expect("qvq$ "),
-                Send("blk write 7 hello from qvq\r"),
-                Expect("blk write 7: wrote 14 bytes"),
+                Send("blk write 3900 hello from qvq\r"),
+                Expect("blk write 3900: wrote 14 bytes"),
                 Expect("qvq$ "),
-                Send("blk read 7\r"),
-                Expect("blk read 7: |hello from qvq......"),
+                Send("blk read 3900\r"),
+                Expect("blk read 3900: |hello from qvq......"),
                 Expect("qvq$ "),
                 Send("blk flush\r"),
                 Expect("blk flush: done"),
@@ -154,7 +165,7 @@ pub fn cases() -> Vec<QemuTest> {
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
                 DiskHas(DiskCheck {
-                    lba: 7,
+                    lba: 3900,
                     offset: 0,
                     bytes: b"hello from qvq\0\0",
                 }),
@@ -163,6 +174,7 @@ pub fn cases() -> Vec<QemuTest> {
                     offset: 0,
                     bytes: FIRST_LINE,
                 }),
+                DiskCheckedBy(the_mbr_and_the_fat_partition_are_intact),
             ],
             exit_status: 0,
         },

@@ -8,6 +8,7 @@ mod boot;
 mod crash;
 mod devicetree;
 mod domains;
+mod files;
 mod host;
 mod hostlink;
 mod newcomer;
@@ -43,6 +44,7 @@ fn qemu_tests() -> Vec<QemuTest> {
         devicetree::cases(),
         attacks::cases(),
         block::cases(),
+        files::cases(),
         peripherals::cases(),
     ]
     .into_iter()

@@ -121,4 +121,29 @@ interfaces! {
         /// status than OK those bytes are zero.
         fn fill(&self, buffer: RRef<RandomBytes>) -> RpcResult<RRef<RandomBytes>>;
     }
+
+    /// Files on the disk's FAT volume (the fs domain exports it, over `Block`). Paths are
+    /// absolute from the volume's root ("/DOCS/NOTE.TXT"), at most `Text::CAPACITY` bytes;
+    /// new names must be 8.3. Every answer carries an `fs_status` (`describe` says it) and,
+    /// for some statuses, a `detail`. Each call is atomic on the disk except a `write` that
+    /// overwrites existing bytes (README "Files": what a crash can lose).
+    pub mod files: Files {
+        /// What `path` names.
+        fn stat(&self, path: RRef<Text>) -> RpcResult<RRef<FileStat>>;
+        /// Entry `index` (from 0) of the directory `path`; `NO_MORE_ENTRIES` past the last.
+        fn list(&self, path: RRef<Text>, index: u32) -> RpcResult<RRef<FileStat>>;
+        /// Up to `FILE_CHUNK` bytes of the file `path` from `offset` (`len` 0 at the end).
+        fn read(&self, path: RRef<Text>, offset: u64) -> RpcResult<RRef<FileChunk>>;
+        /// Writes the chunk's first `len` bytes into the file `path` at `offset` (at most
+        /// its size: no holes), making the file if it does not exist.
+        fn write(&self, path: RRef<Text>, offset: u64, chunk: RRef<FileChunk>) -> RpcResult<RRef<FsAnswer>>;
+        /// Shortens the file `path` to `len` bytes.
+        fn truncate(&self, path: RRef<Text>, len: u64) -> RpcResult<RRef<FsAnswer>>;
+        /// Removes the file or empty directory `path`.
+        fn remove(&self, path: RRef<Text>) -> RpcResult<RRef<FsAnswer>>;
+        /// Makes the directory `path` (its parent must exist).
+        fn mkdir(&self, path: RRef<Text>) -> RpcResult<RRef<FsAnswer>>;
+        /// The data area's size and free bytes.
+        fn usage(&self) -> RpcResult<RRef<FsUsage>>;
+    }
 }

@@ -392,3 +392,136 @@ impl RandomBytes {
         }
     }
 }
+
+/// How a `Files` call ended: every answer of the interface carries one of these in its
+/// `status`, and `describe` says it for a person (the FS domain's `FsError`, one code a
+/// variant; `detail` in the answer adds the reason for `CORRUPT`, `UNSUPPORTED`,
+/// `BAD_PATH` and `NO_DISK`).
+pub mod fs_status {
+    pub const OK: u32 = 0;
+    /// The disk refused a read or write.
+    pub const IO: u32 = 1;
+    /// No FAT partition in the MBR and no FAT boot sector at sector 0.
+    pub const NO_VOLUME: u32 = 2;
+    /// The volume's structures contradict themselves (`detail`: which).
+    pub const CORRUPT: u32 = 3;
+    /// A volume the FS domain does not handle (`detail`: which kind).
+    pub const UNSUPPORTED: u32 = 4;
+    pub const NOT_FOUND: u32 = 5;
+    pub const NOT_A_DIRECTORY: u32 = 6;
+    pub const IS_A_DIRECTORY: u32 = 7;
+    pub const ALREADY_EXISTS: u32 = 8;
+    pub const DIRECTORY_NOT_EMPTY: u32 = 9;
+    /// The path breaks a rule (`detail`: which).
+    pub const BAD_PATH: u32 = 10;
+    /// A name to create does not fit 8.3.
+    pub const NOT_SHORT_NAME: u32 = 11;
+    pub const NO_SPACE: u32 = 12;
+    /// A write past the end of the file (no holes), or past 4 GiB - 1.
+    pub const BAD_OFFSET: u32 = 13;
+    pub const IS_ROOT: u32 = 14;
+    pub const READ_ONLY: u32 = 15;
+    /// `list`: the directory has no entry at that index (the listing's end).
+    pub const NO_MORE_ENTRIES: u32 = 16;
+    /// No block device to mount (`detail`: why: the driver is not running...).
+    pub const NO_DISK: u32 = 17;
+    /// The request itself is malformed: a chunk's `len` past its capacity.
+    pub const BAD_REQUEST: u32 = 18;
+    /// Not answered: the value a caller sends, so an FS domain that never sets it is caught.
+    pub const NOT_DONE: u32 = 19;
+
+    /// The status's meaning, for a caller's message (with `detail`, when there is one,
+    /// after a colon).
+    pub fn describe(status: u32) -> &'static str {
+        match status {
+            OK => "ok",
+            IO => "the disk refused a read or write",
+            NO_VOLUME => "no FAT volume: neither a FAT partition in the MBR nor a FAT boot sector at sector 0",
+            CORRUPT => "the volume is corrupt",
+            UNSUPPORTED => "not supported",
+            NOT_FOUND => "no such file or directory",
+            NOT_A_DIRECTORY => "a part of the path is a file, not a directory",
+            IS_A_DIRECTORY => "it is a directory",
+            ALREADY_EXISTS => "it exists already",
+            DIRECTORY_NOT_EMPTY => "the directory is not empty",
+            BAD_PATH => "bad path",
+            NOT_SHORT_NAME => "new names must be 8.3: 1-8 letters, digits or $%'-_@~`!(){}^#&, optionally a dot and 1-3 more",
+            NO_SPACE => "no space left (or FAT16's root directory is full)",
+            BAD_OFFSET => "the offset is past the end of the file, or the file would pass 4 GiB",
+            IS_ROOT => "not possible on the root directory",
+            READ_ONLY => "the file is read-only",
+            NO_MORE_ENTRIES => "no more entries",
+            NO_DISK => "no disk",
+            BAD_REQUEST => "a malformed request",
+            NOT_DONE => "the file system did not answer the request",
+            _ => "an unknown status",
+        }
+    }
+}
+
+/// Bytes in one `FileChunk` (what one `Files::read` or `write` moves).
+pub const FILE_CHUNK: usize = 4096;
+
+/// The answer of a `Files` call that changes the volume (`write`, `truncate`, `remove`,
+/// `mkdir`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FsAnswer {
+    /// An `fs_status` value.
+    pub status: u32,
+    pub _pad: u32,
+    /// The reason, for the statuses that have one (else empty).
+    pub detail: Text,
+}
+
+// SAFETY: integers and text bytes only.
+unsafe impl RRefable for FsAnswer {}
+
+/// What `Files::stat` and `Files::list` say about an entry.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileStat {
+    pub status: u32,
+    /// 1 for a directory.
+    pub is_dir: u32,
+    /// Bytes (0 for a directory).
+    pub size: u64,
+    /// The entry's name (its long name if it has one); 1 in `name_cut` if it had more
+    /// than `Text::CAPACITY` bytes.
+    pub name: Text,
+    pub name_cut: u32,
+    pub _pad: u32,
+    pub detail: Text,
+}
+
+// SAFETY: integers and text bytes only.
+unsafe impl RRefable for FileStat {}
+
+/// File bytes, read (`Files::read` fills `len` and `bytes`) or to write (the caller does).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileChunk {
+    pub status: u32,
+    pub len: u32,
+    pub bytes: [u8; FILE_CHUNK],
+    pub detail: Text,
+}
+
+// SAFETY: integers and bytes only.
+unsafe impl RRefable for FileChunk {}
+// SAFETY: integers and bytes: all-zero is valid.
+unsafe impl Zeroable for FileChunk {}
+
+/// What `Files::usage` says (the shell's `df`): the data area's size and free bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FsUsage {
+    pub status: u32,
+    pub _pad: u32,
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    pub detail: Text,
+}
+
+// SAFETY: integers and text bytes only.
+unsafe impl RRefable for FsUsage {}

@@ -1,0 +1,373 @@
+//! QEMU tests of the file system: the fs domain (FAT over `Block`, exporting `Files`) and
+//! the shell's `ls`, `cat`, `write`, `rm`, `mkdir`, `df`, on both boards (virtio-blk on
+//! virt, sdhci on rpi3), with a fresh default disk image (`Setup::FreshDisk`: an MBR and a
+//! FAT16 partition holding README.TXT, `crate::disk`). After each case that writes, the
+//! host checks the image with independent tools: `fsck.fat -n` on the partition, and
+//! mtools' `mtype` for the files' bytes.
+
+use crate::harness::case::{Check, DiskCheckedBy, Expect, ExpectWithin, QemuTest, Reboot, Send, Setup, BOTH};
+use std::cell::Cell;
+use std::path::Path;
+
+/// The partition passes `fsck.fat -n` and README.TXT is still as made.
+fn the_volume_is_clean(disk: &Path) -> Result<(), String> {
+    crate::disk::fsck_partition(disk)?;
+    file_is(disk, "/README.TXT", crate::disk::README.as_bytes())
+}
+
+fn file_is(disk: &Path, file: &str, bytes: &[u8]) -> Result<(), String> {
+    let found = crate::disk::mtype(disk, file)?;
+    if found != bytes {
+        return Err(format!(
+            "{file} on the image holds {:?}, expected {:?}",
+            String::from_utf8_lossy(&found),
+            String::from_utf8_lossy(bytes)
+        ));
+    }
+    Ok(())
+}
+
+fn note_was_written(disk: &Path) -> Result<(), String> {
+    the_volume_is_clean(disk)?;
+    file_is(disk, "/NOTE.TXT", b"hello\n")
+}
+
+fn files_kept_across_the_reboot(disk: &Path) -> Result<(), String> {
+    the_volume_is_clean(disk)?;
+    file_is(disk, "/KEEP.TXT", b"kept across a reboot\n")?;
+    file_is(disk, "/DOCS/B.TXT", b"second boot\n")
+}
+
+/// The `df` lines of the transcript, as (used KiB, free KiB).
+fn df_lines(transcript: &str) -> Vec<(u64, u64)> {
+    transcript
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("df: ")?;
+            let mut n = rest
+                .split(" KiB")
+                .map(|p| p.trim_start_matches(", ").split(' ').next_back().and_then(|x| x.parse::<u64>().ok()));
+            let (_total, used, free) = (n.next()??, n.next()??, n.next()??);
+            Some((used, free))
+        })
+        .collect()
+}
+
+/// `df` said less free space after the write than before, and the same as before once the
+/// file and directory were removed.
+fn df_went_down_and_back(transcript: &str) -> Result<(), String> {
+    match df_lines(transcript).as_slice() {
+        [before, during, after] if during.1 < before.1 && during.0 > before.0 && after == before => Ok(()),
+        lines => Err(format!(
+            "df (used, free) readings {lines:?}: expected free space to drop while the files existed and come back"
+        )),
+    }
+}
+
+thread_local! {
+    /// Files the `fs-crash-writes` self test acknowledged (its PASS line), for the disk check
+    /// that follows in the same case (both steps run on the case's thread).
+    static CRASH_TEST_FILES: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// The self test's count of acknowledged files, from its PASS line.
+fn crash_test_count(transcript: &str) -> Result<(), String> {
+    let line = transcript
+        .lines()
+        .find(|l| l.contains("selftest fs-crash-writes: PASS"))
+        .ok_or("no PASS line")?;
+    let n: u32 = line
+        .split("during the writes of ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no file count in {line:?}"))?;
+    CRASH_TEST_FILES.with(|c| c.set(Some(n)));
+    Ok(())
+}
+
+/// What the self test writes into file `n` (`kernel/src/selftest/fs.rs`, `contents`).
+fn crash_test_contents(n: u32) -> Vec<u8> {
+    format!("fs crash test file {n:04}\n").bytes().cycle().take(3000).collect()
+}
+
+/// After the fs domain crashed during the writes: the volume is clean, and /CRASHED holds
+/// exactly the files the self test had acknowledged, each with its bytes.
+fn every_acknowledged_file_is_there(disk: &Path) -> Result<(), String> {
+    the_volume_is_clean(disk)?;
+    let n = CRASH_TEST_FILES.with(Cell::get).ok_or("the self test's file count was not read")?;
+    let out = std::process::Command::new("mdir")
+        .args(["-b", "-i", &format!("{}@@{}", disk.display(), crate::disk::PARTITION_START * 512), "::/CRASHED"])
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .map_err(|e| format!("cannot run mdir: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("mdir ::/CRASHED: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().rsplit('/').next().map(str::to_string))
+        .filter(|l| !l.is_empty())
+        .collect();
+    found.sort();
+    let expected: Vec<String> = (0..n).map(|i| format!("F{i:04}.TXT")).collect();
+    if found != expected {
+        return Err(format!(
+            "/CRASHED holds {found:?}; the self test acknowledged F0000.TXT to F{:04}.TXT",
+            n.saturating_sub(1)
+        ));
+    }
+    for i in 0..n {
+        file_is(disk, &format!("/CRASHED/F{i:04}.TXT"), &crash_test_contents(i))?;
+    }
+    Ok(())
+}
+
+pub fn cases() -> Vec<QemuTest> {
+    vec![
+        QemuTest {
+            name: "fs-ls-shows-the-readme-of-the-default-disk",
+            boards: BOTH,
+            append: "",
+            setup: Setup::FreshDisk,
+            steps: &[
+                Expect("qvq$ "),
+                Send("ls\r"),
+                Expect("fs: mounted a FAT16 volume at sector 2048"),
+                Expect("README.TXT"),
+                Expect("ls /: 1 entries"),
+                Expect("qvq$ "),
+                Send("cat /README.TXT\r"),
+                Expect("This is QvQ's disk image, made by cargo xtask"),
+                Expect("for the block tests."),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+                DiskCheckedBy(the_volume_is_clean),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "fs-write-then-cat-reads-it-back",
+            boards: BOTH,
+            append: "",
+            setup: Setup::FreshDisk,
+            steps: &[
+                Expect("qvq$ "),
+                Send("write /NOTE.TXT hello\r"),
+                Expect("write /NOTE.TXT: wrote 6 bytes"),
+                Expect("qvq$ "),
+                Send("cat /NOTE.TXT\r"),
+                Expect("\nhello\n"),
+                Expect("qvq$ "),
+                Send("ls /NOTE.TXT\r"),
+                Expect("       6  NOTE.TXT"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+                DiskCheckedBy(note_was_written),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "fs-mkdir-nested-write-rm-and-df",
+            boards: BOTH,
+            append: "",
+            setup: Setup::FreshDisk,
+            steps: &[
+                Expect("qvq$ "),
+                Send("df\r"),
+                Expect("KiB free"),
+                Expect("qvq$ "),
+                Send("mkdir /DOCS\r"),
+                Expect("mkdir /DOCS: made"),
+                Expect("qvq$ "),
+                Send("write /DOCS/A.TXT nested and written\r"),
+                Expect("write /DOCS/A.TXT: wrote 19 bytes"),
+                Expect("qvq$ "),
+                Send("ls /DOCS\r"),
+                Expect("      19  A.TXT"),
+                Expect("ls /DOCS: 1 entries"),
+                Expect("qvq$ "),
+                Send("df\r"),
+                Expect("KiB free"),
+                Expect("qvq$ "),
+                Send("rm /DOCS\r"),
+                Expect("rm /DOCS: the directory is not empty"),
+                Expect("qvq$ "),
+                Send("rm /DOCS/A.TXT\r"),
+                Expect("rm /DOCS/A.TXT: removed"),
+                Expect("qvq$ "),
+                Send("rm /DOCS\r"),
+                Expect("rm /DOCS: removed"),
+                Expect("qvq$ "),
+                Send("ls /DOCS\r"),
+                Expect("ls /DOCS: no such file or directory"),
+                Expect("qvq$ "),
+                Send("df\r"),
+                Expect("KiB free"),
+                Expect("qvq$ "),
+                Check(df_went_down_and_back),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+                DiskCheckedBy(the_volume_is_clean),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "fs-hostile-paths-are-refused-with-their-reasons",
+            boards: BOTH,
+            append: "",
+            setup: Setup::FreshDisk,
+            steps: &[
+                Expect("qvq$ "),
+                Send("cat /../x\r"),
+                Expect("cat /../x: bad path: `.` and `..` are not allowed: paths start at the volume's root"),
+                Expect("qvq$ "),
+                Send("write /ABCDEFGHIJKLMNOP.TXT x\r"),
+                Expect("write /ABCDEFGHIJKLMNOP.TXT: new names must be 8.3"),
+                Expect("qvq$ "),
+                Send("write /a:b x\r"),
+                Expect("write /a:b: bad path: a control character or one of"),
+                Expect("qvq$ "),
+                Send("cat //README.TXT\r"),
+                Expect("cat //README.TXT: bad path: an empty part"),
+                Expect("qvq$ "),
+                Send("cat /NOPE.TXT\r"),
+                Expect("cat /NOPE.TXT: no such file or directory"),
+                Expect("qvq$ "),
+                Send("cat /\r"),
+                Expect("cat /: it is a directory"),
+                Expect("qvq$ "),
+                Send("ls /README.TXT/X\r"),
+                Expect("ls /README.TXT/X: a part of the path is a file, not a directory"),
+                Expect("qvq$ "),
+                Send("mkdir /README.TXT\r"),
+                Expect("mkdir /README.TXT: it exists already"),
+                Expect("qvq$ "),
+                Send("rm /\r"),
+                Expect("rm /: not possible on the root directory"),
+                Expect("qvq$ "),
+                Send("ls\r"),
+                Expect("ls /: 1 entries"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+                DiskCheckedBy(the_volume_is_clean),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "fs-files-persist-across-a-reboot",
+            boards: BOTH,
+            append: "",
+            setup: Setup::FreshDisk,
+            steps: &[
+                Expect("qvq$ "),
+                Send("write /KEEP.TXT kept across a reboot\r"),
+                Expect("write /KEEP.TXT: wrote 21 bytes"),
+                Expect("qvq$ "),
+                Send("mkdir /DOCS\r"),
+                Expect("mkdir /DOCS: made"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+                Reboot,
+                Expect("qvq$ "),
+                Send("cat /KEEP.TXT\r"),
+                Expect("\nkept across a reboot\n"),
+                Expect("qvq$ "),
+                Send("write /DOCS/B.TXT second boot\r"),
+                Expect("write /DOCS/B.TXT: wrote 12 bytes"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+                DiskCheckedBy(files_kept_across_the_reboot),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "fs-crashed-30-times-during-writes-loses-no-acknowledged-file",
+            boards: BOTH,
+            append: "qvq.test=fs-crash-writes qvq.restart_limit=0",
+            setup: Setup::FreshDisk,
+            steps: &[
+                ExpectWithin("selftest fs-crash-writes: PASS (30 crashes during the writes of", 240),
+                Expect("\n"),
+                Check(crash_test_count),
+                DiskCheckedBy(every_acknowledged_file_is_there),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "fs-crash-fs-from-the-shell-then-it-mounts-again",
+            boards: BOTH,
+            append: "",
+            setup: Setup::FreshDisk,
+            steps: &[
+                Expect("qvq$ "),
+                Send("write /NOTE.TXT hello\r"),
+                Expect("write /NOTE.TXT: wrote 6 bytes"),
+                Expect("qvq$ "),
+                Send("crash fs\r"),
+                Expect("crash: fs crashed"),
+                // The prompt may come before the restart's log line.
+                Expect("domain fs restarted"),
+                Send("cat /NOTE.TXT\r"),
+                Expect("fs: mounted a FAT16 volume"),
+                Expect("\nhello\n"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+                DiskCheckedBy(note_was_written),
+            ],
+            exit_status: 0,
+        },
+        // A corrupted volume is the fs domain's error for its callers, and nothing else's:
+        // the boot sector overwritten through `blk`, the fs domain restarted (it mounts
+        // again), then `ls` is told what is wrong and the rest of the system carries on.
+        QemuTest {
+            name: "fs-corrupted-volume-is-an-error-for-the-caller-only",
+            boards: BOTH,
+            append: "",
+            setup: Setup::FreshDisk,
+            steps: &[
+                Expect("qvq$ "),
+                Send("blk write 256 not a boot sector\r"),
+                Expect("blk write 256: wrote 17 bytes"),
+                Expect("qvq$ "),
+                Send("ls\r"),
+                Expect("fs: cannot mount: the volume is corrupt: the boot sector has no signature (0x55 0xaa)"),
+                Expect("ls /: the volume is corrupt: the boot sector has no signature (0x55 0xaa)"),
+                Expect("qvq$ "),
+                Send("df\r"),
+                Expect("df: the volume is corrupt: the boot sector has no signature (0x55 0xaa)"),
+                Expect("qvq$ "),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
+            name: "fs-without-a-disk-says-there-is-none",
+            boards: BOTH,
+            append: "",
+            setup: Setup::Standard,
+            steps: &[
+                Expect("qvq$ "),
+                Send("ls\r"),
+                Expect("ls /: no disk: "),
+                Expect("qvq$ "),
+                Send("hello ping 41\r"),
+                Expect("hello ping 41: 42"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+    ]
+}
