@@ -139,6 +139,36 @@ fn partition_of(path: &Path) -> String {
     format!("{}@@{}", path.display(), PARTITION_START * 512)
 }
 
+/// The folder on the partition that holds the board's signed domains.
+pub const DOMAINS_DIR: &str = "/DOMAINS";
+
+/// Copies the board's signed domains (the initrd's envelopes, kept versions included,
+/// named as in the initrd: `hello.qvd`, `hello-0.2.0.qvd`) into [`DOMAINS_DIR`] on the
+/// image's FAT partition, replacing older copies: what `swap NAME disk:PATH` and `load
+/// disk:PATH` take. Returns how many.
+pub fn put_domains(path: &Path, board: Board) -> Result<usize, String> {
+    let entries = crate::image::initrd_entries(board)?;
+    let staging = path.with_extension("domains.tmp");
+    let _ = std::fs::remove_dir_all(&staging);
+    let folder = staging.join(DOMAINS_DIR.trim_start_matches('/'));
+    let copied = (|| {
+        std::fs::create_dir_all(&folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        for (name, bytes) in &entries {
+            let file = folder.join(name);
+            std::fs::write(&file, bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        }
+        // -s: the folder and its files; -o: replace what a previous run copied; -Q: stop at
+        // the first error.
+        run(Command::new("mcopy")
+            .args(["-s", "-o", "-Q", "-i"])
+            .arg(partition_of(path))
+            .arg(&folder)
+            .arg("::/"))
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    copied.map(|_| entries.len())
+}
+
 /// `fsck.fat -n` (check, change nothing) on the image's FAT partition (copied out first:
 /// fsck.fat takes no offset). Ok if it finds nothing to fix; else what it says.
 pub fn fsck_partition(path: &Path) -> Result<(), String> {

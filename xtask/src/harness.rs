@@ -121,6 +121,8 @@ pub fn run_interactive(board: Board, built: &Built, initrd: Option<PathBuf>, gdb
             if crate::disk::ensure(&d)? {
                 eprintln!("xtask: made the default disk image {} (16 MiB)", d.display());
             }
+            let n = crate::disk::put_domains(&d, board)?;
+            eprintln!("xtask: copied the {n} signed domains of this build to {} on it", crate::disk::DOMAINS_DIR);
             d
         }
     };

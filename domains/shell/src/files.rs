@@ -6,7 +6,7 @@
 use alloc::format;
 use alloc::string::String;
 use runtime::interfaces::files::{self, Files};
-use runtime::interfaces::{fs_status, FileChunk, FileStat, FsAnswer, ImportError, RRef, RpcError, RpcResult, Text, FILE_CHUNK};
+use runtime::interfaces::{fs_status, Envelope, FileChunk, FileStat, FsAnswer, ImportError, RRef, RpcError, RpcResult, Text, ENVELOPE_MAX, FILE_CHUNK};
 
 pub const HELP: &str = "ls [PATH] | cat PATH | write PATH TEXT | rm PATH | mkdir PATH | df  (files on the disk's FAT volume; paths from its root, like /DOCS/NOTE.TXT; new names 8.3)\n";
 
@@ -243,4 +243,46 @@ pub fn df(words: &[&str]) -> String {
         Ok(u) => format!("df: {}\n", failure(u.status, &u.detail)),
         Err(e) => format!("df: error: {e}\n"),
     }
+}
+
+/// The prefix that names a file on the volume where a command takes a domain's envelope
+/// (`swap NAME disk:PATH`, `load disk:PATH`).
+pub const DISK_PREFIX: &str = "disk:";
+
+/// The whole file at `path` (a signed envelope), read for `cmd` into the block the kernel
+/// is handed; or the line that says why not.
+pub fn read_envelope(cmd: &str, path: &str) -> Result<RRef<Envelope>, String> {
+    let p = path_text(cmd, path)?;
+    let fs = fs(cmd)?;
+    let stat = idempotent(|| fs.stat(text(path))).map_err(|e| format!("{cmd} {DISK_PREFIX}{path}: error: {e}\n"))?;
+    drop(p);
+    if stat.status != fs_status::OK {
+        return Err(format!("{cmd} {DISK_PREFIX}{path}: {}\n", failure(stat.status, &stat.detail)));
+    }
+    if stat.is_dir != 0 {
+        return Err(format!("{cmd} {DISK_PREFIX}{path}: it is a directory\n"));
+    }
+    let size = stat.size as usize;
+    if size > ENVELOPE_MAX {
+        return Err(format!(
+            "{cmd} {DISK_PREFIX}{path}: {size} bytes, more than an envelope may have ({ENVELOPE_MAX})\n"
+        ));
+    }
+    let mut env = RRef::<Envelope>::try_new_zeroed().ok_or_else(|| format!("{cmd}: no shared-heap room for a {ENVELOPE_MAX}-byte envelope\n"))?;
+    let mut at = 0usize;
+    while at < size {
+        let chunk: RRef<FileChunk> = idempotent(|| fs.read(text(path), at as u64)).map_err(|e| format!("{cmd} {DISK_PREFIX}{path}: error: {e}\n"))?;
+        if chunk.status != fs_status::OK {
+            return Err(format!("{cmd} {DISK_PREFIX}{path}: {}\n", failure(chunk.status, &chunk.detail)));
+        }
+        // The fs domain's answer is checked like any other input: no more than asked for.
+        let n = (chunk.len as usize).min(FILE_CHUNK).min(size - at);
+        if n == 0 {
+            return Err(format!("{cmd} {DISK_PREFIX}{path}: the file ended at {at} of its {size} bytes\n"));
+        }
+        env.bytes[at..at + n].copy_from_slice(&chunk.bytes[..n]);
+        at += n;
+    }
+    env.len = size as u32;
+    Ok(env)
 }

@@ -49,7 +49,7 @@ fn version_name(v: u64) -> String {
     format!("{}.{}.{}", v >> 32, (v >> 16) & 0xffff, v & 0xffff)
 }
 
-const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY] [--fresh] | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | call IFACE METHOD ARGS | help call [IFACE] | blk info|read LBA|write LBA TEXT|flush|bench [BATCH] [ROUNDS] | gpio mode|set|clear|get|pull|blink PIN ... | help gpio | rng N | ls [PATH] | cat PATH | write PATH TEXT | rm PATH | mkdir PATH | df | help files | poweroff";
+const HELP: &str = "commands: help | domains | mem | hello ping N | hello sum | hello served | hello nap MS | crash hello panic|oom|overflow|fault|loop | crash NAME | relay panic|fault | restart NAME | swap NAME [ENTRY|disk:PATH] [--fresh] | load disk:PATH | versions NAME | ticker N MS | count N MS | swap-stress N ENTRY_A ENTRY_B | call IFACE METHOD ARGS | help call [IFACE] | blk info|read LBA|write LBA TEXT|flush|bench [BATCH] [ROUNDS] | gpio mode|set|clear|get|pull|blink PIN ... | help gpio | rng N | ls [PATH] | cat PATH | write PATH TEXT | rm PATH | mkdir PATH | df | help files | poweroff";
 
 /// Caller threads `swap-stress` runs against hello.
 const STRESS_CALLERS: usize = 3;
@@ -58,7 +58,6 @@ struct Shell {
     console: console::Proxy,
     kernel: kernel::Proxy,
     hello: hello::Proxy,
-    relay: relay::Proxy,
 }
 
 impl Shell {
@@ -207,15 +206,62 @@ impl Shell {
             [] if !name.starts_with('-') => "",
             [e] if !name.starts_with('-') && !e.starts_with('-') => e,
             _ => {
-                return self.print("usage: swap NAME [ENTRY] [--fresh]  (ENTRY: an initrd entry or version, see versions NAME; --fresh: hand no state over)\n")
+                return self.print("usage: swap NAME [ENTRY] [--fresh]  (ENTRY: an initrd entry or version, see versions NAME, or disk:PATH, a signed envelope on the disk's volume; --fresh: hand no state over)\n")
             }
         };
+        if let Some(path) = entry.strip_prefix(files::DISK_PREFIX) {
+            let env = match files::read_envelope("swap", path) {
+                Ok(e) => e,
+                Err(why) => return self.print(&why),
+            };
+            return match self.kernel.swap_envelope(text(name), env, text(entry), fresh) {
+                Ok(r) => {
+                    self.print(core::str::from_utf8(r.message.as_bytes()).unwrap_or("swap: ?"));
+                    self.print("\n");
+                }
+                Err(e) => self.print(&format!("swap {name}: error: {e}\n")),
+            };
+        }
         match self.kernel.swap(text(name), text(entry), fresh) {
             Ok(r) => {
                 self.print(core::str::from_utf8(r.message.as_bytes()).unwrap_or("swap: ?"));
                 self.print("\n");
             }
             Err(e) => self.print(&format!("swap {name}: error: {e}\n")),
+        }
+    }
+
+    /// `load disk:PATH`: starts a domain that is not running from a signed envelope on the
+    /// disk, verified by the kernel as at boot.
+    fn load(&self, source: &str) {
+        let Some(path) = source.strip_prefix(files::DISK_PREFIX) else {
+            return self.print("usage: load disk:PATH  (starts the domain in a signed envelope on the disk's volume; it must not be running)\n");
+        };
+        let env = match files::read_envelope("load", path) {
+            Ok(e) => e,
+            Err(why) => return self.print(&why),
+        };
+        match self.kernel.load_envelope(env, text(source)) {
+            Ok(r) => {
+                self.print(core::str::from_utf8(r.message.as_bytes()).unwrap_or("load: ?"));
+                self.print("\n");
+            }
+            Err(e) => self.print(&format!("load {source}: error: {e}\n")),
+        }
+    }
+
+    /// `relay panic|fault`: relay calls hello, which fails inside that call.
+    fn relay(&self, how: &str) {
+        let code = if how == "panic" { 0 } else { 4 };
+        // Imported when used, as `blk` and `ls` do: the shell runs without relay.
+        let outcome = match relay::import() {
+            Ok(r) => r.relay_fail(code),
+            Err(e) => return self.print(&format!("relay: cannot import Relay ({e})\n")),
+        };
+        match outcome {
+            Ok(1) => self.print("relay: hello crashed inside relay's call; relay answered normally\n"),
+            Ok(o) => self.print(&format!("relay: outcome {o}\n")),
+            Err(e) => self.print(&format!("relay: error: {e}\n")),
         }
     }
 
@@ -354,6 +400,8 @@ impl Shell {
                 ["help", "call"] => self.print(&call::help(None)),
                 ["help", "call", iface] => self.print(&call::help(Some(iface))),
                 ["swap", name, rest @ ..] => self.swap(name, rest),
+                ["load", source] => self.load(source),
+                ["load", ..] => self.print("usage: load disk:PATH  (starts the domain in a signed envelope on the disk's volume; it must not be running)\n"),
                 ["versions", name] => self.versions(name),
                 ["ticker", n, ms] => match (n.parse(), ms.parse()) {
                     (Ok(n), Ok(ms)) => self.ticker(n, ms),
@@ -377,14 +425,7 @@ impl Shell {
                 ["versions", ..] => self.print("usage: versions NAME\n"),
                 ["ticker", ..] => self.print("usage: ticker N MS\n"),
                 ["swap-stress", ..] => self.print("usage: swap-stress N ENTRY_A ENTRY_B\n"),
-                ["relay", how @ ("panic" | "fault")] => {
-                    let code = if *how == "panic" { 0 } else { 4 };
-                    match self.relay.relay_fail(code) {
-                        Ok(1) => self.print("relay: hello crashed inside relay's call; relay answered normally\n"),
-                        Ok(o) => self.print(&format!("relay: outcome {o}\n")),
-                        Err(e) => self.print(&format!("relay: error: {e}\n")),
-                    }
-                }
+                ["relay", how @ ("panic" | "fault")] => self.relay(how),
                 ["relay", ..] => self.print("usage: relay panic|fault\n"),
                 ["restart", ..] => self.print("usage: restart NAME\n"),
                 ["poweroff"] => {
@@ -429,7 +470,6 @@ fn init() -> Result<(), &'static str> {
         console: console::import().map_err(|_| "cannot import Console")?,
         kernel: kernel::import().map_err(|_| "cannot import Kernel")?,
         hello: hello::import().map_err(|_| "cannot import Hello")?,
-        relay: relay::import().map_err(|_| "cannot import Relay")?,
     };
     runtime::spawn("shell", move || shell.run()).map_err(|_| "cannot start the shell thread")?;
     Ok(())

@@ -104,8 +104,12 @@ pub enum Setup {
     /// The standard boot with a fresh default disk image attached (`crate::disk`: 16 MiB,
     /// an MBR starting with `disk::FIRST_LINE`, a FAT16 partition holding README.TXT, a raw
     /// area from `disk::RAW_FIRST_BLOCK`), rewritten for each case as
-    /// `target/qvq/<board>/test-disk.img`. `DiskHas` steps read it after QEMU exits.
+    /// `target/qvq/<board>/test-disk.img`, with the board's signed domains in `/DOMAINS`
+    /// (`disk::put_domains`). `DiskHas` steps read it after QEMU exits.
     FreshDisk,
+    /// `FreshDisk`, booted from an initrd without domain `name` (every version of it), which
+    /// is on the disk still: for `load disk:PATH`.
+    FreshDiskWithout(&'static str),
 }
 
 /// One QEMU boot test: boot `setup` with `append` on each of `boards`, hold the console
@@ -194,7 +198,22 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
         Setup::FreshDisk => {
             let path = crate::disk::test_path(board);
             crate::disk::make_fresh(&path)?;
+            crate::disk::put_domains(&path, board)?;
             boot.disk = Some(path);
+        }
+        Setup::FreshDiskWithout(name) => {
+            let path = crate::disk::test_path(board);
+            crate::disk::make_fresh(&path)?;
+            crate::disk::put_domains(&path, board)?;
+            boot.disk = Some(path);
+            let mut entries = image::initrd_entries(board)?;
+            // `NAME.qvd` and its kept versions `NAME-VERSION.qvd`.
+            let versioned = format!("{name}-");
+            let of_name = |e: &str| e == format!("{name}.qvd") || e.strip_prefix(&versioned).is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+            entries.retain(|e| !of_name(&e.0));
+            let initrd = out_dir(board).join(format!("without-{name}-initrd.img"));
+            image::write_initrd(&initrd, &entries)?;
+            boot.initrd = Some(initrd);
         }
         Setup::DtsChanges(changes) => {
             let dir = out_dir(board).join("test-dtbs");
