@@ -172,10 +172,15 @@ pub fn put_domains(path: &Path, board: Board) -> Result<usize, String> {
 /// `fsck.fat -n` (check, change nothing) on the image's FAT partition (copied out first:
 /// fsck.fat takes no offset). Ok if it finds nothing to fix; else what it says.
 pub fn fsck_partition(path: &Path) -> Result<(), String> {
+    fsck_volume_at(path, PARTITION_START, PARTITION_SECTORS)
+}
+
+/// `fsck.fat -n` on the volume of `sectors` sectors from sector `start` of the image.
+pub fn fsck_volume_at(path: &Path, start: u64, sectors: u64) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let start = (PARTITION_START * 512) as usize;
+    let start = (start * 512) as usize;
     let volume = bytes
-        .get(start..start + (PARTITION_SECTORS * 512) as usize)
+        .get(start..start + (sectors * 512) as usize)
         .ok_or_else(|| format!("{} is too small to hold the partition", path.display()))?;
     let copy = path.with_extension("fsck.tmp");
     std::fs::write(&copy, volume).map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
@@ -186,9 +191,14 @@ pub fn fsck_partition(path: &Path) -> Result<(), String> {
 
 /// The file `file` ("/DOCS/NOTE.TXT") of the image's FAT partition, as mtools' `mtype` reads it.
 pub fn mtype(path: &Path, file: &str) -> Result<Vec<u8>, String> {
+    mtype_at(path, PARTITION_START, file)
+}
+
+/// `mtype` of `file` on the volume from sector `start` of the image.
+pub fn mtype_at(path: &Path, start: u64, file: &str) -> Result<Vec<u8>, String> {
     let out = Command::new("mtype")
         .arg("-i")
-        .arg(partition_of(path))
+        .arg(format!("{}@@{}", path.display(), start * 512))
         .arg(format!("::{file}"))
         .env("MTOOLS_SKIP_CHECK", "1")
         .output()

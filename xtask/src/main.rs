@@ -169,9 +169,14 @@ enum Command {
     Dist {
         #[arg(long, value_enum, default_value = "rpi3")]
         board: Board,
-        /// Folder to fill (created if missing).
+        /// Folder to fill (created if missing) with the files for the card's boot partition.
         #[arg(short, long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// A whole SD-card image to write (64 MiB: an MBR and one FAT32 partition holding
+        /// the boot files and a `domains/` folder of signed domains); write it to a card
+        /// and add the firmware files FIRMWARE.txt names.
+        #[arg(long)]
+        image: Option<PathBuf>,
         /// Build the kernel with the host-link receiver (the board recipe must enable it):
         /// whoever reaches the board's second serial port can then push signed domains.
         #[arg(long)]
@@ -243,7 +248,10 @@ fn main() -> ExitCode {
         }),
         Command::Bench { board } => bench::bench(board),
         Command::Fuzz(args) => fuzz::run(args),
-        Command::Dist { board, out, host_link } => setup::ensure_build_tools(board).and_then(|_| dist::dist(board, &out, host_link)).map(|_| true),
+        Command::Dist { board, out, image, host_link } => setup::ensure_build_tools(board)
+            .and_then(|_| if image.is_some() { setup::ensure_test_tools() } else { Ok(()) })
+            .and_then(|_| dist::dist(board, out.as_deref(), image.as_deref(), host_link))
+            .map(|_| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -110,6 +110,10 @@ pub enum Setup {
     /// `FreshDisk`, booted from an initrd without domain `name` (every version of it), which
     /// is on the disk still: for `load disk:PATH`.
     FreshDiskWithout(&'static str),
+    /// The card image `cargo xtask dist --image` writes (`dist::write_card`: an MBR, one
+    /// FAT32 partition with the boot files and `/domains`), made from this build's kernel
+    /// and initrd, attached as the disk: the real-Pi workflow in QEMU.
+    DistCard,
 }
 
 /// One QEMU boot test: boot `setup` with `append` on each of `boards`, hold the console
@@ -200,6 +204,14 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
             crate::disk::make_fresh(&path)?;
             crate::disk::put_domains(&path, board)?;
             boot.disk = Some(path);
+        }
+        Setup::DistCard => {
+            let folder = out_dir(board).join("test-card-files");
+            let initrd = boot.initrd.clone().ok_or("DistCard: the boot has no initrd")?;
+            crate::dist::fill_folder(&folder, &boot.kernel, &initrd)?;
+            let card = out_dir(board).join("test-card.img");
+            crate::dist::write_card(&card, &folder, board)?;
+            boot.disk = Some(card);
         }
         Setup::FreshDiskWithout(name) => {
             let path = crate::disk::test_path(board);

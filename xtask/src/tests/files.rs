@@ -5,7 +5,7 @@
 //! host checks the image with independent tools: `fsck.fat -n` on the partition, and
 //! mtools' `mtype` for the files' bytes.
 
-use crate::harness::case::{Check, DiskCheckedBy, Expect, ExpectWithin, QemuTest, Reboot, Send, Setup, BOTH};
+use crate::harness::case::{Check, DiskCheckedBy, Expect, ExpectAll, ExpectWithin, QemuTest, Reboot, Send, Setup, BOTH};
 use std::cell::Cell;
 use std::path::Path;
 
@@ -123,8 +123,46 @@ fn every_acknowledged_file_is_there(disk: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The card image's partition passes `fsck.fat -n` and its config.txt is what dist wrote.
+fn the_card_is_clean(disk: &Path) -> Result<(), String> {
+    crate::disk::fsck_volume_at(disk, crate::dist::CARD_PARTITION_START, crate::dist::CARD_PARTITION_SECTORS)?;
+    let config = crate::disk::mtype_at(disk, crate::dist::CARD_PARTITION_START, "/config.txt")?;
+    if config != crate::dist::CONFIG_TXT.as_bytes() {
+        return Err(format!("config.txt on the card holds {:?}", String::from_utf8_lossy(&config)));
+    }
+    Ok(())
+}
+
 pub fn cases() -> Vec<QemuTest> {
     vec![
+        // Issue 16: the card `cargo xtask dist --image` makes, as the SD card of an rpi3:
+        // its FAT32 partition lists the boot files, and a driver is swapped from it.
+        QemuTest {
+            name: "fs-dist-card-image-serves-the-boot-files-and-a-swap-from-it",
+            boards: crate::harness::case::RPI3,
+            append: "",
+            setup: Setup::DistCard,
+            steps: &[
+                Expect("qvq$ "),
+                Send("ls\r"),
+                Expect("fs: mounted a FAT32 volume at sector 2048"),
+                ExpectAll(&["kernel8.img", "initrd.img", "config.txt", "FIRMWARE.txt", "domains/"]),
+                Expect("qvq$ "),
+                Send("cat /config.txt\r"),
+                Expect("arm_64bit=1"),
+                Expect("qvq$ "),
+                Send("swap console disk:/domains/console-0.2.0.qvd\r"),
+                Expect("swapped console 0.1.0 -> 0.2.0"),
+                Expect("qvq$ "),
+                Send("domains\r"),
+                Expect("console      0.2.0    running"),
+                Expect("qvq$ "),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+                DiskCheckedBy(the_card_is_clean),
+            ],
+            exit_status: 0,
+        },
         // Issue 16: a hot swap from an envelope on the disk, verified as an initrd entry is.
         QemuTest {
             name: "fs-swap-from-the-disk-serves-and-bad-envelopes-are-refused",
