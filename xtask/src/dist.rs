@@ -65,7 +65,17 @@ pub fn dist(board: Board, out: Option<&Path>, image: Option<&Path>, host_link: b
     let folder = out.unwrap_or(&staging);
     fill_folder(folder, &built.kernel, &built.initrd)?;
     if let Some(out) = out {
-        println!("{}: kernel8.img, initrd.img, config.txt, FIRMWARE.txt", out.display());
+        let dir = out.join(CARD_DOMAINS);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let entries = crate::image::initrd_entries(board)?;
+        for (name, bytes) in &entries {
+            std::fs::write(dir.join(name), bytes).map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
+        }
+        println!(
+            "{}: kernel8.img, initrd.img, config.txt, FIRMWARE.txt, and {} signed domains in {CARD_DOMAINS}/ (for `swap NAME disk:/{CARD_DOMAINS}/FILE`)",
+            out.display(),
+            entries.len()
+        );
     }
     if let Some(image) = image {
         let n = write_card(image, folder, board)?;
