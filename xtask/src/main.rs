@@ -164,8 +164,9 @@ enum Command {
     /// Fuzz the parsers of untrusted bytes (cargo-fuzz, nightly) from the seed corpora in
     /// fuzz/corpus/, or regenerate those seeds (--seed).
     Fuzz(fuzz::Args),
-    /// Make a Raspberry Pi 3 boot folder (kernel8.img, initrd.img, config.txt). Its kernel
-    /// has no host-link receiver unless `--host-link` asks for one.
+    /// Make a Raspberry Pi 3 boot folder (`--out`: kernel8.img, initrd.img, config.txt,
+    /// domains/) and/or a whole SD-card image (`--image`). Its kernel has no host-link
+    /// receiver unless `--host-link` asks for one.
     Dist {
         #[arg(long, value_enum, default_value = "rpi3")]
         board: Board,
