@@ -22,10 +22,12 @@ pub fn cases() -> Vec<QemuTest> {
             steps: &[
                 Expect("push: listening for hot-swap pushes on the host link"),
                 Expect("qvq$ "),
-                Send("ticker 400 10\r"),
-                Expect("tick 1/400"),
-                Send("count 400 10\r"),
-                Expect("line 10/400"),
+                // 1000 lines 10 ms apart: longer than the push takes on a loaded host (it
+                // once outlasted 400 on rpi3, where the host link moves 12-20 KiB/s).
+                Send("ticker 1000 10\r"),
+                Expect("tick 1/1000"),
+                Send("count 1000 10\r"),
+                Expect("line 10/1000"),
                 Push(PushStep {
                     domain: "console",
                     version: "0.4.0",
@@ -35,7 +37,7 @@ pub fn cases() -> Vec<QemuTest> {
                     answer: "swapped console 0.1.0 -> 0.4.0 (a host push",
                 }),
                 // With the newline: the check below counts whole lines.
-                ExpectAll(&["line 400/400\n", "tick 400/400\n"]),
+                ExpectAll(&["line 1000/1000\n", "tick 1000/1000\n"]),
                 Check(every_numbered_line_exactly_once),
                 Check(super::no_stranded_rref),
                 Send("versions console\r"),
@@ -402,24 +404,25 @@ fn xtask_swap_pushes_an_envelope_signed_elsewhere(board: Board, socket: &Path) -
     }
 }
 
-/// `ticker 400` and `count 400` printed every numbered line exactly once, intact, and the
-/// console swap happened while they were printing.
+/// `ticker 1000` and `count 1000` printed every numbered line exactly once, intact, and
+/// the console swap happened while they were printing.
 fn every_numbered_line_exactly_once(t: &str) -> Result<(), String> {
+    const N: usize = 1000;
     // From the first numbered line (the boot log mentions the timer's tick).
-    let t = &t[t.find("tick 1/400").ok_or("no tick 1/400")?..];
+    let t = &t[t.find(&format!("tick 1/{N}")).ok_or("no first tick")?..];
     for tag in ["tick", "line"] {
         let mentions = t.matches(&format!("{tag} ")).count();
-        for i in 1..=400 {
-            let n = t.matches(&format!("{tag} {i}/400\n")).count();
+        for i in 1..=N {
+            let n = t.matches(&format!("{tag} {i}/{N}\n")).count();
             if n != 1 {
-                return Err(format!("\"{tag} {i}/400\" appears {n} times"));
+                return Err(format!("\"{tag} {i}/{N}\" appears {n} times"));
             }
         }
-        if mentions != 400 {
-            return Err(format!("{mentions} lines mention \"{tag} \", expected 400 (a line was cut or garbled)"));
+        if mentions != N {
+            return Err(format!("{mentions} lines mention \"{tag} \", expected {N} (a line was cut or garbled)"));
         }
         let swap = t.find("swapped console").ok_or("no swap")?;
-        let (first, last) = (t.find(&format!("{tag} 1/400\n")), t.find(&format!("{tag} 400/400\n")));
+        let (first, last) = (t.find(&format!("{tag} 1/{N}\n")), t.find(&format!("{tag} {N}/{N}\n")));
         if !(first < Some(swap) && Some(swap) < last) {
             return Err(format!("the swap did not happen while the {tag} lines were printing"));
         }
