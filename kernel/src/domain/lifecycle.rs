@@ -102,7 +102,10 @@ pub fn start_owning(
     envelope: Option<FrameRange>,
 ) -> Result<DomainId, (BootRefusal, Option<FrameRange>)> {
     let m = &v.manifest;
-    let Some(id) = registry().next_new_id() else {
+    let envelope_kept = envelope.is_some();
+    // A retired record's number is reused, as a swap does: loads would otherwise use up
+    // the table for good.
+    let Some(id) = allocate_id() else {
         return Err((BootRefusal::TooManyDomains, envelope));
     };
     let load_start = crate::arch::pmu::cycles();
@@ -128,7 +131,10 @@ pub fn start_owning(
         r.set_instance(id, inst, load_cost);
     }
     if let Err(why) = run_init(id, m) {
-        retire(id, State::Rejected);
+        // At boot the record stays, rejected, for `domains`; a load's failure is in its
+        // answer and the log, and its record is reused (a red-team finding: repeated
+        // failing loads filled the table with rejected records).
+        retire(id, if envelope_kept { State::Retired } else { State::Rejected });
         return Err((BootRefusal::Start(why), None));
     }
     super::policy::raise_floor(m);

@@ -15,6 +15,13 @@ use alloc::string::{String, ToString};
 /// Starts the domain in `bytes`, which came `from` (for the log); the log line on success
 /// or why not.
 pub fn load(bytes: &[u8], from: &str) -> Result<String, String> {
+    // One swap or load at a time: the checks below and the install must not interleave
+    // with another's.
+    super::swap::exclusively(|| load_exclusive(bytes, from))
+        .unwrap_or_else(|| Err(format!("load {from} refused: another swap or load is in progress; try again")))
+}
+
+fn load_exclusive(bytes: &[u8], from: &str) -> Result<String, String> {
     // Declared before `v`, so dropped after it: `v` borrows these frames.
     let (copy, frames) = keep_pushed(bytes).map_err(|e| format!("load {from} refused: {e}"))?;
     let (v, verify_cost) = verify(copy).map_err(|e| format!("load {from} refused: {e}"))?;

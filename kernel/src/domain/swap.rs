@@ -71,7 +71,21 @@ impl Outcome {
     }
 }
 
+/// Set while a swap or a load (`load::load`) runs: one at a time. Each checks the registry
+/// (one domain per name, one exporter per interface, a free domain number), then installs
+/// what it checked for; two at once would both pass the checks (a red-team finding: racing
+/// loads got the same domain number, the second record overwriting the first).
 static BUSY: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` as the only swap or load; `None` (nothing done) while another runs.
+pub(super) fn exclusively<T>(f: impl FnOnce() -> T) -> Option<T> {
+    if BUSY.swap(true, Ordering::Acquire) {
+        return None;
+    }
+    let r = f();
+    BUSY.store(false, Ordering::Release);
+    Some(r)
+}
 
 /// Per domain: 1 while a hot swap drains it (its calls waiting for input are cancelled).
 static CANCELLING: [AtomicU8; MAX_DOMAINS] = [const { AtomicU8::new(0) }; MAX_DOMAINS];
@@ -90,15 +104,11 @@ pub(super) fn is_cancelling(d: DomainId) -> bool {
 /// is handed over (neither version's hook is called); every other check stays.
 pub fn swap(name: &str, source: Source, fresh: bool) -> Outcome {
     let t0 = crate::arch::pmu::cycles();
-    if BUSY.swap(true, Ordering::Acquire) {
-        return Outcome::refused(name, SwapRefusal::Busy, t0);
-    }
-    let outcome = match swap_exclusive(name, source, fresh, t0) {
+    exclusively(|| match swap_exclusive(name, source, fresh, t0) {
         Ok(o) => o,
         Err(why) => Outcome::refused(name, why, t0),
-    };
-    BUSY.store(false, Ordering::Release);
-    outcome
+    })
+    .unwrap_or_else(|| Outcome::refused(name, SwapRefusal::Busy, t0))
 }
 
 /// True if a domain `name` runs now.

@@ -73,7 +73,7 @@ impl fmt::Display for SwapRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use SwapRefusal::*;
         match self {
-            Busy => f.write_str("another swap is in progress"),
+            Busy => f.write_str("another swap or load is in progress"),
             NotRunning(name, Some(s)) => write!(f, "{name} is {} (only a running domain is swapped; `restart {name}` first)", s.name()),
             NotRunning(name, None) => write!(f, "no running domain is named {name:?}"),
             FromInside(name) => write!(f, "it was asked from inside {name} itself"),

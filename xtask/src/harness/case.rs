@@ -114,6 +114,10 @@ pub enum Setup {
     /// FAT32 partition with the boot files and `/domains`), made from this build's kernel
     /// and initrd, attached as the disk: the real-Pi workflow in QEMU.
     DistCard,
+    /// `Setup::Attack`'s initrd without domain `name` (every version of it), with
+    /// `FreshDisk`'s disk (the board's signed domains in `/DOMAINS`, `name`'s included): for
+    /// attackers that import `Kernel` and `Files` and hand the kernel envelopes.
+    AttackWithDiskWithout(&'static [fixtures::Attacker], &'static str),
 }
 
 /// One QEMU boot test: boot `setup` with `append` on each of `boards`, hold the console
@@ -213,17 +217,26 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
             crate::dist::write_card(&card, &folder, board)?;
             boot.disk = Some(card);
         }
-        Setup::FreshDiskWithout(name) => {
+        Setup::FreshDiskWithout(_) | Setup::AttackWithDiskWithout(..) => {
+            let (attackers, name) = match t.setup {
+                Setup::AttackWithDiskWithout(a, name) => (a, name),
+                Setup::FreshDiskWithout(name) => (&[][..], name),
+                _ => unreachable!(),
+            };
             let path = crate::disk::test_path(board);
             crate::disk::make_fresh(&path)?;
             crate::disk::put_domains(&path, board)?;
             boot.disk = Some(path);
-            let mut entries = image::initrd_entries(board)?;
+            let mut entries = if attackers.is_empty() {
+                image::initrd_entries(board)?
+            } else {
+                fixtures::attack_entries(board, attackers)?
+            };
             // `NAME.qvd` and its kept versions `NAME-VERSION.qvd`.
             let versioned = format!("{name}-");
             let of_name = |e: &str| e == format!("{name}.qvd") || e.strip_prefix(&versioned).is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
             entries.retain(|e| !of_name(&e.0));
-            let initrd = out_dir(board).join(format!("without-{name}-initrd.img"));
+            let initrd = out_dir(board).join(format!("without-{name}-{}-initrd.img", t.name));
             image::write_initrd(&initrd, &entries)?;
             boot.initrd = Some(initrd);
         }

@@ -8,7 +8,7 @@
 //! look-alike interfaces, marker traits) are trybuild tests in
 //! `domains/trusted/interfaces/tests/compile-fail/`.
 
-use crate::harness::case::{Check, Expect, ExpectAll, ExpectAny, QemuTest, Send, Setup, Step, BOTH};
+use crate::harness::case::{Check, Expect, ExpectAll, ExpectAny, ExpectWithin, QemuTest, Send, Setup, Step, BOTH};
 use crate::harness::fixtures::Attacker;
 
 const fn attacker(krate: &'static str, variant: u32) -> Attacker {
@@ -105,6 +105,7 @@ const STACK_LOG: &[Attacker] = &[attacker("attack-stack", 3)];
 const BUDGET_LOGGING: &[Attacker] = &[budget(1)];
 const BUDGET_PINGING: &[Attacker] = &[budget(2)];
 const SWAP_EXPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 1), attacker("attack-swap", 2)];
+const LOAD_RACE: &[Attacker] = &[attacker("attack-load", 1)];
 const SWAP_IMPORT_LOOPS: &[Attacker] = &[attacker("attack-swap", 2), attacker("attack-swap", 3)];
 
 /// The kernel never panicked, and no attacker reported an escape.
@@ -114,6 +115,27 @@ fn kernel_intact(t: &str) -> Result<(), String> {
             let line_end = t[at..].find('\n').map_or(t.len(), |n| at + n);
             return Err(format!("found {bad:?}: {}", &t[at..line_end]));
         }
+    }
+    Ok(())
+}
+
+/// Of the racing loads of one envelope, at most one started a domain: one domain per
+/// name, one exporter per interface, one record per domain number.
+fn at_most_one_load(t: &str) -> Result<(), String> {
+    let over = line_after(t, "load race over: ")?;
+    let started = t.matches("domain relay started").count();
+    // `domains` rows: ID NAME VERSION STATE ...
+    let relays = t
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == "relay" && f[3] == "running"
+        })
+        .count();
+    if !over.starts_with("1 of") || started != 1 || relays != 1 {
+        return Err(format!(
+            "racing loads: {over:?}; {started} \"domain relay started\" lines, {relays} relay records running"
+        ));
     }
     Ok(())
 }
@@ -643,6 +665,25 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("qvq$ "),
             ],
         )
+        .then(SHELL_ANSWERS),
+        // Red team: an administrator (imports `Kernel`, as the shell does) hands the kernel
+        // the same envelope from three threads at once (`Kernel::load_envelope`). Each load
+        // checks the name and the exports, then instantiates, then installs: without
+        // serialisation all pass the checks, and may get the same domain number.
+        QemuTest {
+            setup: crate::harness::case::Setup::AttackWithDiskWithout(LOAD_RACE, "relay"),
+            ..attack(
+                "attack-load-racing-loads-start-one-domain",
+                LOAD_RACE,
+                &[
+                    ExpectWithin("attack-load: load race over: ", 60),
+                    Expect("\n"),
+                    Send("domains\r"),
+                    Expect("qvq$ "),
+                    Check(at_most_one_load),
+                ],
+            )
+        }
         .then(SHELL_ANSWERS),
         // Class 7: the same, the loop calling hello (whose call count keeps moving) instead
         // of logging: the outer call is the one past its budget, and the one ended.

@@ -284,7 +284,10 @@ impl Registry {
         self.slots.retain(|r| r.owner != d);
         let dom = self.domains.get_mut(d as usize)?;
         dom.state = state;
-        let pushed = if state == State::Retired {
+        // A rejected record is never restarted either: its image (and the frames a load
+        // copied the envelope into) would only be held for nothing (a red-team finding:
+        // each load whose initialisation failed kept up to 192 KiB).
+        let pushed = if matches!(state, State::Retired | State::Rejected) {
             dom.elf = None;
             dom.pushed.take()
         } else {
