@@ -3,7 +3,7 @@
 //! driver uses on them (`device`, `irq_wait`, `irq_done`). A grant's interrupt stays masked
 //! from when it fires until the domain says `irq_done`.
 
-use super::registry::registry;
+use super::registry::{registry, State};
 use super::DomainId;
 use crate::arch::mmu::MapError;
 use crate::devicetree::Device;
@@ -91,7 +91,7 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
         if let Some(what) = kernel_owned(compatible, &dev) {
             return Err(GrantError::KernelOwned(compatible.clone(), what));
         }
-        if let Some(holder) = holder_of(dev.reg, &m.name) {
+        if let Some(holder) = holder_of(dev.reg, &m.name, compatible) {
             return Err(GrantError::HeldBy(compatible.clone(), holder));
         }
         crate::memory::map_device(dev.reg).map_err(|e| GrantError::Map(compatible.clone(), e))?;
@@ -110,14 +110,22 @@ pub fn grant_devices(id: DomainId, m: &Manifest, uart: Option<Device>, route_irq
     Ok(out)
 }
 
-/// The domain, other than a version of `name` (a restart, a swap's other side), whose
-/// grants overlap `reg`: two drivers of one device would race each other's register
-/// sequences, and neither could trust what the device says.
-fn holder_of(reg: Region, name: &str) -> Option<String> {
+/// The domain, other than a version of `name` (a restart, a swap's other side), that
+/// holds the device at `reg` (asked for as `compatible`): one whose instance's grants
+/// overlap it, or one crashed or held (waiting for a restart, its instance gone) whose
+/// manifest names the same device. Two drivers of one device would race each other's
+/// register sequences, and neither could trust what the device says; and a driver's
+/// device must still be there when it restarts.
+fn holder_of(reg: Region, name: &str, compatible: &str) -> Option<String> {
     let mut r = registry();
-    let ids: Vec<DomainId> = r.domains().filter(|d| d.name() != name).map(|d| d.id()).collect();
-    for other in ids {
-        if r.instance_mut(other).is_some_and(|i| i.grants.iter().any(|g| g.mmio.overlaps(&reg))) {
+    let others: Vec<(DomainId, bool)> = r
+        .domains()
+        .filter(|d| d.name() != name && !matches!(d.state(), State::Retired | State::Rejected))
+        .map(|d| (d.id(), d.manifest().devices.iter().any(|c| c == compatible)))
+        .collect();
+    for (other, names_it) in others {
+        let overlaps = r.instance_mut(other).is_some_and(|i| i.grants.iter().any(|g| g.mmio.overlaps(&reg)));
+        if overlaps || names_it {
             return Some(r.name(other));
         }
     }
