@@ -60,15 +60,22 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 
 /// The MBR: [`FIRST_LINE`] in the boot code area, one FAT16 (LBA, type 0x0e) partition.
 fn mbr() -> [u8; 512] {
+    mbr_with_one_partition(FIRST_LINE.as_bytes(), 0x0e, false, PARTITION_START, PARTITION_SECTORS)
+}
+
+/// An MBR with `boot_code` at its start and one partition of `kind` (an MBR type byte)
+/// from sector `start`, `sectors` long, addressed by LBA (its CHS fields say "use LBA").
+pub fn mbr_with_one_partition(boot_code: &[u8], kind: u8, bootable: bool, start: u64, sectors: u64) -> [u8; 512] {
     let mut s = [0u8; 512];
-    s[..FIRST_LINE.len()].copy_from_slice(FIRST_LINE.as_bytes());
+    let code = boot_code.len().min(446);
+    s[..code].copy_from_slice(&boot_code[..code]);
     let e = &mut s[446..462];
-    e[0] = 0x00; // not bootable
-    e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]); // CHS: "use the LBA fields"
-    e[4] = 0x0e;
+    e[0] = if bootable { 0x80 } else { 0x00 };
+    e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    e[4] = kind;
     e[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
-    e[8..12].copy_from_slice(&(PARTITION_START as u32).to_le_bytes());
-    e[12..16].copy_from_slice(&(PARTITION_SECTORS as u32).to_le_bytes());
+    e[8..12].copy_from_slice(&(start as u32).to_le_bytes());
+    e[12..16].copy_from_slice(&(sectors as u32).to_le_bytes());
     s[510] = 0x55;
     s[511] = 0xaa;
     s

@@ -170,7 +170,14 @@ pub fn write_card(image: &Path, folder: &Path, board: Board) -> Result<usize, St
     let _ = std::fs::remove_file(&part);
     let (volume, n) = made?;
     let mut card = vec![0u8; CARD_BYTES as usize];
-    card[..512].copy_from_slice(&mbr());
+    // The card's one partition: FAT32 with LBA addressing (0x0c), bootable.
+    card[..512].copy_from_slice(&crate::disk::mbr_with_one_partition(
+        &[],
+        0x0c,
+        true,
+        CARD_PARTITION_START,
+        CARD_PARTITION_SECTORS,
+    ));
     let start = (CARD_PARTITION_START * 512) as usize;
     let end = start
         .checked_add(volume.len())
@@ -179,19 +186,4 @@ pub fn write_card(image: &Path, folder: &Path, board: Board) -> Result<usize, St
     card[start..end].copy_from_slice(&volume);
     std::fs::write(image, card).map_err(|e| format!("cannot write {}: {e}", image.display()))?;
     Ok(n)
-}
-
-/// An MBR with the card's one partition: FAT32 with LBA addressing (0x0c), bootable.
-fn mbr() -> [u8; 512] {
-    let mut s = [0u8; 512];
-    let e = &mut s[446..462];
-    e[0] = 0x80;
-    e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]); // CHS: "use the LBA fields"
-    e[4] = 0x0c;
-    e[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
-    e[8..12].copy_from_slice(&(CARD_PARTITION_START as u32).to_le_bytes());
-    e[12..16].copy_from_slice(&(CARD_PARTITION_SECTORS as u32).to_le_bytes());
-    s[510] = 0x55;
-    s[511] = 0xaa;
-    s
 }

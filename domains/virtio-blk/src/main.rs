@@ -14,7 +14,7 @@ mod device;
 use device::BlockDevice;
 use runtime::interfaces::block::{self, Block};
 use runtime::interfaces::block_bench::{self, BlockBench};
-use runtime::interfaces::{block_status, BlockBatch, BlockInfo, RRef, RpcError, RpcResult, BLOCK_BATCH};
+use runtime::interfaces::{BlockBatch, BlockInfo, RRef, RpcError, RpcResult};
 use runtime::Mutex;
 
 struct BlockDomain {
@@ -79,25 +79,9 @@ impl Block for BlockDomain {
 
 impl BlockBench for BlockDomain {
     fn direct(&self, op: u32, batch: u32, rounds: u32) -> RpcResult<u64> {
-        let mut b = RRef::<BlockBatch>::try_new_zeroed().ok_or(RpcError::Refused)?;
-        b.count = batch.min(BLOCK_BATCH as u32);
-        for (i, r) in b.requests.iter_mut().enumerate() {
-            r.op = op;
-            r.lba = i as u64;
-        }
         // Set up outside the measured rounds, as the proxy's figures (after a warm-up) are.
         self.with_device(|_| Ok(()))?;
-        let t0 = runtime::cycles();
-        for _ in 0..rounds {
-            self.run(&mut b)?;
-        }
-        let spent = runtime::cycles() - t0;
-        // Checked once at the end, as the kernel's proxied rounds are: the loops differ only
-        // by the crossing.
-        if b.requests[..b.count as usize].iter().any(|r| r.status != block_status::OK) {
-            return Err(RpcError::Refused);
-        }
-        Ok(spent)
+        runtime::block_bench::direct_rounds(op, batch, rounds, |b| self.run(b))
     }
 }
 

@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub use interfaces;
 
+pub mod block_bench;
 mod device;
 pub mod dma;
 mod heap;
