@@ -26,6 +26,8 @@ struct Stress {
     stop: bool,
     running: usize,
     calls: u64,
+    /// Naps (calls that sleep inside hello, so a swap finds a call in flight) finished.
+    naps: u64,
     errors: u64,
     wrong: u64,
     /// (version, answers): which versions answered `version()`.
@@ -36,6 +38,7 @@ static STRESS: Mutex<Stress> = Mutex::new(Stress {
     stop: false,
     running: 0,
     calls: 0,
+    naps: 0,
     errors: 0,
     wrong: 0,
     answers: [(0, 0); 4],
@@ -302,8 +305,9 @@ impl Shell {
         STRESS.with(|s| {
             *s = Stress {
                 stop: false,
-                running: STRESS_CALLERS,
+                running: STRESS_CALLERS + 1,
                 calls: 0,
+                naps: 0,
                 errors: 0,
                 wrong: 0,
                 answers: [(0, 0); 4],
@@ -316,11 +320,20 @@ impl Shell {
                 STRESS.with(|s| s.running -= 1);
             }
         }
+        let hello = self.hello;
+        if runtime::spawn("napper", move || stress_napper(hello)).is_err() {
+            STRESS.with(|s| s.running -= 1);
+        }
         let (mut swapped, mut refused) = (0, 0);
         for i in 0..n {
             let entry = if i % 2 == 0 { b } else { a };
             match self.kernel.swap(text("hello"), text(entry), false) {
-                Ok(r) if r.swapped == 1 => swapped += 1,
+                Ok(r) if r.swapped == 1 => {
+                    swapped += 1;
+                    if !callers_called_on() {
+                        self.print(&format!("swap-stress: the callers made no call in a second after swap {}\n", i + 1));
+                    }
+                }
                 Ok(r) => {
                     refused += 1;
                     self.print(core::str::from_utf8(r.message.as_bytes()).unwrap_or("?"));
@@ -334,7 +347,7 @@ impl Shell {
             runtime::sleep_ms(10);
         }
         let served = self.hello.served().map(|x| x.wrapping_sub(before));
-        let (calls, errors, wrong, answers) = STRESS.with(|s| (s.calls, s.errors, s.wrong, s.answers));
+        let (calls, naps, errors, wrong, answers) = STRESS.with(|s| (s.calls, s.naps, s.errors, s.wrong, s.answers));
         let by_version: String = answers
             .iter()
             .filter(|(v, c)| *c > 0 || *v > 0)
@@ -343,7 +356,7 @@ impl Shell {
         // Two lines, each one console write (so other output cannot split them).
         self.print(&format!("swap-stress answers by version:{by_version}\n"));
         self.print(&format!(
-            "swap-stress: {swapped} swaps, {refused} refused; {calls} pings, {errors} errors, {wrong} wrong answers; served count {}\n",
+            "swap-stress: {swapped} swaps, {refused} refused; {calls} pings, {naps} naps, {errors} errors, {wrong} wrong answers; served count {}\n",
             match served {
                 Ok(s) if s == calls => "matches".into(),
                 Ok(s) => format!("{s} differs"),
@@ -438,6 +451,39 @@ impl Shell {
     }
 }
 
+/// Pings the callers must answer after a swap before the next one: enough that a version
+/// call (every eighth ping of a caller) reaches the version just swapped in. Without this
+/// wait the swapping thread may keep the CPU across several swaps (a drain with nothing in
+/// flight never yields), so a version can come and go unseen by any caller.
+const PINGS_BETWEEN_SWAPS: u64 = 8 * (STRESS_CALLERS as u64 + 1) * 2;
+
+/// Waits (at most a second) until the callers have made `PINGS_BETWEEN_SWAPS` more pings;
+/// false if they did not.
+fn callers_called_on() -> bool {
+    let target = STRESS.with(|s| s.calls + s.errors + s.wrong) + PINGS_BETWEEN_SWAPS;
+    let deadline = runtime::uptime_ns() + 1_000_000_000;
+    while STRESS.with(|s| s.calls + s.errors + s.wrong) < target {
+        if runtime::uptime_ns() > deadline {
+            return false;
+        }
+        runtime::yield_now();
+    }
+    true
+}
+
+/// `swap-stress`'s napper: naps a millisecond inside hello at a time, so nearly every swap
+/// finds a call in flight and must drain it.
+fn stress_napper(hello: hello::Proxy) {
+    while !STRESS.with(|s| s.stop) {
+        let r = hello.nap(1);
+        STRESS.with(|s| match r {
+            Ok(()) => s.naps += 1,
+            Err(_) => s.errors += 1,
+        });
+    }
+    STRESS.with(|s| s.running -= 1);
+}
+
 /// One `swap-stress` caller: pings hello until told to stop, checking every answer.
 fn stress_caller(hello: hello::Proxy, seed: u64) {
     let mut x = seed << 40;
@@ -460,6 +506,8 @@ fn stress_caller(hello: hello::Proxy, seed: u64) {
                 }),
                 Err(_) => STRESS.with(|s| s.errors += 1),
             }
+            // Turns short enough that the swapping thread gets the CPU back soon.
+            runtime::yield_now();
         }
     }
     STRESS.with(|s| s.running -= 1);

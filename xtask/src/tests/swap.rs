@@ -83,7 +83,7 @@ pub fn cases() -> Vec<QemuTest> {
                 Send("swap-stress 200 hello-0.1.1.qvd hello-0.2.0.qvd\r"),
                 ExpectWithin("swap-stress answers by version:", 240),
                 Expect("swap-stress: 200 swaps, 0 refused; "),
-                Expect(" pings, 0 errors, 0 wrong answers; served count matches\n"),
+                Expect(" naps, 0 errors, 0 wrong answers; served count matches\n"),
                 Check(stress_answers_from_both_versions),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
@@ -237,6 +237,13 @@ fn stress_answers_from_both_versions(t: &str) -> Result<(), String> {
         .rev()
         .find(|l| l.starts_with("swap-stress answers by version:"))
         .ok_or("no swap-stress summary")?;
+    if let Some(l) = t.lines().find(|l| l.contains("the callers made no call")) {
+        return Err(l.into());
+    }
+    // The napper sleeps inside hello, so swaps must find calls in flight and drain them.
+    if !t.lines().any(|l| l.contains("swapped hello") && !l.contains("(0 calls drained")) {
+        return Err("no swap drained a call in flight".into());
+    }
     let by_version = line.split("answers by version:").nth(1).ok_or("no answers by version")?;
     let counts: Vec<u64> = by_version.split_whitespace().skip(1).step_by(2).filter_map(|n| n.parse().ok()).collect();
     // Callers may also see the booted 0.1.0 before the first swap.
