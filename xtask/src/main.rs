@@ -1,6 +1,7 @@
 //! `cargo xtask`: builds, packs, boots and tests QvQ. Run `cargo xtask --help`.
 
 mod bench;
+mod bench_growth;
 mod board;
 mod disk;
 mod dist;
@@ -160,6 +161,9 @@ enum Command {
     Bench {
         #[arg(long, value_enum, default_value = "virt")]
         board: Board,
+        /// Only the growth tables (xtask/src/bench_growth.rs): how each cost grows.
+        #[arg(long)]
+        growth: bool,
     },
     /// Fuzz the parsers of untrusted bytes (cargo-fuzz, nightly) from the seed corpora in
     /// fuzz/corpus/, or regenerate those seeds (--seed).
@@ -247,7 +251,8 @@ fn main() -> ExitCode {
             let ws = safety::Workspace::from_options(workspace, allow_list, target_dir);
             safety::check_domains(&ws, &names, domains::NOT_DOMAINS).map(|_| true)
         }),
-        Command::Bench { board } => bench::bench(board),
+        Command::Bench { board, growth: false } => bench::bench(board),
+        Command::Bench { board, growth: true } => bench_growth::bench_only(board),
         Command::Fuzz(args) => fuzz::run(args),
         Command::Dist { board, out, image, host_link } => setup::ensure_build_tools(board)
             .and_then(|_| if image.is_some() { setup::ensure_test_tools() } else { Ok(()) })
