@@ -41,6 +41,35 @@ fn failed(what: core::fmt::Arguments) -> ! {
 
 /// Prints the growth figures, then powers off.
 pub fn run() -> ! {
+    measure_growth();
+    crate::power::exit(0)
+}
+
+/// `qvq.test=bench-hw` (`cargo xtask dist --bench`): the CPU's clock, the figures of
+/// `bench::calls` and the growth figures, on whatever counts PMU cycles: a real Cortex-A53
+/// counts cycles, QEMU without `-icount` something that follows the host's time.
+pub fn hardware() -> ! {
+    let ready_cycles = cycles();
+    // Cycles per second of the generic timer (busy: the counter stops in WFI).
+    let (t0, c0) = (crate::time::uptime_ns(), cycles());
+    while crate::time::uptime_ns() - t0 < 100_000_000 {
+        core::hint::spin_loop();
+    }
+    let (t1, c1) = (crate::time::uptime_ns(), cycles());
+    let hz = (c1 - c0) as u128 * 1_000_000_000 / (t1 - t0).max(1) as u128;
+    kprintln!(
+        "bench-hw: the figures below are PMU cycles (not QEMU instructions) at a CPU clock of {} MHz",
+        hz / 1_000_000
+    );
+    kprintln!("bench-hw: kernel entry to all domains started, cycles: {ready_cycles}");
+    crate::bench::calls();
+    measure_growth();
+    kprintln!("bench-hw: done");
+    crate::power::exit(0)
+}
+
+/// Prints the proxy, swap-window and verification figures against their work.
+fn measure_growth() {
     let empty = measure(|i| {
         black_box(i);
     });
@@ -134,7 +163,6 @@ pub fn run() -> ! {
             None => failed(format_args!("{entry} is missing or refused")),
         }
     }
-    crate::power::exit(0)
 }
 
 /// Each `growth-s<bytes>` domain swapped to its next version (0.k.2) and back (0.k.0, a

@@ -5,6 +5,7 @@ mod bench_growth;
 mod board;
 mod disk;
 mod dist;
+mod dist_bench;
 mod domains;
 mod fuzz;
 mod harness;
@@ -186,6 +187,10 @@ enum Command {
         /// whoever reaches the board's second serial port can then push signed domains.
         #[arg(long)]
         host_link: bool,
+        /// A boot folder (`--out`) whose kernel runs the benchmark at boot and prints the
+        /// PMU's cycle counts (cycles of the board's Cortex-A53, not QEMU instructions).
+        #[arg(long)]
+        bench: bool,
     },
 }
 
@@ -254,9 +259,15 @@ fn main() -> ExitCode {
         Command::Bench { board, growth: false } => bench::bench(board),
         Command::Bench { board, growth: true } => bench_growth::bench_only(board),
         Command::Fuzz(args) => fuzz::run(args),
-        Command::Dist { board, out, image, host_link } => setup::ensure_build_tools(board)
+        Command::Dist {
+            board,
+            out,
+            image,
+            host_link,
+            bench,
+        } => setup::ensure_build_tools(board)
             .and_then(|_| if image.is_some() { setup::ensure_test_tools() } else { Ok(()) })
-            .and_then(|_| dist::dist(board, out.as_deref(), image.as_deref(), host_link))
+            .and_then(|_| dist::dist(board, out.as_deref(), image.as_deref(), host_link, bench))
             .map(|_| true),
     };
     match result {
