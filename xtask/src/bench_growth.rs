@@ -172,7 +172,16 @@ pub fn bench(board: Board, built: &Built) -> Result<bool, String> {
         }
         boots.push((n, r));
     }
-    report(&rows, &boots, growth_elf()?.len() as u64, "guest instructions (-icount shift=0)")
+    let machine = match board {
+        Board::Virt => "QEMU virt (Cortex-A53 model)",
+        Board::Rpi3 => "QEMU raspi3b (Cortex-A53 model)",
+    };
+    report(
+        &rows,
+        &boots,
+        growth_elf()?.len() as u64,
+        &format!("{machine}, guest instructions, -icount shift=0"),
+    )
 }
 
 /// `cargo xtask bench --growth`: the growth tables alone.
