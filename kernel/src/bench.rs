@@ -29,8 +29,18 @@ fn measure(mut f: impl FnMut(u64)) -> u64 {
     cycles() - t0
 }
 
-/// Prints `bench: <name>: <instructions>` lines, then powers off.
+/// Prints `bench: <name>: <instructions>` lines, then the block figures, then powers off.
 pub fn run() -> ! {
+    calls();
+    crate::bench_block::run();
+    crate::bench_block::run_throughput();
+    crate::power::exit(0)
+}
+
+/// The `bench: <name>: <instructions>` lines of calls, crash recovery, loading and swaps
+/// (also `qvq.test=bench-hw`, which leaves the block driver alone: on a board it is the
+/// boot card).
+pub fn calls() {
     let ready_at = crate::time::uptime_ns();
     let empty = measure(|i| {
         black_box(i);
@@ -160,7 +170,4 @@ pub fn run() -> ! {
     kprintln!("bench: swap request to the first call the new version answers: {end_to_end}");
     kprintln!("bench: swap request to the new version serving, virtual ns: {end_to_end_ns}");
     kprintln!("bench: reset to all domains started: {}", ready_at);
-    crate::bench_block::run();
-    crate::bench_block::run_throughput();
-    crate::power::exit(0)
 }

@@ -12,6 +12,8 @@ mod arch;
 mod bench;
 #[cfg(feature = "selftest")]
 mod bench_block;
+#[cfg(feature = "selftest")]
+mod bench_growth;
 mod bsp;
 mod console;
 mod devicetree;

@@ -131,7 +131,8 @@ pub fn bench(board: Board) -> Result<bool, String> {
         println!("bench: the swap window target is NOT met");
     }
     let block_ok = block_report(board, &first)?;
-    Ok(deterministic && overhead <= PROXY_TARGET && window > 0 && window <= SWAP_WINDOW_TARGET && block_ok)
+    let growth_ok = crate::bench_growth::bench(board, &built)?;
+    Ok(deterministic && overhead <= PROXY_TARGET && window > 0 && window <= SWAP_WINDOW_TARGET && block_ok && growth_ok)
 }
 
 /// Isolation overhead targets of the block driver, through the proxy, over direct (issue

@@ -47,9 +47,16 @@ it at 115200 8N1 (e.g. `picocom -b 115200 /dev/ttyUSB0`). Power on: QvQ prints i
 ";
 
 /// Makes the boot folder `out` and/or the card image `image` (at least one).
-pub fn dist(board: Board, out: Option<&Path>, image: Option<&Path>, host_link: bool) -> Result<(), String> {
+pub fn dist(board: Board, out: Option<&Path>, image: Option<&Path>, host_link: bool, bench: bool) -> Result<(), String> {
     if board != Board::Rpi3 {
         return Err("dist makes a Raspberry Pi 3 boot folder or card image: use --board rpi3 (virt boots from QEMU: cargo xtask run)".into());
+    }
+    if bench {
+        let out = match (out, image, host_link) {
+            (Some(out), None, false) => out,
+            _ => return Err("dist --bench makes a boot folder only: give --out FOLDER, without --image or --host-link".into()),
+        };
+        return crate::dist_bench::bench_folder(board, out).map(|_| ());
     }
     if out.is_none() && image.is_none() {
         return Err("dist needs --out FOLDER (a boot folder) or --image FILE (a whole SD-card image), or both".into());

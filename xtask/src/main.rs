@@ -1,9 +1,11 @@
 //! `cargo xtask`: builds, packs, boots and tests QvQ. Run `cargo xtask --help`.
 
 mod bench;
+mod bench_growth;
 mod board;
 mod disk;
 mod dist;
+mod dist_bench;
 mod domains;
 mod fuzz;
 mod harness;
@@ -160,6 +162,9 @@ enum Command {
     Bench {
         #[arg(long, value_enum, default_value = "virt")]
         board: Board,
+        /// Only the growth tables (xtask/src/bench_growth.rs): how each cost grows.
+        #[arg(long)]
+        growth: bool,
     },
     /// Fuzz the parsers of untrusted bytes (cargo-fuzz, nightly) from the seed corpora in
     /// fuzz/corpus/, or regenerate those seeds (--seed).
@@ -182,6 +187,10 @@ enum Command {
         /// whoever reaches the board's second serial port can then push signed domains.
         #[arg(long)]
         host_link: bool,
+        /// A boot folder (`--out`) whose kernel runs the benchmark at boot and prints the
+        /// PMU's cycle counts (cycles of the board's Cortex-A53, not QEMU instructions).
+        #[arg(long)]
+        bench: bool,
     },
 }
 
@@ -247,11 +256,18 @@ fn main() -> ExitCode {
             let ws = safety::Workspace::from_options(workspace, allow_list, target_dir);
             safety::check_domains(&ws, &names, domains::NOT_DOMAINS).map(|_| true)
         }),
-        Command::Bench { board } => bench::bench(board),
+        Command::Bench { board, growth: false } => bench::bench(board),
+        Command::Bench { board, growth: true } => bench_growth::bench_only(board),
         Command::Fuzz(args) => fuzz::run(args),
-        Command::Dist { board, out, image, host_link } => setup::ensure_build_tools(board)
+        Command::Dist {
+            board,
+            out,
+            image,
+            host_link,
+            bench,
+        } => setup::ensure_build_tools(board)
             .and_then(|_| if image.is_some() { setup::ensure_test_tools() } else { Ok(()) })
-            .and_then(|_| dist::dist(board, out.as_deref(), image.as_deref(), host_link))
+            .and_then(|_| dist::dist(board, out.as_deref(), image.as_deref(), host_link, bench))
             .map(|_| true),
     };
     match result {

@@ -17,6 +17,7 @@ pub const KERNEL_IMPORTS: &[(&str, [u8; 32])] = &[
     (interfaces::block::NAME, interfaces::block::HASH),
     (interfaces::block_bench::NAME, interfaces::block_bench::HASH),
     (interfaces::files::NAME, interfaces::files::HASH),
+    (interfaces::growth::NAME, interfaces::growth::HASH),
 ];
 
 struct KernelInterface;

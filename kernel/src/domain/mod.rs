@@ -151,6 +151,15 @@ pub mod inspect {
         Some((dom.state().name(), dom.generation()))
     }
 
+    /// Instructions to verify initrd entry `entry` again (the growth bench), or `None` if
+    /// there is no such entry or it is refused.
+    pub fn verify_entry(entry: &str) -> Option<u64> {
+        let bytes = registry().initrd()?;
+        let archive = initrd::Archive::parse(bytes).ok()?;
+        let e = archive.entries().find(|e| e.name == entry)?;
+        super::verify::verify(e.data).ok().map(|(_, cost)| cost)
+    }
+
     /// A swap from the initrd (the bench's swap window).
     pub fn swap(name: &str, entry: &str) -> super::swap::Outcome {
         super::swap::swap(name, super::swap::Source::Initrd(entry), false)

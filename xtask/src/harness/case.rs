@@ -118,6 +118,10 @@ pub enum Setup {
     /// `FreshDisk`'s disk (the board's signed domains in `/DOMAINS`, `name`'s included): for
     /// attackers that import `Kernel` and `Files` and hand the kernel envelopes.
     AttackWithDiskWithout(&'static [fixtures::Attacker], &'static str),
+    /// The boot folder `cargo xtask dist --bench` makes (`dist_bench::bench_folder`): its
+    /// kernel and initrd, with its cmdline.txt as the command line (the Pi firmware's
+    /// job), without `-icount` (the counts are whatever QEMU's cycle counter gives).
+    DistBench,
 }
 
 /// One QEMU boot test: boot `setup` with `append` on each of `boards`, hold the console
@@ -208,6 +212,14 @@ pub fn run_qemu_test(t: &QemuTest, board: Board, built: &Built) -> Result<(), St
             crate::disk::make_fresh(&path)?;
             crate::disk::put_domains(&path, board)?;
             boot.disk = Some(path);
+        }
+        Setup::DistBench => {
+            let folder = out_dir(board).join("test-dist-bench");
+            crate::dist_bench::bench_folder(board, &folder)?;
+            boot.kernel = folder.join("kernel8.img");
+            boot.initrd = Some(folder.join("initrd.img"));
+            let cmdline = std::fs::read_to_string(folder.join("cmdline.txt")).map_err(|e| format!("cmdline.txt: {e}"))?;
+            boot.append = cmdline.trim().to_string();
         }
         Setup::DistCard => {
             let folder = out_dir(board).join("test-card-files");

@@ -163,6 +163,26 @@ pub fn cases() -> Vec<QemuTest> {
             ],
             exit_status: 0,
         },
+        // Issue 17: the boot folder of `cargo xtask dist --bench` boots (QEMU raspi3b, no
+        // -icount) and prints the benchmark's PMU counts and the growth figures.
+        QemuTest {
+            name: "dist-bench-folder-boots-and-prints-cycle-counts",
+            boards: crate::harness::case::RPI3,
+            append: "",
+            setup: Setup::DistBench,
+            steps: &[
+                Expect("command line: qvq.test=bench-hw"),
+                Expect("bench-hw: the figures below are PMU cycles (not QEMU instructions) at a CPU clock of "),
+                Expect("bench: cross-domain call through the proxy, no arguments: "),
+                Expect("bench: swap window (slots paused to callers released): "),
+                Expect("growth: proxy call, 6 args: "),
+                Expect("growth: swap window, 65536 state bytes: "),
+                Expect("growth: verify, 1024 KiB appended: "),
+                Expect("bench-hw: done"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
         // Issue 16: a hot swap from an envelope on the disk, verified as an initrd entry is.
         QemuTest {
             name: "fs-swap-from-the-disk-serves-and-bad-envelopes-are-refused",

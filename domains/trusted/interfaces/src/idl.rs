@@ -67,6 +67,16 @@ interfaces! {
         fn fail(&self, how: u32) -> RpcResult<u64>;
     }
 
+    /// The growth bench's interface (`cargo xtask bench`, domain `growth`): one method per
+    /// number of scalar arguments, each returning the sum of its arguments.
+    pub mod growth: Growth {
+        fn args0(&self) -> RpcResult<u64>;
+        fn args1(&self, a: u64) -> RpcResult<u64>;
+        fn args2(&self, a: u64, b: u64) -> RpcResult<u64>;
+        fn args4(&self, a: u64, b: u64, c: u64, d: u64) -> RpcResult<u64>;
+        fn args6(&self, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) -> RpcResult<u64>;
+    }
+
     /// A domain in the middle: it calls the test domain on the caller's behalf (nested
     /// calls: the shell calls relay, relay calls hello).
     pub mod relay: Relay {

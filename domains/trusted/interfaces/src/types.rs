@@ -152,6 +152,29 @@ swap_state! {
     }
 }
 
+/// The growth bench's swap states (`domains/growth`): one type per state size, so the
+/// bench measures the hot-swap window against the bytes handed over. Each is made in
+/// place on the shared heap (`runtime::swap::keep_state_in_place`), never on a stack.
+macro_rules! growth_states {
+    ($($name:ident = $n:literal),*) => { $(
+        swap_state! {
+            /// A growth-bench state of this many bytes.
+            pub struct $name {
+                pub bytes: [u8; $n],
+            }
+        }
+        // SAFETY: a byte array: all-zero bytes are a valid value.
+        unsafe impl crate::rref::Zeroable for $name {}
+    )* };
+}
+growth_states!(
+    GrowthState8 = 8,
+    GrowthState64 = 64,
+    GrowthState512 = 512,
+    GrowthState4k = 4096,
+    GrowthState64k = 65536
+);
+
 /// Bytes in one block of the `Block` interface.
 pub const BLOCK_SIZE: usize = 4096;
 /// Requests in one `BlockBatch`.

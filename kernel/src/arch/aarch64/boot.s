@@ -38,6 +38,7 @@ from_el3:
     // Lower levels are AArch64 and non-secure; continue at EL2 with interrupts masked.
     mov     x1, #0x501              // SCR_EL3: RW | HCE | NS
     msr     scr_el3, x1
+    msr     mdcr_el3, xzr           // no PMU or debug traps to EL3 (pmu.rs counts cycles)
     mov     x1, #0x3c9              // SPSR: EL2h, DAIF masked
     msr     spsr_el3, x1
     adr     x1, from_el2
@@ -54,6 +55,9 @@ from_el2:
     mov     x1, #0x33ff             // CPTR_EL2: trap nothing
     msr     cptr_el2, x1
     msr     hstr_el2, xzr
+    mrs     x1, pmcr_el0
+    ubfx    x1, x1, #11, #5         // PMCR_EL0.N, the event counters
+    msr     mdcr_el2, x1            // HPMN = N (all to EL1), TPM = TPMCR = 0: EL1 uses the PMU untrapped
     ldr     x1, =0x30d00800         // SCTLR_EL1: RES1 bits only; MMU and caches off
     msr     sctlr_el1, x1
     mov     x1, #0x3c5              // SPSR: EL1h, DAIF masked
