@@ -243,10 +243,12 @@ fn add_to_recipe(recipe: &str, name: &str) -> String {
 /// Records the new member in domains/Cargo.lock (the domain build is `--locked`); no
 /// dependency changes version.
 fn update_lock() -> Result<(), String> {
-    // A resolve without `--locked` writes the lock; offline, so nothing is fetched.
+    // A resolve without `--locked` writes the lock; offline, so nothing is fetched. Only
+    // the kernel target's packages: without the filter, cargo wants every platform's
+    // (winapi-util, for one), which a fresh machine has never downloaded.
     let out = crate::setup::cargo()
         .current_dir(domains_dir())
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", crate::setup::KERNEL_TARGET])
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !out.status.success() {
