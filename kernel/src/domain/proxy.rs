@@ -61,6 +61,15 @@ static QVQ_SLOTS: [Slot; MAX_SLOTS] = [const {
     }
 }; MAX_SLOTS];
 
+/// One past the highest slot index ever filled: the registry hands out the lowest free
+/// index, so the slots in use sit below it and the manager's scans stop there.
+static SLOTS_IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// The slots that may be in use (every other one is empty).
+fn in_use() -> &'static [Slot] {
+    &QVQ_SLOTS[..SLOTS_IN_USE.load(Relaxed).min(MAX_SLOTS)]
+}
+
 /// What a slot dispatches to: the callee's table (with its number of methods and the
 /// interface's tag) and state.
 #[derive(Clone, Copy)]
@@ -81,6 +90,7 @@ pub fn tag_of(hash: &[u8; 32]) -> u32 {
 /// range check needs at most 256 methods: exports are refused past 255 (`services`).
 pub fn set_slot(index: usize, owner: DomainId, t: Target) -> bool {
     let Some(s) = QVQ_SLOTS.get(index) else { return false };
+    SLOTS_IN_USE.fetch_max(index + 1, Relaxed);
     s.table.store(t.table, Relaxed);
     s.state.store(t.state, Relaxed);
     s.call_base.store(t.tag << 16 | (index as u32) << 8, Relaxed);
@@ -99,14 +109,14 @@ pub fn callee_of(owner: DomainId, index: u32) -> Option<DomainId> {
 
 /// Makes every slot into `callee` accept (or refuse) calls (manager only).
 pub fn set_callee_live(callee: DomainId, live: bool) {
-    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee) {
+    for s in in_use().iter().filter(|s| s.callee.load(Relaxed) == callee) {
         s.caller.store(if live { s.owner.load(Relaxed) } else { NOBODY }, Relaxed);
     }
 }
 
 /// Calls served by `d` through its slots.
 pub fn calls_served(d: DomainId) -> u64 {
-    QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == d).map(|s| s.calls.load(Relaxed)).sum()
+    in_use().iter().filter(|s| s.callee.load(Relaxed) == d).map(|s| s.calls.load(Relaxed)).sum()
 }
 
 /// Frees slot `index` (its owner is gone): nobody may call through it.
@@ -130,7 +140,7 @@ static SWAPPER: IrqLock<Option<ThreadId>> = IrqLock::new("swapper", None);
 pub fn pause_callee(callee: DomainId, swapper: Option<ThreadId>) -> usize {
     *SWAPPER.lock() = swapper;
     let mut n = 0;
-    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee) {
+    for s in in_use().iter().filter(|s| s.callee.load(Relaxed) == callee) {
         s.paused.store(1, Relaxed);
         s.caller.store(NOBODY, Relaxed);
         n += 1;
@@ -142,7 +152,7 @@ pub fn pause_callee(callee: DomainId, swapper: Option<ThreadId>) -> usize {
 /// the callers parked at them (the swap window closes).
 /// `live` false leaves the slots refusing calls (the callee died meanwhile).
 pub fn resume_callee(callee: DomainId, live: bool) {
-    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee && s.paused.load(Relaxed) != 0) {
+    for s in in_use().iter().filter(|s| s.callee.load(Relaxed) == callee && s.paused.load(Relaxed) != 0) {
         s.caller.store(if live { s.owner.load(Relaxed) } else { NOBODY }, Relaxed);
         s.paused.store(0, Relaxed);
     }
