@@ -126,6 +126,11 @@ pub fn calls() {
     kprintln!("bench: proxy overhead over the indirect call: {}", proxied.saturating_sub(indirect));
     kprintln!("bench: cross-domain call moving one RRef (incl. its allocation and free): {with_rref}");
     kprintln!("bench: RRef allocation and free alone: {rref_alone}");
+    // What moving the block adds to the call: sending, claiming, and the argument itself.
+    kprintln!(
+        "bench: RRef transfer over a plain proxied call: {}",
+        with_rref.saturating_sub(proxied).saturating_sub(rref_alone)
+    );
     kprintln!("bench: cross-domain call through a shadow proxy, no arguments: {shadowed}");
     kprintln!("bench: kernel service call (uptime_ns): {service}");
     // Recovery: from the crash to the first call the restarted domain answers. Counts every

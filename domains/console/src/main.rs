@@ -109,6 +109,14 @@ fn receive(irq: Device) {
 }
 
 impl Ring {
+    /// The unread bytes, oldest first, as the two runs of the ring they sit in.
+    fn unread(&self) -> (&[u8], &[u8]) {
+        let head = self.head.min(self.buf.len());
+        let len = self.len.min(self.buf.len());
+        let first = len.min(self.buf.len() - head);
+        (&self.buf[head..head + first], &self.buf[..len - first])
+    }
+
     fn push(&mut self, b: u8) {
         if self.len < self.buf.len() {
             let at = (self.head + self.len) % self.buf.len();
@@ -118,30 +126,36 @@ impl Ring {
     }
 }
 
-/// A copy of the unread input, oldest first (the old version keeps its own).
-fn export_state() -> ConsoleState {
+/// A copy of the unread input, oldest first (the old version keeps its own), written into
+/// the zeroed hand-over block in place.
+fn export_state(state: &mut ConsoleState) {
     CONSOLE.rx.with(|r| {
-        let mut state = ConsoleState {
-            len: r.len as u32,
-            bytes: [0; 512],
-        };
-        for i in 0..r.len {
-            state.bytes[i] = r.buf[(r.head + i) % r.buf.len()];
-        }
-        state
+        let (first, second) = r.unread();
+        state.len = (first.len() + second.len()) as u32;
+        state.bytes[..first.len()].copy_from_slice(first);
+        state.bytes[first.len()..][..second.len()].copy_from_slice(second);
     })
 }
 
-/// Puts the previous version's unread input before anything received since.
-fn import_state(state: ConsoleState) -> Result<(), &'static str> {
+/// Puts the previous version's unread input before anything received since (what does
+/// not fit is dropped, newest first, as the ring drops input it has no room for).
+fn import_state(state: &ConsoleState) -> Result<(), &'static str> {
     let older = state.bytes.get(..state.len as usize).ok_or("console state: length out of range")?;
     CONSOLE.rx.with(|r| {
+        if r.len == 0 {
+            // The usual case: nothing arrived since the start, so no merge is needed.
+            r.buf[..older.len()].copy_from_slice(older);
+            r.head = 0;
+            r.len = older.len();
+            return;
+        }
         let mut merged = Ring {
             buf: [0; 512],
             head: 0,
             len: 0,
         };
-        for &b in older.iter().chain((0..r.len).map(|i| &r.buf[(r.head + i) % r.buf.len()])) {
+        let (first, second) = r.unread();
+        for &b in older.iter().chain(first).chain(second) {
             merged.push(b);
         }
         *r = merged;
@@ -164,7 +178,7 @@ fn init() -> Result<(), &'static str> {
     uart.mmio.write32(IMSC, INT_RX_RT);
     CONSOLE.uart.with(|u| *u = Some(uart));
     runtime::spawn("console-rx", move || receive(irq)).map_err(|_| "cannot start the receive thread")?;
-    runtime::swap::keep_state::<ConsoleState>(export_state, import_state).map_err(|_| "cannot declare the swap state")?;
+    runtime::swap::keep_state_in_place::<ConsoleState>(export_state, import_state).map_err(|_| "cannot declare the swap state")?;
     console::export(&CONSOLE).map_err(|_| "cannot export Console")?;
     runtime::log::write_str("PL011 driver ready (receive by interrupt)");
     Ok(())

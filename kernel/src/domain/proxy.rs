@@ -26,33 +26,49 @@ pub struct Slot {
     pub(super) state: AtomicUsize,
     /// Who may call through the slot now: `owner` while the callee runs, else NOBODY.
     pub(super) caller: AtomicU32,
-    pub(super) owner: AtomicU32,
+    /// Right after `caller`: the trampoline loads both with one instruction.
     pub(super) callee: AtomicU32,
+    pub(super) owner: AtomicU32,
     /// Non-zero while a hot swap holds callers at this slot.
     pub(super) paused: AtomicU32,
     pub(super) calls: AtomicU64,
-    /// The interface the slot was made for (the first two bytes of its hash) and its number
-    /// of methods: the trampoline refuses a call with another tag or a method index past it.
-    pub(super) tag: AtomicU32,
+    /// The call word a call through this slot starts with: the tag of the interface the
+    /// slot was made for (the first two bytes of its hash) << 16 | the slot's index << 8;
+    /// and the interface's number of methods. The trampoline subtracts the first from the
+    /// call word and refuses what is not below the second: another tag, or a method index
+    /// past the table.
+    pub(super) call_base: AtomicU32,
     pub(super) methods: AtomicU32,
 }
 
 const NOBODY: u32 = u32::MAX;
 
+/// The trampoline finds it 64 bytes after the call context (the linker script's
+/// `.data.qvq_hot`).
 #[no_mangle]
+#[link_section = ".data.qvq_hot.slots"]
 static QVQ_SLOTS: [Slot; MAX_SLOTS] = [const {
     Slot {
         table: AtomicUsize::new(0),
         state: AtomicUsize::new(0),
         caller: AtomicU32::new(NOBODY),
-        owner: AtomicU32::new(NOBODY),
         callee: AtomicU32::new(NOBODY),
+        owner: AtomicU32::new(NOBODY),
         paused: AtomicU32::new(0),
         calls: AtomicU64::new(0),
-        tag: AtomicU32::new(0),
+        call_base: AtomicU32::new(0),
         methods: AtomicU32::new(0),
     }
 }; MAX_SLOTS];
+
+/// One past the highest slot index ever filled: the registry hands out the lowest free
+/// index, so the slots in use sit below it and the manager's scans stop there.
+static SLOTS_IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// The slots that may be in use (every other one is empty).
+fn in_use() -> &'static [Slot] {
+    &QVQ_SLOTS[..SLOTS_IN_USE.load(Relaxed).min(MAX_SLOTS)]
+}
 
 /// What a slot dispatches to: the callee's table (with its number of methods and the
 /// interface's tag) and state.
@@ -65,17 +81,19 @@ pub struct Target {
     pub methods: u32,
 }
 
-/// The tag of the interface with `hash`, as the generated proxies pass it.
+/// The tag of the interface with `hash`, as the generated proxies pass it (16 bits).
 pub fn tag_of(hash: &[u8; 32]) -> u32 {
     hash[0] as u32 | (hash[1] as u32) << 8
 }
 
-/// Fills slot `index` for `owner` (the registry only), and opens it.
+/// Fills slot `index` for `owner` (the registry only), and opens it. The trampoline's
+/// range check needs at most 256 methods: exports are refused past 255 (`services`).
 pub fn set_slot(index: usize, owner: DomainId, t: Target) -> bool {
     let Some(s) = QVQ_SLOTS.get(index) else { return false };
+    SLOTS_IN_USE.fetch_max(index + 1, Relaxed);
     s.table.store(t.table, Relaxed);
     s.state.store(t.state, Relaxed);
-    s.tag.store(t.tag, Relaxed);
+    s.call_base.store(t.tag << 16 | (index as u32) << 8, Relaxed);
     s.methods.store(t.methods, Relaxed);
     s.callee.store(t.callee, Relaxed);
     s.owner.store(owner, Relaxed);
@@ -91,14 +109,14 @@ pub fn callee_of(owner: DomainId, index: u32) -> Option<DomainId> {
 
 /// Makes every slot into `callee` accept (or refuse) calls (manager only).
 pub fn set_callee_live(callee: DomainId, live: bool) {
-    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee) {
+    for s in in_use().iter().filter(|s| s.callee.load(Relaxed) == callee) {
         s.caller.store(if live { s.owner.load(Relaxed) } else { NOBODY }, Relaxed);
     }
 }
 
 /// Calls served by `d` through its slots.
 pub fn calls_served(d: DomainId) -> u64 {
-    QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == d).map(|s| s.calls.load(Relaxed)).sum()
+    in_use().iter().filter(|s| s.callee.load(Relaxed) == d).map(|s| s.calls.load(Relaxed)).sum()
 }
 
 /// Frees slot `index` (its owner is gone): nobody may call through it.
@@ -122,7 +140,7 @@ static SWAPPER: IrqLock<Option<ThreadId>> = IrqLock::new("swapper", None);
 pub fn pause_callee(callee: DomainId, swapper: Option<ThreadId>) -> usize {
     *SWAPPER.lock() = swapper;
     let mut n = 0;
-    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee) {
+    for s in in_use().iter().filter(|s| s.callee.load(Relaxed) == callee) {
         s.paused.store(1, Relaxed);
         s.caller.store(NOBODY, Relaxed);
         n += 1;
@@ -134,7 +152,7 @@ pub fn pause_callee(callee: DomainId, swapper: Option<ThreadId>) -> usize {
 /// the callers parked at them (the swap window closes).
 /// `live` false leaves the slots refusing calls (the callee died meanwhile).
 pub fn resume_callee(callee: DomainId, live: bool) {
-    for s in QVQ_SLOTS.iter().filter(|s| s.callee.load(Relaxed) == callee && s.paused.load(Relaxed) != 0) {
+    for s in in_use().iter().filter(|s| s.callee.load(Relaxed) == callee && s.paused.load(Relaxed) != 0) {
         s.caller.store(if live { s.owner.load(Relaxed) } else { NOBODY }, Relaxed);
         s.paused.store(0, Relaxed);
     }

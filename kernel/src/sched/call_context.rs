@@ -32,8 +32,10 @@ pub struct CallContext {
     pub waits: AtomicU32,
 }
 
-/// The one live context (one core). The symbol name is the assembly's.
+/// The one live context (one core). The symbol name is the assembly's; the linker script
+/// puts the proxy's slot table right after it (`.data.qvq_hot`).
 #[no_mangle]
+#[link_section = ".data.qvq_hot.ctx"]
 pub static QVQ_DOMAIN_CTX: CallContext = CallContext {
     current: AtomicU32::new(KERNEL),
     status: AtomicU32::new(0),

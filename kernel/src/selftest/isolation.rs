@@ -46,6 +46,13 @@ pub fn proxy_refuses_forged_calls(name: &str) -> ! {
             (interfaces::kernel::HASH[0] as u32 | (interfaces::kernel::HASH[1] as u32) << 8) << 16 | slot << 8,
         ),
         ("a slot that is not the caller's", tag << 16 | ((slot + 1) & 0xff) << 8),
+        // The trampoline checks tag and index as one unsigned range (word - tag << 16 |
+        // slot << 8 < methods): the tags next to the slot's on both sides, the highest
+        // tag, and the word just below the slot's first must all fall outside it.
+        ("the tag one above", ((tag + 1) & 0xffff) << 16 | slot << 8),
+        ("the tag one below", (tag.wrapping_sub(1) & 0xffff) << 16 | slot << 8 | 1),
+        ("the highest tag", 0xffff << 16 | slot << 8),
+        ("the word below the slot's first", (tag << 16 | slot << 8).wrapping_sub(1)),
     ];
     for (what, word) in cases {
         let status = raw_call(word);

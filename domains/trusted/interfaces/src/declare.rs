@@ -72,11 +72,21 @@ macro_rules! interface {
                 /// What the trampoline takes in its first argument, without the method
                 /// index: `TAG << 16 | slot << 8`.
                 call_word: u32,
+                /// The kernel's trampoline and its per-thread status word
+                /// (`KernelServices::proxy_call`, `proxy_status`), copied at import so that
+                /// a call through a proxy the caller holds in registers loads neither.
+                trampoline: usize,
+                status: usize,
             }
 
             impl Proxy {
-                const fn from_slot(slot: u32) -> Self {
-                    Proxy { call_word: TAG << 16 | (slot & 0xff) << 8 }
+                fn from_slot(slot: u32) -> Self {
+                    let services = $crate::abi::services_unchecked();
+                    Proxy {
+                        call_word: TAG << 16 | (slot & 0xff) << 8,
+                        trampoline: services.proxy_call,
+                        status: services.proxy_status as usize,
+                    }
                 }
                 pub fn slot(&self) -> u32 {
                     (self.call_word >> 8) & 0xff
@@ -95,7 +105,6 @@ macro_rules! interface {
                     fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret> {
                         type Trampoline = unsafe extern "C" fn(u32 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
                         const METHOD: u32 = (core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>()) as u32;
-                        let services = $crate::abi::services_unchecked();
                         // Shared-heap arguments go to the callee of this slot.
                         $( CrossDomain::send(&$arg, self.slot()); )*
                         // Our copy of the arguments: dropped only if the call never reached the callee.
@@ -104,13 +113,13 @@ macro_rules! interface {
                         // convention (see `KernelServices::proxy_call`); the arguments are
                         // moved into the call (our copy is not used again unless it failed).
                         let ret = unsafe {
-                            let f: Trampoline = core::mem::transmute(services.proxy_call);
+                            let f: Trampoline = core::mem::transmute(self.trampoline);
                             #[allow(unused_parens, clippy::unused_unit)]
                             let ($($arg,)*) = core::ptr::read(&*args);
                             f(self.call_word | METHOD $(, $arg)*)
                         };
                         // SAFETY: the kernel's per-thread status word, written by the trampoline.
-                        let status = unsafe { core::ptr::read_volatile(services.proxy_status) };
+                        let status = unsafe { core::ptr::read_volatile(self.status as *const u32) };
                         if status != 0 {
                             // Out of line: a failure, or a call a hot swap cancelled, which
                             // is made again if its arguments can be passed again.

@@ -151,6 +151,8 @@ swap_state! {
         pub bytes: [u8; 512],
     }
 }
+// SAFETY: a u32 and a byte array: all-zero bytes are a valid value (no unread input).
+unsafe impl Zeroable for ConsoleState {}
 
 /// The growth bench's swap states (`domains/growth`): one type per state size, so the
 /// bench measures the hot-swap window against the bytes handed over. Each is made in

@@ -10,12 +10,14 @@
 //   QVQ_DOMAIN_CTX (`sched::call_context::CallContext`): current domain (u32) at 0, proxy
 //     status (u32) at {CTX_STATUS}, innermost continuation at {CTX_CONTINUATIONS}.
 //   QVQ_SLOTS (`domain::proxy::Slot`, 1 << {SLOT_SHIFT} bytes each): table at 0, state at 8,
-//     caller at {SLOT_CALLER} (u32: the owner while the callee runs, else NOBODY), owner at
-//     {SLOT_OWNER}, callee at {SLOT_CALLEE}, paused at {SLOT_PAUSED} (u32: a hot swap holds
-//     callers), calls at {SLOT_CALLS} (u64), the interface's tag at {SLOT_TAG} and the
-//     table's method count right after it (u32 each).
+//     caller at {SLOT_CALLER} (u32: the owner while the callee runs, else NOBODY), callee
+//     right after it, owner at {SLOT_OWNER}, paused at {SLOT_PAUSED} (u32: a hot swap holds
+//     callers), calls at {SLOT_CALLS} (u64), the call word a call through it starts with
+//     at {SLOT_CALL_BASE} (interface tag << 16 | slot << 8) and the table's method count
+//     right after it (u32 each).
 //
-// The kernel's statics are reached with a single `adr` (±1 MiB of this code: the whole
+// The slot table follows the call context by {SLOTS_FROM_CTX} bytes (kernel.ld places it so
+// and checks it), so one `adr` reaches both. The kernel's statics are reached with a single `adr` (±1 MiB of this code: the whole
 // kernel image is far smaller; the linker refuses the build if that ever changes), which
 // saves the proxy path the `adrp`+`add` pair the linker could only relax to `adr`+`nop`.
 //
@@ -24,8 +26,7 @@
 // restoring a saved mask.
 
 .macro SAVE_CONTINUATION
-    sub     sp, sp, #{CONT_SIZE}
-    stp     x29, x30, [sp, #0]
+    stp     x29, x30, [sp, #-{CONT_SIZE}]!
     stp     x19, x20, [sp, #16]
     stp     x21, x22, [sp, #32]
     stp     x23, x24, [sp, #48]
@@ -48,25 +49,21 @@
 .global qvq_proxy_call
 qvq_proxy_call:
     ubfx    w16, w0, #8, #{SLOT_INDEX_BITS}
-    adr     x9, QVQ_SLOTS
-    add     x9, x9, x16, lsl #{SLOT_SHIFT}
     adr     x10, QVQ_DOMAIN_CTX
+    add     x9, x10, x16, lsl #{SLOT_SHIFT}    // the slot, less SLOTS_FROM_CTX
     ldp     x11, x13, [x10]             // caller (+ status), innermost continuation
-    ldr     w12, [x9, #{SLOT_CALLER}]              // who may call through this slot now
-    cmp     w12, w11
-    b.ne    8f
     ldr     x12, [x10, #{CTX_CALL_FLOOR}]        // the lowest sp a call may start from
     cmp     sp, x12                         // less than the callee's CALL_STACK and this frame left
     b.lo    5f
-    ldp     w12, w15, [x9, #{SLOT_TAG}]            // the slot's interface tag, its method count
-    cmp     w12, w0, lsr #16                // a call made for another interface
-    b.ne    7f
-    and     w17, w0, #0xff                  // method index
-    cmp     w17, w15                        // past the table
-    b.hs    7f
-    ldr     x12, [x9, #{SLOT_CALLS}]              // count the call (a statistic)
+    ldp     w12, w14, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALLER})]         // who may call through this slot now, its callee
+    ldp     w15, w16, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALL_BASE})]      // tag << 16 | slot << 8, the method count
+    sub     w17, w0, w15                    // the method index, if the tag is the slot's
+    cmp     w12, w11                        // the caller's slot, and then (else C is set)
+    ccmp    w17, w16, #2, eq                // the index below the method count: another
+    b.hs    9f                              // tag or an index past the table is out of range
+    ldr     x12, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALLS})]              // count the call (a statistic)
     add     x12, x12, #1
-    str     x12, [x9, #{SLOT_CALLS}]
+    str     x12, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALLS})]
 // From the slot check to the switch of the thread's context, a thread that an interrupt
 // catches is rewound to qvq_proxy_call when it resumes (domain::before_resume): the check
 // and the switch act as one step for the rest of the kernel. Only x9-x17 and the frame
@@ -76,24 +73,24 @@ qvq_proxy_frame:
     SAVE_CONTINUATION
     stp     x11, x13, [sp, #{CONT_CALLER}]         // the caller's context, restored on return
     str     xzr, [sp, #{CONT_TICKS}]               // the call's CPU budget starts
-    ldr     w12, [x9, #{SLOT_CALLEE}]              // callee (zero-extended: status 0)
-    mov     x13, sp
-    stp     x12, x13, [x10]             // current = callee, status 0, continuations = this
+    mov     x13, sp                         // x14: the callee (zero-extended: status 0)
+    stp     x14, x13, [x10]             // current = callee, status 0, continuations = this
 .global qvq_proxy_entered
 qvq_proxy_entered:
-    ldp     x13, x0, [x9]               // table, state
+    ldp     x13, x0, [x9, #{SLOTS_FROM_CTX}]   // table, state
     ldr     x16, [x13, x17, lsl #3]
     blr     x16
     ldp     x11, x13, [sp, #{CONT_CALLER}]
     adr     x10, QVQ_DOMAIN_CTX
     stp     x11, x13, [x10]
-    ldp     x29, x30, [sp, #0]
-    add     sp, sp, #{CONT_SIZE}
+    ldp     x29, x30, [sp], #{CONT_SIZE}
     ret
-8:  ldr     w12, [x9, #{SLOT_OWNER}]              // refused: the owner's slot to a dead callee, or not ours
+9:  cmp     w12, w11                        // refused: which check?
+    b.eq    7f                              // the caller's slot: a wrong tag or index
+8:  ldr     w12, [x9, #({SLOTS_FROM_CTX} + {SLOT_OWNER})]              // the owner's slot to a dead callee, or not ours
     cmp     w12, w11
     b.ne    7f
-    ldr     w12, [x9, #{SLOT_PAUSED}]              // paused by a hot swap: wait at the gate, then retry
+    ldr     w12, [x9, #({SLOTS_FROM_CTX} + {SLOT_PAUSED})]              // paused by a hot swap: wait at the gate, then retry
     cbnz    w12, 6f
     mov     w16, #{ERR_UNAVAILABLE}
     str     w16, [x10, #{CTX_STATUS}]
@@ -104,7 +101,8 @@ qvq_proxy_entered:
 7:  mov     w16, #{ERR_NOT_ALLOWED}
     str     w16, [x10, #{CTX_STATUS}]
     ret
-6:  stp     x29, x30, [sp, #-96]!
+6:  ubfx    w16, w0, #8, #{SLOT_INDEX_BITS}       // the slot index
+    stp     x29, x30, [sp, #-96]!
     mov     x29, sp
     stp     x0, x1, [sp, #16]
     stp     x2, x3, [sp, #32]
@@ -150,8 +148,7 @@ qvq_call_with_continuation:
     stp     x11, x13, [x10]
     str     xzr, [sp, #{CONT_KIND}]
     mov     x0, #0
-    ldp     x29, x30, [sp, #0]
-    add     sp, sp, #{CONT_SIZE}
+    ldp     x29, x30, [sp], #{CONT_SIZE}
     ret
 
 // qvq_resume_continuation(cont, code) -> !
@@ -170,6 +167,5 @@ qvq_resume_continuation:
     str     xzr, [sp, #{CONT_KIND}]
     msr     daifclr, #3
     mov     x0, x1
-    ldp     x29, x30, [sp, #0]
-    add     sp, sp, #{CONT_SIZE}
+    ldp     x29, x30, [sp], #{CONT_SIZE}
     ret

@@ -15,10 +15,17 @@ const _: () = {
     assert!(offset_of!(Continuation, ticks) == offset_of!(Continuation, kind) + 8);
     assert!(offset_of!(CallContext, current) == 0 && offset_of!(CallContext, continuations) == 8);
     assert!(offset_of!(Slot, table) == 0 && offset_of!(Slot, state) == 8);
-    assert!(offset_of!(Slot, methods) == offset_of!(Slot, tag) + 4);
+    assert!(offset_of!(Slot, methods) == offset_of!(Slot, call_base) + 4);
+    assert!(offset_of!(Slot, callee) == offset_of!(Slot, caller) + 4);
+    // `stp`/`ldp` with writeback push and pop the whole continuation (imm7, scaled by 8).
+    assert!(size_of::<Continuation>() <= 504 && size_of::<Continuation>() % 16 == 0);
     assert!(size_of::<Slot>() == 1 << 6);
     assert!(MAX_SLOTS == 1 << 8);
 };
+
+/// Where the slot table starts, from the call context (kernel.ld places and checks it).
+const SLOTS_FROM_CTX: usize = 64;
+const _: () = assert!(size_of::<CallContext>() <= SLOTS_FROM_CTX);
 
 core::arch::global_asm!(
     include_str!("continuation.s"),
@@ -29,13 +36,13 @@ core::arch::global_asm!(
     CTX_STATUS = const offset_of!(CallContext, status),
     CTX_CONTINUATIONS = const offset_of!(CallContext, continuations),
     SLOT_SHIFT = const 6,
+    SLOTS_FROM_CTX = const SLOTS_FROM_CTX,
     SLOT_INDEX_BITS = const 8,
     SLOT_CALLER = const offset_of!(Slot, caller),
     SLOT_OWNER = const offset_of!(Slot, owner),
-    SLOT_CALLEE = const offset_of!(Slot, callee),
     SLOT_PAUSED = const offset_of!(Slot, paused),
     SLOT_CALLS = const offset_of!(Slot, calls),
-    SLOT_TAG = const offset_of!(Slot, tag),
+    SLOT_CALL_BASE = const offset_of!(Slot, call_base),
     ERR_UNAVAILABLE = const RpcError::Unavailable as u32,
     ERR_NOT_ALLOWED = const RpcError::NotAllowed as u32,
     ERR_STACK_EXHAUSTED = const RpcError::StackExhausted as u32,

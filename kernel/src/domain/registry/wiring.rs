@@ -145,9 +145,11 @@ impl Registry {
     pub fn commit_swap(&mut self, old: DomainId, new: DomainId) {
         // Its slots are paused (refusing calls) until `repoint` gives them to `new`.
         flag_dead(old);
-        self.exports.retain(|e| e.domain != old);
-        for e in self.exports.iter_mut().filter(|e| e.domain == new) {
-            e.live = true;
+        // `old`'s exports stop being importable now and are dropped by `retire`, which the
+        // swap calls right after the window: freeing their names here would put the kernel
+        // heap's free-list walk inside the window.
+        for e in self.exports.iter_mut().filter(|e| e.domain == old || e.domain == new) {
+            e.live = e.domain == new;
         }
         self.repoint(old, new);
         if let Some(d) = self.domains.get_mut(new as usize) {
