@@ -7,6 +7,7 @@ use crate::driver::SerialPort;
 use crate::memory::Region;
 use alloc::boxed::Box;
 use alloc::string::String;
+use core::fmt;
 
 /// QEMU's PCI 16550 (`-device pci-serial`).
 const PCI_SERIAL: (u16, u16) = (0x1b36, 0x0002);
@@ -36,4 +37,39 @@ pub fn find() -> Option<(&'static dyn SerialPort, String)> {
     // window; only the host link drives it.
     let port = unsafe { crate::driver::ns16550::Ns16550::new(base) };
     Some((Box::leak(Box::new(port)), alloc::format!("PCI 16550 at {base:#x}")))
+}
+
+/// A transfer's rate, for the log: uptime, and the guest's busy time (PMU cycles less the
+/// idle thread's; under QEMU `-icount shift=0` that is guest instructions, 1 ns each).
+#[derive(Clone, Copy)]
+pub struct Rate {
+    ns: u64,
+    busy: u64,
+}
+
+impl Rate {
+    pub fn now() -> Rate {
+        Rate {
+            ns: crate::time::uptime_ns(),
+            busy: crate::arch::pmu::cycles().wrapping_sub(crate::sched::idle_cycles()),
+        }
+    }
+
+    /// `received at B bytes/s (N instructions per KiB)`: what `cargo xtask bench` reads.
+    pub fn since(self, bytes: usize) -> impl fmt::Display {
+        let now = Rate::now();
+        let ns = now.ns.saturating_sub(self.ns).max(1);
+        let busy = now.busy.wrapping_sub(self.busy);
+        let per_kib = busy.saturating_mul(1024) / (bytes as u64).max(1);
+        let rate = (bytes as u64).saturating_mul(1_000_000_000) / ns;
+        ShowRate(rate, per_kib, ns / 1_000_000)
+    }
+}
+
+struct ShowRate(u64, u64, u64);
+
+impl fmt::Display for ShowRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "in {} ms, {} bytes/s; {} guest instructions per KiB", self.2, self.0, self.1)
+    }
 }

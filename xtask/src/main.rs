@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_growth;
+mod bench_hostlink;
 mod board;
 mod disk;
 mod dist;

@@ -36,6 +36,28 @@ pub struct Link {
     decoder: Decoder,
     /// What the kernel NAKed along the way (reported to the user).
     pub naks: Vec<String>,
+    /// The last push's transfer: envelope bytes and the time from BEGIN to the last chunk
+    /// acknowledged (the swap's own time not included).
+    pub transfer: Option<Throughput>,
+}
+
+/// How fast a push moved its envelope.
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    pub bytes: usize,
+    pub time: Duration,
+}
+
+impl Throughput {
+    pub fn kib_per_s(&self) -> f64 {
+        self.bytes as f64 / 1024.0 / self.time.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for Throughput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes in {:.3} s: {:.1} KiB/s", self.bytes, self.time.as_secs_f64(), self.kib_per_s())
+    }
 }
 
 pub enum Reply {
@@ -54,6 +76,7 @@ impl Link {
                         stream,
                         decoder: Decoder::new(),
                         naks: Vec::new(),
+                        transfer: None,
                     })
                 }
                 Err(e) if Instant::now() >= deadline => {
@@ -158,6 +181,8 @@ impl Link {
     /// (swapped, the kernel's message).
     pub fn push(&mut self, name: &str, envelope: &[u8], flags: u32, fault: Fault) -> Result<(bool, String), String> {
         let size = u32::try_from(envelope.len()).map_err(|_| format!("a {}-byte envelope is too large for the link", envelope.len()))?;
+        let started = Instant::now();
+        self.transfer = None;
         self.begin(&Begin {
             size,
             crc: pushlink::crc32(envelope),
@@ -183,6 +208,10 @@ impl Link {
                 }
             }
         }
+        self.transfer = Some(Throughput {
+            bytes: envelope.len(),
+            time: started.elapsed(),
+        });
         self.end()
     }
 
@@ -415,6 +444,9 @@ pub fn swap(board: Board, name: &str, options: &SwapOptions, records: &Path) -> 
     let (swapped, message) = link.push(name, &envelope, flags, Fault::None)?;
     for nak in &link.naks {
         println!("xtask: the kernel reported on the way: {nak}");
+    }
+    if let Some(t) = link.transfer {
+        println!("xtask: host link: {t}");
     }
     println!("xtask: kernel: {message} ({:.2} s on the host)", started.elapsed().as_secs_f64());
     Ok(swapped)

@@ -79,6 +79,8 @@ struct Transfer {
     received: usize,
     next_seq: u16,
     last_frame_ns: u64,
+    /// When BEGIN was accepted: uptime, PMU cycles and idle cycles (`Rate`).
+    started: crate::hostlink::Rate,
 }
 
 impl Transfer {
@@ -179,6 +181,7 @@ impl Link {
             received: 0,
             next_seq: 0,
             last_frame_ns: now,
+            started: crate::hostlink::Rate::now(),
         });
         self.send(Kind::Ack, 0, &[]);
     }
@@ -219,7 +222,12 @@ impl Link {
         }
         let Some(mut t) = self.transfer.take() else { return };
         let how = if t.fresh { " (fresh start: no state handed over)" } else { "" };
-        info!("push: {} bytes for {} received intact; swapping{how}", t.size, t.name.as_str());
+        info!(
+            "push: {} bytes for {} received intact {}; swapping{how}",
+            t.size,
+            t.name.as_str(),
+            t.started.since(t.size)
+        );
         let bytes = &t.frames.as_mut_slice()[..t.size];
         let o = super::swap::swap(t.name.as_str(), super::swap::Source::Pushed(bytes), t.fresh);
         self.result(o.swapped, &o.message);
