@@ -492,11 +492,11 @@ pub fn pci_intx(slot: u32, pin: u32) -> Option<IrqSpec> {
     let (want_hi, want_pin) = ((slot << 11) & m(0), pin & m(3));
     let mut at = 0;
     while at < map.len() {
-        let (hi, child_pin, phandle) = (be32(map, at)?, be32(map, at + 12)?, be32(map, at + 20)?);
+        let (hi, child_pin, phandle) = (be32(map, at)?, be32(map, at + 12)?, be32(map, at + 16)?);
         let parent = fdt.find_phandle(phandle)?;
         let address_cells = prop_u32(parent, "#address-cells").unwrap_or(0) as usize;
         let irq_cells = prop_u32(parent, "#interrupt-cells")? as usize;
-        let spec_at = at + 24 + address_cells * 4;
+        let spec_at = at + 20 + address_cells * 4;
         if hi & m(0) == want_hi && child_pin & m(3) == want_pin && irq_cells <= 4 {
             let mut cells = [0u32; 4];
             for (i, c) in cells.iter_mut().enumerate().take(irq_cells) {

@@ -57,3 +57,15 @@ pub fn bench(board: Board, built: &crate::image::Built) -> Result<Vec<(String, u
     println!("bench: {ROW}: {per_kib}");
     Ok(vec![(ROW.to_string(), per_kib)])
 }
+
+/// `cargo xtask bench --host-link`: this figure alone, checked against its target.
+pub fn bench_only(board: Board) -> Result<bool, String> {
+    crate::setup::ensure_rust_target()?;
+    crate::setup::ensure_test_tools()?;
+    let built = crate::image::build(board, crate::image::Kernel::Selftest)?;
+    let rows = bench(board, &built)?;
+    let target = crate::bench::TARGETS.iter().find(|t| t.row == ROW).ok_or("no target for the host link row")?;
+    let met = rows.iter().any(|r| r.0 == ROW && r.1 <= target.most);
+    println!("target: {} at most {}: {}", target.what, target.most, if met { "met" } else { "NOT met" });
+    Ok(met)
+}

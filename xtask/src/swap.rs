@@ -263,11 +263,16 @@ impl Link {
         let mut resends = vec![0u32; total];
         let mut progress = Instant::now();
         while acked < total {
-            while sent < total && sent < acked + window {
+            // An interruption after `n` chunks: they are sent, and taken, then nothing more.
+            let stop = match fault {
+                Fault::StopAfterChunks(n) => n as usize,
+                _ => usize::MAX,
+            };
+            if acked >= stop {
+                return Err(format!("stopped after {stop} chunks (injected interruption)"));
+            }
+            while sent < total && sent < acked + window && sent < stop {
                 let seq = sent as u16;
-                if fault == Fault::StopAfterChunks(seq) {
-                    return Err(format!("stopped after {seq} chunks (injected interruption)"));
-                }
                 match fault {
                     Fault::DropChunkOnce(n) if n == seq => {}
                     Fault::SwapChunks(n) if n == seq && sent + 1 < total && sent + 1 < acked + window => {
