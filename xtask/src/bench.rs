@@ -86,9 +86,12 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         row: crate::bench_hostlink::ROW,
-        most: 10_000_000,
-        before: 0,
-        what: "host link: guest instructions per KiB received (1e9 / this = the guest-limited KiB/s; at most 1e7 = at least 100 KiB/s)",
+        // 1e9 / 100 KiB/s = 1e7 instructions per KiB of virtual time; QEMU ran this guest at
+        // about a tenth of 1 GHz on the host (protocol 1: 289 ms of virtual time took 2.98 s),
+        // so 100 KiB/s on the host's clock needs a tenth of that (README, "Numbers").
+        most: 1_000_000,
+        before: 6_270_646,
+        what: "host link: guest instructions per KiB received (at most 1e6: 100 KiB/s with QEMU at a tenth of 1 GHz)",
     },
     Target {
         row: "reset to all domains started",
