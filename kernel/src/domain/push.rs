@@ -1,5 +1,6 @@
 //! Receiving pushed domain versions from the host (pushlink/PROTOCOL.md): a kernel thread
-//! polls the host link, reassembles the envelope chunk by chunk (each acknowledged), checks
+//! reads the host link when its interrupt says bytes wait, puts each chunk of the window in
+//! its place (acknowledged cumulatively; gaps and damaged frames asked for again), checks
 //! its size and CRC, and hands it to `swap` — which verifies it exactly like a boot-time
 //! envelope. Any failure is answered (NAK or a refused RESULT) and logged; the running
 //! version (if one runs under that name) keeps serving.
