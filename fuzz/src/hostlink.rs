@@ -1,7 +1,7 @@
 //! Host-link frames, as the kernel receives them: one byte at a time.
 
 use crate::Outcome;
-use pushlink::{crc32, encode, Begin, Decoder, Kind, Received, CRC_LEN, HEADER_LEN, MAGIC, MAX_PAYLOAD};
+use pushlink::{crc32, encode, Accept, Begin, Decoder, Kind, Received, Window, CHUNK, CRC_LEN, HEADER_LEN, MAGIC, MAX_PAYLOAD, WINDOW};
 
 const FRAME_MAX: usize = HEADER_LEN + MAX_PAYLOAD + CRC_LEN;
 
@@ -20,9 +20,11 @@ type Item = (u8, u16, Vec<u8>, Verdict);
 /// frame, or (less than one frame's worth) still buffered; each reported frame is the very
 /// bytes that ended at that byte, with its declared length within `MAX_PAYLOAD` and its
 /// CRC judged right; good frames re-encode to themselves and decode again from a clean
-/// stream; a BEGIN payload that decodes re-encodes to itself.
+/// stream; a BEGIN payload that decodes re-encodes to itself; the DATA chunks, fed to the
+/// receiver's `Window` (sized by the last good BEGIN), keep its bookkeeping consistent.
 pub fn hostlink(data: &[u8]) -> Outcome {
     let items = decode_stream(data);
+    check_window(&items);
     let mut clean = Vec::new();
     let mut good = Vec::new();
     for (kind, seq, payload, verdict) in &items {
@@ -106,5 +108,44 @@ fn check_begin(payload: &[u8]) {
         let mut out = [0u8; MAX_PAYLOAD];
         let n = b.encode(&mut out);
         assert_eq!(&out[..n], payload, "BEGIN {b:?} re-encodes to other bytes");
+    }
+}
+
+/// Feeds every good DATA chunk to a `Window` as the kernel does: a `New` chunk lies inside
+/// the announced size and within `WINDOW` of the first missing one, is counted once, and
+/// the window completes exactly when every byte is in.
+fn check_window(items: &[Item]) {
+    let mut window: Option<(usize, Window)> = None;
+    for (_, seq, payload, verdict) in items {
+        match verdict {
+            Verdict::Good(Kind::Begin) => {
+                if let Ok(b) = Begin::decode(payload) {
+                    window = Some((b.size as usize, Window::new(b.size as usize)));
+                }
+            }
+            Verdict::Good(Kind::Data) => {
+                let Some((size, w)) = window.as_mut() else { continue };
+                let (next, received) = (w.next(), w.received());
+                match w.check(*seq, payload.len()) {
+                    Ok(Accept::New { offset }) => {
+                        assert!(offset + payload.len() <= *size && offset == *seq as usize * CHUNK);
+                        assert!(*seq >= next && *seq - next < WINDOW, "chunk {seq} accepted with next {next}");
+                        w.mark(*seq);
+                        assert_eq!(w.received(), received + payload.len());
+                        assert_eq!(w.check(*seq, payload.len()), Ok(Accept::Duplicate));
+                    }
+                    Ok(Accept::Duplicate) => {
+                        w.mark(*seq);
+                        assert_eq!((w.next(), w.received()), (next, received), "a duplicate changed the window");
+                    }
+                    // The kernel ends the transfer; nothing is marked.
+                    Err(_) => {}
+                }
+                let _ = w.missing();
+                assert!(w.next() <= w.chunks() && w.received() <= *size);
+                assert_eq!(w.complete(), w.received() == *size);
+            }
+            _ => {}
+        }
     }
 }

@@ -476,6 +476,40 @@ pub fn pci_host() -> Option<(Region, Region)> {
     Some((ecam, io))
 }
 
+/// The interrupt of PCI INTx `pin` (1 = INTA) of device `slot` on bus 0 of the host bridge
+/// `pci_host` found, from its `interrupt-map` (child: 3 address cells and 1 interrupt cell,
+/// masked by `interrupt-map-mask`; then the parent's phandle, address and specifier).
+#[cfg(feature = "hostlink")]
+pub fn pci_intx(slot: u32, pin: u32) -> Option<IrqSpec> {
+    let fdt = boot_fdt()?;
+    let root = fdt.find_node("/")?;
+    let node = root
+        .children()
+        .find(|n| enabled(*n) && is_compatible(*n, &["pci-host-ecam-generic"]).is_some())?;
+    let map = node.property("interrupt-map")?.value;
+    let mask = node.property("interrupt-map-mask").map(|p| p.value);
+    let m = |i: usize| mask.and_then(|v| be32(v, i * 4)).unwrap_or(u32::MAX);
+    let (want_hi, want_pin) = ((slot << 11) & m(0), pin & m(3));
+    let mut at = 0;
+    while at < map.len() {
+        let (hi, child_pin, phandle) = (be32(map, at)?, be32(map, at + 12)?, be32(map, at + 16)?);
+        let parent = fdt.find_phandle(phandle)?;
+        let address_cells = prop_u32(parent, "#address-cells").unwrap_or(0) as usize;
+        let irq_cells = prop_u32(parent, "#interrupt-cells")? as usize;
+        let spec_at = at + 20 + address_cells * 4;
+        if hi & m(0) == want_hi && child_pin & m(3) == want_pin && irq_cells <= 4 {
+            let mut cells = [0u32; 4];
+            for (i, c) in cells.iter_mut().enumerate().take(irq_cells) {
+                *c = be32(map, spec_at + i * 4)?;
+            }
+            let controller = parent.compatible()?.first();
+            return Some(IrqSpec::new(controller, &cells[..irq_cells]));
+        }
+        at = spec_at + irq_cells * 4;
+    }
+    None
+}
+
 fn walk(mut walker: Walker) -> Walker {
     let fdt = walker.fdt;
     if let Some(root) = fdt.find_node("/") {

@@ -4,7 +4,15 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod window;
+
 pub use initrd::crc32;
+pub use window::{Accept, ChunkError, Window, WINDOW};
+
+/// The protocol version this crate speaks (PROTOCOL.md). 1 had one chunk in flight, each
+/// acknowledged before the next was sent; 2 has a window of `WINDOW` chunks in flight and
+/// cumulative acknowledgements. A BEGIN carries it; the kernel's ACK of a BEGIN names its own.
+pub const VERSION: u16 = 2;
 
 /// First two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"QS";
@@ -37,12 +45,17 @@ pub const KNOWN_FLAGS: u32 = FLAG_FRESH;
 pub enum Kind {
     /// Which version of a domain runs? Payload: the domain name. Answer: `Info`.
     Query = 0x01,
-    /// A transfer starts. Payload: `Begin`. Answer: `Ack` (seq 0) or `Nak`.
-    Begin = 0x02,
-    /// Envelope bytes, in order, `seq` counting from 0. Answer: `Ack` (same seq) or `Nak`.
+    /// Protocol 1's BEGIN, no longer spoken: a kernel answers it with a `Nak` naming the
+    /// versions, and so does a protocol-1 kernel a protocol-2 `Begin` (unknown kind 0x05).
+    BeginV1 = 0x02,
+    /// Envelope bytes, chunk `seq` (counting from 0) at offset `seq * CHUNK`. Answer: `Ack`
+    /// (seq: the first chunk not yet received) or `Nak`.
     Data = 0x03,
     /// All bytes sent: verify and swap. Answer: `Result` (or `Nak` if bytes are missing).
     End = 0x04,
+    /// A transfer starts (protocol 2). Payload: `Begin`. Answer: `Ack` (seq 0, payload
+    /// `BeginAck`) or `Nak`.
+    Begin = 0x05,
     /// Payload: the running version as text (`0.1.0`), empty if the domain is not running.
     Info = 0x81,
     Ack = 0x82,
@@ -56,7 +69,8 @@ impl Kind {
     pub fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
             0x01 => Kind::Query,
-            0x02 => Kind::Begin,
+            0x02 => Kind::BeginV1,
+            0x05 => Kind::Begin,
             0x03 => Kind::Data,
             0x04 => Kind::End,
             0x81 => Kind::Info,
@@ -68,7 +82,8 @@ impl Kind {
     }
 }
 
-/// The payload of `Begin`: size and CRC-32 of the whole envelope, flags, domain name.
+/// The payload of `Begin`: size and CRC-32 of the whole envelope, flags, protocol version
+/// (`VERSION`, written by `encode`), domain name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Begin<'a> {
     pub size: u32,
@@ -77,11 +92,45 @@ pub struct Begin<'a> {
     pub name: &'a str,
 }
 
+/// Bytes of a `Begin` payload before the name: size, CRC, flags (u32 each), version, reserved
+/// (u16 each).
+pub const BEGIN_FIXED: usize = 16;
+
+/// The payload of the kernel's `Ack` of a `Begin`: its protocol version and its window (how
+/// many chunks beyond the first missing one the host may send).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BeginAck {
+    pub version: u16,
+    pub window: u16,
+}
+
+impl BeginAck {
+    pub fn encode(&self) -> [u8; 4] {
+        let (v, w) = (self.version.to_le_bytes(), self.window.to_le_bytes());
+        [v[0], v[1], w[0], w[1]]
+    }
+
+    /// `None` unless `p` is 4 bytes (protocol 1 acknowledged a BEGIN with an empty payload).
+    pub fn decode(p: &[u8]) -> Option<BeginAck> {
+        match *p {
+            [v0, v1, w0, w1] => Some(BeginAck {
+                version: u16::from_le_bytes([v0, v1]),
+                window: u16::from_le_bytes([w0, w1]),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Why a `Begin` payload is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BeginError {
-    /// Fewer than the 12 bytes of size, CRC and flags.
+    /// Fewer than the `BEGIN_FIXED` bytes of size, CRC, flags, version and reserved.
     Short(usize),
+    /// The host speaks another protocol version than `VERSION`.
+    Version(u16),
+    /// The reserved field is not 0.
+    Reserved(u16),
     /// The envelope size is 0 or above `MAX_ENVELOPE`.
     Size(u32),
     /// The retired downgrade bit is set.
@@ -96,7 +145,12 @@ pub enum BeginError {
 impl core::fmt::Display for BeginError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            BeginError::Short(n) => write!(f, "BEGIN: {n} payload bytes, at least 12 expected"),
+            BeginError::Short(n) => write!(f, "BEGIN: {n} payload bytes, at least {BEGIN_FIXED} expected"),
+            BeginError::Version(v) => write!(
+                f,
+                "BEGIN: the host speaks host-link protocol {v}, this kernel protocol {VERSION}: update the host tool or the kernel so they match"
+            ),
+            BeginError::Reserved(r) => write!(f, "BEGIN: reserved field {r:#x}, 0 expected"),
             BeginError::Size(n) => write!(f, "BEGIN: {n} bytes is not between 1 and {MAX_ENVELOPE}"),
             BeginError::Downgrade => f.write_str("BEGIN: the downgrade flag is refused: downgrades need a signed downgrade manifest, never a link flag"),
             BeginError::UnknownFlags(x) => write!(
@@ -113,21 +167,35 @@ impl<'a> Begin<'a> {
     /// Writes the payload into `out`; returns its length. A name longer than `MAX_NAME` is
     /// sent whole (up to what fits), so the kernel refuses it rather than a cut one swapping.
     pub fn encode(&self, out: &mut [u8; MAX_PAYLOAD]) -> usize {
-        let name = &self.name.as_bytes()[..self.name.len().min(MAX_PAYLOAD - 12)];
+        self.encode_as(VERSION, out)
+    }
+
+    /// As `encode`, claiming protocol `version` (tests of a version mismatch).
+    pub fn encode_as(&self, version: u16, out: &mut [u8; MAX_PAYLOAD]) -> usize {
+        let name = &self.name.as_bytes()[..self.name.len().min(MAX_PAYLOAD - BEGIN_FIXED)];
         out[0..4].copy_from_slice(&self.size.to_le_bytes());
         out[4..8].copy_from_slice(&self.crc.to_le_bytes());
         out[8..12].copy_from_slice(&self.flags.to_le_bytes());
-        out[12..12 + name.len()].copy_from_slice(name);
-        12 + name.len()
+        out[12..14].copy_from_slice(&version.to_le_bytes());
+        out[14..16].copy_from_slice(&[0, 0]);
+        out[BEGIN_FIXED..BEGIN_FIXED + name.len()].copy_from_slice(name);
+        BEGIN_FIXED + name.len()
     }
 
-    /// Reads and checks a payload: size within `1..=MAX_ENVELOPE`, no flag set but
-    /// `FLAG_FRESH`, a UTF-8 name of 1 to `MAX_NAME` bytes.
+    /// Reads and checks a payload: protocol `VERSION`, reserved 0, size within
+    /// `1..=MAX_ENVELOPE`, no flag set but `FLAG_FRESH`, a UTF-8 name of 1 to `MAX_NAME` bytes.
     pub fn decode(p: &'a [u8]) -> Result<Begin<'a>, BeginError> {
         let word = |i: usize| p.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-        let (Some(size), Some(crc), Some(flags)) = (word(0), word(4), word(8)) else {
+        let half = |i: usize| p.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let (Some(size), Some(crc), Some(flags), Some(version), Some(reserved)) = (word(0), word(4), word(8), half(12), half(14)) else {
             return Err(BeginError::Short(p.len()));
         };
+        if version != VERSION {
+            return Err(BeginError::Version(version));
+        }
+        if reserved != 0 {
+            return Err(BeginError::Reserved(reserved));
+        }
         if size == 0 || size as usize > MAX_ENVELOPE {
             return Err(BeginError::Size(size));
         }
@@ -137,7 +205,7 @@ impl<'a> Begin<'a> {
         if flags & !KNOWN_FLAGS != 0 {
             return Err(BeginError::UnknownFlags(flags & !KNOWN_FLAGS));
         }
-        let name = &p[12..];
+        let name = &p[BEGIN_FIXED..];
         if name.is_empty() || name.len() > MAX_NAME {
             return Err(BeginError::NameLength(name.len()));
         }
@@ -363,6 +431,36 @@ mod tests {
     }
 
     #[test]
+    fn begin_of_another_version_or_with_reserved_bits_is_refused_by_name() {
+        let b = Begin {
+            size: 100,
+            crc: 7,
+            flags: 0,
+            name: "hello",
+        };
+        let mut out = [0; MAX_PAYLOAD];
+        let n = b.encode_as(1, &mut out);
+        assert_eq!(Begin::decode(&out[..n]), Err(BeginError::Version(1)));
+        let why = std::format!("{}", BeginError::Version(1));
+        assert!(why.contains("host-link protocol 1, this kernel protocol 2"), "{why}");
+        let n = b.encode(&mut out);
+        out[15] = 0x80;
+        assert_eq!(Begin::decode(&out[..n]), Err(BeginError::Reserved(0x8000)));
+        assert_eq!(Kind::from_u8(0x02), Some(Kind::BeginV1));
+        assert_eq!(Kind::from_u8(0x05), Some(Kind::Begin));
+    }
+
+    #[test]
+    fn begin_ack_round_trips_and_protocol_1s_empty_ack_is_none() {
+        let a = BeginAck {
+            version: VERSION,
+            window: WINDOW,
+        };
+        assert_eq!(BeginAck::decode(&a.encode()), Some(a));
+        assert_eq!(BeginAck::decode(&[]), None);
+    }
+
+    #[test]
     fn begin_bounds_size_and_name() {
         assert_eq!(begin(0, 0, "hello"), Err(BeginError::Size(0)));
         assert_eq!(begin(MAX_ENVELOPE as u32 + 1, 0, "hello"), Err(BeginError::Size(MAX_ENVELOPE as u32 + 1)));
@@ -371,9 +469,10 @@ mod tests {
         let long = "x".repeat(MAX_NAME + 1);
         assert_eq!(begin(1, 0, &long), Err(BeginError::NameLength(MAX_NAME + 1)));
         assert_eq!(begin(1, 0, &long[..MAX_NAME]), Ok(()));
-        let mut p = [0u8; 14];
+        let mut p = [0u8; BEGIN_FIXED + 2];
         p[0] = 1;
-        p[12..].copy_from_slice(&[0xff, 0xfe]);
+        p[12..14].copy_from_slice(&VERSION.to_le_bytes());
+        p[BEGIN_FIXED..].copy_from_slice(&[0xff, 0xfe]);
         assert_eq!(Begin::decode(&p), Err(BeginError::NameNotUtf8));
     }
 }

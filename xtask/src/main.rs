@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_growth;
+mod bench_hostlink;
 mod board;
 mod disk;
 mod dist;
@@ -165,6 +166,10 @@ enum Command {
         /// Only the growth tables (xtask/src/bench_growth.rs): how each cost grows.
         #[arg(long)]
         growth: bool,
+        /// Only the host link's figure (xtask/src/bench_hostlink.rs): a push of the console
+        /// driver, its guest instructions per KiB and the host-measured KiB/s.
+        #[arg(long)]
+        host_link: bool,
     },
     /// Fuzz the parsers of untrusted bytes (cargo-fuzz, nightly) from the seed corpora in
     /// fuzz/corpus/, or regenerate those seeds (--seed).
@@ -256,8 +261,9 @@ fn main() -> ExitCode {
             let ws = safety::Workspace::from_options(workspace, allow_list, target_dir);
             safety::check_domains(&ws, &names, domains::NOT_DOMAINS).map(|_| true)
         }),
-        Command::Bench { board, growth: false } => bench::bench(board),
-        Command::Bench { board, growth: true } => bench_growth::bench_only(board),
+        Command::Bench { board, host_link: true, .. } => bench_hostlink::bench_only(board),
+        Command::Bench { board, growth: false, .. } => bench::bench(board),
+        Command::Bench { board, growth: true, .. } => bench_growth::bench_only(board),
         Command::Fuzz(args) => fuzz::run(args),
         Command::Dist {
             board,

@@ -6,7 +6,7 @@
 //! all is the board recipe's `host_link`.
 
 use crate::board::Board;
-use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, FLAG_FRESH, HEADER_LEN, MAX_NAME, MAX_PAYLOAD};
+use pushlink::{Begin, BeginAck, Decoder, Kind, Received, CHUNK, CRC_LEN, FLAG_FRESH, HEADER_LEN, MAX_NAME, MAX_PAYLOAD, VERSION, WINDOW};
 use qvq_sign::loader::manifest::{Manifest, Version};
 use serde::Deserialize;
 use std::io::{Read, Write};
@@ -17,8 +17,12 @@ use std::time::{Duration, Instant};
 /// How long to wait for an acknowledgement, and for the swap's result.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Resends of one chunk the kernel reported damaged.
+/// Resends of one chunk the kernel reported damaged or missing.
 const RESENDS: u32 = 3;
+/// With the window full and no answer for this long, the first unacknowledged chunk is
+/// sent again (its ACK, or the chunk itself, was lost). Such resends are not counted in
+/// `RESENDS`; a transfer with no progress for `ACK_TIMEOUT` is given up.
+const RETRANSMIT: Duration = Duration::from_millis(500);
 
 /// Faults a test injects into a push.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +32,12 @@ pub enum Fault {
     CorruptChunkOnce(u16),
     /// Stop after sending `n` chunks, as if the cable were pulled.
     StopAfterChunks(u16),
+    /// Leave chunk `n` out the first time (lost on the way); the kernel asks for it.
+    DropChunkOnce(u16),
+    /// Send chunk `n` twice.
+    DuplicateChunk(u16),
+    /// Send chunk `n + 1` before chunk `n`.
+    SwapChunks(u16),
 }
 
 /// The host end of the link.
@@ -36,11 +46,42 @@ pub struct Link {
     decoder: Decoder,
     /// What the kernel NAKed along the way (reported to the user).
     pub naks: Vec<String>,
+    /// The last push's transfer: envelope bytes and the time from BEGIN to the last chunk
+    /// acknowledged (the swap's own time not included).
+    pub transfer: Option<Throughput>,
+}
+
+/// How fast a push moved its envelope.
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    pub bytes: usize,
+    pub time: Duration,
+}
+
+impl Throughput {
+    pub fn kib_per_s(&self) -> f64 {
+        self.bytes as f64 / 1024.0 / self.time.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for Throughput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes in {:.3} s: {:.1} KiB/s", self.bytes, self.time.as_secs_f64(), self.kib_per_s())
+    }
 }
 
 pub enum Reply {
     Frame(Kind, u16, Vec<u8>),
     Damaged,
+}
+
+/// The kernel's answer to a DATA chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Every chunk below this one is in.
+    Ack(u16),
+    /// Send this chunk again (damaged, or missing while later ones arrived).
+    Resend(u16),
 }
 
 impl Link {
@@ -54,6 +95,7 @@ impl Link {
                         stream,
                         decoder: Decoder::new(),
                         naks: Vec::new(),
+                        transfer: None,
                     })
                 }
                 Err(e) if Instant::now() >= deadline => {
@@ -67,7 +109,7 @@ impl Link {
         }
     }
 
-    fn send(&mut self, kind: Kind, seq: u16, payload: &[u8], damage: bool) -> Result<(), String> {
+    pub(crate) fn send(&mut self, kind: Kind, seq: u16, payload: &[u8], damage: bool) -> Result<(), String> {
         let mut out = [0u8; HEADER_LEN + MAX_PAYLOAD + CRC_LEN];
         let n = pushlink::encode(kind, seq, payload, &mut out);
         if damage {
@@ -77,15 +119,18 @@ impl Link {
     }
 
     fn receive(&mut self, timeout: Duration) -> Result<Reply, String> {
+        self.receive_within(timeout)?
+            .ok_or_else(|| format!("no answer from the kernel within {} s (the transfer is interrupted)", timeout.as_secs()))
+    }
+
+    /// The next frame from the kernel; `None` if none came within `timeout`.
+    fn receive_within(&mut self, timeout: Duration) -> Result<Option<Reply>, String> {
         let deadline = Instant::now() + timeout;
         let mut byte = [0u8; 1];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!(
-                    "no answer from the kernel within {} s (the transfer is interrupted)",
-                    timeout.as_secs()
-                ));
+                return Ok(None);
             }
             self.stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
             match self.stream.read(&mut byte) {
@@ -95,8 +140,8 @@ impl Link {
                 Err(e) => return Err(format!("the host link broke while receiving: {e}")),
             }
             match self.decoder.push(byte[0]) {
-                Some(Received::Frame { kind, seq, payload }) => return Ok(Reply::Frame(kind, seq, payload.to_vec())),
-                Some(Received::BadCrc { .. }) | Some(Received::UnknownKind(_)) => return Ok(Reply::Damaged),
+                Some(Received::Frame { kind, seq, payload }) => return Ok(Some(Reply::Frame(kind, seq, payload.to_vec()))),
+                Some(Received::BadCrc { .. }) | Some(Received::UnknownKind(_)) => return Ok(Some(Reply::Damaged)),
                 None => {}
             }
         }
@@ -117,72 +162,165 @@ impl Link {
         }
     }
 
-    /// Waits for the ACK of `seq`. `Ok(false)`: the kernel asks for a resend.
-    fn await_ack(&mut self, seq: u16) -> Result<bool, String> {
+    /// The kernel's answer to a chunk: `Ok(Some(next))` for an ACK (every chunk below
+    /// `next` is in), `Ok(None)` for a NAK asking for chunk `seq` again (`Answer::Resend`),
+    /// `Err` if it ended the transfer. `None` from `receive_within`'s timeout.
+    fn answer(&mut self, timeout: Duration) -> Result<Option<Answer>, String> {
         loop {
-            match self.receive(ACK_TIMEOUT)? {
-                Reply::Frame(Kind::Ack, s, _) if s == seq => return Ok(true),
-                Reply::Frame(Kind::Nak, _, p) => {
+            match self.receive_within(timeout)? {
+                None => return Ok(None),
+                Some(Reply::Frame(Kind::Ack, next, _)) => return Ok(Some(Answer::Ack(next))),
+                Some(Reply::Frame(Kind::Nak, seq, p)) => {
                     let why = String::from_utf8_lossy(&p).to_string();
                     self.naks.push(why.clone());
                     if why.ends_with("resend") {
-                        return Ok(false);
+                        return Ok(Some(Answer::Resend(seq)));
                     }
                     return Err(format!("the kernel refused the transfer: {why}"));
                 }
-                Reply::Damaged => return Ok(false),
+                // A damaged answer: the next ACK says where the kernel is.
+                Some(_) => continue,
+            }
+        }
+    }
+
+    /// Sends BEGIN: the kernel's window once it ACKs it, `Err` with the kernel's reason
+    /// otherwise (a kernel of another protocol version is named as such).
+    pub fn begin(&mut self, begin: &Begin) -> Result<u16, String> {
+        self.begin_as(VERSION, begin)
+    }
+
+    /// `begin`, claiming protocol `version` (tests of a version mismatch).
+    pub fn begin_as(&mut self, version: u16, begin: &Begin) -> Result<u16, String> {
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let n = begin.encode_as(version, &mut payload);
+        self.send(Kind::Begin, 0, &payload[..n], false)?;
+        loop {
+            match self.receive(ACK_TIMEOUT)? {
+                Reply::Frame(Kind::Ack, _, p) => {
+                    return match BeginAck::decode(&p) {
+                        Some(a) if a.version == VERSION => Ok(a.window.clamp(1, WINDOW)),
+                        Some(a) => Err(format!(
+                            "the kernel speaks host-link protocol {}, this host protocol {VERSION}: rebuild and restart the kernel (`cargo xtask run`) from this tree",
+                            a.version
+                        )),
+                        None => Err(format!(
+                            "the kernel acknowledged BEGIN as host-link protocol 1 does; this host speaks protocol {VERSION}: rebuild and restart the kernel (`cargo xtask run`) from this tree"
+                        )),
+                    };
+                }
+                Reply::Frame(Kind::Nak, _, p) => {
+                    let why = String::from_utf8_lossy(&p).to_string();
+                    self.naks.push(why.clone());
+                    if why.contains("unknown frame kind 0x5") {
+                        return Err(format!(
+                            "the kernel speaks host-link protocol 1 (it does not know protocol {VERSION}'s BEGIN, kind 0x05): rebuild and restart the kernel (`cargo xtask run`) from this tree"
+                        ));
+                    }
+                    return Err(format!("the kernel refused the transfer: {why}"));
+                }
+                Reply::Damaged => return Err("the kernel's answer to BEGIN was damaged on the way".into()),
                 _ => continue,
             }
         }
     }
 
-    /// Sends BEGIN: `Ok` once the kernel ACKs it, `Err` with the kernel's reason otherwise.
-    pub fn begin(&mut self, begin: &Begin) -> Result<(), String> {
-        let mut payload = [0u8; MAX_PAYLOAD];
-        let n = begin.encode(&mut payload);
-        self.send(Kind::Begin, 0, &payload[..n], false)?;
-        if !self.await_ack(0)? {
-            return Err("the kernel did not accept the transfer's start".into());
-        }
-        Ok(())
+    /// Sends DATA chunk `seq` (`damage`d on the wire if asked) and waits for the kernel's
+    /// answer: `Ok(Answer::Ack(next))`, `Ok(Answer::Resend(n))`, or `Err` if it ends the
+    /// transfer (or does not answer).
+    pub fn chunk(&mut self, seq: u16, bytes: &[u8], damage: bool) -> Result<Answer, String> {
+        self.send(Kind::Data, seq, bytes, damage)?;
+        self.answer(ACK_TIMEOUT)?
+            .ok_or_else(|| format!("no answer to chunk {seq} within {} s", ACK_TIMEOUT.as_secs()))
     }
 
-    /// Sends DATA chunk `seq` (`damage`d on the wire if asked): `Ok(true)` once ACKed,
-    /// `Ok(false)` if the kernel asks for a resend, `Err` if it ends the transfer.
-    pub fn chunk(&mut self, seq: u16, bytes: &[u8], damage: bool) -> Result<bool, String> {
-        self.send(Kind::Data, seq, bytes, damage)?;
-        self.await_ack(seq)
+    /// The next NAK's text (other frames skipped).
+    pub fn answer_nak(&mut self) -> Result<String, String> {
+        loop {
+            if let Reply::Frame(Kind::Nak, _, p) = self.receive(ACK_TIMEOUT)? {
+                return Ok(String::from_utf8_lossy(&p).to_string());
+            }
+        }
     }
 
     /// Pushes `envelope` for domain `name` with BEGIN `flags` (`FLAG_FRESH` or 0); returns
-    /// (swapped, the kernel's message).
+    /// (swapped, the kernel's message). Up to the kernel's window of chunks are in flight;
+    /// the kernel's ACKs are cumulative, and a chunk it asks for again is resent.
     pub fn push(&mut self, name: &str, envelope: &[u8], flags: u32, fault: Fault) -> Result<(bool, String), String> {
         let size = u32::try_from(envelope.len()).map_err(|_| format!("a {}-byte envelope is too large for the link", envelope.len()))?;
-        self.begin(&Begin {
+        let started = Instant::now();
+        self.transfer = None;
+        let window = self.begin(&Begin {
             size,
             crc: pushlink::crc32(envelope),
             flags,
             name,
-        })?;
-        for (i, chunk) in envelope.chunks(CHUNK).enumerate() {
-            let seq = i as u16;
-            if fault == Fault::StopAfterChunks(seq) {
-                return Err(format!("stopped after {seq} chunks (injected interruption)"));
+        })? as usize;
+        let chunks: Vec<&[u8]> = envelope.chunks(CHUNK).collect();
+        let total = chunks.len();
+        // Chunks below `acked` are in; chunks below `sent` were sent at least once.
+        let (mut acked, mut sent) = (0usize, 0usize);
+        let mut resends = vec![0u32; total];
+        let mut progress = Instant::now();
+        while acked < total {
+            // An interruption after `n` chunks: they are sent, and taken, then nothing more.
+            let stop = match fault {
+                Fault::StopAfterChunks(n) => n as usize,
+                _ => usize::MAX,
+            };
+            if acked >= stop {
+                return Err(format!("stopped after {stop} chunks (injected interruption)"));
             }
-            let mut damage = fault == Fault::CorruptChunkOnce(seq);
-            let mut tries = 0;
-            loop {
-                let acked = self.chunk(seq, chunk, damage)?;
-                damage = false;
-                if acked {
-                    break;
+            while sent < total && sent < acked + window && sent < stop {
+                let seq = sent as u16;
+                match fault {
+                    Fault::DropChunkOnce(n) if n == seq => {}
+                    Fault::SwapChunks(n) if n == seq && sent + 1 < total && sent + 1 < acked + window => {
+                        self.send(Kind::Data, seq + 1, chunks[sent + 1], false)?;
+                        self.send(Kind::Data, seq, chunks[sent], false)?;
+                        sent += 1;
+                    }
+                    Fault::DuplicateChunk(n) if n == seq => {
+                        self.send(Kind::Data, seq, chunks[sent], false)?;
+                        self.send(Kind::Data, seq, chunks[sent], false)?;
+                    }
+                    _ => self.send(Kind::Data, seq, chunks[sent], fault == Fault::CorruptChunkOnce(seq))?,
                 }
-                tries += 1;
-                if tries > RESENDS {
-                    return Err(format!("chunk {seq} was damaged {tries} times in a row; giving up"));
+                sent += 1;
+            }
+            match self.answer(RETRANSMIT)? {
+                Some(Answer::Ack(next)) => {
+                    if next as usize > acked {
+                        acked = (next as usize).min(total);
+                        progress = Instant::now();
+                    }
                 }
+                Some(Answer::Resend(seq)) => {
+                    let i = seq as usize;
+                    if i >= total {
+                        return Err(format!("the kernel asked for chunk {seq}, past the last ({})", total - 1));
+                    }
+                    resends[i] += 1;
+                    if resends[i] > RESENDS {
+                        return Err(format!("chunk {seq} was damaged or lost {} times in a row; giving up", resends[i]));
+                    }
+                    self.send(Kind::Data, seq, chunks[i], false)?;
+                }
+                None if progress.elapsed() >= ACK_TIMEOUT => {
+                    return Err(format!(
+                        "no progress for {} s after {acked} of {total} chunks (the transfer is interrupted)",
+                        ACK_TIMEOUT.as_secs()
+                    ));
+                }
+                // Nothing for a while with the window out: the first chunk not acknowledged,
+                // or its ACK, was lost.
+                None => self.send(Kind::Data, acked as u16, chunks[acked], false)?,
             }
         }
+        self.transfer = Some(Throughput {
+            bytes: envelope.len(),
+            time: started.elapsed(),
+        });
         self.end()
     }
 
@@ -415,6 +553,9 @@ pub fn swap(board: Board, name: &str, options: &SwapOptions, records: &Path) -> 
     let (swapped, message) = link.push(name, &envelope, flags, Fault::None)?;
     for nak in &link.naks {
         println!("xtask: the kernel reported on the way: {nak}");
+    }
+    if let Some(t) = link.transfer {
+        println!("xtask: host link: {t}");
     }
     println!("xtask: kernel: {message} ({:.2} s on the host)", started.elapsed().as_secs_f64());
     Ok(swapped)

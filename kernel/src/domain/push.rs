@@ -1,5 +1,6 @@
 //! Receiving pushed domain versions from the host (pushlink/PROTOCOL.md): a kernel thread
-//! polls the host link, reassembles the envelope chunk by chunk (each acknowledged), checks
+//! reads the host link when its interrupt says bytes wait, puts each chunk of the window in
+//! its place (acknowledged cumulatively; gaps and damaged frames asked for again), checks
 //! its size and CRC, and hands it to `swap` — which verifies it exactly like a boot-time
 //! envelope. Any failure is answered (NAK or a refused RESULT) and logged; the running
 //! version (if one runs under that name) keeps serving.
@@ -14,7 +15,9 @@ use crate::driver::SerialPort;
 use crate::memory::{FrameRange, PAGE_SIZE};
 use crate::{info, warn};
 use core::fmt::{self, Write};
-use pushlink::{Begin, Decoder, Kind, Received, CHUNK, CRC_LEN, FLAG_FRESH, HEADER_LEN, IDLE_LIMIT_MS, MAX_NAME, MAX_PAYLOAD};
+use pushlink::{
+    Accept, Begin, BeginAck, Decoder, Kind, Received, Window, CRC_LEN, FLAG_FRESH, HEADER_LEN, IDLE_LIMIT_MS, MAX_NAME, MAX_PAYLOAD, VERSION, WINDOW,
+};
 
 // A BEGIN's name is a manifest's name, so the two limits are one.
 const _: () = assert!(MAX_NAME == loader::manifest::MAX_NAME);
@@ -74,11 +77,13 @@ struct Transfer {
     crc: u32,
     /// BEGIN's FRESH flag: swap without handing any state over.
     fresh: bool,
-    /// The envelope's bytes so far: `[..received]` of frames sized to `size`.
+    /// The envelope's bytes: chunk `seq` at `seq * CHUNK` of frames sized to `size`.
     frames: FrameRange,
-    received: usize,
-    next_seq: u16,
+    /// Which chunks are in (`pushlink::Window`: at most `WINDOW` ahead of the first missing).
+    window: Window,
     last_frame_ns: u64,
+    /// When BEGIN was accepted: uptime, PMU cycles and idle cycles (`Rate`).
+    started: crate::hostlink::Rate,
 }
 
 impl Transfer {
@@ -149,7 +154,7 @@ impl Link {
         };
         self.check_idle();
         if let Some(t) = &self.transfer {
-            let (name, received, size, idle) = (Name::new(t.name.as_str()), t.received, t.size, t.idle_ms(now));
+            let (name, received, size, idle) = (Name::new(t.name.as_str()), t.window.received(), t.size, t.idle_ms(now));
             return self.nak(
                 0,
                 false,
@@ -176,11 +181,19 @@ impl Link {
             crc: b.crc,
             fresh: b.flags & FLAG_FRESH != 0,
             frames,
-            received: 0,
-            next_seq: 0,
+            window: Window::new(size),
             last_frame_ns: now,
+            started: crate::hostlink::Rate::now(),
         });
-        self.send(Kind::Ack, 0, &[]);
+        self.send(
+            Kind::Ack,
+            0,
+            &BeginAck {
+                version: VERSION,
+                window: WINDOW,
+            }
+            .encode(),
+        );
     }
 
     fn data(&mut self, seq: u16, payload: &[u8], now: u64) {
@@ -188,30 +201,28 @@ impl Link {
             return self.nak(seq, false, format_args!("DATA without a BEGIN"));
         };
         t.last_frame_ns = now;
-        if seq.wrapping_add(1) == t.next_seq {
-            return self.send(Kind::Ack, seq, &[]); // a resend after a lost ACK
+        // Chunk `seq` has one place in the buffer; the window bounds how far ahead it may be.
+        match t.window.check(seq, payload.len()) {
+            Err(e) => return self.nak(seq, true, format_args!("{e}")),
+            Ok(Accept::Duplicate) => {}
+            Ok(Accept::New { offset }) => {
+                t.frames.as_mut_slice()[offset..offset + payload.len()].copy_from_slice(payload);
+                t.window.mark(seq);
+            }
         }
-        if seq != t.next_seq {
-            let next = t.next_seq;
-            return self.nak(seq, true, format_args!("chunk {seq} arrived, chunk {next} was expected"));
+        if let Some(gap) = t.window.missing() {
+            return self.nak(gap, false, format_args!("chunk {gap} is missing (chunk {seq} came after it): resend"));
         }
-        let end = t.received + payload.len();
-        if end > t.size || payload.len() > CHUNK {
-            let size = t.size;
-            return self.nak(seq, true, format_args!("chunk {seq} runs past the announced {size} bytes"));
-        }
-        t.frames.as_mut_slice()[t.received..end].copy_from_slice(payload);
-        t.received = end;
-        t.next_seq = t.next_seq.wrapping_add(1);
-        self.send(Kind::Ack, seq, &[]);
+        let next = t.window.next();
+        self.send(Kind::Ack, next, &[]);
     }
 
     fn end(&mut self) {
         let Some(t) = self.transfer.as_mut() else {
             return self.nak(0, false, format_args!("END without a BEGIN"));
         };
-        if t.received != t.size {
-            let (received, size) = (t.received, t.size);
+        if !t.window.complete() {
+            let (received, size) = (t.window.received(), t.size);
             return self.nak(0, true, format_args!("END after {received} of {size} bytes"));
         }
         if pushlink::crc32(&t.frames.as_mut_slice()[..t.size]) != t.crc {
@@ -219,7 +230,12 @@ impl Link {
         }
         let Some(mut t) = self.transfer.take() else { return };
         let how = if t.fresh { " (fresh start: no state handed over)" } else { "" };
-        info!("push: {} bytes for {} received intact; swapping{how}", t.size, t.name.as_str());
+        info!(
+            "push: {} bytes for {} received intact {}; swapping{how}",
+            t.size,
+            t.name.as_str(),
+            t.started.since(t.size)
+        );
         let bytes = &t.frames.as_mut_slice()[..t.size];
         let o = super::swap::swap(t.name.as_str(), super::swap::Source::Pushed(bytes), t.fresh);
         self.result(o.swapped, &o.message);
@@ -235,6 +251,11 @@ impl Link {
                 self.send(Kind::Info, 0, version.as_bytes());
             }
             Kind::Begin => self.begin(payload, now),
+            Kind::BeginV1 => self.nak(
+                0,
+                false,
+                format_args!("BEGIN of host-link protocol 1: this kernel speaks protocol {VERSION} (a window of chunks); update the host tool (`cargo xtask swap`) so they match"),
+            ),
             Kind::Data => self.data(seq, payload, now),
             Kind::End => self.end(),
             Kind::Info | Kind::Ack | Kind::Nak | Kind::Result => self.nak(seq, false, format_args!("that frame kind goes from the kernel to the host")),
@@ -244,8 +265,17 @@ impl Link {
     fn received(&mut self, r: Received) {
         match r {
             Received::Frame { kind, seq, payload } => self.frame(kind, seq, payload),
-            // Not abandoned: the host resends a chunk whose CRC failed.
-            Received::BadCrc { kind, seq } => self.nak(seq, false, format_args!("frame (kind {kind:#x}, seq {seq}) failed its CRC-32: resend")),
+            // Not abandoned: the host resends the first chunk missing (the NAK's seq).
+            Received::BadCrc { kind, seq } => {
+                let ask = match self.transfer.as_mut() {
+                    Some(t) => {
+                        t.window.asked_for_next();
+                        t.window.next()
+                    }
+                    None => seq,
+                };
+                self.nak(ask, false, format_args!("frame (kind {kind:#x}, seq {seq}) failed its CRC-32: resend"))
+            }
             Received::UnknownKind(k) => self.nak(0, false, format_args!("unknown frame kind {k:#x}")),
         }
     }
@@ -259,7 +289,7 @@ impl Link {
                 "push: transfer of {} interrupted: no frame for {} ms after {} of {} bytes; discarded, {}",
                 t.name.as_str(),
                 IDLE_LIMIT_MS,
-                t.received,
+                t.window.received(),
                 t.size,
                 left
             );
@@ -268,30 +298,29 @@ impl Link {
     }
 }
 
-fn serve(port: &'static dyn SerialPort) {
-    let mut link = Link { port, transfer: None };
+fn serve(port: crate::hostlink::Port) {
+    let mut link = Link {
+        port: port.serial,
+        transfer: None,
+    };
     let mut decoder = Decoder::new();
     loop {
-        while let Some(b) = port.read_byte() {
+        while let Some(b) = port.serial.read_byte() {
             if let Some(r) = decoder.push(b) {
                 link.received(r);
             }
         }
         link.check_idle();
-        if link.transfer.is_some() {
-            // Polled: keep the port drained while a transfer runs (others still get turns).
-            crate::sched::yield_now();
-        } else {
-            crate::sched::sleep_ms(10);
-        }
+        // Until the port's interrupt, or long enough for the idle check to be on time.
+        port.wait(link.transfer.is_some(), if link.transfer.is_some() { 100 } else { 1000 });
     }
 }
 
 /// Starts the receiver if the board has a host link.
 pub fn start() {
-    match crate::hostlink::find() {
+    match crate::hostlink::Port::find() {
         Some((port, what)) => match crate::sched::spawn("push", crate::sched::Priority::Normal, move || serve(port)) {
-            Ok(_) => info!("push: listening for hot-swap pushes on the host link ({what})"),
+            Ok(thread) => info!("push: listening for hot-swap pushes on the host link ({what}, {})", port.listen(thread)),
             Err(e) => warn!("push: no receiver thread ({e})"),
         },
         None => info!("push: no host link on this board (no mini UART or PCI serial port); swaps come from the initrd only"),

@@ -1,4 +1,5 @@
-//! The BCM2835 auxiliary "mini UART" (BCM2835 ARM Peripherals, section 2.2), polled: the
+//! The BCM2835 auxiliary "mini UART" (BCM2835 ARM Peripherals, section 2.2), read on its
+//! receive interrupt: the
 //! Raspberry Pi 3's second serial port, which carries hot-swap pushes from the host in QEMU.
 //! (On a real board it would also need the AUX enable bit and GPIO pins; see the README.)
 
@@ -46,7 +47,7 @@ impl MiniUart {
             // SAFETY: forwarded to the caller.
             regs: unsafe { Mmio::new(base) },
         };
-        uart.regs.ier.set(0); // polled
+        uart.regs.ier.set(0); // until the receiver waits for bytes
         uart.regs.lcr.set(0b11); // 8 bits
         uart.regs.cntl.write(CNTL::RX_ENABLE::SET + CNTL::TX_ENABLE::SET);
         uart
@@ -63,5 +64,11 @@ impl super::SerialPort for MiniUart {
             core::hint::spin_loop();
         }
         self.regs.io.set(b as u32);
+    }
+
+    fn set_rx_interrupt(&self, on: bool) {
+        // Bit 0: receive interrupt (the datasheet's table swaps it with bit 1; QEMU and
+        // Linux use bit 0).
+        self.regs.ier.set(on as u32);
     }
 }

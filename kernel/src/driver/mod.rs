@@ -14,11 +14,13 @@ pub mod pci;
 pub mod pl011;
 pub mod virtio;
 
-/// A polled byte-wide serial port.
+/// A byte-wide serial port, read when its receive interrupt says bytes wait (or polled).
 #[cfg(feature = "hostlink")]
 pub trait SerialPort: Send + Sync {
     /// A received byte, if one is waiting.
     fn read_byte(&self) -> Option<u8>;
     /// Sends `b`, waiting for room.
     fn write_byte(&self, b: u8);
+    /// Turns the receive interrupt on or off (raised while received bytes wait).
+    fn set_rx_interrupt(&self, on: bool);
 }

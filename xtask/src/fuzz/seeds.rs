@@ -10,7 +10,7 @@ use super::fuzz_dir;
 use crate::board::Board;
 use crate::domains;
 use ed25519_dalek::{Signer, SigningKey};
-use pushlink::{Begin, Kind, CHUNK, CRC_LEN, HEADER_LEN, MAX_PAYLOAD};
+use pushlink::{Begin, BeginAck, Kind, CHUNK, CRC_LEN, HEADER_LEN, MAX_PAYLOAD, VERSION, WINDOW};
 use qvq_sign::loader::envelope::{self, MAX_MANIFEST_LEN};
 use qvq_sign::loader::manifest::{InterfaceRef, Manifest, MAX_COMPATIBLE, MAX_INTERFACES, MAX_INTERFACE_NAME, MAX_NAME, MAX_TOOLCHAIN};
 use qvq_sign::loader::manifest::{MAX_DEVICES, MAX_EVENTS, MAX_HEAP, MAX_SHARED_HEAP, MAX_STACK, MAX_THREADS, MIN_SHARED_HEAP, MIN_THREADS};
@@ -235,11 +235,30 @@ fn hostlink_seeds(d: &[Domain]) -> Seeds {
         push.extend(frame(Kind::Data, i as u16, chunk));
     }
     push.extend(frame(Kind::End, 0, &[]));
+    // A push as the window allows it to arrive: chunks out of order, one twice, one lost and
+    // resent, then one past the window (which ends the transfer).
+    let chunks: Vec<&[u8]> = envelope.chunks(CHUNK).collect();
+    let mut window = frame(Kind::Begin, 0, &begin[..n]);
+    let order: Vec<usize> = [1, 0, 0, 3, 2, 5, 6, 4].into_iter().filter(|i| *i < chunks.len()).collect();
+    for i in order {
+        window.extend(frame(Kind::Data, i as u16, chunks[i]));
+    }
+    window.extend(frame(Kind::Data, 2 + WINDOW, &[0x5a; CHUNK]));
+    window.extend(frame(Kind::End, 0, &[]));
     // What the kernel answers.
     let replies = [
         frame(Kind::Info, 0, b"0.1.0"),
+        frame(
+            Kind::Ack,
+            0,
+            &BeginAck {
+                version: VERSION,
+                window: WINDOW,
+            }
+            .encode(),
+        ),
         frame(Kind::Ack, 3, &[]),
-        frame(Kind::Nak, 4, b"chunk 4: bad CRC, resend"),
+        frame(Kind::Nak, 4, b"chunk 4 is missing (chunk 5 came after it): resend"),
         frame(Kind::Result, 0, b"\x01swapped sample 0.1.0 -> 0.2.0"),
     ]
     .concat();
@@ -255,6 +274,7 @@ fn hostlink_seeds(d: &[Domain]) -> Seeds {
     let noisy = [b"QQxS noise Q".to_vec(), damaged, oversized, unknown, frame(Kind::End, 0, &[])].concat();
     vec![
         ("push-sample.bin".into(), push),
+        ("push-window.bin".into(), window),
         ("query-hello.bin".into(), frame(Kind::Query, 0, b"hello")),
         ("kernel-replies.bin".into(), replies),
         ("noisy.bin".into(), noisy),

@@ -5,8 +5,8 @@
 
 use crate::board::Board;
 use crate::harness::case::{Check, Expect, ExpectAll, ExpectWithin, Link, Push, PushStep, QemuTest, Send, Setup, SwapCommand, BOTH};
-use crate::swap::Fault;
-use pushlink::{Begin, CHUNK, FLAG_FRESH, MAX_ENVELOPE, RETIRED_FLAG_DOWNGRADE};
+use crate::swap::{Answer, Fault};
+use pushlink::{Begin, Kind, CHUNK, FLAG_FRESH, MAX_ENVELOPE, RETIRED_FLAG_DOWNGRADE, WINDOW};
 use std::path::Path;
 use std::time::Duration;
 
@@ -212,6 +212,68 @@ pub fn cases() -> Vec<QemuTest> {
             exit_status: 0,
         },
         QemuTest {
+            name: "hostlink-window-reorder-duplicate-loss-overflow-version",
+            boards: VIRT,
+            append: "",
+            setup: Setup::HostLink,
+            steps: &[
+                Expect("push: listening for hot-swap pushes on the host link (PCI 16550 at "),
+                Expect(", interrupt-driven)"),
+                Expect("qvq$ "),
+                // Chunk 3 sent before chunk 2: both land in place, one transfer.
+                Push(PushStep {
+                    domain: "hello",
+                    version: "0.5.0",
+                    tamper: false,
+                    fault: Fault::SwapChunks(2),
+                    swapped: true,
+                    answer: "swapped hello 0.1.0 -> 0.5.0 (a host push",
+                }),
+                Expect("push: chunk 2 is missing (chunk 3 came after it): resend"),
+                // Chunk 4 twice: the copy is acknowledged and ignored.
+                Push(PushStep {
+                    domain: "hello",
+                    version: "0.6.0",
+                    tamper: false,
+                    fault: Fault::DuplicateChunk(4),
+                    swapped: true,
+                    answer: "swapped hello 0.5.0 -> 0.6.0 (a host push",
+                }),
+                // Chunk 3 lost: the kernel asks for it once the next arrives; it is resent.
+                Push(PushStep {
+                    domain: "hello",
+                    version: "0.7.0",
+                    tamper: false,
+                    fault: Fault::DropChunkOnce(3),
+                    swapped: true,
+                    answer: "swapped hello 0.6.0 -> 0.7.0 (a host push",
+                }),
+                Expect("push: chunk 3 is missing (chunk 4 came after it): resend"),
+                // Chunk 1 damaged: NAKed, resent, while the window's later chunks go on.
+                Push(PushStep {
+                    domain: "hello",
+                    version: "0.8.0",
+                    tamper: false,
+                    fault: Fault::CorruptChunkOnce(1),
+                    swapped: true,
+                    answer: "swapped hello 0.7.0 -> 0.8.0 (a host push",
+                }),
+                Expect("push: frame (kind 0x3, seq 1) failed its CRC-32: resend"),
+                Link(a_hostile_host_past_the_window_or_of_another_version_is_refused),
+                Expect("push: hello: chunk 16 is beyond the window (chunks 0 to 15 may be in flight, at most 16); transfer abandoned"),
+                Expect("push: hello: chunk 0 carries 10 bytes, 1024 expected; transfer abandoned"),
+                Expect("push: BEGIN: the host speaks host-link protocol 1, this kernel protocol 2"),
+                Expect("push: BEGIN of host-link protocol 1: this kernel speaks protocol 2"),
+                Send("hello ping 7\r"),
+                Expect("hello ping 7: 8"),
+                Send("versions hello\r"),
+                Expect("hello: running 0.8.0 from a host push"),
+                Send("poweroff\r"),
+                Expect("power off (status 0)"),
+            ],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "hostlink-absent-without-the-feature",
             boards: VIRT,
             append: "",
@@ -240,6 +302,43 @@ fn nothing_answers_on_the_link(_: Board, socket: &Path) -> Result<(), String> {
     }
 }
 
+/// A host that sends a chunk past the window, or of the wrong length, has its transfer
+/// ended (its frames freed: the 4 MiB BEGINs that follow are accepted); a BEGIN of another
+/// protocol version is refused by name, as is protocol 1's BEGIN kind.
+fn a_hostile_host_past_the_window_or_of_another_version_is_refused(_: Board, socket: &Path) -> Result<(), String> {
+    let mut link = crate::swap::Link::connect(socket, Duration::from_secs(10))?;
+    if link.begin(&largest("hello"))? != WINDOW {
+        return Err(format!("the kernel's window is not {WINDOW}"));
+    }
+    match link.chunk(WINDOW, &[0x5a; CHUNK], false) {
+        Err(e) if e.contains(&format!("chunk {WINDOW} is beyond the window (chunks 0 to {} may be in flight", WINDOW - 1)) => {}
+        other => return Err(format!("a chunk past the window: expected the transfer ended, got {other:?}")),
+    }
+    match link.end() {
+        Err(e) if e.contains("END without a BEGIN") => {}
+        other => return Err(format!("END after the overflow: expected no transfer, got {other:?}")),
+    }
+    link.begin(&largest("hello")).map_err(|e| format!("BEGIN after the overflow: {e}"))?;
+    match link.chunk(0, &[0x5a; 10], false) {
+        Err(e) if e.contains("chunk 0 carries 10 bytes, 1024 expected") => {}
+        other => return Err(format!("a short chunk 0: expected the transfer ended, got {other:?}")),
+    }
+    match link.begin_as(1, &largest("hello")) {
+        Err(e) if e.contains("the host speaks host-link protocol 1, this kernel protocol 2") => {}
+        other => return Err(format!("a BEGIN claiming protocol 1: expected a refusal naming both versions, got {other:?}")),
+    }
+    link.send(Kind::BeginV1, 0, &[0; 16], false)?;
+    match link.answer_nak()? {
+        why if why.contains("BEGIN of host-link protocol 1: this kernel speaks protocol 2") => {}
+        why => return Err(format!("protocol 1's BEGIN kind: expected a NAK naming both versions, got {why:?}")),
+    }
+    // Nothing was left behind: a whole transfer still goes through.
+    match link.query("hello")?.as_deref() {
+        Some("0.8.0") => Ok(()),
+        other => Err(format!("QUERY hello after the refusals answered {other:?}, expected 0.8.0")),
+    }
+}
+
 /// A 4 MiB BEGIN for `name` (the most a push may announce).
 fn largest(name: &str) -> Begin<'_> {
     Begin {
@@ -257,12 +356,12 @@ fn begins_during_a_transfer_are_refused(_: Board, socket: &Path) -> Result<(), S
     link.begin(&largest("hello")).map_err(|e| format!("the first BEGIN: {e}"))?;
     for name in ["console", "hello", "shell", "relay", "hello", "console", "nosuch", "hello"] {
         match link.begin(&largest(name)) {
-            Ok(()) => return Err(format!("a BEGIN for {name} was accepted while hello's transfer was in progress")),
+            Ok(_) => return Err(format!("a BEGIN for {name} was accepted while hello's transfer was in progress")),
             Err(e) if e.contains(&format!("BEGIN for {name} refused: the transfer of hello is in progress (0 of 4194304 bytes")) => {}
             Err(e) => return Err(format!("a BEGIN for {name} during a transfer: unexpected answer: {e}")),
         }
     }
-    if !link.chunk(0, &[0x5a; CHUNK], false)? {
+    if link.chunk(0, &[0x5a; CHUNK], false)? != Answer::Ack(1) {
         return Err("the transfer in progress did not take its first chunk after the refused BEGINs".into());
     }
     match link.query("hello")?.as_deref() {
