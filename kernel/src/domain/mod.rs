@@ -18,7 +18,7 @@
 //! | devices and their interrupts | `grants.rs` |
 //! | events domains wait on | `events.rs` |
 //! | how much of each resource a domain may hold | `quota.rs` |
-//! | data that moves between domains (`RRef`) | `rref.rs` |
+//! | data that moves between domains (`RRef`) | `rref.rs`, `slab.rs` |
 //! | what a domain may ask of the kernel (the ABI boundary) | `services.rs` |
 //! | is this pointer the domain's own (every value from a domain is an allegation) | `allegation.rs` |
 //! | what the kernel itself exports (`Kernel`) | `kernel_iface.rs` |
@@ -50,6 +50,7 @@ mod recovery;
 mod registry;
 mod rref;
 mod services;
+mod slab;
 // Without the receiver nothing pushes: the swap's push path is built but has no caller.
 pub mod swap;
 mod swap_refusal;
