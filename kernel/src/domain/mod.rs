@@ -49,6 +49,8 @@ mod quota;
 mod recovery;
 mod registry;
 mod rref;
+#[cfg(feature = "selftest")]
+mod rref_attack;
 mod services;
 mod slab;
 // Without the receiver nothing pushes: the swap's push path is built but has no caller.
@@ -138,6 +140,12 @@ pub mod inspect {
     /// if `target` did not come back after a crash.
     pub fn fuzz_services(target: DomainId, other: DomainId, rounds: u32, seed: u64) -> Option<(u32, u32)> {
         super::fuzz::fuzz_services(target, other, rounds, seed).map(|r| (r.calls, r.crashes))
+    }
+
+    /// Forged shared-heap addresses through `attacker`'s services (see `rref_attack.rs`):
+    /// how many were refused, or what got through.
+    pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String> {
+        super::rref_attack::forged_rrefs(attacker, victim)
     }
 
     /// A digest of domain `d`'s image and heap.

@@ -342,3 +342,9 @@ pub fn owned_by(d: DomainId) -> (usize, usize) {
 pub fn total_bytes() -> usize {
     blocks(&mut REGISTRY.lock()).iter().map(|b| b.3).sum()
 }
+
+/// The owner of the block starting at `p`, if there is one (the selftests).
+#[cfg(feature = "selftest")]
+pub fn owner_of(p: usize) -> Option<DomainId> {
+    REGISTRY.lock().head(p).map(|h| *h.owner)
+}

@@ -109,6 +109,12 @@ fn base() -> usize {
     REGION_BYTES.0.get() as usize
 }
 
+/// (first byte, size) of the region (the selftests).
+#[cfg(feature = "selftest")]
+pub fn region() -> (usize, usize) {
+    (base(), REGION)
+}
+
 /// `p` lies in the region (a block there is found only here).
 #[inline]
 pub fn contains(p: usize) -> bool {
