@@ -116,6 +116,7 @@ impl Registry {
         self.head_big(p)
     }
 
+    #[cold]
     #[inline(never)]
     fn head_big(&mut self, p: usize) -> Option<Head<'_>> {
         self.big.get_mut(&p).map(|b| Head {
@@ -138,6 +139,7 @@ impl Registry {
         self.release_big(p, by)
     }
 
+    #[cold]
     #[inline(never)]
     fn release_big(&mut self, p: usize, by: Option<DomainId>) -> bool {
         match self.big.get(&p) {
@@ -207,6 +209,7 @@ fn alloc_slab(owner: DomainId, size: usize, class: u8) -> Option<*mut u8> {
 }
 
 /// A block from the kernel heap.
+#[cold]
 #[inline(never)]
 fn alloc_big(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     let Ok(layout) = Layout::from_size_align(size, align.max(1)) else {

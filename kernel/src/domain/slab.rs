@@ -215,6 +215,8 @@ impl Slabs {
 
     /// Hands the next slab to `class` and puts its slots on the class's free list. False
     /// when none is left.
+    #[cold]
+    #[inline(never)]
     fn carve(&mut self, class: u8) -> bool {
         if self.used == SLABS {
             return false;
