@@ -38,6 +38,9 @@ impl Targets {
         let mut list = alloc::vec![0, 8, 0x1000, usize::MAX - 7, usize::MAX, 0x4000_0000, 0x3f20_1000];
         list.push(Targets::for_domain as *const () as usize); // kernel code
         list.push(KERNEL_DATA.as_ptr() as usize); // kernel data
+                                                  // The shared heap's slab region: block starts, insides, slots never handed out.
+        let (slabs, size) = super::slab::region();
+        list.extend([slabs, slabs + 8, slabs + 64, slabs + 4096, slabs + size - 64]);
         for dom in [d, other] {
             if let Some(inst) = r.get(dom).and_then(|x| x.instance()) {
                 let heap = inst.heap_region();

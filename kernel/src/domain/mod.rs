@@ -18,7 +18,7 @@
 //! | devices and their interrupts | `grants.rs` |
 //! | events domains wait on | `events.rs` |
 //! | how much of each resource a domain may hold | `quota.rs` |
-//! | data that moves between domains (`RRef`) | `rref.rs` |
+//! | data that moves between domains (`RRef`) | `rref.rs`, `slab.rs` |
 //! | what a domain may ask of the kernel (the ABI boundary) | `services.rs` |
 //! | is this pointer the domain's own (every value from a domain is an allegation) | `allegation.rs` |
 //! | what the kernel itself exports (`Kernel`) | `kernel_iface.rs` |
@@ -49,7 +49,10 @@ mod quota;
 mod recovery;
 mod registry;
 mod rref;
+#[cfg(feature = "selftest")]
+mod rref_attack;
 mod services;
+mod slab;
 // Without the receiver nothing pushes: the swap's push path is built but has no caller.
 pub mod swap;
 mod swap_refusal;
@@ -137,6 +140,12 @@ pub mod inspect {
     /// if `target` did not come back after a crash.
     pub fn fuzz_services(target: DomainId, other: DomainId, rounds: u32, seed: u64) -> Option<(u32, u32)> {
         super::fuzz::fuzz_services(target, other, rounds, seed).map(|r| (r.calls, r.crashes))
+    }
+
+    /// Forged shared-heap addresses through `attacker`'s services (see `rref_attack.rs`):
+    /// how many were refused, or what got through.
+    pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String> {
+        super::rref_attack::forged_rrefs(attacker, victim)
     }
 
     /// A digest of domain `d`'s image and heap.

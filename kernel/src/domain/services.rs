@@ -75,8 +75,7 @@ fn enter() -> DomainId {
     let d = current();
     let ctx = crate::sched::call_context::live();
     let limit = ctx.stack_limit.load(Ordering::Relaxed);
-    let here = 0u8;
-    let sp = core::hint::black_box(&here) as *const u8 as usize;
+    let sp = crate::arch::cpu::stack_pointer();
     if d != super::KERNEL && limit != 0 && sp.saturating_sub(limit) < interfaces::abi::SERVICE_STACK {
         // SAFETY: deliberately faults: the word just below the stack limit is the thread's
         // unmapped guard page. The trap handler crashes `d` and unwinds the thread.

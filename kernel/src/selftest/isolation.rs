@@ -1,5 +1,5 @@
 //! Self tests of the isolation boundary: forged proxy calls, the services boundary under
-//! random arguments, and a driver domain crashed a thousand times without a byte of kernel
+//! random arguments, forged shared-heap addresses, and a driver domain crashed a thousand times without a byte of kernel
 //! heap lost.
 
 use super::{fail, pass};
@@ -72,6 +72,26 @@ pub fn proxy_refuses_forged_calls(name: &str) -> ! {
 
 /// Random calls of every kernel service, as the test domain, with hostile values; another
 /// domain (relay, idle) must not change at all, and hello must answer afterwards.
+/// Forged `RRef` addresses through relay's own services (relay owns a slot into hello):
+/// every one is refused, hello's and relay's blocks stay theirs, and both keep answering.
+pub fn rref_forgery(name: &str) -> ! {
+    let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {
+        fail(name, format_args!("hello and relay must both run"))
+    };
+    let refused = match inspect::forged_rrefs(relay_id, hello_id) {
+        Ok(n) => n,
+        Err(why) => fail(name, format_args!("{why}")),
+    };
+    let proxy = match hello::import() {
+        Ok(p) => p,
+        Err(e) => fail(name, format_args!("cannot import Hello ({e})")),
+    };
+    match proxy.ping(41) {
+        Ok(42) => pass(name, format_args!("{refused} forged shared-heap requests refused; hello ping 41: 42")),
+        other => fail(name, format_args!("hello after the forgeries: {other:?}")),
+    }
+}
+
 pub fn services_fuzz(name: &str) -> ! {
     const ROUNDS: u32 = 3000;
     let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {

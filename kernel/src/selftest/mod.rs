@@ -34,6 +34,7 @@ pub const NAMES: &[&str] = &[
     "threads-crash",
     "proxy-refuses-forged-calls",
     "services-fuzz",
+    "rref-forgery",
     "console-crash-loop",
     "block-crash-writes",
     "block-swap-io",
@@ -156,6 +157,7 @@ pub fn run(name: &str) -> ! {
         "threads-crash" => threads_crash(name),
         "proxy-refuses-forged-calls" => isolation::proxy_refuses_forged_calls(name),
         "services-fuzz" => isolation::services_fuzz(name),
+        "rref-forgery" => isolation::rref_forgery(name),
         "console-crash-loop" => isolation::console_crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();

@@ -116,6 +116,14 @@ pub fn cases() -> Vec<QemuTest> {
             exit_status: 0,
         },
         QemuTest {
+            name: "rref-forged-addresses-get-nothing",
+            boards: BOTH,
+            append: "qvq.test=rref-forgery qvq.restart_limit=0",
+            setup: Setup::Standard,
+            steps: &[ExpectWithin("forged shared-heap requests refused; hello ping 41: 42)", 60)],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "proxy-refuses-forged-calls",
             boards: BOTH,
             append: "qvq.test=proxy-refuses-forged-calls",

@@ -129,8 +129,9 @@ impl<T: RRefable> DerefMut for RRef<T> {
 
 impl<T: RRefable> Drop for RRef<T> {
     fn drop(&mut self) {
-        // SAFETY: the block this `RRef` owns; nothing uses it after this.
-        unsafe { (crate::services().rref_free)(self.as_ptr()) };
+        // SAFETY: the block this `RRef` owns; nothing uses it after this. An `RRef` exists
+        // only once the services are set (`try_new` used the checked `services()`).
+        unsafe { (crate::abi::services_unchecked().rref_free)(self.as_ptr()) };
     }
 }
 
@@ -184,13 +185,15 @@ impl<T: RRefable> sealed::Sealed for RRef<T> {}
 impl<T: RRefable> CrossDomain for RRef<T> {
     fn send(&self, slot: u32) {
         // SAFETY: the block this `RRef` owns and a plain slot number; the kernel checks both.
-        let r = unsafe { (crate::services().rref_send)(self.as_ptr(), slot) };
+        // The services are set (this `RRef` exists: see `Drop`).
+        let r = unsafe { (crate::abi::services_unchecked().rref_send)(self.as_ptr(), slot) };
         assert!(r == 0, "the kernel refused to send a shared-heap block this domain owns");
     }
 
     fn claim(&self) {
         // SAFETY: the block that arrived with the call; the kernel checks it was sent here.
-        let r = unsafe { (crate::services().rref_claim)(self.as_ptr()) };
+        // The services are set (the call arrived through them).
+        let r = unsafe { (crate::abi::services_unchecked().rref_claim)(self.as_ptr()) };
         // Never touch a block the kernel did not give this domain.
         assert!(r == 0, "received a shared-heap block that was not sent to this domain");
     }

@@ -27,6 +27,15 @@ pub fn irq_restore(s: IrqState) {
     unsafe { core::arch::asm!("msr daif, {}", in(reg) s.0, options(nostack, preserves_flags)) };
 }
 
+/// The stack pointer.
+#[inline(always)]
+pub fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: reads SP into a register; no memory access, no other effect.
+    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// True when IRQs are masked on this core (inside a lock or an exception handler).
 pub fn irqs_masked() -> bool {
     DAIF.get() & (1 << 7) != 0

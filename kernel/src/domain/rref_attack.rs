@@ -1,0 +1,163 @@
+//! The shared heap's fast path under forged addresses (selftest `rref-forgery`): the kernel
+//! calls the `rref_*` services of two domains' own tables *as those domains*, with the
+//! addresses a hostile domain could make up (a safe domain cannot pass a raw address; a
+//! domain whose trusted crates were subverted could): an address inside a block, the
+//! neighbouring slot that another domain owns, a slot never handed out, a misaligned one,
+//! another domain's block, a block already freed (double free, use after free), a slot
+//! freed and reused by another domain, and a block in flight to a third party. Each must
+//! get nothing: what every domain owns is checked after each step.
+
+use super::continuation::{call_into, EntryKind};
+use super::registry::registry;
+use super::{proxy, rref, slab, DomainId};
+use alloc::format;
+use alloc::string::String;
+use interfaces::KernelServices;
+
+type Step<'a> = &'a mut dyn FnMut(&KernelServices);
+
+unsafe extern "C" fn invoke_step(data: *mut u8, _: *const (), _: *const ()) {
+    // SAFETY: `data` is the `(services, step)` pair of `as_domain`, live for this call.
+    let (services, step) = unsafe { &mut *(data as *mut (*const KernelServices, Step)) };
+    // SAFETY: the domain's own services table, owned by its instance while it runs.
+    step(unsafe { &**services });
+}
+
+/// Runs `step` as domain `d`, with its own services table. False if `d` has no instance
+/// or the step crashed it.
+fn as_domain(d: DomainId, mut step: impl FnMut(&KernelServices)) -> bool {
+    let Some(services) = registry().get(d).and_then(|x| x.instance()).map(|i| i.services()) else {
+        return false;
+    };
+    let mut pair: (*const KernelServices, Step) = (services, &mut step);
+    let code = call_into(
+        d,
+        EntryKind::Kernel,
+        invoke_step,
+        &mut pair as *mut (*const KernelServices, Step) as *mut u8,
+        core::ptr::null(),
+        core::ptr::null(),
+    );
+    code == 0 && !super::registry::is_dead(d)
+}
+
+fn alloc_as(d: DomainId, size: usize) -> Result<usize, String> {
+    let mut p = 0;
+    // SAFETY: plain values.
+    let ran = as_domain(d, |s| p = unsafe { (s.rref_alloc)(size, 8) } as usize);
+    if !ran || p == 0 {
+        return Err(format!("domain {d} could not allocate {size} bytes"));
+    }
+    Ok(p)
+}
+
+fn free_as(d: DomainId, p: usize) -> Result<(), String> {
+    // SAFETY: a deliberately forged address is what this test passes; the kernel checks it.
+    if as_domain(d, |s| unsafe { (s.rref_free)(p as *mut u8) }) {
+        Ok(())
+    } else {
+        Err(format!("domain {d} crashed freeing {p:#x}"))
+    }
+}
+
+fn send_as(d: DomainId, p: usize, slot: u32) -> Result<i32, String> {
+    let mut r = 0;
+    // SAFETY: as in `free_as`.
+    let ran = as_domain(d, |s| r = unsafe { (s.rref_send)(p as *mut u8, slot) });
+    ran.then_some(r).ok_or(format!("domain {d} crashed sending {p:#x}"))
+}
+
+fn claim_as(d: DomainId, p: usize) -> Result<i32, String> {
+    let mut r = 0;
+    // SAFETY: as in `free_as`.
+    let ran = as_domain(d, |s| r = unsafe { (s.rref_claim)(p as *mut u8) });
+    ran.then_some(r).ok_or(format!("domain {d} crashed claiming {p:#x}"))
+}
+
+/// Attacks through `attacker`'s services (relay, which owns a slot into `victim`, hello)
+/// on its own and `victim`'s blocks. Returns the number of forged requests refused, or
+/// what went wrong.
+pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String> {
+    let slot = (0..proxy::MAX_SLOTS as u32)
+        .find(|i| proxy::callee_of(attacker, *i) == Some(victim))
+        .ok_or("the attacker has no slot into the victim")?;
+    let owned = |d| rref::owned_by(d);
+    let (a0, v0) = (owned(attacker), owned(victim));
+    let a = alloc_as(attacker, 64)?;
+    let v = alloc_as(victim, 64)?;
+    let big = alloc_as(attacker, 32 * 1024)?;
+    let (region, size) = slab::region();
+    if a.wrapping_sub(region) >= size || v.wrapping_sub(region) >= size {
+        return Err(format!("64-byte blocks outside the slab region: {a:#x} {v:#x}"));
+    }
+    let (a1, v1) = (owned(attacker), owned(victim));
+    let mut refused = 0;
+    // Addresses that are no block's start, another domain's block, and a slot never
+    // handed out (the region's last).
+    let forged = [a + 8, a + 1, a + 63, v, v + 8, v + 64, region + size - 64, big + 64, big - 64, 0, usize::MAX];
+    for p in forged {
+        if rref::owner_of(p) == Some(attacker) {
+            continue; // its own block (a neighbour it happened to get): not a forgery
+        }
+        let got = (claim_as(attacker, p)?, send_as(attacker, p, slot)?);
+        free_as(attacker, p)?;
+        if got != (-1, -1) || (owned(attacker), owned(victim)) != (a1, v1) {
+            return Err(format!("forged address {p:#x} took effect ({got:?})"));
+        }
+        refused += 3;
+    }
+    // Double free, then use after free.
+    free_as(attacker, a)?;
+    let a2 = owned(attacker);
+    if a2.0 + 1 != a1.0 {
+        return Err("its own free did not take".into());
+    }
+    free_as(attacker, a)?;
+    let got = (claim_as(attacker, a)?, send_as(attacker, a, slot)?);
+    if owned(attacker) != a2 || got != (-1, -1) {
+        return Err(format!("double free or use after free took effect ({got:?})"));
+    }
+    refused += 3;
+    // The freed slot reused by the victim: the attacker's old address now names the
+    // victim's block, and gets nothing.
+    let reused = alloc_as(victim, 64)?;
+    if reused != a {
+        return Err(format!("the freed slot {a:#x} was not the next one handed out ({reused:#x})"));
+    }
+    let before = (owned(attacker), owned(victim));
+    let got = (claim_as(attacker, a)?, send_as(attacker, a, slot)?);
+    free_as(attacker, a)?;
+    if got != (-1, -1) || (owned(attacker), owned(victim)) != before {
+        return Err(format!("a freed slot reused by another domain was taken ({got:?})"));
+    }
+    refused += 3;
+    // In flight through the attacker's slot: only that slot's callee may claim it; the
+    // kernel, naming it, gets nothing; the callee gets it.
+    let n = alloc_as(attacker, 64)?;
+    if send_as(attacker, n, slot)? != 0 {
+        return Err("the attacker could not send its own block".into());
+    }
+    if rref::claim(super::KERNEL, n as *mut u8) {
+        return Err("the kernel claimed a block in flight to another domain".into());
+    }
+    refused += 1;
+    if claim_as(victim, n)? != 0 {
+        return Err("the callee could not claim a block sent to it".into());
+    }
+    if owned(attacker) != a2 || owned(victim).0 != v1.0 + 2 {
+        return Err("a claimed block was not moved to its receiver".into());
+    }
+    // Clean up: everything goes back to where it was.
+    for p in [n, reused, v] {
+        free_as(victim, p)?;
+    }
+    free_as(attacker, big)?;
+    if (owned(attacker), owned(victim)) != (a0, v0) {
+        return Err(format!(
+            "after cleaning up: attacker {:?} (was {a0:?}), victim {:?} (was {v0:?})",
+            owned(attacker),
+            owned(victim)
+        ));
+    }
+    Ok(refused)
+}
