@@ -58,13 +58,11 @@ impl Instance {
         &*self.services
     }
 
-    /// Ends this run but keeps its image (and its pristine data) for a restart; the rest
-    /// (heap, services table, grants) is freed.
-    pub fn into_kept(self) -> Kept {
-        Kept {
-            image: self.image,
-            pristine: self.pristine,
-        }
+    /// Ends this run but keeps its image (code not executable) and pristine data for a
+    /// restart; the rest (heap, services table, grants) is freed. `None` if the image could
+    /// not be kept (its mapping could not be changed): it is freed too.
+    pub fn into_kept(self) -> Option<Kept> {
+        Kept::park(self.image, self.pristine)
     }
 }
 
@@ -121,11 +119,11 @@ pub fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage, route_irq
 
 /// A new instance of domain `id` (crashed, its threads gone) on its kept image, which is
 /// made as it was before the domain first ran (its writable segments copied back from the
-/// pristine copy): no copy, relocation or mapping of the ELF again. If it fails, the image
-/// is kept again for the next attempt.
+/// pristine copy, its code executable again): no copy, relocation or re-mapping of the ELF.
+/// If it fails, the image is kept again for the next attempt.
 pub fn reinstantiate(id: DomainId, m: &Manifest, kept: Kept) -> Result<Instance, StartError> {
     super::quota::set(id, m);
-    let Kept { image, pristine } = kept.restored();
+    let (image, pristine) = kept.unpark().map_err(StartError::Load)?;
     match the_rest(id, m, true) {
         Ok((heap, grants, services)) => Ok(Instance {
             image,
@@ -136,7 +134,9 @@ pub fn reinstantiate(id: DomainId, m: &Manifest, kept: Kept) -> Result<Instance,
             state_hooks: None,
         }),
         Err(why) => {
-            super::pristine::keep(id, Kept { image, pristine });
+            if let Some(kept) = Kept::park(image, pristine) {
+                super::pristine::keep(id, kept);
+            }
             Err(why)
         }
     }

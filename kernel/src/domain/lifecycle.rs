@@ -31,12 +31,14 @@ pub fn reclaim(d: DomainId, name: &str, inst: Instance, keep_image: bool) {
     super::grants::quiesce(&inst.grants);
     let (buffers, dma_bytes) = super::dma::free_all_owned_by(d);
     events::free_owned_by(d);
-    if keep_image {
-        pristine::keep(d, inst.into_kept());
+    let kept = if keep_image {
+        // `None`: its mapping could not be changed, and it was freed.
+        inst.into_kept().map(|kept| pristine::keep(d, kept)).is_some()
     } else {
         drop(inst);
-    }
-    let image = if keep_image { "kept for its restart" } else { "freed" };
+        false
+    };
+    let image = if kept { "kept for its restart" } else { "freed" };
     info!(
         "domain {name} reclaimed: {heap_kib} KiB heap, {blocks} shared-heap blocks ({bytes} bytes), {buffers} DMA buffers ({dma_bytes} bytes), {irqs} interrupt routes; its {image_kib} KiB image {image}"
     );

@@ -6,9 +6,13 @@
 //! "Restart").
 //!
 //! A crashed or held domain's image waits here (`keep`) until the restarter takes it back
-//! (`take`), or until its record is retired for good (`forget`).
+//! (`take`), or until its record is retired for good (`forget`). Meanwhile its code is
+//! mapped read-only, not executable: a thread still on its way out of the dead instance
+//! (returning into it from a call it made) faults at its first instruction and is unwound,
+//! as it did when a crashed domain's image was freed at once; it never runs the dead
+//! instance's code on data the restart is about to reset.
 
-use super::image::LoadedImage;
+use super::image::{LoadFailure, LoadedImage};
 use super::DomainId;
 use crate::memory::{Access, FrameRange};
 use crate::sync::IrqLock;
@@ -64,18 +68,27 @@ impl Pristine {
     }
 }
 
-/// A crashed or held domain's image and its pristine data, kept for its restart.
+/// A crashed or held domain's image (its code not executable) and its pristine data, kept
+/// for its restart.
 pub struct Kept {
-    pub image: LoadedImage,
-    pub pristine: Pristine,
+    image: LoadedImage,
+    pristine: Pristine,
 }
 
 impl Kept {
-    /// The image again as it was before its domain first ran: its writable segments
-    /// copied back from the pristine copy.
-    pub fn restored(mut self) -> Kept {
+    /// Keeps `image` for a restart, its code made non-executable first. `None` if its
+    /// mapping could not be changed: then the image is freed (a restart loads it again).
+    pub fn park(mut image: LoadedImage, pristine: Pristine) -> Option<Kept> {
+        image.set_code_executable(false).ok()?;
+        Some(Kept { image, pristine })
+    }
+
+    /// The image again as it was loaded, before its domain first ran: its writable
+    /// segments copied back from the pristine copy, its code executable again.
+    pub fn unpark(mut self) -> Result<(LoadedImage, Pristine), LoadFailure> {
         self.pristine.restore(&mut self.image);
-        self
+        self.image.set_code_executable(true).map_err(LoadFailure::Map)?;
+        Ok((self.image, self.pristine))
     }
 }
 
