@@ -153,8 +153,8 @@ fn restart(id: DomainId) {
 }
 
 /// The restarted instance: on the image kept at the crash (every crashed or held domain has
-/// one), or, should none be kept, loaded again from the kept ELF, its digest re-checked
-/// first (those bytes lie in ordinary read-write RAM).
+/// one, unless its mapping could not be changed then), or else loaded again from the kept
+/// ELF, its digest re-checked first (those bytes lie in ordinary read-write RAM).
 fn new_instance(id: DomainId, m: &loader::manifest::Manifest, elf: &loader::ElfImage, digest: &[u8; 32]) -> Result<Instance, StartError> {
     match super::pristine::take(id) {
         Some(kept) => reinstantiate(id, m, kept),
