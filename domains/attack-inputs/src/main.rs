@@ -8,6 +8,8 @@
 //! 3. Log forgery: a log line with an embedded newline and a fake kernel line after it,
 //!    and a thread name that does the same.
 //! 4. Replacing the services table: `set_services`, `runtime::start` and `_start` again.
+//! 5. Keeping something across a restart: each instance changes its statics (one in
+//!    `.bss`, one in `.data`) and then crashes; the next must find them as loaded.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -15,6 +17,7 @@
 extern crate alloc;
 
 use alloc::string::String;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use runtime::interfaces::{ConsoleState, HelloState};
 
 fn huge_and_odd() {
@@ -92,8 +95,26 @@ fn replace_services() {
     runtime::println!("set_services again: {a}; runtime::start again: {b}; _start again: {c}; heap intact: {intact}");
 }
 
+/// Zero when loaded (`.bss`): how many times `init` ran on this data.
+static STARTS: AtomicU32 = AtomicU32::new(0);
+/// Not zero when loaded (`.data`).
+static MARK: AtomicU64 = AtomicU64::new(0x5eed_f1de);
+
+/// Class 5: an instance marks its data, then crashes; a restart must undo the marks.
+fn mark_then_crash() -> Result<(), i32> {
+    let starts = STARTS.fetch_add(1, Ordering::SeqCst);
+    let mark = MARK.swap(0xdead, Ordering::SeqCst);
+    if starts == 0 && mark == 0x5eed_f1de {
+        runtime::println!("this instance starts from its data as loaded");
+    } else {
+        runtime::println!("ESCAPE: the data of a previous instance survived: {starts} starts before, mark {mark:#x}");
+    }
+    runtime::spawn("crasher", || panic!("crashing with its statics changed"))
+}
+
 fn init() -> Result<(), &'static str> {
     let r = match runtime::version().1 {
+        5 => mark_then_crash(),
         1 => runtime::spawn("odd", huge_and_odd),
         2 => runtime::spawn("sleepers", sleepers),
         4 => runtime::spawn("replace", replace_services),

@@ -34,6 +34,20 @@ impl core::fmt::Display for LoadFailure {
     }
 }
 
+impl LoadedImage {
+    /// Maps the image's code read-execute (`true`) or read-only (`false`): a crashed
+    /// domain's image, kept for its restart, is not executable until then (pristine.rs).
+    pub fn set_code_executable(&mut self, executable: bool) -> Result<(), crate::arch::mmu::MapError> {
+        let access = if executable { Access::ReadExecute } else { Access::ReadOnly };
+        for &(address, size, permission) in &self.segments {
+            if permission == Permission::RX {
+                self._frames.protect(address - self.base, size, access)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// "R RX RW": the permission of each segment, in order.
 pub fn describe_segments(elf: &ElfImage) -> alloc::string::String {
     let names: alloc::vec::Vec<&str> = elf

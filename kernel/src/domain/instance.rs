@@ -1,11 +1,14 @@
 //! One run of a domain: what `instantiate` makes from a verified image (the relocated,
-//! mapped image, the private heap, the services table, the device grants) and the call of
-//! its initialisation. Everything an instance owns is freed when it is dropped; `reclaim`
-//! (lifecycle.rs) first takes back what others hold for it (interrupt routes, shared heap).
+//! mapped image and the pristine copy of its data, the private heap, the services table,
+//! the device grants), or `reinstantiate` from a crashed run's kept image, and the call of
+//! its initialisation. Everything an instance owns is freed when it is dropped, or all but
+//! its image when it is kept for a restart (`into_kept`); `reclaim` (lifecycle.rs) first
+//! takes back what others hold for it (interrupt routes, shared heap).
 
 use super::continuation::{call_into, EntryKind};
 use super::grants::{self, Grant, GrantError};
 use super::image::{self, LoadFailure, LoadedImage};
+use super::pristine::{Kept, Pristine};
 use super::registry::registry;
 use super::DomainId;
 use crate::memory::{FrameRange, PAGE_SIZE};
@@ -31,6 +34,8 @@ pub struct StateHooks {
 /// What one run of a domain owns; all of it goes when the domain dies.
 pub struct Instance {
     pub image: LoadedImage,
+    /// The image's writable segments as they were before the domain first ran.
+    pristine: Pristine,
     heap: FrameRange,
     services: Box<KernelServices>,
     pub grants: Vec<Grant>,
@@ -52,18 +57,29 @@ impl Instance {
     pub fn services(&self) -> *const KernelServices {
         &*self.services
     }
+
+    /// Ends this run but keeps its image (code not executable) and pristine data for a
+    /// restart; the rest (heap, services table, grants) is freed. `None` if the image could
+    /// not be kept (its mapping could not be changed): it is freed too.
+    pub fn into_kept(self) -> Option<Kept> {
+        Kept::park(self.image, self.pristine)
+    }
 }
 
 /// Why a domain could not be started (or restarted, or prepared for a swap).
 #[derive(Debug)]
 pub enum StartError {
     Load(LoadFailure),
+    /// No frames for the pristine copy of its writable data.
+    NoPristineMemory,
     NoHeapMemory,
     Grant(GrantError),
     /// It is not in the registry (it was retired meanwhile).
     NoInstance,
     InitCrashed,
     InitFailed(i32),
+    /// Its ELF, loaded again for a restart, no longer matches the verified digest.
+    DigestMismatch,
     /// It did not export an interface its manifest declares.
     MissingExport(String),
 }
@@ -72,9 +88,11 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Load(e) => write!(f, "cannot load: {e}"),
+            StartError::NoPristineMemory => f.write_str("no memory for the pristine copy of its data"),
             StartError::NoHeapMemory => f.write_str("no memory for its heap"),
             StartError::Grant(e) => write!(f, "{e}"),
             StartError::NoInstance => f.write_str("no instance"),
+            StartError::DigestMismatch => f.write_str("its image in memory no longer matches the verified digest"),
             StartError::InitCrashed => f.write_str("crashed during initialisation"),
             StartError::InitFailed(code) => write!(f, "initialisation failed (code {code})"),
             StartError::MissingExport(name) => write!(f, "did not export {name}, which its manifest declares"),
@@ -87,18 +105,51 @@ impl fmt::Display for StartError {
 pub fn instantiate(id: DomainId, m: &Manifest, elf: &loader::ElfImage, route_irqs: bool) -> Result<Instance, StartError> {
     super::quota::set(id, m);
     let image = image::load(elf).map_err(StartError::Load)?;
-    let heap = FrameRange::alloc(m.heap_limit as usize / PAGE_SIZE).ok_or(StartError::NoHeapMemory)?;
-    let uart = registry().uart();
-    let grants = grants::grant_devices(id, m, uart, route_irqs).map_err(StartError::Grant)?;
-    let v = &m.version;
-    let services = Box::new(super::services::table(id, heap.base(), heap.bytes(), [v.major, v.minor, v.patch]));
+    let pristine = Pristine::capture(&image).ok_or(StartError::NoPristineMemory)?;
+    let (heap, grants, services) = the_rest(id, m, route_irqs)?;
     Ok(Instance {
         image,
+        pristine,
         heap,
         services,
         grants,
         state_hooks: None,
     })
+}
+
+/// A new instance of domain `id` (crashed, its threads gone) on its kept image, which is
+/// made as it was before the domain first ran (its writable segments copied back from the
+/// pristine copy, its code executable again): no copy, relocation or re-mapping of the ELF.
+/// If it fails, the image is kept again for the next attempt.
+pub fn reinstantiate(id: DomainId, m: &Manifest, kept: Kept) -> Result<Instance, StartError> {
+    super::quota::set(id, m);
+    let (image, pristine) = kept.unpark().map_err(StartError::Load)?;
+    match the_rest(id, m, true) {
+        Ok((heap, grants, services)) => Ok(Instance {
+            image,
+            pristine,
+            heap,
+            services,
+            grants,
+            state_hooks: None,
+        }),
+        Err(why) => {
+            if let Some(kept) = Kept::park(image, pristine) {
+                super::pristine::keep(id, kept);
+            }
+            Err(why)
+        }
+    }
+}
+
+/// What an instance holds besides its image: its heap, device grants and services table.
+fn the_rest(id: DomainId, m: &Manifest, route_irqs: bool) -> Result<(FrameRange, Vec<Grant>, Box<KernelServices>), StartError> {
+    let heap = FrameRange::alloc(m.heap_limit as usize / PAGE_SIZE).ok_or(StartError::NoHeapMemory)?;
+    let uart = registry().uart();
+    let grants = grants::grant_devices(id, m, uart, route_irqs).map_err(StartError::Grant)?;
+    let v = &m.version;
+    let services = Box::new(super::services::table(id, heap.base(), heap.bytes(), [v.major, v.minor, v.patch]));
+    Ok((heap, grants, services))
 }
 
 struct InitCall {

@@ -4,7 +4,7 @@
 
 use super::instance::{instantiate, run_init, Instance, StartError};
 use super::registry::{registry, Domain, State};
-use super::{continuation, events, image, rref, short, DomainId};
+use super::{continuation, events, image, pristine, rref, short, DomainId};
 use crate::memory::FrameRange;
 use crate::{info, warn};
 use alloc::string::String;
@@ -12,8 +12,10 @@ use alloc::vec::Vec;
 use loader::manifest::InterfaceRef;
 
 /// Takes back what instance `inst` of `d` held and frees it: its interrupt routes, its
-/// shared-heap blocks, then (dropping it) its image, heap and services table.
-pub fn reclaim(d: DomainId, name: &str, inst: Instance) {
+/// shared-heap blocks, then (dropping it) its heap, services table and image — or, with
+/// `keep_image` (the domain may be restarted), all but its image, which is kept for the
+/// restart (pristine.rs).
+pub fn reclaim(d: DomainId, name: &str, inst: Instance, keep_image: bool) {
     let (image_kib, heap_kib) = (inst.image.size / 1024, inst.heap_bytes() / 1024);
     let mut irqs = 0;
     for g in &inst.grants {
@@ -29,9 +31,16 @@ pub fn reclaim(d: DomainId, name: &str, inst: Instance) {
     super::grants::quiesce(&inst.grants);
     let (buffers, dma_bytes) = super::dma::free_all_owned_by(d);
     events::free_owned_by(d);
-    drop(inst);
+    let kept = if keep_image {
+        // `None`: its mapping could not be changed, and it was freed.
+        inst.into_kept().map(|kept| pristine::keep(d, kept)).is_some()
+    } else {
+        drop(inst);
+        false
+    };
+    let image = if kept { "kept for its restart" } else { "freed" };
     info!(
-        "domain {name} reclaimed: {image_kib} KiB image, {heap_kib} KiB heap, {blocks} shared-heap blocks ({bytes} bytes), {buffers} DMA buffers ({dma_bytes} bytes), {irqs} interrupt routes"
+        "domain {name} reclaimed: {heap_kib} KiB heap, {blocks} shared-heap blocks ({bytes} bytes), {buffers} DMA buffers ({dma_bytes} bytes), {irqs} interrupt routes; its {image_kib} KiB image {image}"
     );
 }
 
@@ -40,11 +49,17 @@ pub fn reclaim(d: DomainId, name: &str, inst: Instance) {
 /// events, its instance and, once retired, its image.
 pub fn retire(id: DomainId, state: State) {
     let retirement = registry().retire(id, state);
+    // A held record may still be restarted (the shell's `restart`); a retired or rejected
+    // one never is.
+    let for_good = matches!(state, State::Retired | State::Rejected);
     if let Some(r) = retirement {
         if let Some(inst) = r.instance {
-            reclaim(id, &r.name, inst);
+            reclaim(id, &r.name, inst, !for_good);
         }
         drop(r.pushed);
+    }
+    if for_good {
+        pristine::forget(id);
     }
     events::wake_waiters(None);
 }

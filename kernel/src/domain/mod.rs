@@ -9,6 +9,7 @@
 //! | how an image becomes mapped, relocated code (W^X) | `image.rs` |
 //! | what one run of a domain owns; its initialisation | `instance.rs` |
 //! | how a domain starts and leaves service; what is reclaimed | `lifecycle.rs` |
+//! | how a crashed domain's image is kept and made as it was loaded again | `pristine.rs` |
 //! | which domains boot, in which order | `boot.rs` |
 //! | the call path: the slot table the trampoline reads | `proxy.rs` (asm: `arch/aarch64/continuation.s`) |
 //! | where a call resumes if its callee dies | `continuation.rs` |
@@ -42,6 +43,7 @@ mod kernel_iface;
 mod lifecycle;
 mod load;
 mod policy;
+mod pristine;
 mod proxy;
 #[cfg(feature = "hostlink")]
 pub mod push;

@@ -2,10 +2,10 @@
 //! reclaims its instance and applies a restart policy — the signed manifest's, or one the
 //! caller passes (a restart someone asked for): `restart` (rate-limited: more than
 //! `limit` crashes within `window` and it is held), `hold`, or `fatal` (power off). The
-//! restarter thread re-instantiates a domain from its kept, verified image and re-points
-//! its callers' slots.
+//! restarter thread re-instantiates a domain on its kept image, made as it was loaded
+//! again (pristine.rs), and re-points its callers' slots.
 
-use super::instance::instantiate;
+use super::instance::{instantiate, reinstantiate, Instance, StartError};
 use super::lifecycle::{reclaim, retire};
 use super::registry::{registry, State};
 use super::{continuation, events, DomainId, KERNEL};
@@ -51,7 +51,8 @@ fn fail(d: DomainId, cause: &str, policy: Option<RestartPolicy>) {
     let name = crash.name;
     warn!("domain {name} crashed: {cause}");
     if let Some(inst) = crash.instance {
-        reclaim(d, &name, inst);
+        // Kept whatever the policy: a held domain may be restarted later (`restart`).
+        reclaim(d, &name, inst, true);
     }
     events::wake_waiters(None);
     match crash.policy {
@@ -114,8 +115,10 @@ pub fn request_restart(id: DomainId) -> Result<(), RestartRefusal> {
     }
 }
 
-/// Re-instantiates crashed domain `id` from its kept image: digest re-checked, no new
-/// signature check. Re-points every slot into it to the new instance.
+/// Re-instantiates crashed domain `id` on its kept image, its writable data copied back
+/// from the pristine copy (no new signature check, no reload: its code and read-only data
+/// were never writable since they were verified and relocated). Re-points every slot into
+/// it to the new instance.
 fn restart(id: DomainId) {
     let name = registry().name(id);
     let image = registry().restart_image(id);
@@ -131,14 +134,11 @@ fn restart(id: DomainId) {
         crate::sched::sleep_ms(10);
         waited += 1;
     }
-    if loader::sha256(elf.bytes()) != digest {
-        return hold(id, &name, "its image in memory no longer matches the verified digest");
-    }
     // Admitted when it was loaded (its key's policy); the floor may have risen since.
     if let Err(why) = loader::policy::check_floor(&manifest, &super::policy::floor(&name)) {
         return hold(id, &name, &alloc::format!("restart refused: {why}"));
     }
-    let inst = match instantiate(id, &manifest, &elf, true) {
+    let inst = match new_instance(id, &manifest, &elf, &digest) {
         Ok(x) => x,
         Err(why) => return hold(id, &name, &alloc::format!("restart failed: {why}")),
     };
@@ -150,6 +150,17 @@ fn restart(id: DomainId) {
     }
     registry().repoint(id, id);
     info!("domain {name} restarted: generation {generation}");
+}
+
+/// The restarted instance: on the image kept at the crash (every crashed or held domain has
+/// one, unless its mapping could not be changed then), or else loaded again from the kept
+/// ELF, its digest re-checked first (those bytes lie in ordinary read-write RAM).
+fn new_instance(id: DomainId, m: &loader::manifest::Manifest, elf: &loader::ElfImage, digest: &[u8; 32]) -> Result<Instance, StartError> {
+    match super::pristine::take(id) {
+        Some(kept) => reinstantiate(id, m, kept),
+        None if loader::sha256(elf.bytes()) != *digest => Err(StartError::DigestMismatch),
+        None => instantiate(id, m, elf, true),
+    }
 }
 
 /// Restarts crashed domains as `crashed` queues them.

@@ -263,7 +263,9 @@ fn priorities(name: &str) -> ! {
 }
 
 /// Crashes the hello domain 1000 times (each restarted by policy) and checks that free
-/// frames, kernel heap use and shared-heap use return exactly to where they started.
+/// frames, kernel heap use and shared-heap use return exactly to where they started, and
+/// that every restarted instance starts from its initial data: the count of pings it
+/// served (a static of hello's, 3 or more when it crashed) is 1 after the first ping.
 fn crash_loop(name: &str) -> ! {
     use interfaces::hello::{self, Hello};
     const ROUNDS: u32 = 1000;
@@ -272,6 +274,12 @@ fn crash_loop(name: &str) -> ! {
         Err(e) => fail(name, format_args!("cannot import Hello ({e})")),
     };
     let crash_and_wait = |round: u32| {
+        // Written into hello's data by the instance about to crash; gone after the restart.
+        for x in 0..2 {
+            if proxy.ping(x) != Ok(x + 1) {
+                fail(name, format_args!("round {round}: hello did not answer before the crash"));
+            }
+        }
         if proxy.fail(0) != Err(interfaces::RpcError::Crashed) {
             fail(name, format_args!("round {round}: the panicking call did not fail with Crashed"));
         }
@@ -279,7 +287,13 @@ fn crash_loop(name: &str) -> ! {
         // inside the dead instance; wait for it (up to 3 s).
         for _ in 0..300 {
             if proxy.ping(round as u64) == Ok(round as u64 + 1) {
-                return;
+                match proxy.served() {
+                    Ok(1) => return,
+                    other => fail(
+                        name,
+                        format_args!("round {round}: the restarted hello counts {other:?} pings served, not 1: its data is not as it was loaded"),
+                    ),
+                }
             }
             sched::sleep_ms(10);
         }
@@ -306,7 +320,7 @@ fn crash_loop(name: &str) -> ! {
         pass(
             name,
             format_args!(
-                "{ROUNDS} crash-and-restart rounds; free frames {}, kernel heap {} bytes used, shared heap {} bytes: {}",
+                "{ROUNDS} crash-and-restart rounds, each restarted instance's data as it was loaded; free frames {}, kernel heap {} bytes used, shared heap {} bytes: {}",
                 after.0,
                 after.1,
                 after.2,

@@ -99,6 +99,10 @@ const ODD_INPUTS: &[Attacker] = &[attacker("attack-inputs", 1)];
 const HUGE_SLEEPS: &[Attacker] = &[attacker("attack-inputs", 2)];
 const LOG_FORGERY: &[Attacker] = &[attacker("attack-inputs", 3)];
 const REPLACE_SERVICES: &[Attacker] = &[attacker("attack-inputs", 4)];
+const KEEP_ACROSS_RESTART: &[Attacker] = &[Attacker {
+    restart: "restart",
+    ..attacker("attack-inputs", 5)
+}];
 const STACK_CALL: &[Attacker] = &[attacker("attack-stack", 1)];
 const STACK_RREF: &[Attacker] = &[attacker("attack-stack", 2)];
 const STACK_LOG: &[Attacker] = &[attacker("attack-stack", 3)];
@@ -237,6 +241,15 @@ fn service_touched_the_guard_page(t: &str) -> Result<(), String> {
 }
 
 /// hello was never crashed (blamed for a stack overflow or a call it did not make last).
+/// attack-inputs 5: all four instances (the first and three restarts) found their data as
+/// loaded (an `ESCAPE` line says otherwise; `kernel_intact` catches it too).
+fn every_instance_started_as_loaded(t: &str) -> Result<(), String> {
+    match t.matches("attack-inputs: this instance starts from its data as loaded").count() {
+        4 => Ok(()),
+        n => Err(format!("{n} instances of attack-inputs started from their data as loaded, not 4")),
+    }
+}
+
 fn hello_never_crashed(t: &str) -> Result<(), String> {
     match t.find("domain hello crashed") {
         Some(at) => Err(format!("hello crashed: {}", &t[at..t[at..].find('\n').map_or(t.len(), |n| at + n)])),
@@ -534,6 +547,23 @@ pub fn cases() -> Vec<QemuTest> {
             &[Expect(
                 "attack-inputs: set_services again: false; runtime::start again: -1; _start again: -1; heap intact: true",
             )],
+        )
+        .then(SHELL_ANSWERS),
+        // A domain that changes its statics and crashes, four times (then the rate limit
+        // holds it): a restart re-uses the kept image, so each instance must find its
+        // writable data copied back as loaded (SECURITY.md, "Restarts").
+        attack(
+            "attack-restart-starts-from-the-loaded-data",
+            KEEP_ACROSS_RESTART,
+            &[
+                Expect("attack-inputs: this instance starts from its data as loaded"),
+                Expect("domain attack-inputs crashed: panicked"),
+                Expect("domain attack-inputs restarted: generation 2"),
+                Expect("domain attack-inputs restarted: generation 3"),
+                Expect("domain attack-inputs restarted: generation 4"),
+                Expect("domain attack-inputs held: it crashed more than 3 times within 1000 ms"),
+                Check(every_instance_started_as_loaded),
+            ],
         )
         .then(SHELL_ANSWERS),
         // Class 14: a hot swap whose state export (in the running version) loops forever.
