@@ -18,7 +18,7 @@ const _: () = {
     assert!(offset_of!(Slot, methods) == offset_of!(Slot, call_base) + 4);
     assert!(offset_of!(Slot, callee) == offset_of!(Slot, caller) + 4);
     // `stp`/`ldp` with writeback push and pop the whole continuation (imm7, scaled by 8).
-    assert!(size_of::<Continuation>() <= 504 && size_of::<Continuation>() % 16 == 0);
+    assert!(size_of::<Continuation>() <= 504 && size_of::<Continuation>().is_multiple_of(16));
     assert!(size_of::<Slot>() == 1 << 6);
     assert!(MAX_SLOTS == 1 << 8);
 };
