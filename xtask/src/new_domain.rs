@@ -248,7 +248,14 @@ fn update_lock() -> Result<(), String> {
     // (winapi-util, for one), which a fresh machine has never downloaded.
     let out = crate::setup::cargo()
         .current_dir(domains_dir())
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", crate::setup::KERNEL_TARGET])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+            crate::setup::KERNEL_TARGET,
+        ])
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !out.status.success() {
