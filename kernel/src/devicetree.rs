@@ -205,16 +205,18 @@ fn child_chain(node: FdtNode<'_, 'static>, chain: &[Bus]) -> ([Bus; MAX_DEPTH + 
     (inner, depth + 1)
 }
 
-struct Walker {
+/// One walk of the tree: `parse`'s (`target` is `None`: the platform's devices) or
+/// `find_devices`' (only the nodes compatible with `target`).
+struct Walker<'q> {
     platform: Platform,
     stdout_name: Option<&'static str>,
     fdt: Fdt<'static>,
-    /// `find_device`: the compatible string looked for, and the first enabled match.
-    target: Option<&'static str>,
+    /// `find_devices`: the compatible string looked for, and every enabled match.
+    target: Option<&'q str>,
     found: alloc::vec::Vec<Device>,
 }
 
-impl Walker {
+impl Walker<'_> {
     fn reg(&self, node: FdtNode<'_, 'static>, chain: &[Bus], index: usize) -> Option<Region> {
         let bus = chain.last()?;
         let reg = node.property("reg")?.value;
@@ -249,10 +251,12 @@ impl Walker {
 
     fn visit(&mut self, node: FdtNode<'_, 'static>, chain: &[Bus], irq_parent: Option<u32>) {
         if prop_str(node, "device_type") == Some("memory") && enabled(node) {
-            for i in 0.. {
-                match self.reg(node, chain, i) {
-                    Some(r) if r.size > 0 => self.platform.memory.push(r),
-                    _ => break,
+            if self.target.is_none() {
+                for i in 0.. {
+                    match self.reg(node, chain, i) {
+                        Some(r) if r.size > 0 => self.platform.memory.push(r),
+                        _ => break,
+                    }
                 }
             }
             return;
@@ -261,6 +265,7 @@ impl Walker {
             return;
         }
         if let Some(t) = self.target {
+            // A search: only the matches (the platform's devices were found by `parse`).
             if is_compatible(node, &[t]).is_some() {
                 if let Some(reg) = self.reg(node, chain, 0) {
                     self.found.push(Device {
@@ -270,8 +275,10 @@ impl Walker {
                     });
                 }
             }
-        }
-        if is_compatible(node, &["arm,pl011"]).is_some() {
+            if node.name == "reserved-memory" {
+                return;
+            }
+        } else if is_compatible(node, &["arm,pl011"]).is_some() {
             let is_stdout = self.stdout_name == Some(node.name);
             if self.platform.uart.is_none() || is_stdout {
                 if let Some(reg) = self.reg(node, chain, 0) {
@@ -403,25 +410,17 @@ pub fn find_device(compatible: &str) -> Option<Device> {
     find_devices(compatible).into_iter().next()
 }
 
-/// Every enabled node compatible with `compatible`, in tree order (as `find_device`).
+/// Every enabled node compatible with `compatible`, in tree order (as `find_device`). One
+/// walk of the tree.
 pub fn find_devices(compatible: &str) -> alloc::vec::Vec<Device> {
-    let fdt = boot_fdt();
-    // The walker keeps &'static strs; compatible strings of the query live only for this
-    // call, so compare against the tree's own copy.
-    let stored: Option<&'static str> = fdt
-        .iter()
-        .flat_map(|f| f.all_nodes())
-        .filter_map(|n| n.compatible())
-        .flat_map(|c| c.all())
-        .find(|c| *c == compatible);
-    let (Some(fdt), Some(stored)) = (fdt, stored) else {
+    let Some(fdt) = boot_fdt() else {
         return alloc::vec::Vec::new();
     };
     walk(Walker {
         platform: Platform::empty(),
         stdout_name: None,
         fdt,
-        target: Some(stored),
+        target: Some(compatible),
         found: alloc::vec::Vec::new(),
     })
     .found
@@ -476,7 +475,7 @@ pub fn pci_host() -> Option<(Region, Region)> {
     Some((ecam, io))
 }
 
-fn walk(mut walker: Walker) -> Walker {
+fn walk(mut walker: Walker<'_>) -> Walker<'_> {
     let fdt = walker.fdt;
     if let Some(root) = fdt.find_node("/") {
         let root_bus = Bus {

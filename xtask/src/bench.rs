@@ -85,6 +85,12 @@ pub const TARGETS: &[Target] = &[
         what: "hot-swap window, console driver with a waiting reader",
     },
     Target {
+        row: "shell verification over the crypto floor, per mille",
+        most: 1_100,
+        before: 3_100,
+        what: "shell verification over SHA-256 of its bytes + one Ed25519 verification, per mille",
+    },
+    Target {
         row: "reset to all domains started",
         most: 15_000_000,
         before: 61_000_000,

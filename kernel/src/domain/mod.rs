@@ -81,6 +81,7 @@ pub fn shell_running() -> bool {
 #[cfg(feature = "selftest")]
 pub mod inspect {
     use super::registry::{registry, State};
+    pub use super::verify::{crypto_floor, sha256};
     use super::DomainId;
     use alloc::string::{String, ToString};
     use alloc::vec::Vec;

@@ -5,6 +5,7 @@ pub mod mmu;
 pub mod pmu;
 pub mod psci;
 pub mod semihosting;
+pub mod sha256;
 pub mod timer;
 
 core::arch::global_asm!(include_str!("boot.s"));
