@@ -214,6 +214,8 @@ struct Walker<'q> {
     /// `find_devices`: the compatible string looked for, and every enabled match.
     target: Option<&'q str>,
     found: alloc::vec::Vec<Device>,
+    /// The last interrupt parent looked up: (phandle, `#interrupt-cells`, its compatible).
+    irq_parent: core::cell::Cell<Option<(u32, usize, &'static str)>>,
 }
 
 impl Walker<'_> {
@@ -235,12 +237,20 @@ impl Walker<'_> {
 
     fn irq(&self, node: FdtNode<'_, 'static>, inherited_parent: Option<u32>, index: usize) -> Option<IrqSpec> {
         let phandle = prop_u32(node, "interrupt-parent").or(inherited_parent)?;
-        let parent = self.fdt.find_phandle(phandle)?;
-        let cells = prop_u32(parent, "#interrupt-cells")? as usize;
+        // Finding a phandle searches the whole tree; nodes nearly all share one parent.
+        let (cells, controller) = match self.irq_parent.get() {
+            Some((p, cells, controller)) if p == phandle => (cells, controller),
+            _ => {
+                let parent = self.fdt.find_phandle(phandle)?;
+                let cells = prop_u32(parent, "#interrupt-cells")? as usize;
+                let controller = parent.compatible()?.all().next()?;
+                self.irq_parent.set(Some((phandle, cells, controller)));
+                (cells, controller)
+            }
+        };
         if cells == 0 || cells > 4 {
             return None;
         }
-        let controller = parent.compatible()?.all().next()?;
         let value = node.property("interrupts")?.value;
         let mut raw = [0u32; 4];
         for (i, cell) in raw.iter_mut().enumerate().take(cells) {
@@ -395,6 +405,7 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
         fdt,
         target: None,
         found: alloc::vec::Vec::new(),
+        irq_parent: core::cell::Cell::new(None),
     });
     DTB.store(bytes.as_ptr() as usize, core::sync::atomic::Ordering::Relaxed);
     DTB_SIZE.store(size, core::sync::atomic::Ordering::Relaxed);
@@ -422,6 +433,7 @@ pub fn find_devices(compatible: &str) -> alloc::vec::Vec<Device> {
         fdt,
         target: Some(compatible),
         found: alloc::vec::Vec::new(),
+        irq_parent: core::cell::Cell::new(None),
     })
     .found
 }

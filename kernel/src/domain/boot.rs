@@ -25,9 +25,10 @@ struct Pending {
     entry: &'static str,
 }
 
-/// Starts the domain layer and every domain in `initrd`. `uart` is the console UART the
-/// kernel uses (granted as `arm,pl011` when the device tree names none).
-pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
+/// Starts the domain layer and every domain in `initrd` (the archive as `main` validated
+/// it). `uart` is the console UART the kernel uses (granted as `arm,pl011` when the device
+/// tree names none).
+pub fn boot(initrd: Option<initrd::Archive<'static>>, uart: Option<Device>) {
     registry().add_kernel(uart);
     if let Some(k) = registry().get(KERNEL) {
         super::quota::set(KERNEL, k.manifest());
@@ -41,15 +42,8 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
     if let Err(e) = crate::sched::spawn("restarter", crate::sched::Priority::High, recovery::restarter) {
         warn!("domains: no restarter thread ({e}); crashed domains stay down");
     }
-    let Some(bytes) = initrd else { return };
-    let archive = match initrd::Archive::parse(bytes) {
-        Ok(a) => a,
-        Err(e) => {
-            warn!("initrd: rejected: {e}");
-            return;
-        }
-    };
-    registry().set_initrd(bytes);
+    let Some(archive) = initrd else { return };
+    registry().set_initrd(archive);
     let mut pending = choose(&archive);
     refuse_contested_exports(&mut pending);
     // A domain starts once every import it declares is exported (with the same hash) by

@@ -1,7 +1,8 @@
 //! `qvq.test=sha256`: the SHA-256 that verifies domains (the CPU's SHA-256 instructions
 //! where it has them, arch/aarch64/sha256.rs) against known answers (FIPS 180-4's examples)
 //! and against the portable code (`loader::sha256`) at every length across the block and
-//! chunk boundaries.
+//! chunk boundaries; and the same for the CRC-32 that validates the initrd (the CPU's CRC32
+//! instructions, arch/aarch64/crc32.rs, against `initrd::crc32`).
 
 use super::{fail, pass};
 use crate::domain::inspect;
@@ -55,13 +56,33 @@ pub fn run(name: &str) -> ! {
                     format_args!("{} bytes at offset {start}: {} here, {} portable", m.len(), hex(&got), hex(&want)),
                 );
             }
+            let (got, want) = (crate::arch::crc32::crc32(m), initrd::crc32(m));
+            if got.is_some_and(|c| c != want) {
+                fail(
+                    name,
+                    format_args!("CRC-32 of {} bytes at offset {start}: {got:x?} here, {want:08x} portable", m.len()),
+                );
+            }
             checked += 1;
         }
+    }
+    // CRC-32's check value (the CRC catalogue's "123456789").
+    let check = b"123456789";
+    if crate::arch::crc32::crc32(check).is_some_and(|c| c != 0xcbf4_3926) || initrd::crc32(check) != 0xcbf4_3926 {
+        fail(name, format_args!("the CRC-32 of \"123456789\" is not cbf43926"));
     }
     let how = if hardware {
         "the CPU's SHA-256 instructions"
     } else {
         "the portable code (no SHA-256 instructions)"
     };
-    pass(name, format_args!("{how}: known answers and {checked} messages agree with the portable code"))
+    let crc = if crate::arch::crc32::available() {
+        "the CPU's CRC32 instructions"
+    } else {
+        "no CRC32 instructions"
+    };
+    pass(
+        name,
+        format_args!("{how}: known answers and {checked} messages agree with the portable code; so does {crc}"),
+    )
 }

@@ -1,5 +1,6 @@
 //! AArch64: boot, exception vectors, MMU, generic timer, semihosting, PSCI.
 pub mod cpu;
+pub mod crc32;
 pub mod exception;
 pub mod mmu;
 pub mod pmu;
