@@ -274,6 +274,17 @@ impl Walker<'_> {
         if !enabled(node) {
             return;
         }
+        if self.target.is_none() {
+            // `parse`'s walk indexes every device for `find_devices`.
+            if let (Some(c), Some(reg)) = (node.property("compatible"), self.reg(node, chain, 0)) {
+                let device = Some(Device {
+                    name: node.name,
+                    reg,
+                    irq: self.irq(node, irq_parent, 0),
+                });
+                INDEX.lock().push(Indexed { compatible: c.value, device });
+            }
+        }
         if let Some(t) = self.target {
             // A search: only the matches (the platform's devices were found by `parse`).
             if is_compatible(node, &[t]).is_some() {
@@ -421,9 +432,35 @@ pub fn find_device(compatible: &str) -> Option<Device> {
     find_devices(compatible).into_iter().next()
 }
 
-/// Every enabled node compatible with `compatible`, in tree order (as `find_device`). One
-/// walk of the tree.
+/// An enabled node with a register range, as `parse` found it: its raw `compatible` list
+/// (NUL-separated) and the device.
+#[derive(Clone, Copy, Default)]
+struct Indexed {
+    compatible: &'static [u8],
+    device: Option<Device>,
+}
+
+/// Every enabled node with a `compatible` and a register range, in tree order.
+static INDEX: crate::sync::IrqLock<List<Indexed, 128>> = crate::sync::IrqLock::new(
+    "device-tree index",
+    List {
+        items: [Indexed { compatible: &[], device: None }; 128],
+        len: 0,
+        overflowed: false,
+    },
+);
+
+/// Every enabled node compatible with `compatible`, in tree order (as `find_device`): from
+/// `parse`'s index, or (if the tree had more devices than it holds) one walk of the tree.
 pub fn find_devices(compatible: &str) -> alloc::vec::Vec<Device> {
+    {
+        // Read in place: the index (11 KiB) is too large to copy onto a thread's stack.
+        let index = INDEX.lock();
+        if index.len > 0 && !index.overflowed {
+            let matches = |i: &&Indexed| i.compatible.split(|&b| b == 0).any(|c| c == compatible.as_bytes());
+            return index.as_slice().iter().filter(matches).filter_map(|i| i.device).collect();
+        }
+    }
     let Some(fdt) = boot_fdt() else {
         return alloc::vec::Vec::new();
     };
