@@ -143,8 +143,9 @@ fn prop_str(node: FdtNode<'_, 'static>, name: &str) -> Option<&'static str> {
     core::str::from_utf8(v).ok()
 }
 
-fn is_compatible(node: FdtNode<'_, 'static>, with: &[&str]) -> Option<&'static str> {
-    node.compatible()?.all().find(|c| with.contains(c))
+/// True if the raw `compatible` list (NUL-separated) names one of `with`.
+fn is_compatible(list: Option<&[u8]>, with: &[&str]) -> bool {
+    list.is_some_and(|c| c.split(|&b| b == 0).any(|s| with.iter().any(|w| w.as_bytes() == s)))
 }
 
 fn enabled(node: FdtNode<'_, 'static>) -> bool {
@@ -205,8 +206,7 @@ fn child_chain(node: FdtNode<'_, 'static>, chain: &[Bus]) -> ([Bus; MAX_DEPTH + 
     (inner, depth + 1)
 }
 
-/// One walk of the tree: `parse`'s (`target` is `None`: the platform's devices) or
-/// `find_devices`' (only the nodes compatible with `target`).
+/// A walk of the tree: `parse`'s (no `target`) or `find_devices`' (the nodes of `target`).
 struct Walker<'q> {
     platform: Platform,
     stdout_name: Option<&'static str>,
@@ -274,20 +274,22 @@ impl Walker<'_> {
         if !enabled(node) {
             return;
         }
+        let compatible = node.property("compatible").map(|p| p.value); // one lookup per node
+        let has = |with: &[&str]| is_compatible(compatible, with);
         if self.target.is_none() {
             // `parse`'s walk indexes every device for `find_devices`.
-            if let (Some(c), Some(reg)) = (node.property("compatible"), self.reg(node, chain, 0)) {
+            if let (Some(c), Some(reg)) = (compatible, self.reg(node, chain, 0)) {
                 let device = Some(Device {
                     name: node.name,
                     reg,
                     irq: self.irq(node, irq_parent, 0),
                 });
-                INDEX.lock().push(Indexed { compatible: c.value, device });
+                INDEX.lock().push(Indexed { compatible: c, device });
             }
         }
         if let Some(t) = self.target {
             // A search: only the matches (the platform's devices were found by `parse`).
-            if is_compatible(node, &[t]).is_some() {
+            if has(&[t]) {
                 if let Some(reg) = self.reg(node, chain, 0) {
                     self.found.push(Device {
                         name: node.name,
@@ -299,7 +301,7 @@ impl Walker<'_> {
             if node.name == "reserved-memory" {
                 return;
             }
-        } else if is_compatible(node, &["arm,pl011"]).is_some() {
+        } else if has(&["arm,pl011"]) {
             let is_stdout = self.stdout_name == Some(node.name);
             if self.platform.uart.is_none() || is_stdout {
                 if let Some(reg) = self.reg(node, chain, 0) {
@@ -308,19 +310,19 @@ impl Walker<'_> {
                     self.platform.uart_clock_hz = prop_u32(node, "clock-frequency");
                 }
             }
-        } else if is_compatible(node, crate::driver::gicv2::COMPATIBLE).is_some() {
+        } else if has(crate::driver::gicv2::COMPATIBLE) {
             if let (Some(d), Some(c)) = (self.reg(node, chain, 0), self.reg(node, chain, 1)) {
                 self.platform.gic = Some((d, c));
             }
-        } else if is_compatible(node, &[crate::driver::bcm2836_intc::LOCAL_COMPATIBLE]).is_some() {
+        } else if has(&[crate::driver::bcm2836_intc::LOCAL_COMPATIBLE]) {
             self.platform.bcm_local = self.reg(node, chain, 0);
-        } else if is_compatible(node, crate::driver::bcm2836_intc::ARMCTRL_COMPATIBLE).is_some() {
+        } else if has(crate::driver::bcm2836_intc::ARMCTRL_COMPATIBLE) {
             self.platform.bcm_armctrl = self.reg(node, chain, 0);
-        } else if is_compatible(node, &["arm,armv8-timer", "arm,armv7-timer"]).is_some() {
+        } else if has(&["arm,armv8-timer", "arm,armv7-timer"]) {
             // Entry 1 is the non-secure EL1 physical timer, the one QvQ uses.
             self.platform.timer_irq = self.irq(node, irq_parent, 1);
             self.platform.timer_frequency = prop_u32(node, "clock-frequency").map(|f| f as u64);
-        } else if is_compatible(node, &["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]).is_some() {
+        } else if has(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]) {
             self.platform.psci = match prop_str(node, "method") {
                 Some("hvc") => Some(Conduit::Hvc),
                 Some("smc") => Some(Conduit::Smc),
@@ -426,14 +428,12 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
 static DTB: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 static DTB_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
-/// The first enabled node compatible with `compatible` in the boot device tree: its first
-/// register range (CPU address) and first interrupt. For device grants.
+/// The first of [`find_devices`]: first register range (CPU address), first interrupt.
 pub fn find_device(compatible: &str) -> Option<Device> {
     find_devices(compatible).into_iter().next()
 }
 
-/// An enabled node with a register range, as `parse` found it: its raw `compatible` list
-/// (NUL-separated) and the device.
+/// An enabled node with a register range, as `parse` found it (raw `compatible` list).
 #[derive(Clone, Copy, Default)]
 struct Indexed {
     compatible: &'static [u8],
@@ -450,14 +450,14 @@ static INDEX: crate::sync::IrqLock<List<Indexed, 128>> = crate::sync::IrqLock::n
     },
 );
 
-/// Every enabled node compatible with `compatible`, in tree order (as `find_device`): from
-/// `parse`'s index, or (if the tree had more devices than it holds) one walk of the tree.
+/// Every enabled node compatible with `compatible`, in tree order: `parse`'s index (a walk
+/// if the tree had more devices than it holds).
 pub fn find_devices(compatible: &str) -> alloc::vec::Vec<Device> {
     {
         // Read in place: the index (11 KiB) is too large to copy onto a thread's stack.
         let index = INDEX.lock();
         if index.len > 0 && !index.overflowed {
-            let matches = |i: &&Indexed| i.compatible.split(|&b| b == 0).any(|c| c == compatible.as_bytes());
+            let matches = |i: &&Indexed| is_compatible(Some(i.compatible), &[compatible]);
             return index.as_slice().iter().filter(matches).filter_map(|i| i.device).collect();
         }
     }
@@ -502,7 +502,7 @@ pub fn pci_host() -> Option<(Region, Region)> {
     let parent_cells = prop_u32(root, "#address-cells").unwrap_or(2) as usize;
     let node = root
         .children()
-        .find(|n| enabled(*n) && is_compatible(*n, &["pci-host-ecam-generic"]).is_some())?;
+        .find(|n| enabled(*n) && is_compatible(n.property("compatible").map(|p| p.value), &["pci-host-ecam-generic"]))?;
     let size_cells = prop_u32(node, "#size-cells").unwrap_or(2) as usize;
     let root_size_cells = prop_u32(root, "#size-cells").unwrap_or(1) as usize;
     let reg = node.property("reg")?.value;
