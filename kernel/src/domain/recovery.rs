@@ -131,7 +131,7 @@ fn restart(id: DomainId) {
         crate::sched::sleep_ms(10);
         waited += 1;
     }
-    if loader::sha256(elf.bytes()) != digest {
+    if super::verify::sha256(elf.bytes()) != digest {
         return hold(id, &name, "its image in memory no longer matches the verified digest");
     }
     // Admitted when it was loaded (its key's policy); the floor may have risen since.
