@@ -108,8 +108,10 @@ fn name_ok(name: &[u8]) -> Option<&str> {
     core::str::from_utf8(name).ok()
 }
 
-/// Parses one entry at `offset`; returns it and the offset of the next entry.
-fn parse_entry(bytes: &[u8], offset: usize, index: u32) -> Result<(Entry<'_>, usize), InitrdError> {
+/// Parses one entry at `offset`; returns it and the offset of the next entry. The CRCs are
+/// checked with `data_crc32` (for the data) when it is given; `None` is for an archive
+/// `parse` has accepted already, whose entries are only read again.
+fn parse_entry(bytes: &[u8], offset: usize, index: u32, data_crc32: Option<fn(&[u8]) -> u32>) -> Result<(Entry<'_>, usize), InitrdError> {
     let truncated = InitrdError::Truncated { index };
     let header_end = offset.checked_add(ENTRY_HEADER_LEN).ok_or(truncated.clone())?;
     let header = bytes.get(offset..header_end).ok_or(truncated.clone())?;
@@ -121,11 +123,13 @@ fn parse_entry(bytes: &[u8], offset: usize, index: u32) -> Result<(Entry<'_>, us
 
     let name_end = header_end.checked_add(name_len).ok_or(truncated.clone())?;
     let name = bytes.get(header_end..name_end).ok_or(truncated.clone())?;
-    let mut crc = crc32::Crc32::new();
-    crc.update(&header[4..]);
-    crc.update(name);
-    if crc.finish() != header_crc {
-        return Err(InitrdError::HeaderCrc { index });
+    if data_crc32.is_some() {
+        let mut crc = crc32::Crc32::new();
+        crc.update(&header[4..]);
+        crc.update(name);
+        if crc.finish() != header_crc {
+            return Err(InitrdError::HeaderCrc { index });
+        }
     }
     if flags != 0 {
         return Err(InitrdError::UnknownFlags { index, flags });
@@ -136,7 +140,7 @@ fn parse_entry(bytes: &[u8], offset: usize, index: u32) -> Result<(Entry<'_>, us
     check_padding(bytes, name_end, data_start, index)?;
     let data_end = data_start.checked_add(data_len).ok_or(truncated.clone())?;
     let data = bytes.get(data_start..data_end).ok_or(truncated.clone())?;
-    if crc32(data) != data_crc {
+    if data_crc32.is_some_and(|crc| crc(data) != data_crc) {
         return Err(InitrdError::DataCrc { index });
     }
     let next = align_up(data_end).ok_or(truncated.clone())?;
@@ -172,6 +176,13 @@ fn check_padding(bytes: &[u8], from: usize, to: usize, index: u32) -> Result<(),
 impl<'a> Archive<'a> {
     /// Validates the whole archive. After `Ok`, iteration cannot fail.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, InitrdError> {
+        Self::parse_with(bytes, crc32)
+    }
+
+    /// [`Archive::parse`], with the entries' data CRCs computed by `data_crc32` (which
+    /// must compute this crate's [`crc32`]: the kernel passes one that uses the CPU's CRC32
+    /// instructions where it has them).
+    pub fn parse_with(bytes: &'a [u8], data_crc32: fn(&[u8]) -> u32) -> Result<Self, InitrdError> {
         if bytes.len() < ARCHIVE_HEADER_LEN {
             return Err(InitrdError::TooShort { len: bytes.len() });
         }
@@ -185,7 +196,7 @@ impl<'a> Archive<'a> {
         let count = read_u32(bytes, 12);
         let mut offset = ARCHIVE_HEADER_LEN;
         for index in 0..count {
-            let (entry, next) = parse_entry(bytes, offset, index)?;
+            let (entry, next) = parse_entry(bytes, offset, index, Some(data_crc32))?;
             // Names are unique. Earlier entries are already validated, so this walk only
             // reads their headers (no CRC work): cost is O(entries²) headers, never data.
             let mut earlier = ARCHIVE_HEADER_LEN;
@@ -244,8 +255,9 @@ impl<'a> Iterator for Entries<'a> {
         if self.remaining == 0 {
             return None;
         }
-        // Already validated by `parse`, so this cannot fail; stop quietly if it ever did.
-        let (entry, next) = parse_entry(self.bytes, self.offset, self.index).ok()?;
+        // Already validated by `parse` (CRCs included, so they are not computed again),
+        // so this cannot fail; stop quietly if it ever did.
+        let (entry, next) = parse_entry(self.bytes, self.offset, self.index, None).ok()?;
         self.offset = next;
         self.remaining -= 1;
         self.index += 1;

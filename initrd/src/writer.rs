@@ -77,6 +77,15 @@ mod tests {
     }
 
     #[test]
+    fn parse_with_uses_the_given_crc_for_the_data() {
+        let img = pack(&[("a.qvd", &b"hello"[..]), ("second", &[7u8; 33][..])]).unwrap();
+        let ar = Archive::parse_with(&img, crate::crc32).unwrap();
+        assert_eq!(ar.entries().count(), 2);
+        // A CRC function that disagrees with the stored CRCs: the first entry is refused.
+        assert_eq!(Archive::parse_with(&img, |d| !crate::crc32(d)).err(), Some(InitrdError::DataCrc { index: 0 }));
+    }
+
+    #[test]
     fn empty_archive_is_valid() {
         let img = pack::<&str, &[u8]>(&[]).unwrap();
         assert!(Archive::parse(&img).unwrap().is_empty());

@@ -149,10 +149,24 @@ pub fn calls() {
         crate::sched::yield_now();
     }
     kprintln!("bench: crash to first successful call on the restarted domain: {}", cycles() - t0);
-    for (name, verify, load) in crate::domain::inspect::boot_costs() {
+    let costs = crate::domain::inspect::boot_costs();
+    for (name, verify, load) in &costs {
         kprintln!("bench: verify domain {name}: {verify}");
         kprintln!("bench: load domain {name}: {load}");
     }
+    // The floor under verifying the shell: hashing its ELF and checking one signature, each
+    // alone; verification over it is what the rest (parsing, ELF checks, copies) costs.
+    let Some((sha, ed)) = crate::domain::inspect::crypto_floor("shell.qvd") else {
+        crate::warn!("bench: the shell's initrd entry is missing or does not verify");
+        crate::power::exit(1)
+    };
+    kprintln!("bench: SHA-256 of the shell's bytes alone: {sha}");
+    kprintln!("bench: one Ed25519 verification alone: {ed}");
+    let shell = costs.iter().find(|c| c.0 == "shell").map_or(0, |c| c.1);
+    kprintln!(
+        "bench: shell verification over the crypto floor, per mille: {}",
+        shell * 1000 / (sha + ed).max(1)
+    );
     // Hot swap: hello back and forth between 0.2.0 and 0.1.1 (signed as a downgrade). The window is from
     // pausing the slots to releasing the callers (hello's state is 8 bytes); end to end is
     // from the request (verification included) to the first call the new version answers.

@@ -143,8 +143,9 @@ fn prop_str(node: FdtNode<'_, 'static>, name: &str) -> Option<&'static str> {
     core::str::from_utf8(v).ok()
 }
 
-fn is_compatible(node: FdtNode<'_, 'static>, with: &[&str]) -> Option<&'static str> {
-    node.compatible()?.all().find(|c| with.contains(c))
+/// True if the raw `compatible` list (NUL-separated) names one of `with`.
+fn is_compatible(list: Option<&[u8]>, with: &[&str]) -> bool {
+    list.is_some_and(|c| c.split(|&b| b == 0).any(|s| with.iter().any(|w| w.as_bytes() == s)))
 }
 
 fn enabled(node: FdtNode<'_, 'static>) -> bool {
@@ -205,16 +206,19 @@ fn child_chain(node: FdtNode<'_, 'static>, chain: &[Bus]) -> ([Bus; MAX_DEPTH + 
     (inner, depth + 1)
 }
 
-struct Walker {
+/// A walk of the tree: `parse`'s (no `target`) or `find_devices`' (the nodes of `target`).
+struct Walker<'q> {
     platform: Platform,
     stdout_name: Option<&'static str>,
     fdt: Fdt<'static>,
-    /// `find_device`: the compatible string looked for, and the first enabled match.
-    target: Option<&'static str>,
+    /// `find_devices`: the compatible string looked for, and every enabled match.
+    target: Option<&'q str>,
     found: alloc::vec::Vec<Device>,
+    /// The last interrupt parent looked up: (phandle, `#interrupt-cells`, its compatible).
+    irq_parent: core::cell::Cell<Option<(u32, usize, &'static str)>>,
 }
 
-impl Walker {
+impl Walker<'_> {
     fn reg(&self, node: FdtNode<'_, 'static>, chain: &[Bus], index: usize) -> Option<Region> {
         let bus = chain.last()?;
         let reg = node.property("reg")?.value;
@@ -233,12 +237,20 @@ impl Walker {
 
     fn irq(&self, node: FdtNode<'_, 'static>, inherited_parent: Option<u32>, index: usize) -> Option<IrqSpec> {
         let phandle = prop_u32(node, "interrupt-parent").or(inherited_parent)?;
-        let parent = self.fdt.find_phandle(phandle)?;
-        let cells = prop_u32(parent, "#interrupt-cells")? as usize;
+        // Finding a phandle searches the whole tree; nodes nearly all share one parent.
+        let (cells, controller) = match self.irq_parent.get() {
+            Some((p, cells, controller)) if p == phandle => (cells, controller),
+            _ => {
+                let parent = self.fdt.find_phandle(phandle)?;
+                let cells = prop_u32(parent, "#interrupt-cells")? as usize;
+                let controller = parent.compatible()?.all().next()?;
+                self.irq_parent.set(Some((phandle, cells, controller)));
+                (cells, controller)
+            }
+        };
         if cells == 0 || cells > 4 {
             return None;
         }
-        let controller = parent.compatible()?.all().next()?;
         let value = node.property("interrupts")?.value;
         let mut raw = [0u32; 4];
         for (i, cell) in raw.iter_mut().enumerate().take(cells) {
@@ -249,10 +261,12 @@ impl Walker {
 
     fn visit(&mut self, node: FdtNode<'_, 'static>, chain: &[Bus], irq_parent: Option<u32>) {
         if prop_str(node, "device_type") == Some("memory") && enabled(node) {
-            for i in 0.. {
-                match self.reg(node, chain, i) {
-                    Some(r) if r.size > 0 => self.platform.memory.push(r),
-                    _ => break,
+            if self.target.is_none() {
+                for i in 0.. {
+                    match self.reg(node, chain, i) {
+                        Some(r) if r.size > 0 => self.platform.memory.push(r),
+                        _ => break,
+                    }
                 }
             }
             return;
@@ -260,8 +274,22 @@ impl Walker {
         if !enabled(node) {
             return;
         }
+        let compatible = node.property("compatible").map(|p| p.value); // one lookup per node
+        let has = |with: &[&str]| is_compatible(compatible, with);
+        if self.target.is_none() {
+            // `parse`'s walk indexes every device for `find_devices`.
+            if let (Some(c), Some(reg)) = (compatible, self.reg(node, chain, 0)) {
+                let device = Some(Device {
+                    name: node.name,
+                    reg,
+                    irq: self.irq(node, irq_parent, 0),
+                });
+                INDEX.lock().push(Indexed { compatible: c, device });
+            }
+        }
         if let Some(t) = self.target {
-            if is_compatible(node, &[t]).is_some() {
+            // A search: only the matches (the platform's devices were found by `parse`).
+            if has(&[t]) {
                 if let Some(reg) = self.reg(node, chain, 0) {
                     self.found.push(Device {
                         name: node.name,
@@ -270,8 +298,10 @@ impl Walker {
                     });
                 }
             }
-        }
-        if is_compatible(node, &["arm,pl011"]).is_some() {
+            if node.name == "reserved-memory" {
+                return;
+            }
+        } else if has(&["arm,pl011"]) {
             let is_stdout = self.stdout_name == Some(node.name);
             if self.platform.uart.is_none() || is_stdout {
                 if let Some(reg) = self.reg(node, chain, 0) {
@@ -280,19 +310,19 @@ impl Walker {
                     self.platform.uart_clock_hz = prop_u32(node, "clock-frequency");
                 }
             }
-        } else if is_compatible(node, crate::driver::gicv2::COMPATIBLE).is_some() {
+        } else if has(crate::driver::gicv2::COMPATIBLE) {
             if let (Some(d), Some(c)) = (self.reg(node, chain, 0), self.reg(node, chain, 1)) {
                 self.platform.gic = Some((d, c));
             }
-        } else if is_compatible(node, &[crate::driver::bcm2836_intc::LOCAL_COMPATIBLE]).is_some() {
+        } else if has(&[crate::driver::bcm2836_intc::LOCAL_COMPATIBLE]) {
             self.platform.bcm_local = self.reg(node, chain, 0);
-        } else if is_compatible(node, crate::driver::bcm2836_intc::ARMCTRL_COMPATIBLE).is_some() {
+        } else if has(crate::driver::bcm2836_intc::ARMCTRL_COMPATIBLE) {
             self.platform.bcm_armctrl = self.reg(node, chain, 0);
-        } else if is_compatible(node, &["arm,armv8-timer", "arm,armv7-timer"]).is_some() {
+        } else if has(&["arm,armv8-timer", "arm,armv7-timer"]) {
             // Entry 1 is the non-secure EL1 physical timer, the one QvQ uses.
             self.platform.timer_irq = self.irq(node, irq_parent, 1);
             self.platform.timer_frequency = prop_u32(node, "clock-frequency").map(|f| f as u64);
-        } else if is_compatible(node, &["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]).is_some() {
+        } else if has(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]) {
             self.platform.psci = match prop_str(node, "method") {
                 Some("hvc") => Some(Conduit::Hvc),
                 Some("smc") => Some(Conduit::Smc),
@@ -388,6 +418,7 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
         fdt,
         target: None,
         found: alloc::vec::Vec::new(),
+        irq_parent: core::cell::Cell::new(None),
     });
     DTB.store(bytes.as_ptr() as usize, core::sync::atomic::Ordering::Relaxed);
     DTB_SIZE.store(size, core::sync::atomic::Ordering::Relaxed);
@@ -397,32 +428,49 @@ pub fn parse(ptr: usize, readable: Region) -> Result<Platform, DtbError> {
 static DTB: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 static DTB_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
-/// The first enabled node compatible with `compatible` in the boot device tree: its first
-/// register range (CPU address) and first interrupt. For device grants.
+/// The first of [`find_devices`]: first register range (CPU address), first interrupt.
 pub fn find_device(compatible: &str) -> Option<Device> {
     find_devices(compatible).into_iter().next()
 }
 
-/// Every enabled node compatible with `compatible`, in tree order (as `find_device`).
+/// An enabled node with a register range, as `parse` found it (raw `compatible` list).
+#[derive(Clone, Copy, Default)]
+struct Indexed {
+    compatible: &'static [u8],
+    device: Option<Device>,
+}
+
+/// Every enabled node with a `compatible` and a register range, in tree order.
+static INDEX: crate::sync::IrqLock<List<Indexed, 128>> = crate::sync::IrqLock::new(
+    "device-tree index",
+    List {
+        items: [Indexed { compatible: &[], device: None }; 128],
+        len: 0,
+        overflowed: false,
+    },
+);
+
+/// Every enabled node compatible with `compatible`, in tree order: `parse`'s index (a walk
+/// if the tree had more devices than it holds).
 pub fn find_devices(compatible: &str) -> alloc::vec::Vec<Device> {
-    let fdt = boot_fdt();
-    // The walker keeps &'static strs; compatible strings of the query live only for this
-    // call, so compare against the tree's own copy.
-    let stored: Option<&'static str> = fdt
-        .iter()
-        .flat_map(|f| f.all_nodes())
-        .filter_map(|n| n.compatible())
-        .flat_map(|c| c.all())
-        .find(|c| *c == compatible);
-    let (Some(fdt), Some(stored)) = (fdt, stored) else {
+    {
+        // Read in place: the index (11 KiB) is too large to copy onto a thread's stack.
+        let index = INDEX.lock();
+        if index.len > 0 && !index.overflowed {
+            let matches = |i: &&Indexed| is_compatible(Some(i.compatible), &[compatible]);
+            return index.as_slice().iter().filter(matches).filter_map(|i| i.device).collect();
+        }
+    }
+    let Some(fdt) = boot_fdt() else {
         return alloc::vec::Vec::new();
     };
     walk(Walker {
         platform: Platform::empty(),
         stdout_name: None,
         fdt,
-        target: Some(stored),
+        target: Some(compatible),
         found: alloc::vec::Vec::new(),
+        irq_parent: core::cell::Cell::new(None),
     })
     .found
 }
@@ -454,7 +502,7 @@ pub fn pci_host() -> Option<(Region, Region)> {
     let parent_cells = prop_u32(root, "#address-cells").unwrap_or(2) as usize;
     let node = root
         .children()
-        .find(|n| enabled(*n) && is_compatible(*n, &["pci-host-ecam-generic"]).is_some())?;
+        .find(|n| enabled(*n) && is_compatible(n.property("compatible").map(|p| p.value), &["pci-host-ecam-generic"]))?;
     let size_cells = prop_u32(node, "#size-cells").unwrap_or(2) as usize;
     let root_size_cells = prop_u32(root, "#size-cells").unwrap_or(1) as usize;
     let reg = node.property("reg")?.value;
@@ -510,7 +558,7 @@ pub fn pci_intx(slot: u32, pin: u32) -> Option<IrqSpec> {
     None
 }
 
-fn walk(mut walker: Walker) -> Walker {
+fn walk(mut walker: Walker<'_>) -> Walker<'_> {
     let fdt = walker.fdt;
     if let Some(root) = fdt.find_node("/") {
         let root_bus = Bus {

@@ -131,19 +131,24 @@ pub extern "C" fn kernel_entry(dtb: usize, entry_el: u64) -> ! {
         unsafe { core::slice::from_raw_parts(r.base as *const u8, r.size) }
     });
     keyring::log();
-    if let Some(bytes) = initrd_bytes {
-        match initrd::Archive::parse(bytes) {
-            Ok(a) => {
-                info!("initrd: {} entries", a.len());
-            }
-            Err(e) => warn!("initrd: rejected: {e}"),
+    // Validated once (every offset, length and CRC); the domain layer keeps the result.
+    let archive = initrd_bytes.and_then(|bytes| match initrd::Archive::parse_with(bytes, initrd_crc32) {
+        Ok(a) => {
+            info!("initrd: {} entries", a.len());
+            Some(a)
         }
-    }
+        Err(e) => {
+            warn!("initrd: rejected: {e}");
+            None
+        }
+    });
 
     sched::init();
     let bootargs = platform.bootargs;
     let uart_device = platform.uart;
-    if let Err(e) = sched::spawn("init", sched::Priority::Normal, move || init_thread(bootargs, initrd_bytes, uart_device)) {
+    if let Err(e) = sched::spawn("init", sched::Priority::Normal, move || {
+        init_thread(bootargs, initrd_bytes, archive, uart_device)
+    }) {
         warn!("sched: cannot start the init thread: {e}");
         power::exit(exception::FAULT_EXIT_STATUS);
     }
@@ -216,7 +221,12 @@ fn init_interrupts(p: &Platform) {
     }
 }
 
-fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Option<devicetree::Device>) {
+/// CRC-32 of an initrd entry: by the CPU's CRC32 instructions where it has them.
+fn initrd_crc32(bytes: &[u8]) -> u32 {
+    arch::crc32::crc32(bytes).unwrap_or_else(|| initrd::crc32(bytes))
+}
+
+fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, archive: Option<initrd::Archive<'static>>, uart: Option<devicetree::Device>) {
     // Boot every domain before any thread a domain starts gets the CPU, so the boot log
     // is complete before the shell's prompt.
     sched::set_priority(sched::Priority::High);
@@ -227,7 +237,7 @@ fn init_thread(bootargs: &'static str, initrd: Option<&'static [u8]>, uart: Opti
             number("qvq.restart_window_ms").unwrap_or(1000),
         );
     }
-    domain::boot(initrd, uart);
+    domain::boot(archive, uart);
     #[cfg(feature = "hostlink")]
     domain::push::start();
     #[cfg(not(feature = "hostlink"))]

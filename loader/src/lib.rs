@@ -26,7 +26,7 @@ pub mod testkit;
 pub use elf::{ElfError, ElfImage, Permission};
 pub use envelope::{Envelope, KeyId, ENVELOPE_OVERHEAD, MAGIC, VERSION};
 pub use manifest::{Manifest, ManifestError, RestartPolicy};
-pub use verify::{verify, Keyring, LoadError, Revocations, VerifiedDomain};
+pub use verify::{check_signature, verify, verify_with, Keyring, LoadError, Revocations, VerifiedDomain};
 
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -255,6 +255,33 @@ fn signed_envelope_verifies() {
     assert_eq!(d.elf.relocation_count(), 5);
 }
 
+/// `verify_with` trusts only the digest its hash function computes: the loader's SHA-256
+/// verifies, another function's digest is a mismatch; the signature check alone passes.
+#[test]
+fn verify_with_uses_the_given_hash() {
+    let (k, e) = (key(1), elf());
+    let env = sign_raw(&sample_manifest().encode().unwrap(), &e.bytes, &k);
+    let ring = keyring(&k);
+    assert!(crate::verify_with(&env, &ring, &Revocations::default(), crate::sha256).is_ok());
+    let wrong = |b: &[u8]| {
+        let mut d = crate::sha256(b);
+        d[31] ^= 1;
+        d
+    };
+    assert_eq!(
+        crate::verify_with(&env, &ring, &Revocations::default(), wrong).err(),
+        Some(LoadError::DigestMismatch)
+    );
+    let parsed = crate::Envelope::parse(&env).unwrap();
+    let id = ring.ids().next().copied().unwrap();
+    assert!(crate::check_signature(&parsed, ring.get(&id).unwrap()).is_ok());
+    let mut bad = env.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let parsed = crate::Envelope::parse(&bad).unwrap();
+    assert_eq!(crate::check_signature(&parsed, ring.get(&id).unwrap()), Err(LoadError::BadSignature));
+}
+
 /// Each way an envelope can be wrong has its own error.
 #[test]
 fn envelope_error_corpus() {

@@ -1,13 +1,14 @@
 //! Boot: registers the kernel as domain 0 (exporting `Kernel`), then verifies and admits
-//! (policy.rs) every initrd envelope and starts the domains, providers before their
-//! importers. Which version of a name boots does not depend on the initrd's order: the
-//! entry named `NAME.qvd` (the board recipe's pin) if it is valid, else the highest valid
-//! version (of equal ones, the entry name that sorts first); the others are kept for hot
-//! swaps. Each interface has one exporter: names
+//! (policy.rs) the initrd envelope of each name that boots and starts the domains,
+//! providers before their importers. Which version of a name boots does not depend on the
+//! initrd's order: the entry named `NAME.qvd` (the board recipe's pin) if it is valid, else
+//! the highest valid version (of equal ones, the entry name that sorts first); the others
+//! are kept for hot swaps, and verified only when a swap asks for one. Each interface has one exporter: names
 //! that declare the same export all stay down. Every refusal is one `rejected` log line.
 
 use super::lifecycle::{reject, start};
 use super::registry::registry;
+use super::swap::peek;
 use super::verify::verify;
 use super::{recovery, KERNEL};
 use crate::devicetree::Device;
@@ -15,6 +16,7 @@ use crate::{info, warn};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
+use loader::Manifest;
 
 /// A verified initrd entry waiting for its imports to be served.
 struct Pending {
@@ -23,9 +25,10 @@ struct Pending {
     entry: &'static str,
 }
 
-/// Starts the domain layer and every domain in `initrd`. `uart` is the console UART the
-/// kernel uses (granted as `arm,pl011` when the device tree names none).
-pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
+/// Starts the domain layer and every domain in `initrd` (the archive as `main` validated
+/// it). `uart` is the console UART the kernel uses (granted as `arm,pl011` when the device
+/// tree names none).
+pub fn boot(initrd: Option<initrd::Archive<'static>>, uart: Option<Device>) {
     registry().add_kernel(uart);
     if let Some(k) = registry().get(KERNEL) {
         super::quota::set(KERNEL, k.manifest());
@@ -39,15 +42,8 @@ pub fn boot(initrd: Option<&'static [u8]>, uart: Option<Device>) {
     if let Err(e) = crate::sched::spawn("restarter", crate::sched::Priority::High, recovery::restarter) {
         warn!("domains: no restarter thread ({e}); crashed domains stay down");
     }
-    let Some(bytes) = initrd else { return };
-    let archive = match initrd::Archive::parse(bytes) {
-        Ok(a) => a,
-        Err(e) => {
-            warn!("initrd: rejected: {e}");
-            return;
-        }
-    };
-    registry().set_initrd(bytes);
+    let Some(archive) = initrd else { return };
+    registry().set_initrd(archive);
     let mut pending = choose(&archive);
     refuse_contested_exports(&mut pending);
     // A domain starts once every import it declares is exported (with the same hash) by
@@ -110,34 +106,61 @@ fn admitted(entry: &'static str, data: &'static [u8]) -> Result<Pending, alloc::
     Ok(Pending { domain, verify_cost, entry })
 }
 
-/// Verifies and admits every entry; returns, per name, the one that boots.
+/// Returns, per name, the entry that boots, verified and admitted. Which one that is
+/// follows from what each entry's signed manifest says (pinned, then the higher version,
+/// then the entry name that sorts first): candidates are verified in that order, and the
+/// first that passes boots, so the outcome is the same as verifying every entry and taking
+/// the best valid one. The entries after it are kept for hot swaps without being verified
+/// now (a swap verifies and admits its candidate in full, swap.rs); each says so in the log.
+/// An entry whose manifest cannot even be read is verified at once, for its refusal line.
 fn choose(archive: &initrd::Archive<'static>) -> Vec<Pending> {
-    let mut valid: Vec<Pending> = Vec::new();
-    for entry in archive.entries() {
-        let stem = entry.name.strip_suffix(".qvd").unwrap_or(entry.name);
-        match admitted(entry.name, entry.data) {
-            Ok(p) => valid.push(p),
-            Err(why) => reject(stem, &why),
-        }
-    }
+    let entries: Vec<(initrd::Entry<'static>, Option<Manifest>)> = archive.entries().map(|e| (e, peek(e.data))).collect();
+    let mut decided: Vec<&str> = Vec::new();
     let mut chosen: Vec<Pending> = Vec::new();
-    for p in valid {
-        let name = &p.domain.manifest.name;
-        let pinned = |q: &Pending| q.entry.strip_suffix(".qvd") == Some(q.domain.manifest.name.as_str());
-        match chosen.iter().position(|c| c.domain.manifest.name == *name) {
-            None => chosen.push(p),
-            Some(i) => {
-                let c = &chosen[i];
-                // Pinned first; then the higher version; between equal versions, the entry
-                // name that sorts first (so initrd order never decides).
-                let (pv, cv) = (&p.domain.manifest.version, &c.domain.manifest.version);
-                let better = !pinned(c) && (pinned(&p) || pv > cv || (pv == cv && p.entry < c.entry));
-                let kept = if better { core::mem::replace(&mut chosen[i], p) } else { p };
-                info!(
-                    "initrd: {} is {} {}, kept for swapping in",
-                    kept.entry, kept.domain.manifest.name, kept.domain.manifest.version
-                );
+    for (i, (entry, manifest)) in entries.iter().enumerate() {
+        let Some(m) = manifest else {
+            let stem = entry.name.strip_suffix(".qvd").unwrap_or(entry.name);
+            match admitted(entry.name, entry.data) {
+                Err(why) => reject(stem, &why),
+                // Cannot happen (verification reads the same manifest); never boot it.
+                Ok(_) => reject(stem, &"its manifest could not be read before verification"),
             }
+            continue;
+        };
+        if decided.contains(&m.name.as_str()) {
+            continue;
+        }
+        decided.push(&m.name);
+        // This name's entries, the preferred first.
+        let mut group: Vec<(&'static str, &'static [u8], &Manifest)> = entries[i..]
+            .iter()
+            .filter_map(|(e, pm)| pm.as_ref().filter(|pm| pm.name == m.name).map(|pm| (e.name, e.data, pm)))
+            .collect();
+        let pinned = |entry: &str, name: &str| entry.strip_suffix(".qvd") == Some(name);
+        group.sort_by(|a, b| {
+            pinned(b.0, &b.2.name)
+                .cmp(&pinned(a.0, &a.2.name))
+                .then_with(|| b.2.version.cmp(&a.2.version))
+                .then_with(|| a.0.cmp(b.0))
+        });
+        let mut rest = group.into_iter();
+        for (entry, data, peeked) in rest.by_ref() {
+            let stem = entry.strip_suffix(".qvd").unwrap_or(entry);
+            match admitted(entry, data) {
+                // The verified manifest is the one peeked at (the same bytes); checked anyway.
+                Ok(p) if p.domain.manifest.name == peeked.name && p.domain.manifest.version == peeked.version => {
+                    chosen.push(p);
+                    break;
+                }
+                Ok(_) => reject(stem, &"its verified manifest differs from the one read before verification"),
+                Err(why) => reject(stem, &why),
+            }
+        }
+        for (entry, _, peeked) in rest {
+            info!(
+                "initrd: {entry} is {} {}, kept for swapping in (not verified yet: verified when swapped in)",
+                peeked.name, peeked.version
+            );
         }
     }
     chosen

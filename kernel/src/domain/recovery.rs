@@ -158,7 +158,7 @@ fn restart(id: DomainId) {
 fn new_instance(id: DomainId, m: &loader::manifest::Manifest, elf: &loader::ElfImage, digest: &[u8; 32]) -> Result<Instance, StartError> {
     match super::pristine::take(id) {
         Some(kept) => reinstantiate(id, m, kept),
-        None if loader::sha256(elf.bytes()) != *digest => Err(StartError::DigestMismatch),
+        None if super::verify::sha256(elf.bytes()) != *digest => Err(StartError::DigestMismatch),
         None => instantiate(id, m, elf, true),
     }
 }

@@ -157,8 +157,7 @@ pub(super) fn peek(envelope: &[u8]) -> Option<Manifest> {
 
 /// The initrd entry `wanted` names for domain `name` running `current`: (entry, bytes).
 fn initrd_entry(name: &str, wanted: &str, current: &Version) -> Result<(String, &'static [u8]), SwapRefusal> {
-    let bytes = registry().initrd().ok_or(SwapRefusal::NoInitrd)?;
-    let archive = initrd::Archive::parse(bytes).map_err(SwapRefusal::InitrdUnreadable)?;
+    let archive = registry().initrd().ok_or(SwapRefusal::NoInitrd)?;
     // (entry name, bytes, version) of the newest entry newer than `current`.
     let mut best: Option<(String, &'static [u8], Version)> = None;
     for e in archive.entries() {

@@ -19,7 +19,6 @@ pub enum SwapRefusal {
     NotRunning(String, Option<State>),
     FromInside(String),
     NoInitrd,
-    InitrdUnreadable(initrd::InitrdError),
     /// (name, running version)
     NoNewerVersion(String, Version),
     NoSuchEntry(String),
@@ -78,7 +77,6 @@ impl fmt::Display for SwapRefusal {
             NotRunning(name, None) => write!(f, "no running domain is named {name:?}"),
             FromInside(name) => write!(f, "it was asked from inside {name} itself"),
             NoInitrd => f.write_str("there is no initrd"),
-            InitrdUnreadable(e) => write!(f, "the initrd is unreadable: {e}"),
             NoNewerVersion(name, current) => write!(f, "the initrd holds no version of {name} newer than {current}"),
             NoSuchEntry(wanted) => write!(f, "the initrd has no entry {wanted:?}"),
             NoMemoryForPush => f.write_str("no memory to hold the envelope"),

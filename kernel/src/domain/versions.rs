@@ -27,7 +27,7 @@ pub fn versions(name: &str) -> Vec<String> {
         }
         (r.initrd(), current.map(|d| d.source().to_string()))
     };
-    if let Some(archive) = initrd.and_then(|b| initrd::Archive::parse(b).ok()) {
+    if let Some(archive) = initrd {
         for e in archive.entries() {
             let Some(m) = peek(e.data) else { continue };
             if m.name != name {

@@ -50,28 +50,52 @@ impl FrameAllocator {
         }
     }
 
+    /// Marks frames `[first, end)` (indices, clipped to the allocator's) used or free, a
+    /// bitmap word at a time (start-up marks all of RAM: tens of thousands of frames).
+    fn set_range(&mut self, first: usize, end: usize, used: bool) {
+        let (mut i, end) = (first, end.min(self.frames));
+        while i < end {
+            let (word, bit) = (i / 64, i % 64);
+            let n = (64 - bit).min(end - i);
+            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            let before = self.bitmap[word];
+            let after = if used { before | mask } else { before & !mask };
+            let changed = (before ^ after).count_ones() as usize;
+            if used {
+                self.free -= changed;
+            } else {
+                self.free += changed;
+            }
+            self.bitmap[word] = after;
+            i += n;
+        }
+    }
+
+    /// The indices `[first, end)` of the frames that start in `[start, end)`, clipped to
+    /// the allocator's span.
+    fn frames_starting_in(&self, start: usize, end: usize) -> (usize, usize) {
+        let first = start.saturating_sub(self.base).div_ceil(FRAME_SIZE);
+        let last = end.saturating_sub(self.base).div_ceil(FRAME_SIZE);
+        (first.min(self.frames), last.min(self.frames))
+    }
+
     /// Marks the whole frames inside `r` free.
     pub fn add_free(&mut self, r: Region) {
         let start = r.base.div_ceil(FRAME_SIZE) * FRAME_SIZE;
         let end = r.end() / FRAME_SIZE * FRAME_SIZE;
-        let mut a = start;
-        while a < end {
-            if let Some(i) = self.index(a) {
-                self.set(i, false);
-            }
-            a += FRAME_SIZE;
+        if start < end {
+            let (first, last) = self.frames_starting_in(start, end);
+            self.set_range(first, last, false);
         }
         self.hint = 0;
     }
 
     /// Marks every frame touching `r` used.
     pub fn reserve(&mut self, r: Region) {
-        let mut a = r.base / FRAME_SIZE * FRAME_SIZE;
-        while a < r.end() {
-            if let Some(i) = self.index(a) {
-                self.set(i, true);
-            }
-            a += FRAME_SIZE;
+        let start = r.base / FRAME_SIZE * FRAME_SIZE;
+        if start < r.end() {
+            let (first, last) = self.frames_starting_in(start, r.end());
+            self.set_range(first, last, true);
         }
     }
 

@@ -6,6 +6,7 @@
 mod block;
 mod fs;
 mod isolation;
+mod sha256;
 
 use crate::sched::{self, Priority, WaitQueue};
 use crate::{info, kprintln};
@@ -25,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "threads",
     "priorities",
     "waitqueue",
+    "sha256",
     "bench",
     "bench-growth",
     "bench-boot",
@@ -176,6 +178,7 @@ pub fn run(name: &str) -> ! {
         "threads" => threads(name),
         "priorities" => priorities(name),
         "waitqueue" => waitqueue(name),
+        "sha256" => sha256::run(name),
         other => fail(other, format_args!("unknown test; known: {}", NAMES.join(", "))),
     }
 }

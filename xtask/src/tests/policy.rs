@@ -13,11 +13,16 @@ pub fn cases() -> Vec<QemuTest> {
             setup: Setup::PolicyInitrd,
             steps: &[
                 Expect("key policies"),
+                // outside.qvd (signed as console) and limited-export.qvd (hello 9.0.0) are
+                // not what boots (console.qvd and hello.qvd are pinned): kept, not verified
+                // at boot; each is refused by its key's policy when a swap asks for it (below).
+                ExpectAll(&[
+                    "initrd: outside.qvd is console 0.1.0, kept for swapping in (not verified yet",
+                    "initrd: limited-export.qvd is hello 9.0.0, kept for swapping in (not verified yet",
+                ]),
                 Expect(
                     "domain unchecked rejected: its manifest says the build did not check it as safe Rust, and its key's policy does not allow unchecked domains",
                 ),
-                Expect("domain outside rejected: its key's policy does not allow the name \"console\""),
-                Expect("domain limited-export rejected: its key's policy does not allow exporting Console"),
                 Expect("domain timer rejected: device \"arm,armv8-timer\" is the kernel's timer, which the kernel keeps; it is never granted"),
                 Expect("domain intc rejected: device \""),
                 Expect("is the interrupt controller, which the kernel keeps; it is never granted"),
@@ -27,6 +32,12 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("hello ping 9: 10"),
                 Send("domains\r"),
                 Expect("console      0.1.0    running"),
+                Send("swap console outside\r"),
+                Expect("swap console refused: outside.qvd: its key's policy does not allow the name \"console\""),
+                Send("swap hello limited-export\r"),
+                Expect("swap hello refused: limited-export.qvd: its key's policy does not allow exporting Console"),
+                Send("hello ping 9\r"),
+                Expect("hello ping 9: 10"),
                 Send("poweroff\r"),
                 Expect("power off (status 0)"),
             ],

@@ -61,8 +61,8 @@ pub struct Registry {
     retired: Vec<RetiredVersion>,
     /// The console UART the kernel knows (granted when the device tree names none).
     uart: Option<Device>,
-    /// The initrd (swap candidates are read from it).
-    initrd: Option<&'static [u8]>,
+    /// The initrd, validated once at boot (swap candidates are read from it).
+    initrd: Option<initrd::Archive<'static>>,
 }
 
 static REGISTRY: IrqLock<Registry> = IrqLock::new(
@@ -121,10 +121,10 @@ impl Registry {
         self.domains.push(Domain::kernel());
     }
 
-    pub fn set_initrd(&mut self, bytes: &'static [u8]) {
-        self.initrd = Some(bytes);
+    pub fn set_initrd(&mut self, archive: initrd::Archive<'static>) {
+        self.initrd = Some(archive);
     }
-    pub fn initrd(&self) -> Option<&'static [u8]> {
+    pub fn initrd(&self) -> Option<initrd::Archive<'static>> {
         self.initrd
     }
     pub fn uart(&self) -> Option<Device> {
