@@ -78,3 +78,19 @@ pub fn sync_icache(base: usize, size: usize) {
     // SAFETY: barriers and instruction-cache invalidation only.
     unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack, preserves_flags)) };
 }
+
+/// ID_AA64ISAR0_EL1 as read once (`u64::MAX`: not read yet; no CPU sets every field).
+static ISAR0: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// The 4-bit field at `shift` of ID_AA64ISAR0_EL1 (which instruction-set extensions this
+/// CPU has: AES at 4, SHA-256 at 12, CRC32 at 16, ...), the register read once.
+pub fn isar0_field(shift: u32) -> u64 {
+    use core::sync::atomic::Ordering::Relaxed;
+    let mut isar0 = ISAR0.load(Relaxed);
+    if isar0 == u64::MAX {
+        // SAFETY: reads an ID register; no side effects.
+        unsafe { core::arch::asm!("mrs {}, id_aa64isar0_el1", out(reg) isar0, options(nomem, nostack, preserves_flags)) };
+        ISAR0.store(isar0, Relaxed);
+    }
+    (isar0 >> shift) & 0xf
+}

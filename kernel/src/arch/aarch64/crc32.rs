@@ -4,25 +4,9 @@
 //! Pi 3's Cortex-A53 have them); without them [`crc32`] returns `None` and the caller uses
 //! the portable table code (`initrd::crc32`). General-purpose registers only.
 
-use core::sync::atomic::{AtomicU8, Ordering};
-
-/// 0: not read yet; 1: the CPU has the CRC32 instructions; 2: it has not.
-static HAVE: AtomicU8 = AtomicU8::new(0);
-
 /// True if this CPU implements the CRC32 instructions (ID_AA64ISAR0_EL1 bits 19:16).
 pub fn available() -> bool {
-    match HAVE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let isar0: u64;
-            // SAFETY: reads an ID register; no side effects.
-            unsafe { core::arch::asm!("mrs {}, id_aa64isar0_el1", out(reg) isar0, options(nomem, nostack, preserves_flags)) };
-            let have = (isar0 >> 16) & 0xf >= 1;
-            HAVE.store(if have { 1 } else { 2 }, Ordering::Relaxed);
-            have
-        }
-    }
+    super::cpu::isar0_field(16) >= 1
 }
 
 /// CRC-32 of `bytes` by the CPU's instructions, or `None` if it has none.

@@ -10,8 +10,6 @@
 //! register it uses, and traps the unit again before interrupts come back: no SIMD state
 //! outlives a call.
 
-use core::sync::atomic::{AtomicU8, Ordering};
-
 /// The round constants (FIPS 180-4, 4.2.2).
 static K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74,
@@ -28,24 +26,10 @@ const H0: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f
 /// enough time with interrupts masked.
 const BLOCKS_PER_CALL: usize = 64;
 
-/// 0: not read yet; 1: the CPU has the SHA-256 instructions; 2: it has not.
-static HAVE: AtomicU8 = AtomicU8::new(0);
-
 /// True if this CPU implements the SHA-256 instructions (ID_AA64ISAR0_EL1.SHA2 ≥ 1),
 /// read from the register once.
 pub fn available() -> bool {
-    match HAVE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let isar0: u64;
-            // SAFETY: reads an ID register; no side effects.
-            unsafe { core::arch::asm!("mrs {}, id_aa64isar0_el1", out(reg) isar0, options(nomem, nostack, preserves_flags)) };
-            let have = (isar0 >> 12) & 0xf >= 1;
-            HAVE.store(if have { 1 } else { 2 }, Ordering::Relaxed);
-            have
-        }
-    }
+    super::cpu::isar0_field(12) >= 1
 }
 
 /// SHA-256 of `bytes` by the CPU's instructions, or `None` if it has none.
