@@ -136,7 +136,7 @@ pub fn cases() -> Vec<QemuTest> {
                 Expect("a method index past the table: refused"),
                 Expect("another interface's tag: refused"),
                 Expect("a slot that is not the caller's: refused"),
-                Expect("selftest proxy-refuses-forged-calls: PASS (5 forged calls refused as not allowed; hello ping 41: 42)"),
+                Expect("selftest proxy-refuses-forged-calls: PASS (9 forged calls refused as not allowed; hello ping 41: 42)"),
             ],
             exit_status: 0,
         },
