@@ -33,7 +33,7 @@ pub fn cases() -> Vec<QemuTest> {
             boards: RPI3,
             append: "qvq.test=ticks",
             setup: Setup::DtsChanges(
-                "&uart0 { /delete-property/ interrupt-parent; /delete-property/ interrupts; };\n&sdhci { /delete-property/ interrupt-parent; /delete-property/ interrupts; };\n/delete-node/ &intc;\n/delete-node/ &local_intc;\n/ { /delete-property/ interrupt-parent; /delete-node/ timer; };",
+                "&uart0 { /delete-property/ interrupt-parent; /delete-property/ interrupts; };\n&uart1 { /delete-property/ interrupt-parent; /delete-property/ interrupts; };\n&sdhci { /delete-property/ interrupt-parent; /delete-property/ interrupts; };\n/delete-node/ &intc;\n/delete-node/ &local_intc;\n/ { /delete-property/ interrupt-parent; /delete-node/ timer; };",
             ),
             steps: &[
                 Expect("no interrupt controller node; using the board's"),
