@@ -1,0 +1,15 @@
+//! Attack (red team 3): sending an `RRef` by hand and keeping it. The kernel then records
+//! the block as on its way to the slot's callee while this domain still holds an `RRef`
+//! to it; when that callee dies, the registry frees the block "never claimed" by it, the
+//! slot is reused by another domain's block, and this `RRef` reads and writes that block.
+//! Only the IDL's generated proxies may send or claim: a domain must not be able to.
+#![forbid(unsafe_code)]
+
+use interfaces::{CrossDomain, RRef};
+
+fn main() {
+    let r = RRef::new(7u64);
+    CrossDomain::send(&r, 0);
+    CrossDomain::claim(&r);
+    let _still_mine = *r;
+}
