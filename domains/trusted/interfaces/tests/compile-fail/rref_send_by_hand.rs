@@ -2,14 +2,17 @@
 //! the block as on its way to the slot's callee while this domain still holds an `RRef`
 //! to it; when that callee dies, the registry frees the block "never claimed" by it, the
 //! slot is reused by another domain's block, and this `RRef` reads and writes that block.
-//! Only the IDL's generated proxies may send or claim: a domain must not be able to.
+//! Only the IDL's generated proxies may send or claim: a domain must not be able to, with
+//! or without the `Moving` permission they pass (which it cannot make).
 #![forbid(unsafe_code)]
 
+use interfaces::rref::Moving;
 use interfaces::{CrossDomain, RRef};
 
 fn main() {
     let r = RRef::new(7u64);
     CrossDomain::send(&r, 0);
-    CrossDomain::claim(&r);
+    CrossDomain::send(&r, 0, Moving(()));
+    CrossDomain::claim(&r, Moving::new());
     let _still_mine = *r;
 }
