@@ -148,6 +148,12 @@ pub mod inspect {
         super::rref_attack::forged_rrefs(attacker, victim)
     }
 
+    /// Slab pinning by `attacker` (see `rref_attack.rs`): how many of `victim`'s small
+    /// blocks still came from the slab region, or what went wrong.
+    pub fn slab_pinning(attacker: DomainId, victim: DomainId) -> Result<usize, String> {
+        super::rref_attack::slab_pinning(attacker, victim)
+    }
+
     /// A digest of domain `d`'s image and heap.
     pub fn memory_digest(d: DomainId) -> Option<[u8; 32]> {
         super::fuzz::memory_digest(d)

@@ -161,3 +161,65 @@ pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String>
     }
     Ok(refused)
 }
+
+/// Slab pinning (red team 3): `attacker` gives every slab of the region a size class no one
+/// else uses (it allocates large blocks until the region has no slab left, in steps its
+/// quota allows, and frees them all again), then `victim` allocates small blocks. Slabs
+/// that are entirely free must serve them: a domain must not be able to push everyone
+/// else onto the kernel heap for good by what it allocated and gave back. Returns how
+/// many of the victim's blocks came from the region.
+pub fn slab_pinning(attacker: DomainId, victim: DomainId) -> Result<usize, String> {
+    let (region, size) = slab::region();
+    let in_region = |p: usize| p.wrapping_sub(region) < size;
+    let owned = |d| rref::owned_by(d);
+    let (a0, v0) = (owned(attacker), owned(victim));
+    let mut full = false;
+    // The largest classes first: each slab costs the attacker about 16 KiB while held.
+    for block in [16 * 1024, 8 * 1024, 4 * 1024, 2 * 1024, 1024] {
+        let mut held = alloc::vec::Vec::new();
+        loop {
+            let mut p = 0;
+            // SAFETY: plain values.
+            if !as_domain(attacker, |s| p = unsafe { (s.rref_alloc)(block, 8) } as usize) {
+                return Err("the attacker crashed allocating".into());
+            }
+            if p == 0 {
+                break; // its quota
+            }
+            held.push(p);
+            if !in_region(p) {
+                full = true; // no slab left: every one has a class now
+                break;
+            }
+        }
+        for p in held {
+            free_as(attacker, p)?;
+        }
+        if full {
+            break;
+        }
+    }
+    if !full || owned(attacker) != a0 {
+        return Err(format!("the attacker could not fill the region (full {full}, owns {:?}, was {a0:?})", owned(attacker)));
+    }
+    // Everything the attacker held is free again; the victim's small blocks must still come
+    // from the region.
+    let mut got = alloc::vec::Vec::new();
+    for _ in 0..1200 {
+        got.push(alloc_as(victim, 64)?);
+    }
+    let slab_blocks = got.iter().filter(|p| in_region(**p)).count();
+    for p in got {
+        free_as(victim, p)?;
+    }
+    if owned(victim) != v0 {
+        return Err("the victim's blocks did not all go back".into());
+    }
+    if slab_blocks != 1200 {
+        return Err(format!(
+            "after the attacker freed everything, {} of the victim's 1200 64-byte blocks came from the kernel heap: the region's free slabs stay pinned to the attacker's classes",
+            1200 - slab_blocks
+        ));
+    }
+    Ok(slab_blocks)
+}

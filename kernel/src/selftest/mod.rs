@@ -35,6 +35,7 @@ pub const NAMES: &[&str] = &[
     "proxy-refuses-forged-calls",
     "services-fuzz",
     "rref-forgery",
+    "rref-slab-pinning",
     "console-crash-loop",
     "block-crash-writes",
     "block-swap-io",
@@ -158,6 +159,7 @@ pub fn run(name: &str) -> ! {
         "proxy-refuses-forged-calls" => isolation::proxy_refuses_forged_calls(name),
         "services-fuzz" => isolation::services_fuzz(name),
         "rref-forgery" => isolation::rref_forgery(name),
+        "rref-slab-pinning" => isolation::rref_slab_pinning(name),
         "console-crash-loop" => isolation::console_crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();

@@ -124,6 +124,14 @@ pub fn cases() -> Vec<QemuTest> {
             exit_status: 0,
         },
         QemuTest {
+            name: "rref-slab-pinning",
+            boards: BOTH,
+            append: "qvq.test=rref-slab-pinning qvq.restart_limit=0",
+            setup: Setup::Standard,
+            steps: &[ExpectWithin("small blocks from the region after relay pinned every slab; hello ping 41: 42)", 60)],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "proxy-refuses-forged-calls",
             boards: BOTH,
             append: "qvq.test=proxy-refuses-forged-calls",
