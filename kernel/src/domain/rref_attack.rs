@@ -199,8 +199,11 @@ pub fn slab_pinning(attacker: DomainId, victim: DomainId) -> Result<usize, Strin
             break;
         }
     }
-    if !full || owned(attacker) != a0 {
-        return Err(format!("the attacker could not fill the region (full {full}, owns {:?}, was {a0:?})", owned(attacker)));
+    // (`full`: some block of the attacker's came from the kernel heap, every slab having a
+    // class by then; with empty slabs going to whichever class needs one, it may not.)
+    crate::info!("rref-slab-pinning: the attacker filled the region: {full}");
+    if owned(attacker) != a0 {
+        return Err(format!("the attacker's blocks did not all go back (owns {:?}, was {a0:?})", owned(attacker)));
     }
     // Everything the attacker held is free again; the victim's small blocks must still come
     // from the region.
