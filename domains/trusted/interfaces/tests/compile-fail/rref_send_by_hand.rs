@@ -4,6 +4,13 @@
 //! slot is reused by another domain's block, and this `RRef` reads and writes that block.
 //! Only the IDL's generated proxies may send or claim: a domain must not be able to, with
 //! or without the `Moving` permission they pass (which it cannot make).
+//!
+//! Shown end to end before the fix (an attack-heap variant importing Hello: `RRef::new`,
+//! `CrossDomain::send(&kept, hello.slot())`, then `crash hello panic` from the shell): hello's
+//! reclaim freed the kept block, the attacker's next `RRef::new` got the same slot ("two
+//! live RRefs name one block"), it dropped one, and the shell's `hello sum` argument
+//! (`RRef<Numbers>`) landed there: "read another domain's block through a kept RRef:
+//! [1, 2, 3, 4, 5, 6, 7, 8]" (and `DerefMut` would have written it).
 #![forbid(unsafe_code)]
 
 use interfaces::rref::Moving;
