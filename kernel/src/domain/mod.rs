@@ -154,6 +154,12 @@ pub mod inspect {
         super::rref_attack::slab_pinning(attacker, victim)
     }
 
+    /// Page-aligned tiny blocks from the kernel heap (see `rref_attack.rs`): how many
+    /// `attacker` got, or what went wrong.
+    pub fn aligned_blocks(attacker: DomainId) -> Result<usize, String> {
+        super::rref_attack::aligned_blocks(attacker)
+    }
+
     /// A digest of domain `d`'s image and heap.
     pub fn memory_digest(d: DomainId) -> Option<[u8; 32]> {
         super::fuzz::memory_digest(d)

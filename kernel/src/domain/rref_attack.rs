@@ -226,3 +226,57 @@ pub fn slab_pinning(attacker: DomainId, victim: DomainId) -> Result<usize, Strin
     }
     Ok(slab_blocks)
 }
+
+/// Alignment the quota does not see (red team 3): once the slab region is full (here the
+/// kernel fills it), small blocks come from the kernel heap; `attacker` asks for 1-byte
+/// blocks aligned to 4 KiB. Each takes a 4 KiB stride of the kernel heap (first fit puts
+/// each at the next page boundary, and the holes between fit only small objects), so what
+/// it may hold of the kernel heap's span must be bounded by its quota. Returns how many it got.
+pub fn aligned_blocks(attacker: DomainId) -> Result<usize, String> {
+    let (region, size) = slab::region();
+    let in_region = |p: usize| p.wrapping_sub(region) < size;
+    let a0 = rref::owned_by(attacker);
+    // Fill the region as the kernel (16 KiB blocks: one slab each).
+    let mut filler = alloc::vec::Vec::new();
+    loop {
+        let p = rref::alloc(super::KERNEL, slab::SLAB, 8) as usize;
+        if p == 0 {
+            break;
+        }
+        filler.push(p);
+        if !in_region(p) || filler.len() > 64 {
+            break;
+        }
+    }
+    let mut got = alloc::vec::Vec::new();
+    loop {
+        let mut p = 0;
+        // SAFETY: plain values.
+        if !as_domain(attacker, |s| p = unsafe { (s.rref_alloc)(1, 4096) } as usize) {
+            return Err("the attacker crashed allocating".into());
+        }
+        if p == 0 || got.len() >= 100_000 {
+            break;
+        }
+        got.push(p);
+    }
+    let n = got.len();
+    let outside = got.iter().filter(|p| !in_region(**p)).count();
+    for p in got {
+        free_as(attacker, p)?;
+    }
+    for p in filler {
+        rref::free(super::KERNEL, p as *mut u8);
+    }
+    if rref::owned_by(attacker) != a0 {
+        return Err("the attacker's blocks did not all go back".into());
+    }
+    let quota = super::quota::shared_heap(attacker);
+    if outside * 4096 > quota {
+        return Err(format!(
+            "{outside} kernel-heap blocks of 1 byte aligned to 4 KiB for a {quota}-byte quota: {} KiB of the kernel heap's span, charged far less",
+            outside * 4
+        ));
+    }
+    Ok(n)
+}

@@ -112,6 +112,18 @@ pub fn rref_slab_pinning(name: &str) -> ! {
     }
 }
 
+/// Tiny kernel-heap blocks aligned to 4 KiB through relay's own services (the slab
+/// region full): the kernel heap they take must be charged to relay's quota.
+pub fn rref_aligned_blocks(name: &str) -> ! {
+    let Some(relay_id) = inspect::exporter_of(interfaces::relay::NAME) else {
+        fail(name, format_args!("relay must run"))
+    };
+    match inspect::aligned_blocks(relay_id) {
+        Ok(n) => pass(name, format_args!("relay got {n} page-aligned blocks, within its quota")),
+        Err(why) => fail(name, format_args!("{why}")),
+    }
+}
+
 pub fn services_fuzz(name: &str) -> ! {
     const ROUNDS: u32 = 3000;
     let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {

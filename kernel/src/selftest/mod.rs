@@ -36,6 +36,7 @@ pub const NAMES: &[&str] = &[
     "services-fuzz",
     "rref-forgery",
     "rref-slab-pinning",
+    "rref-aligned-blocks",
     "console-crash-loop",
     "block-crash-writes",
     "block-swap-io",
@@ -160,6 +161,7 @@ pub fn run(name: &str) -> ! {
         "services-fuzz" => isolation::services_fuzz(name),
         "rref-forgery" => isolation::rref_forgery(name),
         "rref-slab-pinning" => isolation::rref_slab_pinning(name),
+        "rref-aligned-blocks" => isolation::rref_aligned_blocks(name),
         "console-crash-loop" => isolation::console_crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();

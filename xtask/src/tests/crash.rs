@@ -132,6 +132,14 @@ pub fn cases() -> Vec<QemuTest> {
             exit_status: 0,
         },
         QemuTest {
+            name: "rref-aligned-blocks",
+            boards: BOTH,
+            append: "qvq.test=rref-aligned-blocks qvq.restart_limit=0",
+            setup: Setup::Standard,
+            steps: &[ExpectWithin("page-aligned blocks, within its quota)", 60)],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "proxy-refuses-forged-calls",
             boards: BOTH,
             append: "qvq.test=proxy-refuses-forged-calls",
