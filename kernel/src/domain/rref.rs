@@ -56,11 +56,15 @@ fn receiver(owner: DomainId, sent: u32) -> Option<DomainId> {
     }
 }
 
-/// What a kernel-heap block costs its owner's quota: its size, at least 64 bytes, plus the
-/// registry's own bookkeeping, so that many tiny blocks cannot exhaust the kernel heap
-/// either. (A slab block costs its slot's size plus the same 64: `slab::charge`.)
+/// What a kernel-heap block costs its owner's quota: its size rounded up to its alignment
+/// (first fit puts each block of a large alignment at the next boundary, and the holes
+/// between fit only small objects: a red-team finding, 1-byte blocks aligned to 4 KiB were
+/// charged 128 bytes each and one domain's quota spanned 8 MiB of the kernel heap), at
+/// least 64 bytes, plus the registry's own bookkeeping, so that many tiny blocks cannot
+/// exhaust the kernel heap either. (A slab block costs its slot's size, a power of two at
+/// least its alignment, plus the same 64: `slab::charge`.)
 fn charge(layout: &Layout) -> usize {
-    layout.size().max(64) + 64
+    layout.pad_to_align().size().max(64) + 64
 }
 
 /// Shared-heap bytes all domains together may own: the rest of the kernel heap stays the
