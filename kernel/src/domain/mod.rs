@@ -160,6 +160,12 @@ pub mod inspect {
         super::rref_attack::aligned_blocks(attacker)
     }
 
+    /// Blocks sent by `caller` and kept by `callee` (see `rref_attack.rs`): how many the
+    /// callee held, or what went wrong.
+    pub fn quota_laundering(caller: DomainId, callee: DomainId) -> Result<usize, String> {
+        super::rref_attack::quota_laundering(caller, callee)
+    }
+
     /// A digest of domain `d`'s image and heap.
     pub fn memory_digest(d: DomainId) -> Option<[u8; 32]> {
         super::fuzz::memory_digest(d)

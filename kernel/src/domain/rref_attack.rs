@@ -280,3 +280,54 @@ pub fn aligned_blocks(attacker: DomainId) -> Result<usize, String> {
     }
     Ok(n)
 }
+
+/// Quota laundering (red team 3): `caller` sends 64-byte blocks through its slot into
+/// `callee`, which claims and keeps every one (a hoarding callee, or one whose calls all
+/// block holding their arguments). Each claim moves the block's charge to the callee, even
+/// past the callee's quota, and frees the caller's quota for the next: together the two
+/// hold more than both quotas, up to all domains' `QUOTA_TOTAL`. What the callee is
+/// charged must stay within its quota. Returns how many blocks it holds at the end.
+pub fn quota_laundering(caller: DomainId, callee: DomainId) -> Result<usize, String> {
+    let slot = (0..proxy::MAX_SLOTS as u32)
+        .find(|i| proxy::callee_of(caller, *i) == Some(callee))
+        .ok_or("the caller has no slot into the callee")?;
+    let quota = super::quota::shared_heap(callee) + super::quota::shared_heap(caller);
+    let (c0, v0) = (rref::owned_by(caller), rref::owned_by(callee));
+    let mut held = alloc::vec::Vec::new();
+    // Both quotas together allow at most this many 64-byte blocks (128 bytes charged each).
+    let bound = quota / 128;
+    for _ in 0..bound + 64 {
+        let mut p = 0;
+        // SAFETY: plain values.
+        if !as_domain(caller, |s| p = unsafe { (s.rref_alloc)(64, 8) } as usize) {
+            return Err("the caller crashed allocating".into());
+        }
+        if p == 0 {
+            break;
+        }
+        if send_as(caller, p, slot)? != 0 {
+            return Err("the caller could not send its block".into());
+        }
+        if claim_as(callee, p)? != 0 {
+            // Refused: the caller still owns it and frees it.
+            free_as(caller, p)?;
+            break;
+        }
+        held.push(p);
+    }
+    let n = held.len();
+    for p in held {
+        free_as(callee, p)?;
+    }
+    if (rref::owned_by(caller), rref::owned_by(callee)) != (c0, v0) {
+        return Err("the blocks did not all go back".into());
+    }
+    if n > bound {
+        return Err(format!(
+            "the callee took {n} blocks of 64 bytes ({} KiB charged) sent by the caller: more than both quotas together ({} KiB)",
+            n * 128 / 1024,
+            quota / 1024
+        ));
+    }
+    Ok(n)
+}

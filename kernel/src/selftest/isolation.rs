@@ -124,6 +124,18 @@ pub fn rref_aligned_blocks(name: &str) -> ! {
     }
 }
 
+/// Relay sends blocks into hello, which claims and keeps them all: the two may not hold
+/// more than their quotas together.
+pub fn rref_quota_laundering(name: &str) -> ! {
+    let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {
+        fail(name, format_args!("hello and relay must both run"))
+    };
+    match inspect::quota_laundering(relay_id, hello_id) {
+        Ok(n) => pass(name, format_args!("hello kept {n} blocks relay sent, within their quotas")),
+        Err(why) => fail(name, format_args!("{why}")),
+    }
+}
+
 pub fn services_fuzz(name: &str) -> ! {
     const ROUNDS: u32 = 3000;
     let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {

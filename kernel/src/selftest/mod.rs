@@ -37,6 +37,7 @@ pub const NAMES: &[&str] = &[
     "rref-forgery",
     "rref-slab-pinning",
     "rref-aligned-blocks",
+    "rref-quota-laundering",
     "console-crash-loop",
     "block-crash-writes",
     "block-swap-io",
@@ -162,6 +163,7 @@ pub fn run(name: &str) -> ! {
         "rref-forgery" => isolation::rref_forgery(name),
         "rref-slab-pinning" => isolation::rref_slab_pinning(name),
         "rref-aligned-blocks" => isolation::rref_aligned_blocks(name),
+        "rref-quota-laundering" => isolation::rref_quota_laundering(name),
         "console-crash-loop" => isolation::console_crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();

@@ -140,6 +140,14 @@ pub fn cases() -> Vec<QemuTest> {
             exit_status: 0,
         },
         QemuTest {
+            name: "rref-quota-laundering",
+            boards: BOTH,
+            append: "qvq.test=rref-quota-laundering qvq.restart_limit=0",
+            setup: Setup::Standard,
+            steps: &[ExpectWithin("blocks relay sent, within their quotas)", 120)],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "proxy-refuses-forged-calls",
             boards: BOTH,
             append: "qvq.test=proxy-refuses-forged-calls",
