@@ -289,8 +289,15 @@ pub fn claim(by: DomainId, p: *mut u8) -> bool {
     if receiver(from, sent) != Some(by) {
         return false;
     }
-    // From now on it counts against the receiver (one over its quota still gets what it
-    // was sent: refusing would strand the block in flight).
+    // From now on it counts against the receiver, which must have room for it: a red-team
+    // finding, a callee that kept what it was sent was charged past its quota while each
+    // claim gave the caller's quota back, so the two held up to `QUOTA_TOTAL`. Refused, the
+    // receiver's proxy code crashes it (over quota is the domain's error), and its reclaim
+    // frees the block, on its way to it: nothing is stranded.
+    if from != by && by != super::KERNEL && room(by).is_none_or(|room| reg.charged[by as usize] + cost > room) {
+        return false;
+    }
+    let Some(h) = reg.head(p as usize) else { return false };
     *h.owner = by;
     *h.sent = 0;
     if from != by {
