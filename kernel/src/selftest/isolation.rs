@@ -107,7 +107,10 @@ pub fn rref_slab_pinning(name: &str) -> ! {
         Err(e) => fail(name, format_args!("cannot import Hello ({e})")),
     };
     match proxy.ping(41) {
-        Ok(42) => pass(name, format_args!("{n} small blocks from the region after relay pinned every slab; hello ping 41: 42")),
+        Ok(42) => pass(
+            name,
+            format_args!("{n} small blocks from the region after relay pinned every slab; hello ping 41: 42"),
+        ),
         other => fail(name, format_args!("hello after the pinning: {other:?}")),
     }
 }
