@@ -151,6 +151,24 @@ pub mod inspect {
         super::rref_attack::forged_rrefs(attacker, victim)
     }
 
+    /// Slab pinning by `attacker` (see `rref_attack.rs`): how many of `victim`'s small
+    /// blocks still came from the slab region, or what went wrong.
+    pub fn slab_pinning(attacker: DomainId, victim: DomainId) -> Result<usize, String> {
+        super::rref_attack::slab_pinning(attacker, victim)
+    }
+
+    /// Page-aligned tiny blocks from the kernel heap (see `rref_attack.rs`): how many
+    /// `attacker` got, or what went wrong.
+    pub fn aligned_blocks(attacker: DomainId) -> Result<usize, String> {
+        super::rref_attack::aligned_blocks(attacker)
+    }
+
+    /// Blocks sent by `caller` and kept by `callee` (see `rref_attack.rs`): how many the
+    /// callee held, or what went wrong.
+    pub fn quota_laundering(caller: DomainId, callee: DomainId) -> Result<usize, String> {
+        super::rref_attack::quota_laundering(caller, callee)
+    }
+
     /// A digest of domain `d`'s image and heap.
     pub fn memory_digest(d: DomainId) -> Option<[u8; 32]> {
         super::fuzz::memory_digest(d)

@@ -56,11 +56,15 @@ fn receiver(owner: DomainId, sent: u32) -> Option<DomainId> {
     }
 }
 
-/// What a kernel-heap block costs its owner's quota: its size, at least 64 bytes, plus the
-/// registry's own bookkeeping, so that many tiny blocks cannot exhaust the kernel heap
-/// either. (A slab block costs its slot's size plus the same 64: `slab::charge`.)
+/// What a kernel-heap block costs its owner's quota: its size rounded up to its alignment
+/// (first fit puts each block of a large alignment at the next boundary, and the holes
+/// between fit only small objects: a red-team finding, 1-byte blocks aligned to 4 KiB were
+/// charged 128 bytes each and one domain's quota spanned 8 MiB of the kernel heap), at
+/// least 64 bytes, plus the registry's own bookkeeping, so that many tiny blocks cannot
+/// exhaust the kernel heap either. (A slab block costs its slot's size, a power of two at
+/// least its alignment, plus the same 64: `slab::charge`.)
 fn charge(layout: &Layout) -> usize {
-    layout.size().max(64) + 64
+    layout.pad_to_align().size().max(64) + 64
 }
 
 /// Shared-heap bytes all domains together may own: the rest of the kernel heap stays the
@@ -285,8 +289,15 @@ pub fn claim(by: DomainId, p: *mut u8) -> bool {
     if receiver(from, sent) != Some(by) {
         return false;
     }
-    // From now on it counts against the receiver (one over its quota still gets what it
-    // was sent: refusing would strand the block in flight).
+    // From now on it counts against the receiver, which must have room for it: a red-team
+    // finding, a callee that kept what it was sent was charged past its quota while each
+    // claim gave the caller's quota back, so the two held up to `QUOTA_TOTAL`. Refused, the
+    // receiver's proxy code crashes it (over quota is the domain's error), and its reclaim
+    // frees the block, on its way to it: nothing is stranded.
+    if from != by && by != super::KERNEL && room(by).is_none_or(|room| reg.charged[by as usize] + cost > room) {
+        return false;
+    }
+    let Some(h) = reg.head(p as usize) else { return false };
     *h.owner = by;
     *h.sent = 0;
     if from != by {

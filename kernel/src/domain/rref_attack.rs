@@ -161,3 +161,173 @@ pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String>
     }
     Ok(refused)
 }
+
+/// Slab pinning (red team 3): `attacker` gives every slab of the region a size class no one
+/// else uses (it allocates large blocks until the region has no slab left, in steps its
+/// quota allows, and frees them all again), then `victim` allocates small blocks. Slabs
+/// that are entirely free must serve them: a domain must not be able to push everyone
+/// else onto the kernel heap for good by what it allocated and gave back. Returns how
+/// many of the victim's blocks came from the region.
+pub fn slab_pinning(attacker: DomainId, victim: DomainId) -> Result<usize, String> {
+    let (region, size) = slab::region();
+    let in_region = |p: usize| p.wrapping_sub(region) < size;
+    let owned = |d| rref::owned_by(d);
+    let (a0, v0) = (owned(attacker), owned(victim));
+    let mut full = false;
+    // The largest classes first: each slab costs the attacker about 16 KiB while held.
+    for block in [16 * 1024, 8 * 1024, 4 * 1024, 2 * 1024, 1024] {
+        let mut held = alloc::vec::Vec::new();
+        loop {
+            let mut p = 0;
+            // SAFETY: plain values.
+            if !as_domain(attacker, |s| p = unsafe { (s.rref_alloc)(block, 8) } as usize) {
+                return Err("the attacker crashed allocating".into());
+            }
+            if p == 0 {
+                break; // its quota
+            }
+            held.push(p);
+            if !in_region(p) {
+                full = true; // no slab left: every one has a class now
+                break;
+            }
+        }
+        for p in held {
+            free_as(attacker, p)?;
+        }
+        if full {
+            break;
+        }
+    }
+    // (`full`: some block of the attacker's came from the kernel heap, every slab having a
+    // class by then; with empty slabs going to whichever class needs one, it may not.)
+    crate::info!("rref-slab-pinning: the attacker filled the region: {full}");
+    if owned(attacker) != a0 {
+        return Err(format!("the attacker's blocks did not all go back (owns {:?}, was {a0:?})", owned(attacker)));
+    }
+    // Everything the attacker held is free again; the victim's small blocks must still come
+    // from the region.
+    let mut got = alloc::vec::Vec::new();
+    for _ in 0..1200 {
+        got.push(alloc_as(victim, 64)?);
+    }
+    let slab_blocks = got.iter().filter(|p| in_region(**p)).count();
+    for p in got {
+        free_as(victim, p)?;
+    }
+    if owned(victim) != v0 {
+        return Err("the victim's blocks did not all go back".into());
+    }
+    if slab_blocks != 1200 {
+        return Err(format!(
+            "after the attacker freed everything, {} of the victim's 1200 64-byte blocks came from the kernel heap: the region's free slabs stay pinned to the attacker's classes",
+            1200 - slab_blocks
+        ));
+    }
+    Ok(slab_blocks)
+}
+
+/// Alignment the quota does not see (red team 3): once the slab region is full (here the
+/// kernel fills it), small blocks come from the kernel heap; `attacker` asks for 1-byte
+/// blocks aligned to 4 KiB. Each takes a 4 KiB stride of the kernel heap (first fit puts
+/// each at the next page boundary, and the holes between fit only small objects), so what
+/// it may hold of the kernel heap's span must be bounded by its quota. Returns how many it got.
+pub fn aligned_blocks(attacker: DomainId) -> Result<usize, String> {
+    let (region, size) = slab::region();
+    let in_region = |p: usize| p.wrapping_sub(region) < size;
+    let a0 = rref::owned_by(attacker);
+    // Fill the region as the kernel (16 KiB blocks: one slab each).
+    let mut filler = alloc::vec::Vec::new();
+    loop {
+        let p = rref::alloc(super::KERNEL, slab::SLAB, 8) as usize;
+        if p == 0 {
+            break;
+        }
+        filler.push(p);
+        if !in_region(p) || filler.len() > 64 {
+            break;
+        }
+    }
+    let mut got = alloc::vec::Vec::new();
+    loop {
+        let mut p = 0;
+        // SAFETY: plain values.
+        if !as_domain(attacker, |s| p = unsafe { (s.rref_alloc)(1, 4096) } as usize) {
+            return Err("the attacker crashed allocating".into());
+        }
+        if p == 0 || got.len() >= 100_000 {
+            break;
+        }
+        got.push(p);
+    }
+    let n = got.len();
+    let outside = got.iter().filter(|p| !in_region(**p)).count();
+    for p in got {
+        free_as(attacker, p)?;
+    }
+    for p in filler {
+        rref::free(super::KERNEL, p as *mut u8);
+    }
+    if rref::owned_by(attacker) != a0 {
+        return Err("the attacker's blocks did not all go back".into());
+    }
+    let quota = super::quota::shared_heap(attacker);
+    if outside * 4096 > quota {
+        return Err(format!(
+            "{outside} kernel-heap blocks of 1 byte aligned to 4 KiB for a {quota}-byte quota: {} KiB of the kernel heap's span, charged far less",
+            outside * 4
+        ));
+    }
+    Ok(n)
+}
+
+/// Quota laundering (red team 3): `caller` sends 64-byte blocks through its slot into
+/// `callee`, which claims and keeps every one (a hoarding callee, or one whose calls all
+/// block holding their arguments). Each claim moves the block's charge to the callee, even
+/// past the callee's quota, and frees the caller's quota for the next: together the two
+/// hold more than both quotas, up to all domains' `QUOTA_TOTAL`. What the callee is
+/// charged must stay within its quota. Returns how many blocks it holds at the end.
+pub fn quota_laundering(caller: DomainId, callee: DomainId) -> Result<usize, String> {
+    let slot = (0..proxy::MAX_SLOTS as u32)
+        .find(|i| proxy::callee_of(caller, *i) == Some(callee))
+        .ok_or("the caller has no slot into the callee")?;
+    let quota = super::quota::shared_heap(callee) + super::quota::shared_heap(caller);
+    let (c0, v0) = (rref::owned_by(caller), rref::owned_by(callee));
+    let mut held = alloc::vec::Vec::new();
+    // Both quotas together allow at most this many 64-byte blocks (128 bytes charged each).
+    let bound = quota / 128;
+    for _ in 0..bound + 64 {
+        let mut p = 0;
+        // SAFETY: plain values.
+        if !as_domain(caller, |s| p = unsafe { (s.rref_alloc)(64, 8) } as usize) {
+            return Err("the caller crashed allocating".into());
+        }
+        if p == 0 {
+            break;
+        }
+        if send_as(caller, p, slot)? != 0 {
+            return Err("the caller could not send its block".into());
+        }
+        if claim_as(callee, p)? != 0 {
+            // Refused: the caller still owns it and frees it.
+            free_as(caller, p)?;
+            break;
+        }
+        held.push(p);
+    }
+    let n = held.len();
+    for p in held {
+        free_as(callee, p)?;
+    }
+    if (rref::owned_by(caller), rref::owned_by(callee)) != (c0, v0) {
+        return Err("the blocks did not all go back".into());
+    }
+    if n > bound {
+        return Err(format!(
+            "the callee took {n} blocks of 64 bytes ({} KiB charged) sent by the caller: more than both quotas together ({} KiB)",
+            n * 128 / 1024,
+            quota / 1024
+        ));
+    }
+    Ok(n)
+}

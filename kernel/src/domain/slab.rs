@@ -83,6 +83,10 @@ pub struct Slabs {
     free: [u16; CLASSES],
     /// Slabs handed out so far (they are handed out in order).
     used: usize,
+    /// Live blocks in each slab: a slab with none goes to another class that needs one
+    /// when none is left (else a domain could give every slab a class no one else uses,
+    /// by allocating and freeing, and push every other domain onto the kernel heap for good).
+    live: [u16; SLABS],
 }
 
 /// The class of a block of `size` bytes aligned to `align` (both at least 1, `align` a
@@ -127,6 +131,7 @@ impl Slabs {
         Slabs {
             free: [NONE; CLASSES],
             used: 0,
+            live: [0; SLABS],
         }
     }
 
@@ -175,6 +180,7 @@ impl Slabs {
         r.sent = 0;
         r.size = size as u32;
         self.free[c] = next;
+        self.live[i * UNIT / SLAB] += 1;
         Some(base() + i * UNIT)
     }
 
@@ -194,6 +200,7 @@ impl Slabs {
         r.sent = 0;
         r.next = head;
         self.free[class] = i as u16;
+        self.live[i * UNIT / SLAB] -= 1;
         Some(out)
     }
 
@@ -213,16 +220,42 @@ impl Slabs {
         out
     }
 
-    /// Hands the next slab to `class` and puts its slots on the class's free list. False
-    /// when none is left.
+    /// Takes the free slots of slab `s` (which has no live block) off its class's free list.
+    #[cold]
+    fn unlink(&mut self, s: usize) {
+        let (lo, hi) = (s * SLAB / UNIT, (s + 1) * SLAB / UNIT);
+        let old = self.records()[lo].class as usize;
+        let (mut prev, mut cur) = (NONE, self.free[old]);
+        while cur != NONE {
+            let next = self.records()[cur as usize].next;
+            if (lo..hi).contains(&(cur as usize)) {
+                if prev == NONE {
+                    self.free[old] = next;
+                } else {
+                    self.records()[prev as usize].next = next;
+                }
+            } else {
+                prev = cur;
+            }
+            cur = next;
+        }
+    }
+
+    /// Hands the next slab to `class` (or, when all are handed out, one no block lives in,
+    /// taken back from its class) and puts its slots on the class's free list. False when
+    /// none is left.
     #[cold]
     #[inline(never)]
     fn carve(&mut self, class: u8) -> bool {
-        if self.used == SLABS {
-            return false;
-        }
-        let s = self.used;
-        self.used += 1;
+        let s = if self.used < SLABS {
+            self.used += 1;
+            self.used - 1
+        } else {
+            // `class` has no free slot, so an empty slab is another class's.
+            let Some(s) = (0..SLABS).find(|&s| self.live[s] == 0) else { return false };
+            self.unlink(s);
+            s
+        };
         let step = slot_size(class) / UNIT;
         let c = class as usize;
         for i in (s * SLAB / UNIT..(s + 1) * SLAB / UNIT).step_by(step).rev() {

@@ -92,6 +92,53 @@ pub fn rref_forgery(name: &str) -> ! {
     }
 }
 
+/// Slab pinning through relay's own services: relay gives every slab a large size class
+/// and frees everything; hello's small blocks must still come from the region.
+pub fn rref_slab_pinning(name: &str) -> ! {
+    let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {
+        fail(name, format_args!("hello and relay must both run"))
+    };
+    let n = match inspect::slab_pinning(relay_id, hello_id) {
+        Ok(n) => n,
+        Err(why) => fail(name, format_args!("{why}")),
+    };
+    let proxy = match hello::import() {
+        Ok(p) => p,
+        Err(e) => fail(name, format_args!("cannot import Hello ({e})")),
+    };
+    match proxy.ping(41) {
+        Ok(42) => pass(
+            name,
+            format_args!("{n} small blocks from the region after relay pinned every slab; hello ping 41: 42"),
+        ),
+        other => fail(name, format_args!("hello after the pinning: {other:?}")),
+    }
+}
+
+/// Tiny kernel-heap blocks aligned to 4 KiB through relay's own services (the slab
+/// region full): the kernel heap they take must be charged to relay's quota.
+pub fn rref_aligned_blocks(name: &str) -> ! {
+    let Some(relay_id) = inspect::exporter_of(interfaces::relay::NAME) else {
+        fail(name, format_args!("relay must run"))
+    };
+    match inspect::aligned_blocks(relay_id) {
+        Ok(n) => pass(name, format_args!("relay got {n} page-aligned blocks, within its quota")),
+        Err(why) => fail(name, format_args!("{why}")),
+    }
+}
+
+/// Relay sends blocks into hello, which claims and keeps them all: the two may not hold
+/// more than their quotas together.
+pub fn rref_quota_laundering(name: &str) -> ! {
+    let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {
+        fail(name, format_args!("hello and relay must both run"))
+    };
+    match inspect::quota_laundering(relay_id, hello_id) {
+        Ok(n) => pass(name, format_args!("hello kept {n} blocks relay sent, within their quotas")),
+        Err(why) => fail(name, format_args!("{why}")),
+    }
+}
+
 pub fn services_fuzz(name: &str) -> ! {
     const ROUNDS: u32 = 3000;
     let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {

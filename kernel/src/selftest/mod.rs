@@ -37,6 +37,9 @@ pub const NAMES: &[&str] = &[
     "proxy-refuses-forged-calls",
     "services-fuzz",
     "rref-forgery",
+    "rref-slab-pinning",
+    "rref-aligned-blocks",
+    "rref-quota-laundering",
     "console-crash-loop",
     "block-crash-writes",
     "block-swap-io",
@@ -160,6 +163,9 @@ pub fn run(name: &str) -> ! {
         "proxy-refuses-forged-calls" => isolation::proxy_refuses_forged_calls(name),
         "services-fuzz" => isolation::services_fuzz(name),
         "rref-forgery" => isolation::rref_forgery(name),
+        "rref-slab-pinning" => isolation::rref_slab_pinning(name),
+        "rref-aligned-blocks" => isolation::rref_aligned_blocks(name),
+        "rref-quota-laundering" => isolation::rref_quota_laundering(name),
         "console-crash-loop" => isolation::console_crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();

@@ -45,13 +45,13 @@ macro_rules! interface {
                         // The kernel's trampoline checked that the call has `CALL_STACK`
                         // (refused, the caller keeps and drops its arguments).
                         // Arguments now belong to the callee.
-                        $( CrossDomain::claim(&$arg); )*
+                        $( CrossDomain::claim(&$arg, $crate::rref::Moving::new()); )*
                         // SAFETY: the kernel passes back the `state` given to `export`, a `&'static T`.
                         let this = unsafe { &*(state as *const T) };
                         let r = this.$method($($arg),*);
                         // A result on the shared heap goes back to the caller.
                         if let Ok(v) = &r {
-                            CrossDomain::send(v, $crate::abi::RETURN_TO_CALLER);
+                            CrossDomain::send(v, $crate::abi::RETURN_TO_CALLER, $crate::rref::Moving::new());
                         }
                         r.into()
                     }
@@ -106,7 +106,7 @@ macro_rules! interface {
                         type Trampoline = unsafe extern "C" fn(u32 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
                         const METHOD: u32 = (core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>()) as u32;
                         // Shared-heap arguments go to the callee of this slot.
-                        $( CrossDomain::send(&$arg, self.slot()); )*
+                        $( CrossDomain::send(&$arg, self.slot(), $crate::rref::Moving::new()); )*
                         // Our copy of the arguments: dropped only if the call never reached the callee.
                         let args = core::mem::ManuallyDrop::new(($($arg,)*));
                         // SAFETY: `proxy_call` is the kernel's trampoline with this calling
@@ -133,7 +133,7 @@ macro_rules! interface {
                         // SAFETY: status 0: the callee returned this value.
                         let r: RpcResult<$ret> = unsafe { ret.assume_init() }.into();
                         if let Ok(v) = &r {
-                            CrossDomain::claim(v);
+                            CrossDomain::claim(v, $crate::rref::Moving::new());
                         }
                         r
                     }

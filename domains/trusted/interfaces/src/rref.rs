@@ -165,11 +165,29 @@ impl<T: RRefable> Replayable for RRef<T> {
 /// it (through its slot, or back to the caller of the call it serves), then the receiver
 /// `claim`s it. The kernel lets a domain claim only a block sent to it, so no domain can
 /// take a block by naming its address.
+///
+/// Only the IDL's generated code may take the two steps: each takes a [`Moving`], which
+/// only this crate can make. A domain that could `send` an `RRef` by hand would keep it
+/// while the kernel records the block as on its way to the slot's callee (or its caller);
+/// when that domain died, the registry would free the block as "never claimed", a new
+/// block (another domain's) would take its slot, and the kept `RRef` would read and write it.
 pub trait CrossDomain: sealed::Sealed {
     #[doc(hidden)]
-    fn send(&self, _slot: u32) {}
+    fn send(&self, _slot: u32, _: Moving) {}
     #[doc(hidden)]
-    fn claim(&self) {}
+    fn claim(&self, _: Moving) {}
+}
+
+/// The permission to move a value through a call: made only inside this crate (the
+/// generated proxies and adapters), so no domain can call `CrossDomain`'s methods.
+#[doc(hidden)]
+pub struct Moving(());
+
+impl Moving {
+    #[inline(always)]
+    pub(crate) const fn new() -> Moving {
+        Moving(())
+    }
 }
 
 macro_rules! plain_cross_domain {
@@ -183,14 +201,14 @@ plain_cross_domain!((), u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, bool
 impl<T: RRefable> sealed::Sealed for RRef<T> {}
 
 impl<T: RRefable> CrossDomain for RRef<T> {
-    fn send(&self, slot: u32) {
+    fn send(&self, slot: u32, _: Moving) {
         // SAFETY: the block this `RRef` owns and a plain slot number; the kernel checks both.
         // The services are set (this `RRef` exists: see `Drop`).
         let r = unsafe { (crate::abi::services_unchecked().rref_send)(self.as_ptr(), slot) };
         assert!(r == 0, "the kernel refused to send a shared-heap block this domain owns");
     }
 
-    fn claim(&self) {
+    fn claim(&self, _: Moving) {
         // SAFETY: the block that arrived with the call; the kernel checks it was sent here.
         // The services are set (the call arrived through them).
         let r = unsafe { (crate::abi::services_unchecked().rref_claim)(self.as_ptr()) };
