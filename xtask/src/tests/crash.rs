@@ -132,7 +132,10 @@ pub fn cases() -> Vec<QemuTest> {
             boards: BOTH,
             append: "qvq.test=rref-slab-pinning qvq.restart_limit=0",
             setup: Setup::Standard,
-            steps: &[ExpectWithin("small blocks from the region after relay pinned every slab; hello ping 41: 42)", 60)],
+            steps: &[ExpectWithin(
+                "small blocks from the region after relay pinned every slab; hello ping 41: 42)",
+                60,
+            )],
             exit_status: 0,
         },
         QemuTest {
