@@ -96,9 +96,26 @@ pub fn calls() {
         }),
         empty,
     );
+    check("proxy call taking an RRef", proxy.take(RRef::new(Numbers([1; 8]))) == Ok(()));
+    check(
+        "proxy call moving two RRefs",
+        proxy.pair(RRef::new(Numbers([1; 8])), RRef::new(Numbers([2; 8]))) == Ok(24),
+    );
     let with_rref = per_op(
         measure(|i| {
+            let _ = black_box(proxy.take(RRef::new(Numbers([i; 8]))));
+        }),
+        empty,
+    );
+    let summed = per_op(
+        measure(|i| {
             let _ = black_box(proxy.sum(RRef::new(Numbers([i; 8]))));
+        }),
+        empty,
+    );
+    let two = per_op(
+        measure(|i| {
+            let _ = black_box(proxy.pair(RRef::new(Numbers([i; 8])), RRef::new(Numbers([i; 8]))));
         }),
         empty,
     );
@@ -126,10 +143,16 @@ pub fn calls() {
     kprintln!("bench: proxy overhead over the indirect call: {}", proxied.saturating_sub(indirect));
     kprintln!("bench: cross-domain call moving one RRef (incl. its allocation and free): {with_rref}");
     kprintln!("bench: RRef allocation and free alone: {rref_alone}");
-    // What moving the block adds to the call: sending, claiming, and the argument itself.
+    // What moving the block adds to the call: the trampoline's move, and the argument
+    // itself (the callee only drops it: its free is in the allocation and free).
     kprintln!(
         "bench: RRef transfer over a plain proxied call: {}",
         with_rref.saturating_sub(proxied).saturating_sub(rref_alone)
+    );
+    kprintln!("bench: cross-domain call moving one RRef that the callee sums (8 words): {summed}");
+    kprintln!(
+        "bench: cross-domain call moving two RRefs (the trampoline's slow path), less two allocations and frees: {}",
+        two.saturating_sub(2 * rref_alone)
     );
     kprintln!("bench: cross-domain call through a shadow proxy, no arguments: {shadowed}");
     kprintln!("bench: kernel service call (uptime_ns): {service}");

@@ -50,6 +50,15 @@ impl Hello for HelloDomain {
         Ok(numbers.0.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
     }
 
+    fn take(&self, numbers: RRef<Numbers>) -> RpcResult<()> {
+        drop(numbers);
+        Ok(())
+    }
+
+    fn pair(&self, a: RRef<Numbers>, b: RRef<Numbers>) -> RpcResult<u64> {
+        Ok(a.0.iter().chain(b.0.iter()).fold(0u64, |s, x| s.wrapping_add(*x)))
+    }
+
     fn fail(&self, how: u32) -> RpcResult<u64> {
         match how {
             0 => panic!("asked to panic"),

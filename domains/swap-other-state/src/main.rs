@@ -28,6 +28,12 @@ impl Hello for Misfit {
     fn sum(&self, _numbers: RRef<Numbers>) -> RpcResult<u64> {
         Err(RpcError::Refused)
     }
+    fn take(&self, _numbers: RRef<Numbers>) -> RpcResult<()> {
+        Err(RpcError::Refused)
+    }
+    fn pair(&self, _a: RRef<Numbers>, _b: RRef<Numbers>) -> RpcResult<u64> {
+        Err(RpcError::Refused)
+    }
     fn fail(&self, _how: u32) -> RpcResult<u64> {
         Err(RpcError::Refused)
     }

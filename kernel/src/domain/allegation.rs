@@ -22,6 +22,9 @@ pub enum Refusal {
     NoInstance,
     /// A kernel object (an event) of another domain.
     NotItsObject,
+    /// An exported table whose entries are not grouped by what their methods move
+    /// (`interfaces::abi::dispatch_groups`).
+    NotGrouped,
 }
 
 /// The memory a domain may point the kernel at, as it is now.

@@ -63,6 +63,9 @@ extern "C" {
     fn qvq_resume_continuation(cont: *const Continuation, code: u32) -> !;
     /// The proxy trampoline; domains reach it through `KernelServices::proxy_call`.
     pub fn qvq_proxy_call();
+    /// The trampoline for methods with `RRef` arguments (`proxy_call_moving`). It runs with
+    /// IRQs masked up to its switch into the callee, so it needs no window of its own.
+    pub fn qvq_proxy_call_moving();
     /// Labels inside the trampoline: where it pushes the continuation frame, and just after
     /// it switched the thread's context to the callee.
     fn qvq_proxy_frame();

@@ -89,6 +89,8 @@ pub(super) fn account(d: DomainId, bytes: usize, added: bool) {
         } else {
             h.fetch_sub(bytes, Relaxed);
         }
+        // What its shared-heap blocks may cost changes with it.
+        super::rref::refresh_limit(d);
     }
 }
 
@@ -183,6 +185,7 @@ pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
         if let Some(h) = HELD.get(d as usize) {
             h.store(0, Relaxed);
         }
+        super::rref::refresh_limit(d);
         mine
     };
     let bytes = taken.iter().map(|x| x.frames.bytes()).sum();

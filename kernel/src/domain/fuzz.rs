@@ -82,7 +82,7 @@ unsafe extern "C" fn invoke_fuzz(data: *mut u8, _: *const (), _: *const ()) {
     let (a, b, c) = (p(), p(), p());
     let (n, m) = (length(&mut call.rng), length(&mut call.rng));
     let v = call.rng.next();
-    let which = call.rng.below(19);
+    let which = call.rng.below(20);
     // SAFETY: deliberately hostile arguments: what this test exists for. Every service
     // must refuse them or crash the calling domain (this one), never the kernel. Function
     // pointers made from addresses are only stored or refused by the kernel, never called
@@ -91,7 +91,15 @@ unsafe extern "C" fn invoke_fuzz(data: *mut u8, _: *const (), _: *const ()) {
         match which {
             0 => (s.log)(a as *const u8, n),
             1 => {
-                let _ = (s.export)(a as *const u8, n, b as *const [u8; 32], c as *const (), a as *const (), v as u32);
+                let _ = (s.export)(
+                    a as *const u8,
+                    n,
+                    b as *const [u8; 32],
+                    c as *const (),
+                    b as *const u8,
+                    a as *const (),
+                    v as u32,
+                );
             }
             2 => {
                 let _ = (s.import)(a as *const u8, n, b as *const [u8; 32]);
@@ -128,13 +136,20 @@ unsafe extern "C" fn invoke_fuzz(data: *mut u8, _: *const (), _: *const ()) {
             }
             14 => (s.rref_free)(a as *mut u8),
             15 => {
-                let _ = (s.rref_send)(a as *mut u8, v as u32);
+                let _ = (s.rref_return)(a as *mut u8);
             }
             16 => {
                 let _ = (s.rref_claim)(a as *mut u8);
             }
             17 => {
                 let _ = (s.event_wait_restartable)(v as u32 % 8, v | 1);
+            }
+            18 => {
+                // The moving trampoline, with a random call word and blocks: refused
+                // (the status says why), unless it names a slot of this domain's.
+                let f: extern "C" fn(u64, usize, usize, usize) -> u64 = core::mem::transmute(s.proxy_call_moving);
+                let _ = f(v | interfaces::abi::MOVING_CALL, a, b, c);
+                core::ptr::write_volatile(s.proxy_status as *mut u32, 0);
             }
             _ => (s.yield_now)(),
         }

@@ -15,7 +15,9 @@
 use super::DomainId;
 use crate::sched::{ThreadId, WaitQueue};
 use crate::sync::IrqLock;
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use interfaces::RpcError;
 
 pub const MAX_SLOTS: usize = 256;
 
@@ -38,7 +40,15 @@ pub struct Slot {
     /// call word and refuses what is not below the second: another tag, or a method index
     /// past the table.
     pub(super) call_base: AtomicU32,
+    /// The methods that move nothing (the first entries of the table): the plain
+    /// trampoline's range.
     pub(super) methods: AtomicU32,
+    /// The moving trampoline's range: `call_base` + the first method that moves an `RRef`;
+    /// how many of those move x1 only (its fast path: the trampoline checks the two with
+    /// one `ldp`), and how many there are in all.
+    pub(super) moving_base: AtomicU32,
+    pub(super) x1_alone: AtomicU32,
+    pub(super) moving: AtomicU32,
 }
 
 const NOBODY: u32 = u32::MAX;
@@ -58,8 +68,15 @@ static QVQ_SLOTS: [Slot; MAX_SLOTS] = [const {
         calls: AtomicU64::new(0),
         call_base: AtomicU32::new(0),
         methods: AtomicU32::new(0),
+        moving_base: AtomicU32::new(0),
+        x1_alone: AtomicU32::new(0),
+        moving: AtomicU32::new(0),
     }
 }; MAX_SLOTS];
+
+/// Per slot: the moves of each method in its moving range (the moving trampoline's slow
+/// path reads the registers to move here).
+static SLOT_MOVES: IrqLock<[Option<Arc<[u8]>>; MAX_SLOTS]> = IrqLock::new("slot moves", [const { None }; MAX_SLOTS]);
 
 /// One past the highest slot index ever filled: the registry hands out the lowest free
 /// index, so the slots in use sit below it and the manager's scans stop there.
@@ -70,15 +87,17 @@ fn in_use() -> &'static [Slot] {
     &QVQ_SLOTS[..SLOTS_IN_USE.load(Relaxed).min(MAX_SLOTS)]
 }
 
-/// What a slot dispatches to: the callee's table (with its number of methods and the
-/// interface's tag) and state.
-#[derive(Clone, Copy)]
+/// What a slot dispatches to: the callee's table (with its number of methods, each
+/// method's moves, and the interface's tag) and state.
+#[derive(Clone)]
 pub struct Target {
     pub callee: DomainId,
     pub table: usize,
     pub state: usize,
     pub tag: u32,
     pub methods: u32,
+    /// Grouped as `interfaces::abi::dispatch_groups` says (`services::export` checked).
+    pub moves: Arc<[u8]>,
 }
 
 /// The tag of the interface with `hash`, as the generated proxies pass it (16 bits).
@@ -90,11 +109,19 @@ pub fn tag_of(hash: &[u8; 32]) -> u32 {
 /// range check needs at most 256 methods: exports are refused past 255 (`services`).
 pub fn set_slot(index: usize, owner: DomainId, t: Target) -> bool {
     let Some(s) = QVQ_SLOTS.get(index) else { return false };
+    let Some((plain, x1_alone)) = interfaces::abi::dispatch_groups(&t.moves) else {
+        return false;
+    };
     SLOTS_IN_USE.fetch_max(index + 1, Relaxed);
     s.table.store(t.table, Relaxed);
     s.state.store(t.state, Relaxed);
-    s.call_base.store(t.tag << 16 | (index as u32) << 8, Relaxed);
-    s.methods.store(t.methods, Relaxed);
+    let call_base = t.tag << 16 | (index as u32) << 8;
+    s.call_base.store(call_base, Relaxed);
+    s.methods.store(plain as u32, Relaxed);
+    s.moving_base.store(call_base + plain as u32, Relaxed);
+    s.moving.store(t.methods - plain as u32, Relaxed);
+    s.x1_alone.store(x1_alone as u32, Relaxed);
+    SLOT_MOVES.lock()[index] = Some(t.moves.clone());
     s.callee.store(t.callee, Relaxed);
     s.owner.store(owner, Relaxed);
     s.caller.store(owner, Relaxed);
@@ -128,6 +155,9 @@ pub fn clear_slot(index: usize) {
         s.paused.store(0, Relaxed);
         s.calls.store(0, Relaxed);
         s.methods.store(0, Relaxed);
+        s.moving.store(0, Relaxed);
+        s.x1_alone.store(0, Relaxed);
+        SLOT_MOVES.lock()[index] = None;
     }
 }
 
@@ -173,4 +203,26 @@ extern "C" fn qvq_proxy_gate_wait(index: u32) -> u32 {
     let Some(s) = QVQ_SLOTS.get(index as usize) else { return 0 };
     GATE.wait_until(|| (s.paused.load(Relaxed) == 0).then_some(()));
     1
+}
+
+/// The moving trampoline's slow path (continuation.s), with IRQs masked, once its checks
+/// passed: moves the `RRef` arguments of `method` (its table index) of slot `index` from
+/// `caller` to `callee`, the arguments being x1..x6 in `args`. Returns 0, or the
+/// `RpcError` code the call is refused with (nothing moved then).
+#[no_mangle]
+extern "C" fn qvq_proxy_move_arguments(index: u32, method: u32, caller: DomainId, callee: DomainId, args: &[usize; 6]) -> u32 {
+    let moves = SLOT_MOVES.lock().get(index as usize).and_then(|m| m.as_ref()?.get(method as usize).copied());
+    let Some(moves) = moves else { return RpcError::NotAllowed as u32 };
+    let mut blocks = [0usize; 6];
+    let mut n = 0;
+    for (i, a) in args.iter().enumerate() {
+        if moves & 1 << i != 0 {
+            blocks[n] = *a;
+            n += 1;
+        }
+    }
+    match super::rref::move_arguments(caller, callee, &blocks[..n]) {
+        Ok(()) => 0,
+        Err(e) => e as u32,
+    }
 }

@@ -29,6 +29,7 @@ pub fn set(d: DomainId, m: &Manifest) {
         QUOTAS.threads[i].store(m.max_threads, Relaxed);
         QUOTAS.events[i].store(m.max_events, Relaxed);
         QUOTAS.stack[i].store(m.stack_size, Relaxed);
+        super::rref::refresh_limit(d);
     }
 }
 

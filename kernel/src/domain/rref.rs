@@ -1,59 +1,46 @@
 //! The shared heap: `RRef` blocks, each recorded with the domain that owns it and, while it
-//! moves through a call, the domain it was sent to. Blocks are charged to their owner's
-//! quota (its manifest's `shared_heap_limit`); the registry frees a dead domain's blocks.
+//! is on its way back to a caller, that caller. Blocks are charged to their owner's quota
+//! (its manifest's `shared_heap_limit`, less its DMA buffers); the registry frees a dead
+//! domain's blocks.
 //!
-//! Moving a block takes two steps: its owner *sends* it (as an argument through one of its
-//! slots, to that slot's callee; or as the result of the call it serves, to that call's
-//! caller), and the receiver *claims* it. A domain can claim only a block sent to it, and
-//! free only a block it owns: naming another domain's block by its address gets nothing.
+//! Blocks move in two ways. An argument moves in the trampoline (`move_arguments`, and the
+//! moving trampoline's own fast path in continuation.s): as the call enters the callee, the
+//! block's owner becomes the callee in one step, if the caller owns it and the callee's
+//! quota has room; otherwise the call is refused and nothing moves. A result takes two
+//! steps: the callee *returns* it (marks it sent to the caller of the call it serves), and
+//! the caller *claims* it. A domain can claim only a block returned to it, and free only a
+//! block it owns: naming another domain's block by its address gets nothing.
 //!
 //! Where blocks live (`slab.rs`): blocks of up to `slab::SLAB` bytes come from fixed-size
-//! slots of one kernel-owned region, and their records (owner, where sent, size) sit in an
-//! array in kernel memory, found from the address by arithmetic; the region's bytes are the
-//! blocks' only, so nothing a domain can write is trusted. Larger blocks (and small ones
-//! when the region is full) come from the kernel heap, recorded in a map. Either way the
-//! address a domain names must be exactly the start of a live block the kernel made, or
-//! the call gets nothing. What each domain is charged is kept as a counter, so allocating
-//! never scans; the lock only masks interrupts for the few instructions of each step.
+//! slots of one kernel-owned region, and their records (owner, where sent, charge, size) sit
+//! in an array in kernel memory, found from the address by arithmetic; the region's bytes
+//! are the blocks' only, so nothing a domain can write is trusted. Larger blocks (and small
+//! ones when the region is full) come from the kernel heap, recorded in a map. Either way
+//! the address a domain names must be exactly the start of a live block the kernel made,
+//! or the call gets nothing. What each domain is charged, and may be, is kept per domain in
+//! `QVQ_RREF_ACCOUNTS`, so allocating never scans; the lock only masks interrupts for the
+//! few instructions of each step.
+
+#[path = "../arch/aarch64/shared_heap.rs"]
+mod fast;
 
 use super::slab::{self, Head, Slabs};
 use super::DomainId;
 use crate::sync::IrqLock;
 use alloc::collections::BTreeMap;
 use core::alloc::Layout;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use interfaces::RpcError;
 
-/// Where a block in flight goes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
-    /// Through the owner's slot: to whichever domain the slot dispatches to when the call
-    /// arrives (a hot swap may re-point the slot and re-issue the call in between).
-    Slot(u32),
-    /// Back to this caller, as the result of a call it made.
-    Caller(DomainId),
-}
-
-/// `Sent` as a record stores it: 0 (not sent), or a tag bit and the slot or domain.
-const SENT_SLOT: u32 = 1 << 30;
+/// A block's `sent` as a record stores it: 0 (not sent), or this bit and the caller it goes
+/// back to.
 const SENT_CALLER: u32 = 1 << 31;
-const SENT_VALUE: u32 = SENT_SLOT - 1;
+const SENT_VALUE: u32 = SENT_CALLER - 1;
 
-fn encode(s: Sent) -> u32 {
-    match s {
-        Sent::Slot(n) => SENT_SLOT | (n & SENT_VALUE),
-        Sent::Caller(d) => SENT_CALLER | (d & SENT_VALUE),
-    }
-}
-
-/// The domain a block of `owner`, recorded as `sent`, is on its way to now, if any.
+/// The domain a block recorded as `sent` is on its way to now, if any.
 #[inline]
-fn receiver(owner: DomainId, sent: u32) -> Option<DomainId> {
-    if sent & SENT_CALLER != 0 {
-        Some(sent & SENT_VALUE)
-    } else if sent & SENT_SLOT != 0 {
-        super::proxy::callee_of(owner, sent & SENT_VALUE)
-    } else {
-        None
-    }
+fn receiver(sent: u32) -> Option<DomainId> {
+    (sent & SENT_CALLER != 0).then_some(sent & SENT_VALUE)
 }
 
 /// What a kernel-heap block costs its owner's quota: its size rounded up to its alignment
@@ -67,8 +54,8 @@ fn charge(layout: &Layout) -> usize {
     layout.pad_to_align().size().max(64) + 64
 }
 
-/// Shared-heap bytes all domains together may own: the rest of the kernel heap stays the
-/// kernel's.
+/// Kernel-heap bytes (as charged) all domains' large blocks together may take: the rest of
+/// the kernel heap stays the kernel's. (Slab blocks live in their own region.)
 pub const QUOTA_TOTAL: usize = 4 * 1024 * 1024;
 /// Upper bounds on one block's size and alignment (a larger alignment would waste kernel
 /// heap the quota does not see).
@@ -85,32 +72,74 @@ struct Block {
 
 const DOMAINS: usize = super::registry::MAX_DOMAINS;
 
+/// One domain's shared-heap account. Changed under the shared-heap lock, or by the moving
+/// trampoline with IRQs masked (continuation.s reads both words with one `ldp`).
+#[repr(C)]
+pub struct Account {
+    /// What its blocks cost, together.
+    pub(super) charged: AtomicUsize,
+    /// What they may cost: its quota less its DMA buffers (`refresh_limit`).
+    pub(super) limit: AtomicUsize,
+}
+
+/// Per domain number. The kernel's own blocks (its log lines to the console domain, its
+/// replies) are bounded by the kernel itself: its limit is `QUOTA_TOTAL`.
+#[no_mangle]
+#[link_section = ".data.qvq_hot.accounts"]
+pub static QVQ_RREF_ACCOUNTS: [Account; DOMAINS] = {
+    let mut all = [const {
+        Account {
+            charged: AtomicUsize::new(0),
+            limit: AtomicUsize::new(0),
+        }
+    }; DOMAINS];
+    all[super::KERNEL as usize] = Account {
+        charged: AtomicUsize::new(0),
+        limit: AtomicUsize::new(QUOTA_TOTAL),
+    };
+    all
+};
+const _: () = assert!(core::mem::size_of::<Account>() == 16 && core::mem::offset_of!(Account, limit) == 8);
+
+/// Re-reads `d`'s limit from its quota and DMA buffers (both changed: `quota::set`,
+/// `dma::account`).
+pub fn refresh_limit(d: DomainId) {
+    if d == super::KERNEL {
+        return;
+    }
+    if let Some(a) = QVQ_RREF_ACCOUNTS.get(d as usize) {
+        // Masked, so the trampoline never sees a limit half-way between two changes.
+        let saved = crate::arch::cpu::irq_save();
+        a.limit.store(super::quota::shared_heap(d).saturating_sub(super::dma::bytes_of(d)), Relaxed);
+        crate::arch::cpu::irq_restore(saved);
+    }
+}
+
 struct Registry {
     slabs: Slabs,
     big: BTreeMap<usize, Block>,
-    /// What each domain's blocks cost its quota, and all of them together.
-    charged: [usize; DOMAINS],
-    charged_total: usize,
+    /// What all kernel-heap blocks cost, together.
+    big_total: usize,
+}
+
+/// Counts a block costing `charge` as `d`'s (`add`) or no longer (under the lock).
+#[inline]
+fn account(d: DomainId, charge: usize, add: bool) {
+    if let Some(a) = QVQ_RREF_ACCOUNTS.get(d as usize) {
+        let c = a.charged.load(Relaxed);
+        a.charged.store(if add { c + charge } else { c - charge }, Relaxed);
+    }
+}
+
+/// True if `d` may be charged `cost` more.
+#[inline]
+fn has_room(d: DomainId, cost: usize) -> bool {
+    QVQ_RREF_ACCOUNTS
+        .get(d as usize)
+        .is_some_and(|a| a.charged.load(Relaxed) + cost <= a.limit.load(Relaxed))
 }
 
 impl Registry {
-    /// Counts a block costing `charge` as `d`'s (`add`) or no longer.
-    #[inline]
-    fn account(&mut self, d: DomainId, charge: usize, add: bool) {
-        if let Some(c) = self.charged.get_mut(d as usize) {
-            if add {
-                *c += charge;
-            } else {
-                *c -= charge;
-            }
-        }
-        if add {
-            self.charged_total += charge;
-        } else {
-            self.charged_total -= charge;
-        }
-    }
-
     /// The record of the live block starting exactly at `p`.
     #[inline]
     fn head(&mut self, p: usize) -> Option<Head<'_>> {
@@ -137,7 +166,7 @@ impl Registry {
     fn release(&mut self, p: usize, by: Option<DomainId>) -> bool {
         if slab::contains(p) {
             let Some((owner, _, charge)) = self.slabs.release(p, by) else { return false };
-            self.account(owner, charge, false);
+            account(owner, charge, false);
             return true;
         }
         self.release_big(p, by)
@@ -151,7 +180,8 @@ impl Registry {
             _ => return false,
         }
         let Some(b) = self.big.remove(&p) else { return false };
-        self.account(b.owner, b.charge, false);
+        account(b.owner, b.charge, false);
+        self.big_total -= b.charge;
         // SAFETY: allocated by `alloc` with this layout, and now unregistered. The kernel
         // heap allocator takes its own lock; one core, and ours only masks interrupts.
         unsafe { alloc::alloc::dealloc(p as *mut u8, b.layout) };
@@ -164,51 +194,31 @@ static REGISTRY: IrqLock<Registry> = IrqLock::new(
     Registry {
         slabs: Slabs::new(),
         big: BTreeMap::new(),
-        charged: [0; DOMAINS],
-        charged_total: 0,
+        big_total: 0,
     },
 );
 
 /// A new block for `owner`, or null when the size is unreasonable or a quota is used up.
 #[inline]
 pub fn alloc(owner: DomainId, size: usize, align: usize) -> *mut u8 {
-    let size = size.max(1);
-    if let Some(class) = slab::class_of(size, align.max(1)).filter(|_| align <= MAX_ALIGN && align.is_power_of_two()) {
-        if let Some(p) = alloc_slab(owner, size, class) {
+    if let Some(class) = slab::class_of(size, align, MAX_ALIGN) {
+        if let Some(p) = alloc_slab(owner, size.max(1), class) {
             return p;
         }
     }
     alloc_big(owner, size, align)
 }
 
-/// What `owner` may be charged in all (its quota less its DMA buffers), or `None` for a
-/// domain number past the table.
-#[inline]
-fn room(owner: DomainId) -> Option<usize> {
-    if owner as usize >= DOMAINS {
-        return None;
-    }
-    // The kernel's own blocks (its log lines to the console domain, its replies) are
-    // bounded by the kernel itself.
-    if owner == super::KERNEL {
-        return Some(QUOTA_TOTAL);
-    }
-    // DMA buffers count against the same quota (read under the registry's lock, which
-    // `reserve_dma` charges them under, so neither can slip past the other's check).
-    Some(super::quota::shared_heap(owner).saturating_sub(super::dma::bytes_of(owner)))
-}
-
-/// A slab block: `Some(null)` over a quota, `None` when the slab region has no slot left.
+/// A slab block: `Some(null)` over the quota, `None` when the slab region has no slot left.
 #[inline]
 fn alloc_slab(owner: DomainId, size: usize, class: u8) -> Option<*mut u8> {
     let cost = slab::charge(class);
     let mut reg = REGISTRY.lock_quick();
-    let Some(room) = room(owner) else { return Some(core::ptr::null_mut()) };
-    if reg.charged_total + cost > QUOTA_TOTAL || reg.charged[owner as usize] + cost > room {
+    if !has_room(owner, cost) {
         return Some(core::ptr::null_mut());
     }
     let p = reg.slabs.take(class, owner, size)?;
-    reg.account(owner, cost, true);
+    account(owner, cost, true);
     Some(p as *mut u8)
 }
 
@@ -216,7 +226,7 @@ fn alloc_slab(owner: DomainId, size: usize, class: u8) -> Option<*mut u8> {
 #[cold]
 #[inline(never)]
 fn alloc_big(owner: DomainId, size: usize, align: usize) -> *mut u8 {
-    let Ok(layout) = Layout::from_size_align(size, align.max(1)) else {
+    let Ok(layout) = Layout::from_size_align(size.max(1), align.max(1)) else {
         return core::ptr::null_mut();
     };
     if layout.size() > MAX_BLOCK || layout.align() > MAX_ALIGN {
@@ -224,15 +234,15 @@ fn alloc_big(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     }
     let cost = charge(&layout);
     let mut reg = REGISTRY.lock();
-    let Some(room) = room(owner) else { return core::ptr::null_mut() };
-    if reg.charged_total + cost > QUOTA_TOTAL || reg.charged[owner as usize] + cost > room {
+    if reg.big_total + cost > QUOTA_TOTAL || !has_room(owner, cost) {
         return core::ptr::null_mut();
     }
     // SAFETY: non-zero size. The kernel heap allocator takes its own lock; one core, and
     // this lock only masks interrupts, so there is no lock-order problem.
     let p = unsafe { alloc::alloc::alloc(layout) };
     if !p.is_null() {
-        reg.account(owner, cost, true);
+        account(owner, cost, true);
+        reg.big_total += cost;
         let b = Block {
             owner,
             layout,
@@ -255,29 +265,29 @@ pub fn free(by: DomainId, p: *mut u8) -> bool {
 /// first and charged after zeroing the frames, racing threads held twice the quota).
 /// The caller gives the charge back (`dma::account`) if the allocation then fails.
 pub fn reserve_dma(d: DomainId, bytes: usize) -> bool {
-    let reg = REGISTRY.lock();
-    let charged = reg.charged.get(d as usize).copied().unwrap_or(0);
-    if charged + super::dma::bytes_of(d) + bytes > super::quota::shared_heap(d) {
+    let _reg = REGISTRY.lock();
+    if !has_room(d, bytes) {
         return false;
     }
     super::dma::account(d, bytes, true);
     true
 }
 
-/// Marks `p`, owned by `by`, as sent `to`. False if `by` does not own it.
+/// Marks `p`, owned by `by`, as on its way back to `caller` (the result of the call `by`
+/// serves). False if `by` does not own it.
 #[inline]
-pub fn send(by: DomainId, p: *mut u8, to: Sent) -> bool {
+pub fn give_back(by: DomainId, p: *mut u8, caller: DomainId) -> bool {
     let mut reg = REGISTRY.lock_quick();
     match reg.head(p as usize) {
         Some(h) if *h.owner == by => {
-            *h.sent = encode(to);
+            *h.sent = SENT_CALLER | (caller & SENT_VALUE);
             true
         }
         _ => false,
     }
 }
 
-/// `by` takes `p`, which was sent to it (or which it owns already). False otherwise.
+/// `by` takes `p`, which was given back to it (or which it owns already). False otherwise.
 #[inline]
 pub fn claim(by: DomainId, p: *mut u8) -> bool {
     let mut reg = REGISTRY.lock_quick();
@@ -286,25 +296,56 @@ pub fn claim(by: DomainId, p: *mut u8) -> bool {
     if sent == 0 {
         return from == by;
     }
-    if receiver(from, sent) != Some(by) {
+    if receiver(sent) != Some(by) {
         return false;
     }
     // From now on it counts against the receiver, which must have room for it: a red-team
-    // finding, a callee that kept what it was sent was charged past its quota while each
-    // claim gave the caller's quota back, so the two held up to `QUOTA_TOTAL`. Refused, the
+    // finding, a domain that kept what it was sent was charged past its quota while the
+    // sender's charge went back, so the two held up to `QUOTA_TOTAL`. Refused, the
     // receiver's proxy code crashes it (over quota is the domain's error), and its reclaim
     // frees the block, on its way to it: nothing is stranded.
-    if from != by && by != super::KERNEL && room(by).is_none_or(|room| reg.charged[by as usize] + cost > room) {
+    if from != by && !has_room(by, cost) {
         return false;
     }
     let Some(h) = reg.head(p as usize) else { return false };
     *h.owner = by;
     *h.sent = 0;
     if from != by {
-        reg.account(from, cost, false);
-        reg.account(by, cost, true);
+        account(from, cost, false);
+        account(by, cost, true);
     }
     true
+}
+
+/// Moves a call's `RRef` arguments (`blocks`) from `caller` to `callee` as the call enters
+/// (the moving trampoline's slow path: several blocks, or one from the kernel heap). Each
+/// must be a live block the caller owns, each named once, and the callee's quota must have
+/// room for them all; otherwise nothing moves.
+pub fn move_arguments(caller: DomainId, callee: DomainId, blocks: &[usize]) -> Result<(), RpcError> {
+    let mut reg = REGISTRY.lock();
+    let mut cost = 0;
+    for (i, &p) in blocks.iter().enumerate() {
+        if blocks[..i].contains(&p) {
+            return Err(RpcError::NotAllowed);
+        }
+        match reg.head(p) {
+            Some(h) if *h.owner == caller => cost += h.charge,
+            _ => return Err(RpcError::NotAllowed),
+        }
+    }
+    // (As the fast path does: the room is checked even for a domain calling itself.)
+    if !has_room(callee, cost) {
+        return Err(RpcError::NoRoom);
+    }
+    for &p in blocks {
+        if let Some(h) = reg.head(p) {
+            *h.owner = callee;
+            *h.sent = 0;
+        }
+    }
+    account(caller, cost, false);
+    account(callee, cost, true);
+    Ok(())
 }
 
 /// The kernel moves `p` from `from` to `to` (a hot swap's state block). False unless
@@ -318,8 +359,8 @@ pub fn hand_over(from: DomainId, to: DomainId, p: *mut u8, size: usize) -> bool 
     let cost = h.charge;
     *h.owner = to;
     *h.sent = 0;
-    reg.account(from, cost, false);
-    reg.account(to, cost, true);
+    account(from, cost, false);
+    account(to, cost, true);
     true
 }
 
@@ -337,7 +378,7 @@ pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
     let mut reg = REGISTRY.lock();
     let (mut n, mut bytes) = (0, 0);
     for (p, owner, sent, size) in blocks(&mut reg) {
-        if (owner == d || receiver(owner, sent) == Some(d)) && reg.release(p, None) {
+        if (owner == d || receiver(sent) == Some(d)) && reg.release(p, None) {
             n += 1;
             bytes += size;
         }

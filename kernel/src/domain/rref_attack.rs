@@ -1,18 +1,20 @@
-//! The shared heap's fast path under forged addresses (selftest `rref-forgery`): the kernel
-//! calls the `rref_*` services of two domains' own tables *as those domains*, with the
+//! The shared heap under forged addresses (selftest `rref-forgery`): the kernel calls the
+//! `rref_*` services and the moving trampoline of two domains *as those domains*, with the
 //! addresses a hostile domain could make up (a safe domain cannot pass a raw address; a
 //! domain whose trusted crates were subverted could): an address inside a block, the
 //! neighbouring slot that another domain owns, a slot never handed out, a misaligned one,
 //! another domain's block, a block already freed (double free, use after free), a slot
-//! freed and reused by another domain, and a block in flight to a third party. Each must
-//! get nothing: what every domain owns is checked after each step.
+//! freed and reused by another domain, one block passed twice in one call, and a block on
+//! its way back to another caller. Each must get nothing: what every domain owns is
+//! checked after each step.
 
 use super::continuation::{call_into, EntryKind};
 use super::registry::registry;
 use super::{proxy, rref, slab, DomainId};
 use alloc::format;
 use alloc::string::String;
-use interfaces::KernelServices;
+use interfaces::hello;
+use interfaces::{KernelServices, RpcError};
 
 type Step<'a> = &'a mut dyn FnMut(&KernelServices);
 
@@ -60,13 +62,6 @@ fn free_as(d: DomainId, p: usize) -> Result<(), String> {
     }
 }
 
-fn send_as(d: DomainId, p: usize, slot: u32) -> Result<i32, String> {
-    let mut r = 0;
-    // SAFETY: as in `free_as`.
-    let ran = as_domain(d, |s| r = unsafe { (s.rref_send)(p as *mut u8, slot) });
-    ran.then_some(r).ok_or(format!("domain {d} crashed sending {p:#x}"))
-}
-
 fn claim_as(d: DomainId, p: usize) -> Result<i32, String> {
     let mut r = 0;
     // SAFETY: as in `free_as`.
@@ -74,13 +69,41 @@ fn claim_as(d: DomainId, p: usize) -> Result<i32, String> {
     ran.then_some(r).ok_or(format!("domain {d} crashed claiming {p:#x}"))
 }
 
-/// Attacks through `attacker`'s services (relay, which owns a slot into `victim`, hello)
-/// on its own and `victim`'s blocks. Returns the number of forged requests refused, or
-/// what went wrong.
+/// Calls Hello's `method` (its index in the exported table: `hello::method`), one that
+/// takes `RRef`s, through `d`'s slot `slot` into hello, as `d`, with `x1` and `x2` as its
+/// first two arguments: the moving trampoline, as a generated proxy calls it. Returns the
+/// proxy status the call left (0: hello ran it, and had the blocks).
+fn call_moving_as(d: DomainId, slot: u32, method: usize, x1: usize, x2: usize) -> Result<u32, String> {
+    let word = u64::from(proxy::tag_of(&hello::HASH) << 16 | slot << 8 | method as u32) | interfaces::abi::MOVING_CALL;
+    let mut status = u32::MAX;
+    let ran = as_domain(d, |s| {
+        // SAFETY: the kernel's moving trampoline, with the generated proxies' convention;
+        // the methods this test calls (`take`, `pair`) return at most 16 bytes, in
+        // registers, which are not read. The status word is this thread's own.
+        unsafe {
+            let f: extern "C" fn(u64, usize, usize) = core::mem::transmute(s.proxy_call_moving);
+            f(word, x1, x2);
+            status = core::ptr::read_volatile(s.proxy_status);
+            core::ptr::write_volatile(s.proxy_status as *mut u32, 0);
+        }
+    });
+    ran.then_some(status).ok_or(format!("domain {d} crashed calling with {x1:#x}, {x2:#x}"))
+}
+
+fn slot_into(caller: DomainId, callee: DomainId) -> Result<u32, String> {
+    (0..proxy::MAX_SLOTS as u32)
+        .find(|i| proxy::callee_of(caller, *i) == Some(callee))
+        .ok_or(format!("domain {caller} has no slot into domain {callee}"))
+}
+
+const NOT_ALLOWED: u32 = RpcError::NotAllowed as u32;
+
+/// Attacks through `attacker`'s services and its slot into `victim` (relay into hello) on
+/// its own and `victim`'s blocks. Returns the number of forged requests refused, or what
+/// went wrong.
 pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String> {
-    let slot = (0..proxy::MAX_SLOTS as u32)
-        .find(|i| proxy::callee_of(attacker, *i) == Some(victim))
-        .ok_or("the attacker has no slot into the victim")?;
+    let slot = slot_into(attacker, victim)?;
+    let (take, pair) = (hello::method::take, hello::method::pair);
     let owned = |d| rref::owned_by(d);
     let (a0, v0) = (owned(attacker), owned(victim));
     let a = alloc_as(attacker, 64)?;
@@ -93,19 +116,30 @@ pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String>
     let (a1, v1) = (owned(attacker), owned(victim));
     let mut refused = 0;
     // Addresses that are no block's start, another domain's block, and a slot never
-    // handed out (the region's last).
+    // handed out (the region's last); passed alone (the trampoline's fast path, or its
+    // slow path for addresses outside the region) and beside the attacker's own block.
     let forged = [a + 8, a + 1, a + 63, v, v + 8, v + 64, region + size - 64, big + 64, big - 64, 0, usize::MAX];
     for p in forged {
         if rref::owner_of(p) == Some(attacker) {
             continue; // its own block (a neighbour it happened to get): not a forgery
         }
-        let got = (claim_as(attacker, p)?, send_as(attacker, p, slot)?);
+        let got = (
+            claim_as(attacker, p)?,
+            call_moving_as(attacker, slot, take, p, 0)?,
+            call_moving_as(attacker, slot, pair, a, p)?,
+        );
         free_as(attacker, p)?;
-        if got != (-1, -1) || (owned(attacker), owned(victim)) != (a1, v1) {
+        if got != (-1, NOT_ALLOWED, NOT_ALLOWED) || (owned(attacker), owned(victim)) != (a1, v1) {
             return Err(format!("forged address {p:#x} took effect ({got:?})"));
         }
-        refused += 3;
+        refused += 4;
     }
+    // One block passed twice in one call: the callee would hold two owners of it.
+    let got = call_moving_as(attacker, slot, pair, a, a)?;
+    if got != NOT_ALLOWED || (owned(attacker), owned(victim)) != (a1, v1) {
+        return Err(format!("one block passed twice in one call was taken ({got})"));
+    }
+    refused += 1;
     // Double free, then use after free.
     free_as(attacker, a)?;
     let a2 = owned(attacker);
@@ -113,8 +147,8 @@ pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String>
         return Err("its own free did not take".into());
     }
     free_as(attacker, a)?;
-    let got = (claim_as(attacker, a)?, send_as(attacker, a, slot)?);
-    if owned(attacker) != a2 || got != (-1, -1) {
+    let got = (claim_as(attacker, a)?, call_moving_as(attacker, slot, take, a, 0)?);
+    if owned(attacker) != a2 || got != (-1, NOT_ALLOWED) {
         return Err(format!("double free or use after free took effect ({got:?})"));
     }
     refused += 3;
@@ -125,33 +159,43 @@ pub fn forged_rrefs(attacker: DomainId, victim: DomainId) -> Result<u32, String>
         return Err(format!("the freed slot {a:#x} was not the next one handed out ({reused:#x})"));
     }
     let before = (owned(attacker), owned(victim));
-    let got = (claim_as(attacker, a)?, send_as(attacker, a, slot)?);
+    let got = (claim_as(attacker, a)?, call_moving_as(attacker, slot, take, a, 0)?);
     free_as(attacker, a)?;
-    if got != (-1, -1) || (owned(attacker), owned(victim)) != before {
+    if got != (-1, NOT_ALLOWED) || (owned(attacker), owned(victim)) != before {
         return Err(format!("a freed slot reused by another domain was taken ({got:?})"));
     }
     refused += 3;
-    // In flight through the attacker's slot: only that slot's callee may claim it; the
-    // kernel, naming it, gets nothing; the callee gets it.
-    let n = alloc_as(attacker, 64)?;
-    if send_as(attacker, n, slot)? != 0 {
-        return Err("the attacker could not send its own block".into());
+    // On its way back to the attacker (the result of a call it made): the kernel, naming
+    // it, gets nothing, and neither does a third domain; the attacker gets it.
+    let n = alloc_as(victim, 64)?;
+    if !rref::give_back(victim, n as *mut u8, attacker) {
+        return Err("the victim could not give its own block back".into());
     }
     if rref::claim(super::KERNEL, n as *mut u8) {
-        return Err("the kernel claimed a block in flight to another domain".into());
+        return Err("the kernel claimed a block on its way to another domain".into());
     }
     refused += 1;
-    if claim_as(victim, n)? != 0 {
-        return Err("the callee could not claim a block sent to it".into());
+    if claim_as(attacker, n)? != 0 {
+        return Err("the caller could not claim a block given back to it".into());
     }
-    if owned(attacker) != a2 || owned(victim).0 != v1.0 + 2 {
-        return Err("a claimed block was not moved to its receiver".into());
+    // Its own blocks, moved by real calls: the fast path (`take`: hello drops it) and the
+    // slow path (a kernel-heap block; and two blocks at once).
+    let got = call_moving_as(attacker, slot, take, n, 0)?;
+    if got != 0 {
+        return Err(format!("the attacker's own block was refused ({got})"));
     }
-    // Clean up: everything goes back to where it was.
-    for p in [n, reused, v] {
-        free_as(victim, p)?;
+    let got = call_moving_as(attacker, slot, take, big, 0)?;
+    if got != 0 {
+        return Err(format!("the attacker's own kernel-heap block was refused ({got})"));
     }
-    free_as(attacker, big)?;
+    let (one, two) = (alloc_as(attacker, 64)?, alloc_as(attacker, 64)?);
+    let got = call_moving_as(attacker, slot, pair, one, two)?;
+    if got != 0 {
+        return Err(format!("two of the attacker's own blocks in one call were refused ({got})"));
+    }
+    // Everything the calls moved, hello dropped; the victim's own go back.
+    free_as(victim, v)?;
+    free_as(victim, reused)?;
     if (owned(attacker), owned(victim)) != (a0, v0) {
         return Err(format!(
             "after cleaning up: attacker {:?} (was {a0:?}), victim {:?} (was {v0:?})",
@@ -281,53 +325,54 @@ pub fn aligned_blocks(attacker: DomainId) -> Result<usize, String> {
     Ok(n)
 }
 
-/// Quota laundering (red team 3): `caller` sends 64-byte blocks through its slot into
-/// `callee`, which claims and keeps every one (a hoarding callee, or one whose calls all
-/// block holding their arguments). Each claim moves the block's charge to the callee, even
-/// past the callee's quota, and frees the caller's quota for the next: together the two
-/// hold more than both quotas, up to all domains' `QUOTA_TOTAL`. What the callee is
-/// charged must stay within its quota. Returns how many blocks it holds at the end.
+/// Quota laundering (red team 3): `caller` passes blocks through its slot into `callee`,
+/// which keeps them (a hoarding callee, or one whose calls all block holding their
+/// arguments). If each move gave the caller's quota back and charged the callee past its
+/// own, the two together would hold more than both quotas, up to all domains' limits.
+/// Here the callee's quota is filled first (it allocates until refused), then the caller
+/// passes a 64-byte block (the trampoline's fast path) and a kernel-heap block (its slow
+/// path): both calls must be refused as `NoRoom` before the callee runs, each block
+/// staying the caller's; with room made again, the same calls go through. Returns how many
+/// blocks filled the callee's quota.
 pub fn quota_laundering(caller: DomainId, callee: DomainId) -> Result<usize, String> {
-    let slot = (0..proxy::MAX_SLOTS as u32)
-        .find(|i| proxy::callee_of(caller, *i) == Some(callee))
-        .ok_or("the caller has no slot into the callee")?;
-    let quota = super::quota::shared_heap(callee) + super::quota::shared_heap(caller);
+    let slot = slot_into(caller, callee)?;
     let (c0, v0) = (rref::owned_by(caller), rref::owned_by(callee));
+    let small = alloc_as(caller, 64)?;
+    let big = alloc_as(caller, 32 * 1024)?;
     let mut held = alloc::vec::Vec::new();
-    // Both quotas together allow at most this many 64-byte blocks (128 bytes charged each).
-    let bound = quota / 128;
-    for _ in 0..bound + 64 {
+    loop {
         let mut p = 0;
         // SAFETY: plain values.
-        if !as_domain(caller, |s| p = unsafe { (s.rref_alloc)(64, 8) } as usize) {
-            return Err("the caller crashed allocating".into());
+        if !as_domain(callee, |s| p = unsafe { (s.rref_alloc)(64, 8) } as usize) {
+            return Err("the callee crashed allocating".into());
         }
-        if p == 0 {
-            break;
-        }
-        if send_as(caller, p, slot)? != 0 {
-            return Err("the caller could not send its block".into());
-        }
-        if claim_as(callee, p)? != 0 {
-            // Refused: the caller still owns it and frees it.
-            free_as(caller, p)?;
+        if p == 0 || held.len() > 1 << 20 {
             break;
         }
         held.push(p);
+    }
+    let no_room = RpcError::NoRoom as u32;
+    for (what, p) in [("a 64-byte block", small), ("a kernel-heap block", big)] {
+        let got = call_moving_as(caller, slot, hello::method::take, p, 0)?;
+        if got != no_room || rref::owner_of(p) != Some(caller) {
+            return Err(format!(
+                "{what} passed to a callee with no room left: status {got}, owner now {:?} (the caller is {caller})",
+                rref::owner_of(p)
+            ));
+        }
     }
     let n = held.len();
     for p in held {
         free_as(callee, p)?;
     }
+    for (what, p) in [("a 64-byte block", small), ("a kernel-heap block", big)] {
+        let got = call_moving_as(caller, slot, hello::method::take, p, 0)?;
+        if got != 0 {
+            return Err(format!("{what} passed to a callee with room again: status {got}"));
+        }
+    }
     if (rref::owned_by(caller), rref::owned_by(callee)) != (c0, v0) {
         return Err("the blocks did not all go back".into());
-    }
-    if n > bound {
-        return Err(format!(
-            "the callee took {n} blocks of 64 bytes ({} KiB charged) sent by the caller: more than both quotas together ({} KiB)",
-            n * 128 / 1024,
-            quota / 1024
-        ));
     }
     Ok(n)
 }

@@ -12,11 +12,10 @@ use super::events::{self, Waited};
 use super::instance::StateHooks;
 use super::registry::{registry, State, MAX_DOMAINS};
 use super::unwind::unwind;
-use super::{dma, grants, proxy, recovery, rref, DomainId};
+use super::{dma, grants, recovery, rref, DomainId};
 use crate::sched::call_context::current_domain as current;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU32, Ordering};
-use interfaces::abi::RETURN_TO_CALLER;
 use interfaces::{DeviceGrant, DmaGrant, KernelServices, RpcError, ABI_VERSION};
 
 /// Longest log line, thread name and interface name the kernel takes.
@@ -42,6 +41,7 @@ pub fn table(domain: DomainId, heap_base: usize, heap_size: usize, version: [u32
         export,
         import,
         proxy_call: super::continuation::qvq_proxy_call as *const () as usize,
+        proxy_call_moving: super::continuation::qvq_proxy_call_moving as *const () as usize,
         proxy_status: proxy_status_address(),
         stack_limit: crate::sched::call_context::live().stack_limit.as_ptr(),
         slot_generation,
@@ -57,9 +57,9 @@ pub fn table(domain: DomainId, heap_base: usize, heap_size: usize, version: [u32
         device,
         irq_wait,
         irq_done,
-        rref_alloc,
-        rref_free,
-        rref_send,
+        rref_alloc: qvq_rref_alloc,
+        rref_free: qvq_rref_free,
+        rref_return,
         rref_claim,
         dma_alloc,
         dma_free,
@@ -98,6 +98,7 @@ fn refuse(d: DomainId, service: &str, why: Refusal) -> ! {
             Refusal::TooLong => "a length past the service's limit",
             Refusal::NoInstance => "it has no instance",
             Refusal::NotItsObject => "an event that is not its own",
+            Refusal::NotGrouped => "an interface table not grouped by what its methods move",
         }
     );
     as_kernel(|| recovery::crashed(d, &cause));
@@ -131,7 +132,7 @@ extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
     unwind(d, RpcError::Crashed as u32)
 }
 
-extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const (), methods: u32) -> i32 {
+extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), moves: *const u8, state: *const (), methods: u32) -> i32 {
     let d = enter();
     let name = printable(&checked(d, "export", copy_text(d, name, name_len, MAX_INTERFACE_NAME)), false);
     let hash = checked(d, "export", copy_hash(d, hash));
@@ -142,6 +143,13 @@ extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], ta
         refuse(d, "export", Refusal::TooLong);
     }
     let entries = checked(d, "export", copy_in(d, table as *const u8, methods as usize * 8, MAX_METHODS as usize * 8));
+    // Which argument registers each entry takes `RRef`s in: the trampolines move those
+    // blocks to this domain as a call enters, and only through the moving trampoline. The
+    // table must list the entries grouped as both sides' generated code does.
+    let moves = checked(d, "export", copy_in(d, moves, methods as usize, MAX_METHODS as usize));
+    if interfaces::abi::dispatch_groups(&moves).is_none() {
+        refuse(d, "export", Refusal::NotGrouped);
+    }
     if let Some(reach) = checked(d, "export", Reach::of(d)) {
         let own_code = entries
             .chunks_exact(8)
@@ -150,7 +158,7 @@ extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], ta
             refuse(d, "export", Refusal::NotOwned);
         }
     }
-    let result = registry().export(d, &name, &hash, table as usize, state as usize, methods);
+    let result = registry().export(d, &name, &hash, table as usize, moves.into(), state as usize);
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -343,26 +351,30 @@ extern "C" fn irq_done(index: u32) {
     grants::irq_done(enter(), index)
 }
 
-extern "C" fn rref_alloc(size: usize, align: usize) -> *mut u8 {
+extern "C" {
+    /// The fast paths of `rref_alloc` and `rref_free` (`arch/aarch64/shared_heap.s`): a
+    /// slab block, with no lock and no stack. They leave the rest to the two below.
+    fn qvq_rref_alloc(size: usize, align: usize) -> *mut u8;
+    fn qvq_rref_free(ptr: *mut u8);
+}
+
+#[no_mangle]
+extern "C" fn qvq_rref_alloc_slow(size: usize, align: usize) -> *mut u8 {
     rref::alloc(enter(), size, align)
 }
 
-extern "C" fn rref_free(ptr: *mut u8) {
+#[no_mangle]
+extern "C" fn qvq_rref_free_slow(ptr: *mut u8) {
     let d = enter();
     if !rref::free(d, ptr) {
         crate::warn!("{}: freed a shared-heap block it does not own; ignored", name(d));
     }
 }
 
-extern "C" fn rref_send(ptr: *mut u8, slot: u32) -> i32 {
+extern "C" fn rref_return(ptr: *mut u8) -> i32 {
     let d = enter();
-    let to = if slot == RETURN_TO_CALLER {
-        caller_of_current_call().map(rref::Sent::Caller)
-    } else {
-        proxy::callee_of(d, slot).map(|_| rref::Sent::Slot(slot))
-    };
-    match to {
-        Some(to) if rref::send(d, ptr, to) => 0,
+    match caller_of_current_call() {
+        Some(caller) if rref::give_back(d, ptr, caller) => 0,
         _ => -1,
     }
 }

@@ -9,15 +9,16 @@ use crate::sched;
 use interfaces::hello::{self, Hello};
 use interfaces::RpcError;
 
-/// Calls the trampoline with a raw first argument (`tag << 16 | slot << 8 | method`) and
-/// returns the proxy status it left.
-fn raw_call(word: u32) -> u32 {
+/// Calls a trampoline (the moving one if `word` has `MOVING_CALL`) with a raw first
+/// argument (`tag << 16 | slot << 8 | method`) and returns the proxy status it left.
+fn raw_call(word: u64) -> u32 {
     let services = interfaces::services();
-    // SAFETY: the kernel's trampoline with the generated proxies' calling convention; the
+    let moving = word & interfaces::abi::MOVING_CALL != 0;
+    // SAFETY: the kernel's trampolines with the generated proxies' calling convention; the
     // method called (if it is called at all) is `Hello::ping(u64) -> Ret<u64>`, whose
     // result comes back in registers; the status word is the thread's own.
     unsafe {
-        let f: extern "C" fn(u32, u64) -> u64 = core::mem::transmute(services.proxy_call);
+        let f: extern "C" fn(u64, u64) -> u64 = core::mem::transmute(if moving { services.proxy_call_moving } else { services.proxy_call });
         core::hint::black_box(f(word, 41));
         let status = core::ptr::read_volatile(services.proxy_status);
         core::ptr::write_volatile(services.proxy_status as *mut u32, 0);
@@ -37,6 +38,23 @@ pub fn proxy_refuses_forged_calls(name: &str) -> ! {
     let slot = proxy.slot();
     let methods = (core::mem::size_of::<hello::Table>() / 8) as u32;
     let not_allowed = RpcError::NotAllowed as u32;
+    let moving = interfaces::abi::MOVING_CALL;
+    let base = u64::from(tag << 16 | slot << 8);
+    let moving_cases = [
+        // Each method goes through one trampoline only: a method that takes an `RRef` through
+        // the plain one would get a block nobody moved to the callee, and one taking nothing
+        // through the moving one would move (or not) what it does not take.
+        ("a method taking an RRef, through the plain trampoline", base | hello::method::take as u64),
+        ("a method taking two RRefs, through the plain trampoline", base | hello::method::pair as u64),
+        (
+            "a method taking nothing, through the moving trampoline",
+            moving | base | hello::method::ping as u64,
+        ),
+        (
+            "another interface's tag, through the moving trampoline",
+            moving | u64::from((tag ^ 1) << 16 | slot << 8) | hello::method::take as u64,
+        ),
+    ];
     let cases = [
         ("a method index past the table", tag << 16 | slot << 8 | methods),
         ("the largest method index", tag << 16 | slot << 8 | 0xff),
@@ -54,7 +72,8 @@ pub fn proxy_refuses_forged_calls(name: &str) -> ! {
         ("the highest tag", 0xffff << 16 | slot << 8),
         ("the word below the slot's first", (tag << 16 | slot << 8).wrapping_sub(1)),
     ];
-    for (what, word) in cases {
+    let cases = cases.map(|(what, word)| (what, u64::from(word)));
+    for (what, word) in cases.iter().chain(moving_cases.iter()).copied() {
         let status = raw_call(word);
         if status != not_allowed {
             fail(
@@ -65,7 +84,10 @@ pub fn proxy_refuses_forged_calls(name: &str) -> ! {
         info!("selftest {name}: {what}: refused");
     }
     match proxy.ping(41) {
-        Ok(42) => pass(name, format_args!("{} forged calls refused as not allowed; hello ping 41: 42", cases.len())),
+        Ok(42) => pass(
+            name,
+            format_args!("{} forged calls refused as not allowed; hello ping 41: 42", cases.len() + moving_cases.len()),
+        ),
         other => fail(name, format_args!("hello after the forged calls: {other:?}")),
     }
 }
@@ -127,14 +149,17 @@ pub fn rref_aligned_blocks(name: &str) -> ! {
     }
 }
 
-/// Relay sends blocks into hello, which claims and keeps them all: the two may not hold
-/// more than their quotas together.
+/// Relay passes blocks into hello, whose quota is full: the calls are refused before hello
+/// runs and the blocks stay relay's, so the two never hold more than their quotas.
 pub fn rref_quota_laundering(name: &str) -> ! {
     let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {
         fail(name, format_args!("hello and relay must both run"))
     };
     match inspect::quota_laundering(relay_id, hello_id) {
-        Ok(n) => pass(name, format_args!("hello kept {n} blocks relay sent, within their quotas")),
+        Ok(n) => pass(
+            name,
+            format_args!("with hello's quota full ({n} blocks), relay's blocks were refused as no room and stayed relay's"),
+        ),
         Err(why) => fail(name, format_args!("{why}")),
     }
 }

@@ -9,7 +9,7 @@
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Proxy status: a hot swap cancelled the call before it had any effect (the callee was
 /// waiting in `event_wait_restartable`); the proxy makes the call again.
@@ -73,15 +73,31 @@ pub struct KernelServices {
     /// Reports a panic; the kernel unwinds to the caller of the current call.
     pub panic: unsafe extern "C" fn(ptr: *const u8, len: usize) -> !,
     /// Registers an export (must be in the manifest): `table` holds `methods` entries, each
-    /// a function of the exporting domain's code. 0 or a negative `ExportError`.
-    pub export: unsafe extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), state: *const (), methods: u32) -> i32,
+    /// a function of the exporting domain's code, in dispatch order (`dispatch_order`);
+    /// `moves` holds, for each entry, the argument registers its method takes `RRef`s in
+    /// (bit i: register x(i+1)). 0 or a negative `ExportError`.
+    pub export: unsafe extern "C" fn(
+        name: *const u8,
+        name_len: usize,
+        hash: *const [u8; 32],
+        table: *const (),
+        moves: *const u8,
+        state: *const (),
+        methods: u32,
+    ) -> i32,
     /// A slot for an import (must be in the manifest), or a negative error.
     pub import: unsafe extern "C" fn(name: *const u8, name_len: usize, hash: *const [u8; 32]) -> i64,
     /// Address of the kernel's proxy trampoline. Generated proxies call it as
     /// `extern "C" fn(slot << 8 | method index, the method's arguments...) -> the method's
     /// return type`; it checks the slot, pushes a continuation and calls the callee's
     /// table entry with the callee's state. Arguments: at most 6, each register-sized.
+    /// For methods that move nothing (no `RRef` argument).
     pub proxy_call: usize,
+    /// The trampoline for methods with `RRef` arguments (the call word has `MOVING_CALL`
+    /// set): on top of `proxy_call`'s checks, it moves each block from the caller to the
+    /// callee as the call enters, or refuses the call (`NotAllowed`: a block the caller
+    /// does not own; `NoRoom`: the callee's quota is full) with nothing moved.
+    pub proxy_call_moving: usize,
     /// The calling thread's proxy status after a call: 0 done, else an `RpcError` code
     /// (then the returned value is garbage and must not be used).
     pub proxy_status: *const u32,
@@ -122,11 +138,11 @@ pub struct KernelServices {
     /// quota; null when the quota or the heap is exhausted.
     pub rref_alloc: unsafe extern "C" fn(size: usize, align: usize) -> *mut u8,
     pub rref_free: unsafe extern "C" fn(ptr: *mut u8),
-    /// Sends a block the caller owns through a call: as an argument through its slot
-    /// `slot` (to that slot's callee), or, with `slot` = `RETURN_TO_CALLER`, as the result of
-    /// the call it is serving (to that call's caller). 0, or -1 if refused.
-    pub rref_send: unsafe extern "C" fn(ptr: *mut u8, slot: u32) -> i32,
-    /// Takes a block sent to the calling domain (see `rref_send`). 0, or -1 if refused.
+    /// Sends a block the caller owns to the caller of the call it is serving, as that
+    /// call's result. 0, or -1 if refused. (Arguments move in the trampoline instead:
+    /// `proxy_call_moving`.)
+    pub rref_return: unsafe extern "C" fn(ptr: *mut u8) -> i32,
+    /// Takes a block returned to the calling domain (see `rref_return`). 0, or -1 if refused.
     pub rref_claim: unsafe extern "C" fn(ptr: *mut u8) -> i32,
     /// Zeroed, physically contiguous memory a device may read and write, of at least
     /// `bytes` bytes, charged to the domain's shared-heap quota. 0, or -1 if refused.
@@ -175,8 +191,79 @@ pub fn stack_left_for_a_call() -> bool {
     stack_left() >= CALL_STACK
 }
 
-/// `rref_send`'s slot for a result going back to the caller of the call being served.
-pub const RETURN_TO_CALLER: u32 = u32::MAX;
+/// Set in the call word of a method with `RRef` arguments (through `proxy_call_moving`),
+/// so that a call parked by a hot swap is made again through the same trampoline.
+pub const MOVING_CALL: u64 = 1 << 32;
+
+/// The argument registers a method takes `RRef`s in (bit i: register x(i+1)), from whether
+/// each argument, in order, is an `RRef` (`CrossDomain::MOVES`).
+pub const fn moves(args: &[bool]) -> u8 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] {
+            mask |= 1 << i;
+        }
+        i += 1;
+    }
+    mask
+}
+
+/// The three groups of an exported table, in this order: methods that move nothing (the
+/// plain trampoline's range), methods moving an `RRef` in x1 alone (the moving
+/// trampoline's fast path), and the rest.
+const fn group(moves: u8) -> u8 {
+    match moves {
+        0 => 0,
+        1 => 1,
+        _ => 2,
+    }
+}
+
+/// Where each method (in declaration order, with the `moves` of each) sits in the exported
+/// table: grouped as `group` says, in declaration order within a group. Both sides compute
+/// it from the same declaration: the callee to lay out its table, the caller for the
+/// method index it calls.
+pub const fn dispatch_order<const N: usize>(moves: &[u8; N]) -> [u32; N] {
+    let mut order = [0u32; N];
+    let mut m = 0;
+    while m < N {
+        let g = group(moves[m]);
+        let mut i = 0;
+        while i < N {
+            let gi = group(moves[i]);
+            if gi < g || (gi == g && i < m) {
+                order[m] += 1;
+            }
+            i += 1;
+        }
+        m += 1;
+    }
+    order
+}
+
+/// How many of `moves` (in dispatch order) move nothing, and how many move x1 alone: the
+/// kernel's view of the three groups (it refuses a table that is not grouped so).
+pub const fn dispatch_groups(moves: &[u8]) -> Option<(usize, usize)> {
+    let (mut plain, mut x1_alone) = (0, 0);
+    let mut last = 0;
+    let mut i = 0;
+    while i < moves.len() {
+        let g = group(moves[i]);
+        // Six argument registers at most; groups in order.
+        if moves[i] >= 1 << 6 || g < last {
+            return None;
+        }
+        match g {
+            0 => plain += 1,
+            1 => x1_alone += 1,
+            _ => {}
+        }
+        last = g;
+        i += 1;
+    }
+    Some((plain, x1_alone))
+}
 
 static SERVICES: AtomicPtr<KernelServices> = AtomicPtr::new(core::ptr::null_mut());
 

@@ -31,7 +31,8 @@ macro_rules! interface {
                 $( $(#[doc = $mdoc])* fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret>; )*
             }
 
-            /// The function table a callee exports.
+            /// The interface's methods in declaration order, as typed functions (the
+            /// exported table lists them in dispatch order: `method`).
             #[repr(C)]
             pub struct Table {
                 $( pub $method: unsafe extern "C" fn(state: *const () $(, $arg: $argty)*) -> Ret<$ret>, )*
@@ -43,15 +44,14 @@ macro_rules! interface {
                     #[allow(improper_ctypes_definitions)]
                     unsafe extern "C" fn $method<T: $name>(state: *const () $(, $arg: $argty)*) -> Ret<$ret> {
                         // The kernel's trampoline checked that the call has `CALL_STACK`
-                        // (refused, the caller keeps and drops its arguments).
-                        // Arguments now belong to the callee.
-                        $( CrossDomain::claim(&$arg, $crate::rref::Moving::new()); )*
+                        // (refused, the caller keeps and drops its arguments), and made
+                        // this domain the owner of every `RRef` argument as it entered.
                         // SAFETY: the kernel passes back the `state` given to `export`, a `&'static T`.
                         let this = unsafe { &*(state as *const T) };
                         let r = this.$method($($arg),*);
                         // A result on the shared heap goes back to the caller.
                         if let Ok(v) = &r {
-                            CrossDomain::send(v, $crate::abi::RETURN_TO_CALLER, $crate::rref::Moving::new());
+                            CrossDomain::give_back(v, $crate::rref::Moving::new());
                         }
                         r.into()
                     }
@@ -64,6 +64,17 @@ macro_rules! interface {
             const TAG: u32 = (HASH[0] as u32) | ((HASH[1] as u32) << 8);
             /// The number of methods: the trampoline refuses a method index past it.
             const METHODS: u32 = (::core::mem::size_of::<Table>() / ::core::mem::size_of::<usize>()) as u32;
+            const N: usize = METHODS as usize;
+            /// Per method, in declaration order: the argument registers holding `RRef`s.
+            const MOVES: [u8; N] = [ $( $crate::abi::moves(&[$( <$argty as CrossDomain>::MOVES ),*]) ),* ];
+            /// Per method, in declaration order: its index in the exported table.
+            const DISPATCH: [u32; N] = $crate::abi::dispatch_order(&MOVES);
+
+            /// Each method's index in the exported table (dispatch order: `abi::dispatch_order`).
+            #[allow(non_upper_case_globals)]
+            pub mod method {
+                $( pub const $method: usize = super::DISPATCH[::core::mem::offset_of!(super::Table, $method) / ::core::mem::size_of::<usize>()] as usize; )*
+            }
 
             /// The caller-side proxy: each call goes through the kernel's `proxy_call`. Only
             /// `import` makes one: a domain cannot name a slot of its choosing.
@@ -72,10 +83,12 @@ macro_rules! interface {
                 /// What the trampoline takes in its first argument, without the method
                 /// index: `TAG << 16 | slot << 8`.
                 call_word: u32,
-                /// The kernel's trampoline and its per-thread status word
-                /// (`KernelServices::proxy_call`, `proxy_status`), copied at import so that
-                /// a call through a proxy the caller holds in registers loads neither.
+                /// The kernel's trampolines and its per-thread status word
+                /// (`KernelServices::proxy_call`, `proxy_call_moving`, `proxy_status`),
+                /// copied at import so that a call through a proxy the caller holds in
+                /// registers loads none of them.
                 trampoline: usize,
+                moving: usize,
                 status: usize,
             }
 
@@ -85,6 +98,7 @@ macro_rules! interface {
                     Proxy {
                         call_word: TAG << 16 | (slot & 0xff) << 8,
                         trampoline: services.proxy_call,
+                        moving: services.proxy_call_moving,
                         status: services.proxy_status as usize,
                     }
                 }
@@ -103,20 +117,23 @@ macro_rules! interface {
                 $(
                     #[inline]
                     fn $method(&self $(, $arg: $argty)*) -> RpcResult<$ret> {
-                        type Trampoline = unsafe extern "C" fn(u32 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
-                        const METHOD: u32 = (core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>()) as u32;
-                        // Shared-heap arguments go to the callee of this slot.
-                        $( CrossDomain::send(&$arg, self.slot(), $crate::rref::Moving::new()); )*
+                        type Trampoline = unsafe extern "C" fn(u64 $(, $argty)*) -> core::mem::MaybeUninit<Ret<$ret>>;
+                        const DECLARED: usize = core::mem::offset_of!(Table, $method) / core::mem::size_of::<usize>();
+                        // A method with `RRef` arguments goes through the trampoline that
+                        // moves them to the callee as the call enters.
+                        const MOVING: bool = MOVES[DECLARED] != 0;
+                        const METHOD: u64 = method::$method as u64 | if MOVING { $crate::abi::MOVING_CALL } else { 0 };
                         // Our copy of the arguments: dropped only if the call never reached the callee.
                         let args = core::mem::ManuallyDrop::new(($($arg,)*));
-                        // SAFETY: `proxy_call` is the kernel's trampoline with this calling
-                        // convention (see `KernelServices::proxy_call`); the arguments are
-                        // moved into the call (our copy is not used again unless it failed).
+                        // SAFETY: `proxy_call` and `proxy_call_moving` are the kernel's
+                        // trampolines with this calling convention (see `KernelServices`);
+                        // the arguments are moved into the call (our copy is not used again
+                        // unless it failed).
                         let ret = unsafe {
-                            let f: Trampoline = core::mem::transmute(self.trampoline);
+                            let f: Trampoline = core::mem::transmute(if MOVING { self.moving } else { self.trampoline });
                             #[allow(unused_parens, clippy::unused_unit)]
                             let ($($arg,)*) = core::ptr::read(&*args);
-                            f(self.call_word | METHOD $(, $arg)*)
+                            f(self.call_word as u64 | METHOD $(, $arg)*)
                         };
                         // SAFETY: the kernel's per-thread status word, written by the trampoline.
                         let status = unsafe { core::ptr::read_volatile(self.status as *const u32) };
@@ -180,11 +197,28 @@ macro_rules! interface {
 
             /// Exports `object` as this interface of the calling domain.
             pub fn export<T: $name + 'static>(object: &'static T) -> Result<(), $crate::ExportError> {
-                let table: &'static Table = alloc::boxed::Box::leak(alloc::boxed::Box::new(table_for::<T>()));
-                // SAFETY: the name, hash, table and object are live for the domain's life;
-                // the table holds `METHODS` functions of this domain.
+                let declared = table_for::<T>();
+                let declared: [usize; N] = [ $( declared.$method as usize ),* ];
+                // The table and each entry's moves, in dispatch order.
+                let (mut table, mut moves) = ([0usize; N], [0u8; N]);
+                for m in 0..N {
+                    table[DISPATCH[m] as usize] = declared[m];
+                    moves[DISPATCH[m] as usize] = MOVES[m];
+                }
+                let table: &'static [usize; N] = alloc::boxed::Box::leak(alloc::boxed::Box::new(table));
+                // SAFETY: the name, hash, table, moves and object are live for the call (the
+                // table and object for the domain's life); the table holds `METHODS`
+                // functions of this domain and `moves` as many bytes.
                 let r = unsafe {
-                    ($crate::services().export)(NAME.as_ptr(), NAME.len(), &HASH, table as *const Table as *const (), object as *const T as *const (), METHODS)
+                    ($crate::services().export)(
+                        NAME.as_ptr(),
+                        NAME.len(),
+                        &HASH,
+                        table.as_ptr() as *const (),
+                        moves.as_ptr(),
+                        object as *const T as *const (),
+                        METHODS,
+                    )
                 };
                 if r == 0 { Ok(()) } else { Err($crate::ExportError::from_code(r)) }
             }

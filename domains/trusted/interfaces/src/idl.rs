@@ -62,6 +62,11 @@ interfaces! {
         /// Sleeps `ms` milliseconds inside the call (a call that stays in flight).
         fn nap(&self, ms: u64) -> RpcResult<()>;
         fn sum(&self, numbers: RRef<Numbers>) -> RpcResult<u64>;
+        /// Takes `numbers` and drops them: an `RRef` moved through a call, and nothing else
+        /// (the bench's transfer cost).
+        fn take(&self, numbers: RRef<Numbers>) -> RpcResult<()>;
+        /// The sum of both: two `RRef`s moved by one call.
+        fn pair(&self, a: RRef<Numbers>, b: RRef<Numbers>) -> RpcResult<u64>;
         /// `how`: 0 panic, 1 allocate without bound, 2 recurse without bound, 3 loop
         /// forever, 4 a fault in trusted code (the runtime's fault injector).
         fn fail(&self, how: u32) -> RpcResult<u64>;

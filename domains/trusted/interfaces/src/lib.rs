@@ -52,6 +52,9 @@ pub enum RpcError {
     /// The caller left too little stack for the call (`abi::CALL_STACK`): the callee did
     /// not run.
     StackExhausted = 6,
+    /// The callee's shared-heap quota has no room for the call's `RRef` arguments: the
+    /// callee did not run, and the arguments stayed the caller's.
+    NoRoom = 7,
 }
 
 impl RpcError {
@@ -62,6 +65,7 @@ impl RpcError {
             3 => RpcError::NotAllowed,
             5 => RpcError::Interrupted,
             6 => RpcError::StackExhausted,
+            7 => RpcError::NoRoom,
             _ => RpcError::Refused,
         }
     }
@@ -73,6 +77,7 @@ impl RpcError {
             RpcError::Refused => "refused",
             RpcError::Interrupted => "interrupted by a hot swap",
             RpcError::StackExhausted => "the caller left too little stack for the call",
+            RpcError::NoRoom => "the callee's shared-heap quota has no room for the arguments",
         }
     }
 }
@@ -183,6 +188,32 @@ impl<T> From<Ret<T>> for RpcResult<T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tables_list_plain_methods_then_x1_alone_then_the_rest_in_declaration_order() {
+        use super::abi::{dispatch_groups, dispatch_order, moves};
+        assert_eq!(moves(&[false, true, false, true]), 0b1010);
+        let declared = [0, 1, 0b11, 0, 1, 0b10];
+        let order = dispatch_order(&declared);
+        assert_eq!(order, [0, 2, 4, 1, 3, 5]);
+        let mut exported = [0u8; 6];
+        for (m, i) in order.iter().enumerate() {
+            exported[*i as usize] = declared[m];
+        }
+        assert_eq!(dispatch_groups(&exported), Some((2, 2)));
+        // What the kernel refuses: groups out of order, a register past x6.
+        assert_eq!(dispatch_groups(&declared), None);
+        assert_eq!(dispatch_groups(&[0, 1, 0]), None);
+        assert_eq!(dispatch_groups(&[0, 2, 1]), None);
+        assert_eq!(dispatch_groups(&[0, 1 << 6]), None);
+        assert_eq!(dispatch_groups(&[]), Some((0, 0)));
+        // Hello, as both sides lay it out: its plain methods, then `sum` and `take` (x1
+        // alone), then `pair`.
+        use super::hello::method;
+        let plain = [method::nop, method::ping, method::served, method::version, method::nap, method::fail];
+        assert_eq!(plain, [0, 1, 2, 3, 4, 5]);
+        assert_eq!((method::sum, method::take, method::pair), (6, 7, 8));
+    }
+
     #[test]
     fn interface_hashes_are_distinct_and_cover_the_text() {
         assert_ne!(super::console::HASH, super::hello::HASH);

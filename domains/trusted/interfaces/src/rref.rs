@@ -161,19 +161,22 @@ impl<T: RRefable> Replayable for RRef<T> {
 /// Values that may be passed to or returned from a cross-domain call. Sealed: only the
 /// plain values and `RRef`s listed here.
 ///
-/// Moving an `RRef` through a call takes two steps the kernel records: the sender `send`s
-/// it (through its slot, or back to the caller of the call it serves), then the receiver
-/// `claim`s it. The kernel lets a domain claim only a block sent to it, so no domain can
-/// take a block by naming its address.
+/// An `RRef` argument moves in the kernel's trampoline (`proxy_call_moving`): as the call
+/// enters the callee, the kernel checks that the caller owns the block and records the
+/// callee as its owner, in one step; the proxies never touch it. A returned `RRef` takes two
+/// steps the kernel records: the callee *gives it back* (to the caller of the call it
+/// serves), then the caller *claims* it. The kernel lets a domain claim only a block given
+/// back to it, so no domain can take a block by naming its address.
 ///
 /// Only the IDL's generated code may take the two steps: each takes a [`Moving`], which
-/// only this crate can make. A domain that could `send` an `RRef` by hand would keep it
-/// while the kernel records the block as on its way to the slot's callee (or its caller);
-/// when that domain died, the registry would free the block as "never claimed", a new
-/// block (another domain's) would take its slot, and the kept `RRef` would read and write it.
+/// only this crate can make. A domain that could give a block back by hand would keep its
+/// `RRef` while the kernel records the block as on its way to the caller; the caller's
+/// claim would then leave two owners of one block.
 pub trait CrossDomain: sealed::Sealed {
+    /// True for an `RRef`: the trampoline moves it (`abi::moves`).
+    const MOVES: bool = false;
     #[doc(hidden)]
-    fn send(&self, _slot: u32, _: Moving) {}
+    fn give_back(&self, _: Moving) {}
     #[doc(hidden)]
     fn claim(&self, _: Moving) {}
 }
@@ -201,16 +204,18 @@ plain_cross_domain!((), u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, bool
 impl<T: RRefable> sealed::Sealed for RRef<T> {}
 
 impl<T: RRefable> CrossDomain for RRef<T> {
-    fn send(&self, slot: u32, _: Moving) {
-        // SAFETY: the block this `RRef` owns and a plain slot number; the kernel checks both.
-        // The services are set (this `RRef` exists: see `Drop`).
-        let r = unsafe { (crate::abi::services_unchecked().rref_send)(self.as_ptr(), slot) };
-        assert!(r == 0, "the kernel refused to send a shared-heap block this domain owns");
+    const MOVES: bool = true;
+
+    fn give_back(&self, _: Moving) {
+        // SAFETY: the block this `RRef` owns; the kernel checks it. The services are set
+        // (this `RRef` exists: see `Drop`).
+        let r = unsafe { (crate::abi::services_unchecked().rref_return)(self.as_ptr()) };
+        assert!(r == 0, "the kernel refused to return a shared-heap block this domain owns");
     }
 
     fn claim(&self, _: Moving) {
-        // SAFETY: the block that arrived with the call; the kernel checks it was sent here.
-        // The services are set (the call arrived through them).
+        // SAFETY: the block the call returned; the kernel checks it was given back to us.
+        // The services are set (the call went through them).
         let r = unsafe { (crate::abi::services_unchecked().rref_claim)(self.as_ptr()) };
         // Never touch a block the kernel did not give this domain.
         assert!(r == 0, "received a shared-heap block that was not sent to this domain");

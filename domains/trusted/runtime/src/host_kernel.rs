@@ -40,7 +40,7 @@ unsafe extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
     eprintln!("domain panic: {}", String::from_utf8_lossy(bytes));
     std::process::abort()
 }
-unsafe extern "C" fn export(_: *const u8, _: usize, _: *const [u8; 32], _: *const (), _: *const (), _: u32) -> i32 {
+unsafe extern "C" fn export(_: *const u8, _: usize, _: *const [u8; 32], _: *const (), _: *const u8, _: *const (), _: u32) -> i32 {
     unexpected("export")
 }
 unsafe extern "C" fn import(_: *const u8, _: usize, _: *const [u8; 32]) -> i64 {
@@ -99,8 +99,8 @@ unsafe extern "C" fn rref_alloc(_: usize, _: usize) -> *mut u8 {
 unsafe extern "C" fn rref_free(_: *mut u8) {
     unexpected("rref_free")
 }
-unsafe extern "C" fn rref_send(_: *mut u8, _: u32) -> i32 {
-    unexpected("rref_send")
+unsafe extern "C" fn rref_return(_: *mut u8) -> i32 {
+    unexpected("rref_return")
 }
 unsafe extern "C" fn rref_claim(_: *mut u8) -> i32 {
     unexpected("rref_claim")
@@ -148,6 +148,7 @@ static SERVICES: KernelServices = KernelServices {
     export,
     import,
     proxy_call: 0,
+    proxy_call_moving: 0,
     proxy_status: core::ptr::addr_of!(PROXY_STATUS),
     stack_limit: core::ptr::addr_of!(STACK_LIMIT),
     slot_generation,
@@ -165,7 +166,7 @@ static SERVICES: KernelServices = KernelServices {
     irq_done,
     rref_alloc,
     rref_free,
-    rref_send,
+    rref_return,
     rref_claim,
     dma_alloc,
     dma_free,

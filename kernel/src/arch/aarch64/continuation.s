@@ -34,6 +34,29 @@
     stp     x27, x28, [sp, #80]
 .endm
 
+// Pushes the continuation (x11, x13: the caller's context) and makes the callee (x14)
+// current with status 0 (x10: the call context).
+.macro PUSH_AND_SWITCH
+    SAVE_CONTINUATION
+    stp     x11, x13, [sp, #{CONT_CALLER}]         // the caller's context, restored on return
+    str     xzr, [sp, #{CONT_TICKS}]               // the call's CPU budget starts
+    mov     x13, sp                         // x14: the callee (zero-extended: status 0)
+    stp     x14, x13, [x10]             // current = callee, status 0, continuations = this
+.endm
+
+// Calls table[x17](state, x1..x6) of the slot (x9), then restores the caller's context
+// and returns to it.
+.macro DISPATCH_AND_RETURN
+    ldp     x13, x0, [x9, #{SLOTS_FROM_CTX}]   // table, state
+    ldr     x16, [x13, x17, lsl #3]
+    blr     x16
+    ldp     x11, x13, [sp, #{CONT_CALLER}]
+    adr     x10, QVQ_DOMAIN_CTX
+    stp     x11, x13, [x10]
+    ldp     x29, x30, [sp], #{CONT_SIZE}
+    ret
+.endm
+
 .section .text
 // The trusted proxy, called by every generated interface proxy:
 //   x0 = interface tag << 16 | slot << 8 | method index, x1..x6 = the method's arguments,
@@ -70,21 +93,10 @@ qvq_proxy_call:
 // below sp change in between (and sp, from qvq_proxy_frame on).
 .global qvq_proxy_frame
 qvq_proxy_frame:
-    SAVE_CONTINUATION
-    stp     x11, x13, [sp, #{CONT_CALLER}]         // the caller's context, restored on return
-    str     xzr, [sp, #{CONT_TICKS}]               // the call's CPU budget starts
-    mov     x13, sp                         // x14: the callee (zero-extended: status 0)
-    stp     x14, x13, [x10]             // current = callee, status 0, continuations = this
+    PUSH_AND_SWITCH
 .global qvq_proxy_entered
 qvq_proxy_entered:
-    ldp     x13, x0, [x9, #{SLOTS_FROM_CTX}]   // table, state
-    ldr     x16, [x13, x17, lsl #3]
-    blr     x16
-    ldp     x11, x13, [sp, #{CONT_CALLER}]
-    adr     x10, QVQ_DOMAIN_CTX
-    stp     x11, x13, [x10]
-    ldp     x29, x30, [sp], #{CONT_SIZE}
-    ret
+    DISPATCH_AND_RETURN
 9:  cmp     w12, w11                        // refused: which check?
     b.eq    7f                              // the caller's slot: a wrong tag or index
 8:  ldr     w12, [x9, #({SLOTS_FROM_CTX} + {SLOT_OWNER})]              // the owner's slot to a dead callee, or not ours
@@ -118,11 +130,119 @@ qvq_proxy_entered:
     ldp     x6, x7, [sp, #64]
     ldr     x8, [sp, #80]
     ldp     x29, x30, [sp], #96
-    cbnz    w12, qvq_proxy_call
-    adr     x10, QVQ_DOMAIN_CTX
+    cbz     w12, 4f
+    tbnz    x0, #{MOVING_CALL_BIT}, qvq_proxy_call_moving    // made again the way it came
+    b       qvq_proxy_call
+4:  adr     x10, QVQ_DOMAIN_CTX
     mov     w16, #{ERR_UNAVAILABLE}
     str     w16, [x10, #{CTX_STATUS}]
     ret
+
+// The trampoline for a method with `RRef` arguments (its call word has MOVING_CALL set):
+// the same checks as qvq_proxy_call, over the slot's moving range (the methods after the
+// plain ones in the callee's table), then it moves each argument block to the callee —
+// the caller must own it and the callee's quota must have room, or the call is refused
+// with nothing moved — and enters the callee. IRQs stay masked from the first check to
+// the switch into the callee, so the checks, the move and the switch are one step for the
+// rest of the kernel (the shared-heap lock's holders mask IRQs too, on the one core).
+//
+// Fast path: x1 alone holds a block (the slot's first {SLOT_X1_ALONE} moving methods),
+// and it is in the slab region: its record is found by arithmetic (QVQ_SLAB_HEAP: the
+// records, then the blocks' bytes; `domain::slab`), its charge moves between the two
+// accounts (QVQ_RREF_ACCOUNTS: charged, limit per domain; `domain::rref`). Anything else
+// goes to qvq_proxy_move_arguments (Rust). Past the range check x0 is free: the callee
+// gets its state there.
+.global qvq_proxy_call_moving
+qvq_proxy_call_moving:
+    msr     daifset, #3
+    ubfx    w16, w0, #8, #{SLOT_INDEX_BITS}
+    adr     x10, QVQ_DOMAIN_CTX
+    add     x9, x10, x16, lsl #{SLOT_SHIFT}    // the slot, less SLOTS_FROM_CTX
+    ldp     x11, x13, [x10]                 // caller (+ status), innermost continuation
+    ldr     x12, [x10, #{CTX_CALL_FLOOR}]
+    cmp     sp, x12
+    b.lo    15f
+    ldp     w12, w14, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALLER})]         // who may call now, the callee
+    ldp     w15, w16, [x9, #({SLOTS_FROM_CTX} + {SLOT_MOVING_BASE})]    // the moving range, its x1-alone part
+    sub     w17, w0, w15                    // which of the moving methods
+    cmp     w12, w11
+    ccmp    w17, w16, #2, eq
+    b.hs    16f                             // refused, or a method for the slow path
+    and     w17, w0, #0xff                  // the table index (the range check passed)
+    adrp    x12, QVQ_SLAB_HEAP              // the records (the static is page-aligned)
+    add     x16, x12, #{RECORDS_SIZE}       // the blocks' first byte
+    sub     x16, x1, x16
+    ror     x16, x16, #{UNIT_SHIFT}         // the unit, if x1 is one's first byte
+    cmp     x16, #{SLAB_UNITS}
+    b.hs    20f                             // else the slow path decides (kernel heap, or refused)
+    add     x15, x12, x16, lsl #{RECORD_SHIFT}   // its record
+    ldp     w12, w16, [x15]                 // owner, charge (0: no live block starts here)
+    cmp     w12, w11
+    ccmp    w16, #0, #4, eq
+    b.eq    17f                             // not a live block of the caller's
+    adr     x0, QVQ_RREF_ACCOUNTS
+    add     x0, x0, w14, uxtw #{ACCOUNT_SHIFT}      // the callee's account
+    ldp     x7, x12, [x0]                   // charged, limit
+    add     x7, x7, x16
+    cmp     x7, x12
+    b.hi    18f                             // the callee's quota has no room
+    str     x7, [x0]
+    adr     x0, QVQ_RREF_ACCOUNTS
+    add     x0, x0, w11, uxtw #{ACCOUNT_SHIFT}      // the caller's account
+    ldr     x7, [x0]
+    sub     x7, x7, x16
+    str     x7, [x0]
+    str     w14, [x15, #{REC_OWNER}]        // the callee owns it now,
+    str     wzr, [x15, #{REC_SENT}]         // and it is on its way nowhere
+21: ldr     x12, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALLS})]
+    add     x12, x12, #1
+    str     x12, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALLS})]
+    PUSH_AND_SWITCH
+    msr     daifclr, #3
+    DISPATCH_AND_RETURN
+15: msr     daifclr, #3
+    b       5b
+16: cmp     w12, w11                        // the caller's slot: a method for the slow path?
+    b.ne    19f
+    ldr     w16, [x9, #({SLOTS_FROM_CTX} + {SLOT_MOVING})]
+    cmp     w17, w16
+    b.hs    19f
+    and     w17, w0, #0xff                  // the table index
+    b       20f
+19: msr     daifclr, #3
+    b       9b
+17: mov     w16, #{ERR_NOT_ALLOWED}
+    b       14f
+18: mov     w16, #{ERR_NO_ROOM}
+14: msr     daifclr, #3
+    str     w16, [x10, #{CTX_STATUS}]
+    ret
+20: stp     x29, x30, [sp, #-128]!          // the slow path: keep what the call needs
+    mov     x29, sp
+    stp     x0, x1, [sp, #16]
+    stp     x2, x3, [sp, #32]
+    stp     x4, x5, [sp, #48]
+    stp     x6, x8, [sp, #64]
+    stp     x9, x10, [sp, #80]
+    stp     x11, x13, [sp, #96]
+    stp     x14, x17, [sp, #112]
+    ubfx    w0, w0, #8, #{SLOT_INDEX_BITS}  // the slot
+    mov     w1, w17                         // the method (its table index)
+    mov     w2, w11                         // caller
+    mov     w3, w14                         // callee
+    add     x4, sp, #24                     // x1..x6, as saved
+    bl      qvq_proxy_move_arguments
+    mov     w16, w0
+    ldp     x0, x1, [sp, #16]
+    ldp     x2, x3, [sp, #32]
+    ldp     x4, x5, [sp, #48]
+    ldp     x6, x8, [sp, #64]
+    ldp     x9, x10, [sp, #80]
+    ldp     x11, x13, [sp, #96]
+    ldp     x14, x17, [sp, #112]
+    ldp     x29, x30, [sp], #128
+    cbz     w16, 21b
+    b       14b
 
 // qvq_call_with_continuation(domain, invoke, data, table, state, kind) -> 0
 //   The kernel's own way into a domain (initialisation, state hooks, domain threads):

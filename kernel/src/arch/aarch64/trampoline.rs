@@ -5,8 +5,11 @@
 
 use super::Continuation;
 use crate::domain::proxy::{Slot, MAX_SLOTS};
+use crate::domain::rref::Account;
+use crate::domain::slab::{self, Record};
 use crate::sched::call_context::CallContext;
 use core::mem::{offset_of, size_of};
+use interfaces::abi::MOVING_CALL;
 use interfaces::RpcError;
 
 // The assembly reads two neighbouring fields with one `ldp`/`stp`: keep them neighbours.
@@ -17,6 +20,13 @@ const _: () = {
     assert!(offset_of!(Slot, table) == 0 && offset_of!(Slot, state) == 8);
     assert!(offset_of!(Slot, methods) == offset_of!(Slot, call_base) + 4);
     assert!(offset_of!(Slot, callee) == offset_of!(Slot, caller) + 4);
+    assert!(offset_of!(Slot, x1_alone) == offset_of!(Slot, moving_base) + 4);
+    assert!(offset_of!(Record, charge) == offset_of!(Record, owner) + 4);
+    assert!(size_of::<Account>() == 1 << 4 && offset_of!(Account, limit) == 8);
+    // The moving trampoline's fast path: a block's unit is its offset rotated right by 6
+    // (a misaligned one becomes huge), and its record the unit times 16.
+    assert!(slab::UNIT == 1 << 6 && size_of::<Record>() == 1 << 4);
+    assert!(MOVING_CALL == 1 << 32);
     // `stp`/`ldp` with writeback push and pop the whole continuation (imm7, scaled by 8).
     assert!(size_of::<Continuation>() <= 504 && size_of::<Continuation>().is_multiple_of(16));
     assert!(size_of::<Slot>() == 1 << 6);
@@ -43,6 +53,18 @@ core::arch::global_asm!(
     SLOT_PAUSED = const offset_of!(Slot, paused),
     SLOT_CALLS = const offset_of!(Slot, calls),
     SLOT_CALL_BASE = const offset_of!(Slot, call_base),
+    SLOT_MOVING_BASE = const offset_of!(Slot, moving_base),
+    SLOT_X1_ALONE = const offset_of!(Slot, x1_alone),
+    SLOT_MOVING = const offset_of!(Slot, moving),
+    MOVING_CALL_BIT = const MOVING_CALL.trailing_zeros(),
+    RECORDS_SIZE = const slab::RECORDS_SIZE,
+    SLAB_UNITS = const slab::UNITS,
+    UNIT_SHIFT = const 6,
+    RECORD_SHIFT = const 4,
+    REC_OWNER = const offset_of!(Record, owner),
+    REC_SENT = const offset_of!(Record, sent),
+    ACCOUNT_SHIFT = const 4,
+    ERR_NO_ROOM = const RpcError::NoRoom as u32,
     ERR_UNAVAILABLE = const RpcError::Unavailable as u32,
     ERR_NOT_ALLOWED = const RpcError::NotAllowed as u32,
     ERR_STACK_EXHAUSTED = const RpcError::StackExhausted as u32,

@@ -7,6 +7,7 @@ use super::{flag_dead, Registry, State};
 use crate::domain::proxy;
 use crate::domain::DomainId;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use interfaces::{ExportError, ImportError};
 use loader::manifest::InterfaceRef;
 
@@ -18,6 +19,9 @@ pub(super) struct Export {
     pub(super) state: usize,
     /// Entries in `table` (checked to be functions of the exporter when it exported).
     pub(super) methods: u32,
+    /// Per entry, the argument registers its method takes `RRef`s in (checked to be
+    /// grouped as `abi::dispatch_groups` says when it exported).
+    pub(super) moves: Arc<[u8]>,
     /// False while its domain is `Preparing`: nobody can import it yet.
     pub(super) live: bool,
 }
@@ -30,6 +34,7 @@ impl Export {
             state: self.state,
             tag: proxy::tag_of(&self.hash),
             methods: self.methods,
+            moves: self.moves.clone(),
         }
     }
 }
@@ -52,7 +57,7 @@ impl Registry {
 
     /// Records `d`'s export of `name`. A version being prepared for a swap exports beside
     /// the running one, unseen until the swap commits.
-    pub fn export(&mut self, d: DomainId, name: &str, hash: &[u8; 32], table: usize, state: usize, methods: u32) -> Result<(), ExportError> {
+    pub fn export(&mut self, d: DomainId, name: &str, hash: &[u8; 32], table: usize, moves: Arc<[u8]>, state: usize) -> Result<(), ExportError> {
         let dom = self.get(d).ok_or(ExportError::Refused)?;
         if !declared(&dom.manifest.exports, name, hash) {
             return Err(ExportError::NotDeclared);
@@ -67,7 +72,8 @@ impl Registry {
             domain: d,
             table,
             state,
-            methods,
+            methods: moves.len() as u32,
+            moves,
             live,
         });
         Ok(())
@@ -86,8 +92,9 @@ impl Registry {
             .find(|e| e.live && e.name == name && e.hash == *hash)
             .ok_or(ImportError::NotExported)?;
         let target = e.target();
+        let callee = target.callee;
         if let Some(r) = self.slots.iter_mut().find(|r| r.owner == d && r.name == name && r.hash == *hash) {
-            r.callee = target.callee;
+            r.callee = callee;
             proxy::set_slot(r.index, d, target);
             return Ok(r.index);
         }
@@ -98,7 +105,7 @@ impl Registry {
         self.slots.push(SlotRecord {
             index,
             owner: d,
-            callee: target.callee,
+            callee,
             name: name.to_string(),
             hash: *hash,
         });

@@ -1,16 +1,13 @@
-//! Attack (red team 3): sending an `RRef` by hand and keeping it. The kernel then records
-//! the block as on its way to the slot's callee while this domain still holds an `RRef`
-//! to it; when that callee dies, the registry frees the block "never claimed" by it, the
-//! slot is reused by another domain's block, and this `RRef` reads and writes that block.
-//! Only the IDL's generated proxies may send or claim: a domain must not be able to, with
-//! or without the `Moving` permission they pass (which it cannot make).
+//! Attack (red team 3, then the trampoline moves): giving an `RRef` back by hand and keeping
+//! it. The kernel would record the block as on its way back to the caller of the call this
+//! domain serves while this domain still holds an `RRef` to it; the caller's claim would
+//! then leave two domains with an `RRef` to one block, each reading and writing it. Only
+//! the IDL's generated adapters and proxies may give back or claim: a domain must not be
+//! able to, with or without the `Moving` permission they pass (which it cannot make).
 //!
-//! Shown end to end before the fix (an attack-heap variant importing Hello: `RRef::new`,
-//! `CrossDomain::send(&kept, hello.slot())`, then `crash hello panic` from the shell): hello's
-//! reclaim freed the kept block, the attacker's next `RRef::new` got the same slot ("two
-//! live RRefs name one block"), it dropped one, and the shell's `hello sum` argument
-//! (`RRef<Numbers>`) landed there: "read another domain's block through a kept RRef:
-//! [1, 2, 3, 4, 5, 6, 7, 8]" (and `DerefMut` would have written it).
+//! (Before arguments moved in the trampoline, the same held for sending one through a
+//! slot: shown end to end then, an attacker kept an `RRef` to a block the registry freed
+//! with the callee's death and reused for another domain's `hello sum` argument.)
 #![forbid(unsafe_code)]
 
 use interfaces::rref::Moving;
@@ -18,8 +15,8 @@ use interfaces::{CrossDomain, RRef};
 
 fn main() {
     let r = RRef::new(7u64);
-    CrossDomain::send(&r, 0);
-    CrossDomain::send(&r, 0, Moving(()));
+    CrossDomain::give_back(&r);
+    CrossDomain::give_back(&r, Moving(()));
     CrossDomain::claim(&r, Moving::new());
     let _still_mine = *r;
 }
