@@ -4,7 +4,8 @@
 //! - variant 1 calls `hello.ping(41)`: the call must be refused with
 //!   `RpcError::StackExhausted` (the callee never runs, so hello is neither crashed nor
 //!   counts a ping);
-//! - variant 2 calls `RRef::try_new` (a kernel service) and variant 3
+//! - variant 2 calls `RRef::try_new` for 64 bytes (the kernel's stackless fast path: it
+//!   must just work) and then for 32 KiB (a kernel service in Rust), and variant 3
 //!   `runtime::log::write_str`: the service must treat it as the attacker's own stack
 //!   overflow (the attacker crashes, the kernel does not panic).
 //!
@@ -133,9 +134,12 @@ fn attack() {
     println!("stack limit found at {limit:#x} (stack pointer {:#x})", sp());
     match runtime::version().1 {
         1 => call_with_no_stack_left(limit),
-        2 => service_with_no_stack_left(limit, "RRef::try_new", &|| match RRef::try_new([7u64; 4]) {
-            Ok(r) => black_box(r[0]) as u32,
-            Err(_) => 0,
+        // A 64-byte block comes from the kernel's fast path, which touches no stack at all
+        // (so it needs no check); a 32 KiB one goes to the Rust service, which checks.
+        2 => service_with_no_stack_left(limit, "RRef::try_new (64 B, then 32 KiB)", &|| {
+            let small = RRef::try_new([7u64; 4]).map_or(0, |r| black_box(r[0]) as u32);
+            let big = RRef::<[u64; 4096]>::try_new_zeroed().map_or(1000, |r| black_box(r[0]) as u32);
+            small + big
         }),
         _ => service_with_no_stack_left(limit, "log::write_str", &|| {
             runtime::log::write_str("x");

@@ -169,6 +169,11 @@ pub mod inspect {
         super::rref_attack::quota_laundering(caller, callee)
     }
 
+    /// A result returned to the kernel by `callee`, which then dies (see `rref_attack.rs`).
+    pub fn result_outlives_callee(callee: DomainId) -> Result<usize, String> {
+        super::rref_attack::result_outlives_callee(callee)
+    }
+
     /// A digest of domain `d`'s image and heap.
     pub fn memory_digest(d: DomainId) -> Option<[u8; 32]> {
         super::fuzz::memory_digest(d)

@@ -371,14 +371,32 @@ fn blocks(reg: &mut Registry) -> alloc::vec::Vec<(usize, DomainId, u32, usize)> 
     all
 }
 
-/// Domain `d` died: frees every block it owns, and every block on its way to it and never
-/// claimed (the sender's call failed and gave it up; a call a swap re-issues goes through a
-/// slot already re-pointed to the new version, so its blocks stay); returns (blocks, bytes).
+/// Domain `d` died: frees every block it owns, and every block on its way back to it and
+/// never claimed (the result of a call it made); returns (blocks, bytes). A block `d`
+/// returned to a live caller that has not claimed it yet goes to that caller instead (a
+/// red-team finding, and a kernel panic on rpi3: the callee's reclaim, right after the
+/// call returned, freed the result under the caller, whose claim then failed; with the
+/// kernel as the caller, any callee could panic it by dying at the right moment).
 pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
     let mut reg = REGISTRY.lock();
     let (mut n, mut bytes) = (0, 0);
     for (p, owner, sent, size) in blocks(&mut reg) {
-        if (owner == d || receiver(sent) == Some(d)) && reg.release(p, None) {
+        let to = receiver(sent);
+        if owner == d {
+            if let Some(caller) = to.filter(|c| *c != d && !super::registry::is_dead(*c)) {
+                if let Some(h) = reg.head(p) {
+                    let cost = h.charge;
+                    *h.owner = caller;
+                    *h.sent = 0;
+                    account(d, cost, false);
+                    account(caller, cost, true);
+                }
+                continue;
+            }
+        } else if to != Some(d) {
+            continue;
+        }
+        if reg.release(p, None) {
             n += 1;
             bytes += size;
         }

@@ -376,3 +376,30 @@ pub fn quota_laundering(caller: DomainId, callee: DomainId) -> Result<usize, Str
     }
     Ok(n)
 }
+
+/// A result outliving its callee: `callee` (relay) returns a block to the kernel, then dies
+/// before the kernel claims it. The reclaim must leave the block to the kernel, whose claim
+/// then succeeds (it freed the block once, and the kernel's claim panicked it). Returns the
+/// block's size.
+pub fn result_outlives_callee(callee: DomainId) -> Result<usize, String> {
+    let p = alloc_as(callee, 64)?;
+    if !rref::give_back(callee, p as *mut u8, super::KERNEL) {
+        return Err("the callee could not return its own block".into());
+    }
+    super::recovery::crashed(callee, "crash injected by the test: it returned a block and died");
+    // The reclaim runs on the restarter's thread: wait until the callee owns nothing.
+    for _ in 0..200 {
+        if rref::owned_by(callee).0 == 0 {
+            break;
+        }
+        crate::sched::sleep_ms(10);
+    }
+    match rref::owner_of(p) {
+        Some(super::KERNEL) => {}
+        other => return Err(format!("after the callee's reclaim its returned block is owned by {other:?}, not the kernel")),
+    }
+    if !rref::claim(super::KERNEL, p as *mut u8) || !rref::free(super::KERNEL, p as *mut u8) {
+        return Err("the kernel could not claim and free the block returned to it".into());
+    }
+    Ok(64)
+}

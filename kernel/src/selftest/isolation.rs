@@ -252,3 +252,15 @@ pub fn console_crash_loop(name: &str) -> ! {
         )
     }
 }
+
+/// Relay returns a block to the kernel and dies before the kernel claims it: the block goes
+/// to the kernel, which claims and frees it (no kernel panic, nothing leaked).
+pub fn rref_result_outlives_callee(name: &str) -> ! {
+    let Some(relay_id) = inspect::exporter_of(interfaces::relay::NAME) else {
+        fail(name, format_args!("relay must run"))
+    };
+    match inspect::result_outlives_callee(relay_id) {
+        Ok(n) => pass(name, format_args!("the {n}-byte block relay returned before it died was the kernel's to claim")),
+        Err(why) => fail(name, format_args!("{why}")),
+    }
+}

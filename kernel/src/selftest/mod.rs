@@ -166,6 +166,7 @@ pub fn run(name: &str) -> ! {
         "rref-slab-pinning" => isolation::rref_slab_pinning(name),
         "rref-aligned-blocks" => isolation::rref_aligned_blocks(name),
         "rref-quota-laundering" => isolation::rref_quota_laundering(name),
+        "rref-result-outlives-callee" => isolation::rref_result_outlives_callee(name),
         "console-crash-loop" => isolation::console_crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();

@@ -648,8 +648,8 @@ pub fn cases() -> Vec<QemuTest> {
             STACK_RREF,
             &[
                 Expect("attack-stack: stack limit found at"),
-                Expect("attack-stack: RRef::try_new with 8192 bytes of stack left: returned 7"),
-                Expect("attack-stack: RRef::try_new with 3072 bytes of stack left: it must touch the guard page at"),
+                Expect("attack-stack: RRef::try_new (64 B, then 32 KiB) with 8192 bytes of stack left: returned 7"),
+                Expect("attack-stack: RRef::try_new (64 B, then 32 KiB) with 3072 bytes of stack left: it must touch the guard page at"),
                 Expect("domain attack-stack crashed: stack overflow"),
                 Expect("domain attack-stack held"),
                 Check(service_touched_the_guard_page),

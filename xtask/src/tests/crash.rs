@@ -155,6 +155,14 @@ pub fn cases() -> Vec<QemuTest> {
             exit_status: 0,
         },
         QemuTest {
+            name: "rref-result-outlives-its-callee",
+            boards: BOTH,
+            append: "qvq.test=rref-result-outlives-callee",
+            setup: Setup::Standard,
+            steps: &[ExpectWithin("relay returned before it died was the kernel's to claim)", 60)],
+            exit_status: 0,
+        },
+        QemuTest {
             name: "proxy-refuses-forged-calls",
             boards: BOTH,
             append: "qvq.test=proxy-refuses-forged-calls",
