@@ -174,6 +174,21 @@ pub mod inspect {
         super::rref_attack::result_outlives_callee(callee)
     }
 
+    /// Red team 4 (see `rref_attack.rs`): `caller` claims a block it owns that no call returned.
+    pub fn claim_of_an_unreturned_block(caller: DomainId, callee: DomainId) -> Result<(), String> {
+        super::rref_attack::claim_of_an_unreturned_block(caller, callee)
+    }
+
+    /// Red team 4 (see `rref_attack.rs`): a block on its way back, freed or passed on by its sender.
+    pub fn sent_block_freed_or_passed_on(sender: DomainId, receiver: DomainId) -> Result<(), String> {
+        super::rref_attack::sent_block_freed_or_passed_on(sender, receiver)
+    }
+
+    /// Red team 4 (see `rref_attack.rs`): a result returned to a caller that died meanwhile.
+    pub fn result_for_a_dead_caller(caller: DomainId, callee: DomainId) -> Result<(), String> {
+        super::rref_attack::result_for_a_dead_caller(caller, callee)
+    }
+
     /// A digest of domain `d`'s image and heap.
     pub fn memory_digest(d: DomainId) -> Option<[u8; 32]> {
         super::fuzz::memory_digest(d)

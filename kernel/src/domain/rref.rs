@@ -321,7 +321,9 @@ pub fn move_arguments(caller: DomainId, callee: DomainId, blocks: &[usize]) -> R
     let mut reg = REGISTRY.lock_quick();
     // One block (the common case: a batch from the kernel heap): one lookup.
     if let [p] = blocks {
-        let Some(h) = reg.head(*p).filter(|h| *h.owner == caller) else { return Err(RpcError::NotAllowed) };
+        let Some(h) = reg.head(*p).filter(|h| *h.owner == caller) else {
+            return Err(RpcError::NotAllowed);
+        };
         // (As the fast path does: the room is checked even for a domain calling itself.)
         if !has_room(callee, h.charge) {
             return Err(RpcError::NoRoom);

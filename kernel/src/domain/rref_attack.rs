@@ -403,3 +403,131 @@ pub fn result_outlives_callee(callee: DomainId) -> Result<usize, String> {
     }
     Ok(64)
 }
+
+/// Red team 4, `rref-claim-of-an-unreturned-block`: a callee's forged result. The proxy
+/// claims whatever address the callee's table entry returned; here the callee "returns"
+/// the address of a block its caller owns and still holds an `RRef` to (a hostile callee
+/// learns such addresses easily: a block the caller passed it earlier and it freed is the
+/// caller's next allocation of that class, the free lists being LIFO). No call returned
+/// that block, so the claim must be refused; if it is taken, the caller holds two `RRef`s
+/// to one block: when one is dropped the slot goes to the next allocation (here the
+/// callee's) while the other still reads and writes it.
+pub fn claim_of_an_unreturned_block(caller: DomainId, callee: DomainId) -> Result<(), String> {
+    let p = alloc_as(caller, 64)?;
+    let got = claim_as(caller, p)?;
+    if got != 0 {
+        free_as(caller, p)?;
+        return Ok(());
+    }
+    // The caller's second `RRef` (the call's "result") is dropped: the block is freed, and
+    // the next 64-byte block is the callee's, in the same slot.
+    free_as(caller, p)?;
+    let q = alloc_as(callee, 64)?;
+    let aliased = q == p && rref::owner_of(q) == Some(callee);
+    free_as(callee, q)?;
+    Err(format!(
+        "domain {caller} claimed its own block {p:#x}, which no call returned to it (rref_claim accepts a block its claimer owns and was never sent): its proxy now holds two RRefs to one block; {}",
+        if aliased {
+            format!("once one was dropped, the slot became domain {callee}'s block while the caller's other RRef still names it")
+        } else {
+            String::from("dropping one leaves the other dangling")
+        }
+    ))
+}
+
+/// Red team 4, `rref-sent-block-freed-or-passed-on`: a block on its way back to a caller
+/// (its owner returned it, `rref_return`, and the caller has not claimed it yet) is the
+/// caller's result: its sender must not free it or pass it to someone else meanwhile (it
+/// gave up its `RRef`). `sender` (relay) returns blocks to `receiver` (hello, as if hello
+/// had called it), then frees one and passes the other as an argument into `receiver`'s
+/// `take`: both must be refused and the receiver's claim then taken. Otherwise the caller's
+/// claim is refused, and its proxy crashes it; and if its own allocation meanwhile got the
+/// freed slot, the claim is taken (`claim_of_an_unreturned_block`) and it holds two
+/// `RRef`s to one block.
+pub fn sent_block_freed_or_passed_on(sender: DomainId, receiver: DomainId) -> Result<(), String> {
+    let slot = slot_into(sender, receiver)?;
+    let mut wrong = alloc::vec::Vec::new();
+    // Freed by its sender after it was returned.
+    let a = alloc_as(sender, 64)?;
+    if !rref::give_back(sender, a as *mut u8, receiver) {
+        return Err("the sender could not return its own block".into());
+    }
+    free_as(sender, a)?;
+    if rref::owner_of(a) != Some(sender) {
+        wrong.push(format!("its sender freed block {a:#x} on its way back to domain {receiver}"));
+    }
+    if claim_as(receiver, a)? != 0 {
+        wrong.push(format!("domain {receiver}'s claim of its result {a:#x} was refused (its proxy would crash it)"));
+    } else {
+        free_as(receiver, a)?;
+    }
+    // Passed by its sender as an argument (the moving trampoline's fast path) after it was
+    // returned.
+    let b = alloc_as(sender, 64)?;
+    if !rref::give_back(sender, b as *mut u8, receiver) {
+        return Err("the sender could not return its own block".into());
+    }
+    let got = call_moving_as(sender, slot, hello::method::take, b, 0)?;
+    if got == 0 {
+        wrong.push(format!(
+            "its sender passed block {b:#x}, on its way back to domain {receiver}, into a call (status 0)"
+        ));
+    }
+    if claim_as(receiver, b)? != 0 {
+        wrong.push(format!("domain {receiver}'s claim of its result {b:#x} was refused (its proxy would crash it)"));
+    } else {
+        free_as(receiver, b)?;
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
+/// Red team 4, `rref-result-for-a-dead-caller-is-stranded`: `caller` dies while `callee`
+/// serves its call (a safe domain does this at will: one of its threads panics while the
+/// others are in calls); the callee carries on and returns its result, which its adapter
+/// gives back (`rref_return`: sent to the call's caller, the dead domain; the thread then
+/// returns into the dead instance and is unwound). The dead instance's reclaim ran before,
+/// so nothing frees that block: it stays the callee's, charged to its quota, until the
+/// caller dies once more (never, if it is held or stays up). After the caller restarted,
+/// the callee must own what it owned before.
+pub fn result_for_a_dead_caller(caller: DomainId, callee: DomainId) -> Result<(), String> {
+    let life = |d: DomainId| registry().get(d).map(|x| (x.state() == super::registry::State::Running, x.generation()));
+    let Some((true, generation)) = life(caller) else {
+        return Err(format!("domain {caller} is not running"));
+    };
+    let before = rref::owned_by(callee);
+    // The callee's result, made while it serves the call.
+    let n = alloc_as(callee, 64)?;
+    super::recovery::crashed(caller, "crash injected by selftest rref-result-for-a-dead-caller-is-stranded");
+    // The callee returns it: what `rref_return` does as the callee, in the call the dead
+    // caller made (its caller is the one recorded in the continuation: `caller`).
+    if !rref::give_back(callee, n as *mut u8, caller) {
+        return Err("the callee could not return its own block".into());
+    }
+    let mut restarted = false;
+    for _ in 0..300 {
+        if life(caller).is_some_and(|(running, g)| running && g > generation) {
+            restarted = true;
+            break;
+        }
+        crate::sched::sleep_ms(10);
+    }
+    if !restarted {
+        return Err(format!("domain {caller} did not restart"));
+    }
+    let after = crate::selftest::settled(|| rref::owned_by(callee));
+    if after != before {
+        let owner = rref::owner_of(n);
+        // Clean up, so that the run can carry on.
+        if owner == Some(callee) {
+            free_as(callee, n)?;
+        }
+        return Err(format!(
+            "domain {callee} owned {before:?} (blocks, bytes) before the call and {after:?} after its caller {caller} died and restarted: the result {n:#x} it returned to the dead caller is stranded (owner {owner:?}), charged to the callee's quota until the caller dies again"
+        ));
+    }
+    Ok(())
+}

@@ -264,3 +264,69 @@ pub fn rref_result_outlives_callee(name: &str) -> ! {
         Err(why) => fail(name, format_args!("{why}")),
     }
 }
+
+/// Red team 4's shared-heap cases (`rref_attack.rs`), on relay and hello; hello must answer
+/// afterwards.
+pub fn rref_red_team_4(name: &str, case: fn(u32, u32) -> Result<(), alloc::string::String>) -> ! {
+    let (Some(hello_id), Some(relay_id)) = (inspect::exporter_of(hello::NAME), inspect::exporter_of(interfaces::relay::NAME)) else {
+        fail(name, format_args!("hello and relay must both run"))
+    };
+    if let Err(why) = case(relay_id, hello_id) {
+        fail(name, format_args!("{why}"))
+    }
+    let proxy = match hello::import() {
+        Ok(p) => p,
+        Err(e) => fail(name, format_args!("cannot import Hello ({e})")),
+    };
+    match proxy.ping(41) {
+        Ok(42) => pass(name, format_args!("refused as it should be; hello ping 41: 42")),
+        other => fail(name, format_args!("hello afterwards: {other:?}")),
+    }
+}
+
+/// Set by `not_hellos_code`, a kernel function no exported table may point at.
+static KERNEL_CODE_RAN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// A kernel function with the signature of `Hello::nop`'s table entry.
+unsafe extern "C" fn not_hellos_code(_state: *const ()) -> interfaces::Ret<()> {
+    KERNEL_CODE_RAN.store(true, core::sync::atomic::Ordering::SeqCst);
+    interfaces::Ret::Ok(())
+}
+
+/// Red team 4: `export` checks that every entry of the table is code of the exporter, but
+/// the slot keeps the table's address in the exporter's own heap (`Box::leak` in the
+/// generated `export`) and the trampoline reads the entry there at every call. A domain
+/// (its trusted crates subverted) that rewrites its own table after exporting it sends its
+/// callers' calls wherever it likes, here into kernel code, past the check. The kernel
+/// should dispatch from its own copy of the table (the one it checked).
+pub fn export_table_rewritten_after_export(name: &str) -> ! {
+    let Some((table, _)) = inspect::export_of(hello::NAME) else {
+        fail(name, format_args!("hello must run"))
+    };
+    let proxy = match hello::import() {
+        Ok(p) => p,
+        Err(e) => fail(name, format_args!("cannot import Hello ({e})")),
+    };
+    let entry = (table as *mut usize).wrapping_add(hello::method::nop);
+    // SAFETY: hello's exported table, in hello's heap, as hello itself could write it (the
+    // attack modelled); restored right after the call.
+    let saved = unsafe { core::ptr::read_volatile(entry) };
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(entry, not_hellos_code as *const () as usize) };
+    let r = proxy.nop();
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(entry, saved) };
+    if KERNEL_CODE_RAN.load(core::sync::atomic::Ordering::SeqCst) {
+        fail(
+            name,
+            format_args!(
+                "a call of hello's nop ran kernel code (not_hellos_code at {:#x}), after hello rewrote its exported table in its own heap; the call returned {r:?}",
+                not_hellos_code as *const () as usize
+            ),
+        )
+    }
+    match proxy.ping(41) {
+        Ok(42) => pass(name, format_args!("the rewritten table entry was not used (nop: {r:?}); hello ping 41: 42")),
+        other => fail(name, format_args!("hello afterwards: {other:?}")),
+    }
+}

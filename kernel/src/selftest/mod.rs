@@ -40,6 +40,11 @@ pub const NAMES: &[&str] = &[
     "rref-slab-pinning",
     "rref-aligned-blocks",
     "rref-quota-laundering",
+    "rref-result-outlives-callee",
+    "rref-claim-of-an-unreturned-block",
+    "rref-sent-block-freed-or-passed-on",
+    "rref-result-for-a-dead-caller",
+    "export-table-rewritten-after-export",
     "console-crash-loop",
     "block-crash-writes",
     "block-swap-io",
@@ -93,6 +98,17 @@ pub(crate) fn pass(name: &str, detail: core::fmt::Arguments) -> ! {
 pub(crate) fn fail(name: &str, detail: core::fmt::Arguments) -> ! {
     info!("selftest {name}: FAIL: {detail}");
     crate::power::exit(1)
+}
+
+// Red team 4's shared-heap cases, each run on (relay, hello).
+fn inspect_claim(relay: u32, hello: u32) -> Result<(), alloc::string::String> {
+    crate::domain::inspect::claim_of_an_unreturned_block(relay, hello)
+}
+fn inspect_sent(relay: u32, hello: u32) -> Result<(), alloc::string::String> {
+    crate::domain::inspect::sent_block_freed_or_passed_on(relay, hello)
+}
+fn inspect_dead_caller(relay: u32, hello: u32) -> Result<(), alloc::string::String> {
+    crate::domain::inspect::result_for_a_dead_caller(relay, hello)
 }
 
 /// Runs the named test in the calling (init) thread. Never returns.
@@ -167,6 +183,10 @@ pub fn run(name: &str) -> ! {
         "rref-aligned-blocks" => isolation::rref_aligned_blocks(name),
         "rref-quota-laundering" => isolation::rref_quota_laundering(name),
         "rref-result-outlives-callee" => isolation::rref_result_outlives_callee(name),
+        "rref-claim-of-an-unreturned-block" => isolation::rref_red_team_4(name, inspect_claim),
+        "rref-sent-block-freed-or-passed-on" => isolation::rref_red_team_4(name, inspect_sent),
+        "rref-result-for-a-dead-caller" => isolation::rref_red_team_4(name, inspect_dead_caller),
+        "export-table-rewritten-after-export" => isolation::export_table_rewritten_after_export(name),
         "console-crash-loop" => isolation::console_crash_loop(name),
         "ticks" => {
             let t0 = crate::time::ticks();
