@@ -96,9 +96,16 @@ pub mod inspect {
         registry().exporter_of(name)
     }
 
-    /// The table and state `name` is exported with (for measuring a plain indirect call).
+    /// The table (the kernel's copy, which calls are dispatched from) and state `name` is
+    /// exported with (for measuring a plain indirect call).
     pub fn export_of(name: &str) -> Option<(usize, usize)> {
         registry().export_of(name)
+    }
+
+    /// The table `name`'s exporter passed to `export`, in its own memory (the kernel
+    /// dispatches from its copy: the tests rewrite this one).
+    pub fn exported_table_in_domain(name: &str) -> Option<usize> {
+        registry().exported_table_in_domain(name)
     }
 
     /// Address of the first segment of domain `name` mapped with `perm` (the W^X tests).

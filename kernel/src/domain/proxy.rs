@@ -74,9 +74,16 @@ static QVQ_SLOTS: [Slot; MAX_SLOTS] = [const {
     }
 }; MAX_SLOTS];
 
-/// Per slot: the moves of each method in its moving range (the moving trampoline's slow
-/// path reads the registers to move here).
-static SLOT_MOVES: IrqLock<[Option<Arc<[u8]>>; MAX_SLOTS]> = IrqLock::new("slot moves", [const { None }; MAX_SLOTS]);
+/// What a slot dispatches through, kept alive while it does: the kernel's copy of the
+/// callee's table (the slot's `table` points into it) and each method's moves (the moving
+/// trampoline's slow path reads the registers to move here).
+struct Kept {
+    /// Held, not read: the trampoline reads the table through the slot's pointer.
+    _table: Arc<[usize]>,
+    moves: Arc<[u8]>,
+}
+
+static SLOT_KEPT: IrqLock<[Option<Kept>; MAX_SLOTS]> = IrqLock::new("slot tables", [const { None }; MAX_SLOTS]);
 
 /// One past the highest slot index ever filled: the registry hands out the lowest free
 /// index, so the slots in use sit below it and the manager's scans stop there.
@@ -92,7 +99,8 @@ fn in_use() -> &'static [Slot] {
 #[derive(Clone)]
 pub struct Target {
     pub callee: DomainId,
-    pub table: usize,
+    /// The kernel's copy of the callee's table.
+    pub table: Arc<[usize]>,
     pub state: usize,
     pub tag: u32,
     pub methods: u32,
@@ -113,7 +121,7 @@ pub fn set_slot(index: usize, owner: DomainId, t: Target) -> bool {
         return false;
     };
     SLOTS_IN_USE.fetch_max(index + 1, Relaxed);
-    s.table.store(t.table, Relaxed);
+    s.table.store(t.table.as_ptr() as usize, Relaxed);
     s.state.store(t.state, Relaxed);
     let call_base = t.tag << 16 | (index as u32) << 8;
     s.call_base.store(call_base, Relaxed);
@@ -121,7 +129,13 @@ pub fn set_slot(index: usize, owner: DomainId, t: Target) -> bool {
     s.moving_base.store(call_base + plain as u32, Relaxed);
     s.moving.store(t.methods - plain as u32, Relaxed);
     s.x1_alone.store(x1_alone as u32, Relaxed);
-    SLOT_MOVES.lock()[index] = Some(t.moves.clone());
+    let previous = SLOT_KEPT.lock()[index].replace(Kept {
+        _table: t.table.clone(),
+        moves: t.moves.clone(),
+    });
+    // The table it pointed to before goes once no call can be dispatching through it: an
+    // `Arc` of the export keeps it while the export lives.
+    drop(previous);
     s.callee.store(t.callee, Relaxed);
     s.owner.store(owner, Relaxed);
     s.caller.store(owner, Relaxed);
@@ -129,6 +143,7 @@ pub fn set_slot(index: usize, owner: DomainId, t: Target) -> bool {
 }
 
 /// The callee of `owner`'s slot `index`, if the slot is theirs.
+#[cfg_attr(not(feature = "selftest"), allow(dead_code))] // used by the selftests
 pub fn callee_of(owner: DomainId, index: u32) -> Option<DomainId> {
     let s = QVQ_SLOTS.get(index as usize)?;
     (s.owner.load(Relaxed) == owner).then(|| s.callee.load(Relaxed))
@@ -157,7 +172,8 @@ pub fn clear_slot(index: usize) {
         s.methods.store(0, Relaxed);
         s.moving.store(0, Relaxed);
         s.x1_alone.store(0, Relaxed);
-        SLOT_MOVES.lock()[index] = None;
+        let kept = SLOT_KEPT.lock()[index].take();
+        drop(kept);
     }
 }
 
@@ -211,7 +227,10 @@ extern "C" fn qvq_proxy_gate_wait(index: u32) -> u32 {
 /// `RpcError` code the call is refused with (nothing moved then).
 #[no_mangle]
 extern "C" fn qvq_proxy_move_arguments(index: u32, method: u32, caller: DomainId, callee: DomainId, args: &[usize; 6]) -> u32 {
-    let moves = SLOT_MOVES.lock().get(index as usize).and_then(|m| m.as_ref()?.get(method as usize).copied());
+    let moves = SLOT_KEPT
+        .lock()
+        .get(index as usize)
+        .and_then(|k| k.as_ref()?.moves.get(method as usize).copied());
     let Some(moves) = moves else { return RpcError::NotAllowed as u32 };
     let mut blocks = [0usize; 6];
     let mut n = 0;

@@ -176,7 +176,7 @@ impl Registry {
     #[inline(never)]
     fn release_big(&mut self, p: usize, by: Option<DomainId>) -> bool {
         match self.big.get(&p) {
-            Some(b) if by.is_none_or(|d| d == b.owner) => {}
+            Some(b) if by.is_none_or(|d| d == b.owner && b.sent == 0) => {}
             _ => return false,
         }
         let Some(b) = self.big.remove(&p) else { return false };
@@ -254,7 +254,7 @@ fn alloc_big(owner: DomainId, size: usize, align: usize) -> *mut u8 {
     p
 }
 
-/// Frees a block its owner drops. Refuses (false) anything else.
+/// Frees a block its owner drops (on its way nowhere). Refuses (false) anything else.
 #[inline]
 pub fn free(by: DomainId, p: *mut u8) -> bool {
     REGISTRY.lock_quick().release(p as usize, Some(by))
@@ -273,18 +273,25 @@ pub fn reserve_dma(d: DomainId, bytes: usize) -> bool {
     true
 }
 
-/// Marks `p`, owned by `by`, as on its way back to `caller` (the result of the call `by`
-/// serves). False if `by` does not own it.
+/// Marks `p`, owned by `by` and on its way nowhere, as on its way back to `caller` (the
+/// result of the call `by` serves). False if `by` does not own it. A result for a caller
+/// that died meanwhile is freed at once (a red-team finding: the caller's reclaim had run,
+/// so nothing freed it, and it stayed charged to the callee; a caller can die at will).
 #[inline]
 pub fn give_back(by: DomainId, p: *mut u8, caller: DomainId) -> bool {
     let mut reg = REGISTRY.lock_quick();
     match reg.head(p as usize) {
-        Some(h) if *h.owner == by => {
+        Some(h) if *h.owner == by && *h.sent == 0 => {
             *h.sent = SENT_CALLER | (caller & SENT_VALUE);
-            true
         }
-        _ => false,
+        _ => return false,
     }
+    // Under the lock: a crash marks its domain dead before its reclaim takes the lock, so
+    // a caller that dies after this check has its reclaim free the block instead.
+    if super::registry::is_dead(caller) {
+        reg.release(p as usize, None);
+    }
+    true
 }
 
 /// `by` takes `p`, which was given back to it (or which it owns already). False otherwise.
@@ -293,10 +300,9 @@ pub fn claim(by: DomainId, p: *mut u8) -> bool {
     let mut reg = REGISTRY.lock_quick();
     let Some(h) = reg.head(p as usize) else { return false };
     let (from, sent, cost) = (*h.owner, *h.sent, h.charge);
-    if sent == 0 {
-        return from == by;
-    }
-    // From now on it counts against the receiver, which must have room for it: a red-team
+    // Only a block returned to `by`: not one it owns that no call returned (a red-team
+    // finding: a hostile callee returned the address of a block its caller still held, and
+    // the caller's proxy claimed a second `RRef` to it). From now on it counts against the receiver, which must have room for it: a red-team
     // finding, a domain that kept what it was sent was charged past its quota while the
     // sender's charge went back, so the two held up to `QUOTA_TOTAL`. Refused, the
     // receiver's proxy code crashes it (over quota is the domain's error), and its reclaim
@@ -341,7 +347,7 @@ pub fn move_arguments(caller: DomainId, callee: DomainId, blocks: &[usize]) -> R
             return Err(RpcError::NotAllowed);
         }
         match reg.head(p) {
-            Some(h) if *h.owner == caller => cost += h.charge,
+            Some(h) if *h.owner == caller && *h.sent == 0 => cost += h.charge,
             _ => return Err(RpcError::NotAllowed),
         }
     }
@@ -364,7 +370,7 @@ pub fn move_arguments(caller: DomainId, callee: DomainId, blocks: &[usize]) -> R
 pub fn hand_over(from: DomainId, to: DomainId, p: *mut u8, size: usize) -> bool {
     let mut reg = REGISTRY.lock();
     let Some(h) = reg.head(p as usize) else { return false };
-    if *h.owner != from || h.size != size.max(1) {
+    if *h.owner != from || *h.sent != 0 || h.size != size.max(1) {
         return false;
     }
     let cost = h.charge;
@@ -396,9 +402,9 @@ pub fn free_all_owned_by(d: DomainId) -> (usize, usize) {
         if owner == d {
             if let Some(caller) = to.filter(|c| *c != d && !super::registry::is_dead(*c)) {
                 if let Some(h) = reg.head(p) {
+                    // Still on its way to the caller, whose claim takes it.
                     let cost = h.charge;
                     *h.owner = caller;
-                    *h.sent = 0;
                     account(d, cost, false);
                     account(caller, cost, true);
                 }

@@ -132,7 +132,7 @@ extern "C" fn panic(ptr: *const u8, len: usize) -> ! {
     unwind(d, RpcError::Crashed as u32)
 }
 
-extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], table: *const (), moves: *const u8, state: *const (), methods: u32) -> i32 {
+extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], given: *const (), moves: *const u8, state: *const (), methods: u32) -> i32 {
     let d = enter();
     let name = printable(&checked(d, "export", copy_text(d, name, name_len, MAX_INTERFACE_NAME)), false);
     let hash = checked(d, "export", copy_hash(d, hash));
@@ -142,7 +142,7 @@ extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], ta
     if methods == 0 || methods > MAX_METHODS {
         refuse(d, "export", Refusal::TooLong);
     }
-    let entries = checked(d, "export", copy_in(d, table as *const u8, methods as usize * 8, MAX_METHODS as usize * 8));
+    let entries = checked(d, "export", copy_in(d, given as *const u8, methods as usize * 8, MAX_METHODS as usize * 8));
     // Which argument registers each entry takes `RRef`s in: the trampolines move those
     // blocks to this domain as a call enters, and only through the moving trampoline. The
     // table must list the entries grouped as both sides' generated code does.
@@ -158,7 +158,11 @@ extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], ta
             refuse(d, "export", Refusal::NotOwned);
         }
     }
-    let result = registry().export(d, &name, &hash, table as usize, moves.into(), state as usize);
+    // The kernel dispatches from its own copy of the table, the one checked above (a
+    // red-team finding: calls went through the exporter's heap, which it may rewrite after
+    // exporting, to send its callers' calls anywhere).
+    let table: alloc::sync::Arc<[usize]> = entries.chunks_exact(8).map(|e| usize::from_le_bytes(e.try_into().unwrap_or([0; 8]))).collect();
+    let result = registry().export(d, &name, &hash, given as usize, table, moves.into(), state as usize);
     match result {
         Ok(()) => 0,
         Err(e) => {

@@ -233,14 +233,17 @@ impl Slabs {
         Some(base() + i * UNIT)
     }
 
-    /// Unrecords the live block at `p` if `by` owns it (`by` `None`: whoever does) and
-    /// puts its slot back on its free list: (owner, size, charge), or `None`.
+    /// Unrecords the live block at `p` if `by` owns it and it is on its way nowhere (`by`
+    /// `None`: whoever owns it, wherever it goes) and puts its slot back on its free list:
+    /// (owner, size, charge), or `None`.
     pub fn release(&mut self, p: usize, by: Option<DomainId>) -> Option<(DomainId, usize, usize)> {
         let i = self.index(p)?;
         let (st, records) = self.parts();
         let class = st.class[i * UNIT / SLAB] as usize;
         let r = &mut records[i];
-        if by.is_some_and(|d| d != r.owner) {
+        // Its owner frees it only while it is on its way nowhere (one returned to a caller
+        // is the caller's to claim).
+        if by.is_some_and(|d| d != r.owner || r.sent != 0) {
             return None;
         }
         let out = (r.owner, r.size as usize, r.charge as usize);

@@ -300,7 +300,7 @@ unsafe extern "C" fn not_hellos_code(_state: *const ()) -> interfaces::Ret<()> {
 /// callers' calls wherever it likes, here into kernel code, past the check. The kernel
 /// should dispatch from its own copy of the table (the one it checked).
 pub fn export_table_rewritten_after_export(name: &str) -> ! {
-    let Some((table, _)) = inspect::export_of(hello::NAME) else {
+    let Some(table) = inspect::exported_table_in_domain(hello::NAME) else {
         fail(name, format_args!("hello must run"))
     };
     let proxy = match hello::import() {

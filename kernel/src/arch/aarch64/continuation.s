@@ -177,9 +177,11 @@ qvq_proxy_call_moving:
     b.hs    20f                             // else the slow path decides (kernel heap, or refused)
     add     x15, x12, x16, lsl #{RECORD_SHIFT}   // its record
     ldp     w12, w16, [x15]                 // owner, charge (0: no live block starts here)
+    ldr     w7, [x15, #{REC_SENT}]          // where it is on its way to (0: nowhere)
     cmp     w12, w11
-    ccmp    w16, #0, #4, eq
-    b.eq    17f                             // not a live block of the caller's
+    ccmp    w7, #0, #0, eq                  // the caller's, on its way nowhere,
+    ccmp    w16, #0, #4, eq                 // and live?
+    b.eq    17f                             // else refused
     adr     x0, QVQ_RREF_ACCOUNTS
     add     x0, x0, w14, uxtw #{ACCOUNT_SHIFT}      // the callee's account
     ldp     x7, x12, [x0]                   // charged, limit
@@ -192,8 +194,7 @@ qvq_proxy_call_moving:
     ldr     x7, [x0]
     sub     x7, x7, x16
     str     x7, [x0]
-    str     w14, [x15, #{REC_OWNER}]        // the callee owns it now,
-    str     wzr, [x15, #{REC_SENT}]         // and it is on its way nowhere
+    str     w14, [x15, #{REC_OWNER}]        // the callee owns it now
 21: ldr     x12, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALLS})]
     add     x12, x12, #1
     str     x12, [x9, #({SLOTS_FROM_CTX} + {SLOT_CALLS})]

@@ -75,8 +75,9 @@ qvq_rref_alloc:
 7:  msr     daif, x13
 9:  b       qvq_rref_alloc_slow
 
-// qvq_rref_free(block): frees a block the caller owns; anything else goes to the Rust
-// service, which refuses it.
+// qvq_rref_free(block): frees a block the caller owns that is on its way nowhere (one it
+// returned is its caller's to claim); anything else goes to the Rust service, which
+// refuses it.
 .global qvq_rref_free
 qvq_rref_free:
     adrp    x3, QVQ_SLAB_HEAP
@@ -91,9 +92,11 @@ qvq_rref_free:
     msr     daifset, #3
     add     x4, x3, x9, lsl #{RECORD_SHIFT} // its record
     ldp     w5, w6, [x4]                    // owner, charge (0: no live block)
+    ldr     w7, [x4, #{REC_SENT}]
     cmp     w5, w12
-    ccmp    w6, #0, #4, eq
-    b.eq    8f                              // not a live block of the caller's
+    ccmp    w7, #0, #0, eq                  // the caller's, on its way nowhere,
+    ccmp    w6, #0, #4, eq                  // and live?
+    b.eq    8f                              // else the Rust service refuses it
     adrp    x16, QVQ_SLABS
     add     x16, x16, :lo12:QVQ_SLABS
     lsr     w7, w9, #{SLAB_UNITS_SHIFT}     // its slab
@@ -103,7 +106,7 @@ qvq_rref_free:
     ldrh    w11, [x8, #{ST_FREE}]
     strh    w11, [x4, #{REC_NEXT}]
     strh    w9, [x8, #{ST_FREE}]            // on the class's free list
-    stp     wzr, wzr, [x4, #4]              // charge 0 (no live block), sent nowhere
+    str     wzr, [x4, #4]                   // charge 0: no live block
     add     x7, x16, x7, lsl #1
     ldrh    w11, [x7, #{ST_LIVE}]
     sub     w11, w11, #1

@@ -15,9 +15,14 @@ pub(super) struct Export {
     pub(super) name: String,
     pub(super) hash: [u8; 32],
     pub(super) domain: DomainId,
-    pub(super) table: usize,
+    /// The kernel's copy of the exported table (checked to be functions of the exporter
+    /// when it exported): calls are dispatched from it, not from the exporter's memory.
+    pub(super) table: Arc<[usize]>,
+    /// Where the exporter's own table was (the selftests rewrite it; calls never use it).
+    #[cfg_attr(not(feature = "selftest"), allow(dead_code))]
+    pub(super) given: usize,
     pub(super) state: usize,
-    /// Entries in `table` (checked to be functions of the exporter when it exported).
+    /// Entries in `table`.
     pub(super) methods: u32,
     /// Per entry, the argument registers its method takes `RRef`s in (checked to be
     /// grouped as `abi::dispatch_groups` says when it exported).
@@ -30,7 +35,7 @@ impl Export {
     fn target(&self) -> proxy::Target {
         proxy::Target {
             callee: self.domain,
-            table: self.table,
+            table: self.table.clone(),
             state: self.state,
             tag: proxy::tag_of(&self.hash),
             methods: self.methods,
@@ -57,7 +62,16 @@ impl Registry {
 
     /// Records `d`'s export of `name`. A version being prepared for a swap exports beside
     /// the running one, unseen until the swap commits.
-    pub fn export(&mut self, d: DomainId, name: &str, hash: &[u8; 32], table: usize, moves: Arc<[u8]>, state: usize) -> Result<(), ExportError> {
+    pub fn export(
+        &mut self,
+        d: DomainId,
+        name: &str,
+        hash: &[u8; 32],
+        given: usize,
+        table: Arc<[usize]>,
+        moves: Arc<[u8]>,
+        state: usize,
+    ) -> Result<(), ExportError> {
         let dom = self.get(d).ok_or(ExportError::Refused)?;
         if !declared(&dom.manifest.exports, name, hash) {
             return Err(ExportError::NotDeclared);
@@ -71,6 +85,7 @@ impl Registry {
             hash: *hash,
             domain: d,
             table,
+            given,
             state,
             methods: moves.len() as u32,
             moves,
@@ -131,7 +146,16 @@ impl Registry {
     /// call through them).
     #[cfg(feature = "selftest")]
     pub fn export_of(&self, name: &str) -> Option<(usize, usize)> {
-        self.exports.iter().find(|e| e.live && e.name == name).map(|e| (e.table, e.state))
+        self.exports
+            .iter()
+            .find(|e| e.live && e.name == name)
+            .map(|e| (e.table.as_ptr() as usize, e.state))
+    }
+
+    /// The table `name` was exported with, where its exporter keeps it (the selftests).
+    #[cfg(feature = "selftest")]
+    pub fn exported_table_in_domain(&self, name: &str) -> Option<usize> {
+        self.exports.iter().find(|e| e.live && e.name == name).map(|e| e.given)
     }
 
     /// Points every slot that dispatches to `old` at `new`'s export of the same interface
