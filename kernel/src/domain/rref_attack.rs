@@ -518,7 +518,7 @@ pub fn result_for_a_dead_caller(caller: DomainId, callee: DomainId) -> Result<()
     if !restarted {
         return Err(format!("domain {caller} did not restart"));
     }
-    let after = crate::selftest::settled(|| rref::owned_by(callee));
+    let after = crate::sched::settled(|| rref::owned_by(callee));
     if after != before {
         let owner = rref::owner_of(n);
         // Clean up, so that the run can carry on.

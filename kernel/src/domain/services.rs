@@ -10,7 +10,7 @@ use super::allegation::{copy_hash, copy_in, copy_out, copy_text, printable, Reac
 use super::continuation::{as_kernel, call_into, caller_of_current_call, proxy_status_address, EntryKind};
 use super::events::{self, Waited};
 use super::instance::StateHooks;
-use super::registry::{registry, State, MAX_DOMAINS};
+use super::registry::{registry, ExportedTable, State, MAX_DOMAINS};
 use super::unwind::unwind;
 use super::{dma, grants, recovery, rref, DomainId};
 use crate::sched::call_context::current_domain as current;
@@ -162,7 +162,13 @@ extern "C" fn export(name: *const u8, name_len: usize, hash: *const [u8; 32], gi
     // red-team finding: calls went through the exporter's heap, which it may rewrite after
     // exporting, to send its callers' calls anywhere).
     let table: alloc::sync::Arc<[usize]> = entries.chunks_exact(8).map(|e| usize::from_le_bytes(e.try_into().unwrap_or([0; 8]))).collect();
-    let result = registry().export(d, &name, &hash, given as usize, table, moves.into(), state as usize);
+    let exported = ExportedTable {
+        given: given as usize,
+        table,
+        moves: moves.into(),
+        state: state as usize,
+    };
+    let result = registry().export(d, &name, &hash, exported);
     match result {
         Ok(()) => 0,
         Err(e) => {

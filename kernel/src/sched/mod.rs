@@ -524,3 +524,22 @@ pub fn guard_page_owner(addr: usize) -> Option<String> {
         .find(|t| t.stack.guard().contains(&crate::memory::Region { base: addr, size: 1 }))
         .map(|t| alloc::format!("thread \"{}\" ({})", t.name, t.id))
 }
+
+/// `measure()` once it has stopped changing: five readings 20 ms apart agree (the threads
+/// of the last dead instance have ended and been reaped, the new instance's have started).
+/// At most about 2 s.
+#[cfg(feature = "selftest")] // the selftests' settling readings
+pub fn settled<T: PartialEq>(measure: impl Fn() -> T) -> T {
+    let mut last = measure();
+    let mut same = 0;
+    for _ in 0..100 {
+        sleep_ms(20);
+        let now = measure();
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+        if same == 4 {
+            break;
+        }
+    }
+    last
+}

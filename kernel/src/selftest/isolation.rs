@@ -225,7 +225,7 @@ pub fn console_crash_loop(name: &str) -> ! {
             sched::stats().threads,
         )
     };
-    let before = super::settled(measure);
+    let before = crate::sched::settled(measure);
     for round in 1..=ROUNDS {
         crash_and_wait(round);
     }

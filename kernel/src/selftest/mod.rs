@@ -51,24 +51,6 @@ pub const NAMES: &[&str] = &[
     "fs-crash-writes",
 ];
 
-/// `measure()` once it has stopped changing: five readings 20 ms apart agree (the threads
-/// of the last dead instance have ended and been reaped, the new instance's have started).
-/// At most about 2 s.
-pub(crate) fn settled<T: PartialEq>(measure: impl Fn() -> T) -> T {
-    let mut last = measure();
-    let mut same = 0;
-    for _ in 0..100 {
-        sched::sleep_ms(20);
-        let now = measure();
-        same = if now == last { same + 1 } else { 0 };
-        last = now;
-        if same == 4 {
-            break;
-        }
-    }
-    last
-}
-
 /// True if `after` (free frames, kernel heap used, shared heap used, threads) holds on to
 /// nothing that `before` did not: as many free frames or more, as little heap or less, as
 /// few threads or fewer. (A thread of the last instance can still be on its way out at
@@ -341,7 +323,7 @@ fn crash_loop(name: &str) -> ! {
             sched::stats().threads,
         )
     };
-    let before = settled(measure);
+    let before = sched::settled(measure);
     for round in 1..=ROUNDS {
         crash_and_wait(round);
     }

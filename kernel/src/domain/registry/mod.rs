@@ -10,6 +10,7 @@
 
 mod record;
 mod wiring;
+pub use wiring::ExportedTable;
 
 pub use record::{Domain, State};
 use wiring::{Export, SlotRecord};

@@ -44,6 +44,18 @@ impl Export {
     }
 }
 
+/// An exported table, as `services::export` checked it.
+pub struct ExportedTable {
+    /// Where the exporter keeps its own table.
+    pub given: usize,
+    /// The kernel's copy of it, which calls are dispatched from.
+    pub table: Arc<[usize]>,
+    /// Per entry, the argument registers its method takes `RRef`s in.
+    pub moves: Arc<[u8]>,
+    /// What the entries are called with.
+    pub state: usize,
+}
+
 /// Which interface a slot was made for, to re-point it after a restart or a swap.
 pub(super) struct SlotRecord {
     pub(super) index: usize,
@@ -62,16 +74,8 @@ impl Registry {
 
     /// Records `d`'s export of `name`. A version being prepared for a swap exports beside
     /// the running one, unseen until the swap commits.
-    pub fn export(
-        &mut self,
-        d: DomainId,
-        name: &str,
-        hash: &[u8; 32],
-        given: usize,
-        table: Arc<[usize]>,
-        moves: Arc<[u8]>,
-        state: usize,
-    ) -> Result<(), ExportError> {
+    pub fn export(&mut self, d: DomainId, name: &str, hash: &[u8; 32], table: ExportedTable) -> Result<(), ExportError> {
+        let ExportedTable { given, table, moves, state } = table;
         let dom = self.get(d).ok_or(ExportError::Refused)?;
         if !declared(&dom.manifest.exports, name, hash) {
             return Err(ExportError::NotDeclared);
