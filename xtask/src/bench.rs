@@ -139,15 +139,14 @@ pub fn bench(board: Board) -> Result<bool, String> {
     boot.append = "qvq.test=bench qvq.restart_limit=0".into();
     boot.extra = ["-icount", "shift=0,sleep=off"].map(String::from).to_vec();
     // The block driver's device: QEMU's null-co block driver (reads give zeros, writes are
-    // dropped), so the counts do not follow the host's disk. On virt the transport's
-    // ioeventfd is off: with it, QEMU's main loop picks the notify up on its own thread, and
-    // whether a request is already complete when the driver next looks (no interrupt to
-    // wait for) or not (a wait, an interrupt, two context switches: about 2,200
-    // instructions) followed the host's thread timing; whole bench runs came out in one
-    // mode or the other (4,473 or 6,718 instructions for a direct read at batch 1, the
-    // crossing 433 in both). Without it, the notify is handled during the guest's write,
-    // the completion always arrives by interrupt, and runs agree. On rpi3 it is the SD
-    // card (16 MiB: a power of 2, as QEMU wants for a card).
+    // dropped), so the counts do not follow the host's disk. QEMU completes each request on
+    // its main loop thread, beside the guest's CPU, so the completion's interrupt lands
+    // where the host's thread timing puts it; the kernel's block figures leave the driver's
+    // waits for it out (kernel/src/bench_block.rs), which makes them the same whatever
+    // that timing. On virt the transport's ioeventfd is off, so the notify is handled
+    // during the guest's own write rather than on one more host thread (the counts agree
+    // with it on too). On rpi3 it is the SD card (16 MiB: a power of 2, as QEMU wants for
+    // a card).
     let disk: &[&str] = match board {
         Board::Virt => &[
             "-global",
@@ -163,13 +162,18 @@ pub fn bench(board: Board) -> Result<bool, String> {
     println!("{}", boot.command_line());
     let first = run_once(&boot)?;
     let second = run_once(&boot)?;
-    // Block figures move by up to a few tenths of a percent between runs (a source of
-    // nondeterminism not found yet); they must agree within 1 %, everything else exactly.
-    let same = |a: &(String, u64), b: &(String, u64)| a.0 == b.0 && (a.1 == b.1 || (a.0.starts_with("block ") && a.1.abs_diff(b.1) * 100 <= a.1.max(1)));
+    // Every count must agree exactly, the block figures' too. The block throughput rows are
+    // not counts but requests per second of virtual time, the device's waits included: how
+    // soon QEMU's main loop thread completes a request, and so how much of the second the
+    // CPU spends idle or switching, and where a crash falls against the 10 ms tick the
+    // recovery polls at, follow the host. They are shown, not compared.
+    let timed = |row: &str| row.contains("requests per virtual second");
+    let same = |a: &(String, u64), b: &(String, u64)| a.0 == b.0 && (a.1 == b.1 || timed(&a.0));
     let deterministic = first.len() == second.len() && first.iter().zip(&second).all(|(a, b)| same(a, b));
     for (a, b) in first.iter().zip(&second) {
         if a != b {
-            println!("differs between runs: {} ({} vs {})", a.0, a.1, b.1);
+            let note = if a.0 == b.0 && timed(&a.0) { " (virtual time, not compared)" } else { "" };
+            println!("differs between runs: {} ({} vs {}){note}", a.0, a.1, b.1);
         }
     }
 
@@ -200,7 +204,7 @@ pub fn bench(board: Board) -> Result<bool, String> {
     println!(
         "deterministic: {}",
         if deterministic {
-            "yes (two runs, identical counts; block figures within 1 %)"
+            "yes (two runs, identical counts; block throughput in virtual time not compared)"
         } else {
             "NO: the two runs differ"
         }
@@ -252,7 +256,7 @@ fn block_report(board: Board, rows: &[(String, u64)]) -> Result<bool, String> {
     }
     let pct = |with: u64, direct: u64| (with as f64 - direct as f64) * 100.0 / direct.max(1) as f64;
     println!();
-    println!("{described}, guest instructions per 4 KiB request (idle time waiting for the device not counted):");
+    println!("{described}, guest instructions per 4 KiB request (the driver's waits for the device not counted):");
     println!();
     println!("| op | batch | direct | through the proxy | overhead | through a shadow | overhead |");
     println!("|---|---:|---:|---:|---:|---:|---:|");

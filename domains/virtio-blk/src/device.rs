@@ -242,6 +242,11 @@ impl BlockDevice {
             return Ok(());
         }
         self.queue.notify();
+        // The interrupt first, then the used ring. Looking first finds the batch done or
+        // not as QEMU's main loop thread (where it completes requests) happens to run
+        // against this one, and the interrupt comes either way: after a batch found done,
+        // it only ends the next batch's first wait at once.
+        self.wait_for_interrupt();
         while !in_flight.is_empty() {
             let done = match self.queue.pop_used() {
                 Some(d) => d,
@@ -292,7 +297,8 @@ impl BlockDevice {
         Ok(())
     }
 
-    /// Waits for the device's interrupt and acknowledges it.
+    /// Waits for the device's interrupt and acknowledges it (before the used ring is read:
+    /// a completion after the acknowledgement interrupts again).
     fn wait_for_interrupt(&self) {
         self.device.wait_irq();
         let m = &self.device.mmio;

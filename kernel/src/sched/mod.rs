@@ -6,8 +6,12 @@
 //! `svc` (yield, block, sleep, exit) or are preempted by the tick.
 
 pub mod call_context;
+#[cfg(feature = "selftest")]
+mod device_wait;
 mod waitqueue;
 pub use call_context::SavedContext;
+#[cfg(feature = "selftest")]
+pub use device_wait::{count_device_wait, device_wait_cycles};
 pub use waitqueue::WaitQueue;
 
 use crate::arch::exception::{TrapFrame, SPSR_EL1T_IRQS_ON};
@@ -62,6 +66,9 @@ struct Thread {
     wake_at: u64,
     /// Its call context while switched out (`call_context`).
     domain: SavedContext,
+    /// Cycles it waited for a device's interrupt, less idle ones (`device_wait`).
+    #[cfg(feature = "selftest")]
+    device_wait: u64,
 }
 
 struct Slot {
@@ -274,6 +281,8 @@ pub fn spawn_with_stack<F: FnOnce() + Send + 'static>(name: &str, priority: Prio
             stack_limit: stack_guard_end,
             ..SavedContext::default()
         },
+        #[cfg(feature = "selftest")]
+        device_wait: 0,
     }));
     s.make_ready(index as u16);
     Ok(id)

@@ -116,7 +116,8 @@ impl Device {
         self.has_irq
     }
 
-    /// Waits for the device's interrupt. The line stays masked until `irq_done`.
+    /// Waits for the device's interrupt. The line stays masked from when it fires until
+    /// `irq_done`; the kernel unmasks it then if a thread waits, otherwise on the next wait.
     pub fn wait_irq(&self) -> bool {
         // SAFETY: a plain grant index.
         unsafe { (services().irq_wait)(self.index) == 0 }
