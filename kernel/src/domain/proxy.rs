@@ -223,14 +223,18 @@ extern "C" fn qvq_proxy_gate_wait(index: u32) -> u32 {
 
 /// The moving trampoline's slow path (continuation.s), with IRQs masked, once its checks
 /// passed: moves the `RRef` arguments of `method` (its table index) of slot `index` from
-/// `caller` to `callee`, the arguments being x1..x6 in `args`. Returns 0, or the
-/// `RpcError` code the call is refused with (nothing moved then).
+/// `caller` to `callee`, the arguments being x1..x6 in `args`; `known` is the method's
+/// moves when the trampoline knows them (x1 alone), else 0. Returns 0, or the `RpcError`
+/// code the call is refused with (nothing moved then).
 #[no_mangle]
-extern "C" fn qvq_proxy_move_arguments(index: u32, method: u32, caller: DomainId, callee: DomainId, args: &[usize; 6]) -> u32 {
-    let moves = SLOT_KEPT
-        .lock()
-        .get(index as usize)
-        .and_then(|k| k.as_ref()?.moves.get(method as usize).copied());
+extern "C" fn qvq_proxy_move_arguments(index: u32, method: u32, caller: DomainId, callee: DomainId, args: &[usize; 6], known: u32) -> u32 {
+    let moves = match known {
+        0 => SLOT_KEPT
+            .lock()
+            .get(index as usize)
+            .and_then(|k| k.as_ref()?.moves.get(method as usize).copied()),
+        _ => Some(1),
+    };
     let Some(moves) = moves else { return RpcError::NotAllowed as u32 };
     let mut blocks = [0usize; 6];
     let mut n = 0;

@@ -174,7 +174,7 @@ qvq_proxy_call_moving:
     sub     x16, x1, x16
     ror     x16, x16, #{UNIT_SHIFT}         // the unit, if x1 is one's first byte
     cmp     x16, #{SLAB_UNITS}
-    b.hs    20f                             // else the slow path decides (kernel heap, or refused)
+    b.hs    22f                             // else the slow path decides (kernel heap, or refused)
     add     x15, x12, x16, lsl #{RECORD_SHIFT}   // its record
     ldp     w12, w16, [x15]                 // owner, charge (0: no live block starts here)
     ldr     w7, [x15, #{REC_SENT}]          // where it is on its way to (0: nowhere)
@@ -209,6 +209,9 @@ qvq_proxy_call_moving:
     cmp     w17, w16
     b.hs    19f
     and     w17, w0, #0xff                  // the table index
+    mov     w7, #0                          // the slow path looks its moves up
+    b       20f
+22: mov     w7, #1                          // x1 alone: the slow path need not look
     b       20f
 19: msr     daifclr, #3
     b       9b
@@ -232,6 +235,7 @@ qvq_proxy_call_moving:
     mov     w2, w11                         // caller
     mov     w3, w14                         // callee
     add     x4, sp, #24                     // x1..x6, as saved
+    mov     w5, w7                          // the moves, if known (else 0)
     bl      qvq_proxy_move_arguments
     mov     w16, w0
     ldp     x0, x1, [sp, #16]
