@@ -8,10 +8,14 @@
 pub mod call_context;
 #[cfg(feature = "selftest")]
 mod device_wait;
+#[cfg(feature = "selftest")]
+mod settle;
 mod waitqueue;
 pub use call_context::SavedContext;
 #[cfg(feature = "selftest")]
 pub use device_wait::{count_device_wait, device_wait_cycles};
+#[cfg(feature = "selftest")]
+pub use settle::settled;
 pub use waitqueue::WaitQueue;
 
 use crate::arch::exception::{TrapFrame, SPSR_EL1T_IRQS_ON};
@@ -532,23 +536,4 @@ pub fn guard_page_owner(addr: usize) -> Option<String> {
         .filter_map(|x| x.thread.as_deref())
         .find(|t| t.stack.guard().contains(&crate::memory::Region { base: addr, size: 1 }))
         .map(|t| alloc::format!("thread \"{}\" ({})", t.name, t.id))
-}
-
-/// `measure()` once it has stopped changing: five readings 20 ms apart agree (the threads
-/// of the last dead instance have ended and been reaped, the new instance's have started).
-/// At most about 2 s.
-#[cfg(feature = "selftest")] // the selftests' settling readings
-pub fn settled<T: PartialEq>(measure: impl Fn() -> T) -> T {
-    let mut last = measure();
-    let mut same = 0;
-    for _ in 0..100 {
-        sleep_ms(20);
-        let now = measure();
-        same = if now == last { same + 1 } else { 0 };
-        last = now;
-        if same == 4 {
-            break;
-        }
-    }
-    last
 }
